@@ -1,0 +1,42 @@
+# One command to run the portal, one to test it. Everything installs into .venv from the hashed lock files.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: run dev test lint install lock browsers clean
+
+run: install  ## start the portal on the embedded default (Ctrl-C stops it)
+	$(PY) manage.py run
+
+dev: install  ## the same with DEBUG on
+	$(PY) manage.py run --dev
+
+test: install browsers lint  ## every test, browser tests included, then lint
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+install: $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check --require-hashes -r requirements/base.txt -r requirements/dev.txt
+	touch $(STAMP)
+
+browsers:  ## Debian's chromium for the browser tests (never a browser download)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+lock:  ## re-resolve requirements/*.txt from requirements/*.in (needs the package index)
+	$(PIP) install --quiet pip-tools
+	cd requirements && ../$(VENV)/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras -q -o base.txt base.in
+	cd requirements && ../$(VENV)/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras -q -o dev.txt dev.in
+
+clean:  ## remove the virtualenv (var/, the data, is kept)
+	rm -rf $(VENV)

@@ -1,0 +1,43 @@
+"""Audit of sign-ins. Django only reports these through signals, so this is where they are recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.http import HttpRequest
+
+from audit.models import Outcome
+from audit.services import audit
+
+MAX_ATTEMPTED_USERNAME = 150
+
+
+def _on_login(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    audit(actor=user, action="auth.login", target=user, request=request)
+
+
+def _on_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        audit(actor=user, action="auth.logout", target=user, request=request)
+
+
+def _on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # Only the username is kept: Django already masks the password in `credentials`, and we drop it anyway.
+    attempted = str(credentials.get("username", ""))[:MAX_ATTEMPTED_USERNAME]
+    audit(
+        actor=None,
+        actor_username=attempted,
+        action="auth.login_failed",
+        outcome=Outcome.FAILURE,
+        details={"username": attempted},
+        request=request,
+    )
+
+
+def connect() -> None:
+    user_logged_in.connect(_on_login, dispatch_uid="accounts.audit_login")
+    user_logged_out.connect(_on_logout, dispatch_uid="accounts.audit_logout")
+    user_login_failed.connect(_on_login_failed, dispatch_uid="accounts.audit_login_failed")

@@ -1,0 +1,96 @@
+"""`manage.py run`: the one command that brings the whole portal up on this machine.
+
+Migrates, collects static files, creates the demo organisation on first start, starts a Celery worker
+and serves the portal with uvicorn (ASGI, so streaming answers do not hold a thread each) until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+WORKER_STOP_SECONDS = 30
+
+
+class Command(BaseCommand):
+    help = "Start the portal (web server and Celery worker) on the configured database."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=settings.PORTAL_BIND, help="host:port (default %(default)s)")
+        parser.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
+        parser.add_argument("--dev", action="store_true", help="development mode (DEBUG on; set by manage.py)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, _, port = options["bind"].rpartition(":")
+        self.stdout.write("Preparing the database…")
+        call_command("migrate", interactive=False, verbosity=0)
+        if not settings.DEBUG:
+            call_command("collectstatic", interactive=False, verbosity=0)
+        credentials: dict[str, str] = {}
+        if settings.PORTAL_DEMO:
+            from portal.core.demo import demo_organisation_ensure
+
+            credentials = demo_organisation_ensure()
+
+        worker = None if options["no_worker"] else self._start_worker()
+        try:
+            self._print_banner(host, int(port), credentials)
+            self._serve(host, int(port))
+        finally:
+            if worker is not None:
+                self._stop_worker(worker)
+        self.stdout.write("Portal stopped.")
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable, "-m", "celery", "-A", "portal", "worker",
+            "--loglevel", "INFO", "--hostname", f"portal@{os.uname().nodename}",
+            "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY),
+        ]  # fmt: skip
+        return subprocess.Popen(command, cwd=settings.BASE_DIR)
+
+    def _stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: finish the running task
+        try:
+            worker.wait(WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+    def _print_banner(self, host: str, port: int, credentials: dict[str, str]) -> None:
+        database = "external (DATABASE_URL)" if settings.DATABASE_URL else f"embedded, data in {settings.VAR_DIR}"
+        broker = "Redis" if settings.CELERY_BROKER_URL.startswith("redis") else "embedded (filesystem, var/broker)"
+        lines = [
+            "",
+            "Hybrid AI portal is running",
+            f"  open      http://{host}:{port}/",
+            f"  database  {database}",
+            f"  broker    {broker}",
+        ]
+        if credentials:
+            lines.append("  sign in with (demo organisation; passwords kept in var/demo_credentials.json):")
+            lines += [f"    {name:<8} {password}" for name, password in credentials.items()]
+        lines += ["  stop with Ctrl-C", ""]
+        self.stdout.write("\n".join(lines))
+
+    def _serve(self, host: str, port: int) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            "portal.asgi:application",
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="info",
+            proxy_headers=False,
+            server_header=False,
+        )
+        uvicorn.Server(config).run()

