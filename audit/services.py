@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import secrets
 from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.chain import GENESIS_HASH, event_hash, normalise_details
-from audit.models import AuditEvent, Outcome
+from audit.chain import GENESIS_HASH, HASHED_FIELDS, event_hash, format_time, normalise_details
+from audit.checkpoints import (
+    Checkpoint,
+    checkpoint_sign,
+    checkpoint_write,
+    latest_checkpoint,
+    load_private_key,
+    private_key_ensure,
+    public_key_write,
+)
+from audit.exports import render_rows
+from audit.filters import AuditFilter
+from audit.models import AuditEvent, AuditExport, ExportFormat, ExportStatus, Outcome
+
+logger = logging.getLogger(__name__)
 
 # Arbitrary constant: the key of the PostgreSQL advisory lock that serialises chain appends.
 AUDIT_CHAIN_LOCK_KEY = 0x4155_4449_5400  # "AUDIT"
 MAX_ROLE_NAMES = 20
+_INSERT_COLUMNS = (*HASHED_FIELDS, "hash")
+_JSON_COLUMNS = frozenset({"actor_roles", "details"})
+_INSERT_SQL = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id".format(
+    table=AuditEvent._meta.db_table,
+    columns=", ".join(_INSERT_COLUMNS),
+    values=", ".join("%s::jsonb" if name in _JSON_COLUMNS else "%s" for name in _INSERT_COLUMNS),
+)
 
 
 def actor_roles(actor: AbstractBaseUser | AnonymousUser | None) -> list[str]:
@@ -56,22 +83,188 @@ def audit(
     address = client_address(request)
     if address:
         event_details.setdefault("ip", address)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK_KEY])
-        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    roles = actor_roles(actor)  # before taking the chain lock: keep the time it is held short
+    # No savepoint: if the event cannot be written, the caller's whole transaction must fail with it,
+    # and two fewer round trips shorten the time the chain lock is held.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SELECT head_seq, head_hash FROM audit_chain_lock_head(%s)", [AUDIT_CHAIN_LOCK_KEY])
+        head_seq, head_hash = cursor.fetchone()
         fields: dict[str, Any] = {
-            "seq": (head["seq"] + 1) if head else 1,
+            "seq": (head_seq or 0) + 1,
             "created_at": timezone.now(),
             "actor_id": actor.pk if authenticated else None,  # type: ignore[union-attr]
             "actor_username": (actor.get_username() if authenticated else actor_username)[:150],  # type: ignore[union-attr]
-            "actor_roles": actor_roles(actor),
+            "actor_roles": roles,
             "action": action,
             "object_type": object_type,
             "object_id": str(object_id),
             "outcome": str(outcome),
             "details": event_details,
-            "previous_hash": head["hash"] if head else GENESIS_HASH,
+            "previous_hash": head_hash or GENESIS_HASH,
         }
         fields["hash"] = event_hash(fields)
-        return AuditEvent.objects.create(**fields)
+        # a plain INSERT rather than Model.save(): less work while the chain lock is held
+        cursor.execute(_INSERT_SQL, [json.dumps(fields[name]) if name in _JSON_COLUMNS else fields[name]
+                                     for name in _INSERT_COLUMNS])  # fmt: skip
+        (event_id,) = cursor.fetchone()
+    event = AuditEvent(id=event_id, **fields)
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+# ---- signed checkpoints -----------------------------------------------------------------------------
+def _signing_key() -> Any:
+    if settings.AUDIT_CHECKPOINT_KEY:
+        key = load_private_key(settings.AUDIT_CHECKPOINT_KEY.encode(), "AUDIT_CHECKPOINT_KEY")
+        public_key_write(key.public_key(), settings.AUDIT_CHECKPOINT_PUBLIC_KEY_PATH)
+        return key
+    return private_key_ensure(settings.AUDIT_CHECKPOINT_KEY_PATH, settings.AUDIT_CHECKPOINT_PUBLIC_KEY_PATH)
+
+
+def audit_checkpoint_create(
+    *, force: bool = False, directory: Path | None = None
+) -> tuple[Checkpoint | None, Path | None]:
+    """Sign the current chain head and write it to the checkpoint store.
+
+    Writes files only (no database row, no audit event: an event would move the head it just signed).
+    Skips when the chain is empty or its head was already checkpointed, unless `force`.
+    """
+    from audit.selectors import audit_chain_head
+
+    target = directory or settings.AUDIT_CHECKPOINT_DIR
+    head_seq, count = audit_chain_head()
+    if head_seq == 0:
+        return None, None
+    previous = latest_checkpoint(target)
+    if previous is not None and previous.head_seq == head_seq and not force:
+        return None, None
+    head = AuditEvent.objects.filter(seq=head_seq).values("hash", "created_at").get()
+    checkpoint = checkpoint_sign(
+        private_key=_signing_key(),
+        head_seq=head_seq,
+        head_hash=head["hash"],
+        event_count=count,
+        head_created_at=format_time(head["created_at"]),
+        created_at=format_time(timezone.now()),
+    )
+    path = checkpoint_write(checkpoint, target)
+    logger.info("audit checkpoint written: event #%s -> %s", head_seq, path)
+    return checkpoint, path
+
+
+# ---- exports ------------------------------------------------------------------------------------------
+EXPORT_PROGRESS_EVERY = 5000  # rows between progress updates of a background export
+
+
+@transaction.atomic
+def audit_export_record(
+    *, actor: AbstractBaseUser, audit_filter: AuditFilter, export_format: str, count: int, up_to_seq: int,
+    request: HttpRequest | None = None, export_id: int | None = None,
+) -> AuditEvent:  # fmt: skip
+    """Record that someone exported (or asked to export) a range of the trail: what, how many, which format."""
+    details: dict[str, Any] = {
+        "filter": audit_filter.to_dict(),
+        "format": export_format,
+        "count": count,
+        "up_to_seq": up_to_seq,
+    }
+    if export_id is not None:
+        details["export_id"] = export_id
+        details["background"] = True
+    return audit(actor=actor, action="audit.exported", object_type="audit.auditexport",
+                 object_id=export_id or "", details=details, request=request)  # fmt: skip
+
+
+@transaction.atomic
+def audit_export_request(
+    *, actor: AbstractBaseUser, audit_filter: AuditFilter, export_format: str, request: HttpRequest | None = None
+) -> AuditExport:
+    """Queue a background export of the filtered range, up to the current head of the chain."""
+    from audit.selectors import audit_events_matching, audit_head_seq
+    from audit.tasks import audit_export_task
+
+    up_to_seq = audit_head_seq()
+    count = audit_events_matching(user=actor, audit_filter=audit_filter).filter(seq__lte=up_to_seq).count()
+    export = AuditExport(
+        requested_by=actor,  # type: ignore[misc]
+        export_format=ExportFormat(export_format),
+        filters=audit_filter.to_dict(),
+        up_to_seq=up_to_seq,
+        total=count,
+    )
+    export.full_clean()
+    export.save()
+    audit_export_record(
+        actor=actor, audit_filter=audit_filter, export_format=export_format, count=count, up_to_seq=up_to_seq,
+        request=request, export_id=export.pk,
+    )  # fmt: skip
+    export_id = export.pk
+    transaction.on_commit(lambda: audit_export_task.delay(export_id))
+    return export
+
+
+def audit_export_run(*, export_id: int) -> AuditExport:
+    """Write a queued export to its file, reporting progress as it goes (idempotent: a finished one is kept)."""
+    from audit.selectors import audit_export_rows
+
+    export = AuditExport.objects.select_related("requested_by").get(pk=export_id)
+    if export.status == ExportStatus.DONE:
+        return export
+    AuditExport.objects.filter(pk=export.pk).update(status=ExportStatus.RUNNING, done=0, error="")
+    directory: Path = settings.AUDIT_EXPORT_DIR
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    file_name = export.file_name or f"audit-export-{export.pk}-{secrets.token_hex(8)}.{export.export_format}"
+    temporary = directory / f".{file_name}.part"
+    events = AuditEvent.objects.all()
+    from audit.filters import apply_filter
+
+    rows = audit_export_rows(apply_filter(events, AuditFilter.from_dict(export.filters)), up_to_seq=export.up_to_seq)
+    written = 0
+
+    def counted(source: Any) -> Any:
+        nonlocal written
+        for row in source:
+            written += 1
+            if written % EXPORT_PROGRESS_EVERY == 0:
+                AuditExport.objects.filter(pk=export.pk).update(done=written)
+            yield row
+
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            for piece in render_rows(counted(rows), export.export_format):
+                handle.write(piece)
+        os.replace(temporary, directory / file_name)
+    except Exception as error:
+        temporary.unlink(missing_ok=True)
+        AuditExport.objects.filter(pk=export.pk).update(status=ExportStatus.FAILED, error=str(error)[:500])
+        raise
+    with transaction.atomic():
+        AuditExport.objects.filter(pk=export.pk).update(
+            status=ExportStatus.DONE, done=written, total=written, file_name=file_name, finished_at=timezone.now()
+        )
+        audit(
+            actor=export.requested_by,
+            action="audit.export_completed",
+            object_type="audit.auditexport",
+            object_id=export.pk,
+            details={"count": written, "format": export.export_format},
+        )
+    export.refresh_from_db()
+    return export
+
+
+def audit_export_expire(*, older_than_days: int | None = None) -> int:
+    """Delete the files of background exports older than the retention period; keep their rows (and events)."""
+    days = settings.AUDIT_EXPORT_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    removed = 0
+    for export in AuditExport.objects.filter(created_at__lt=cutoff).exclude(file_name=""):
+        with transaction.atomic():
+            (settings.AUDIT_EXPORT_DIR / export.file_name).unlink(missing_ok=True)
+            AuditExport.objects.filter(pk=export.pk).update(file_name="", status=ExportStatus.FAILED,
+                                                            error="expired")  # fmt: skip
+            audit(actor=None, actor_username="system", action="audit.export_expired",
+                  object_type="audit.auditexport", object_id=export.pk)  # fmt: skip
+            removed += 1
+    return removed

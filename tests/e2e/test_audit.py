@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from audit.models import AuditEvent
+from audit.services import audit
+from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import sign_in
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_auditor_filters_opens_an_event_and_exports(page: Any, tmp_path: Path) -> None:
+    UserFactory(username="audrey", first_name="Audrey", last_name="Auditor", roles=["Auditor"])
+    sam = UserFactory(username="sam", roles=["Staff"])
+    for n in range(3):
+        audit(actor=sam, action="knowledge.searched", details={"query": f"holiday policy {n}", "chunk_ids": [n]})
+    audit(actor=sam, action="routing.model_called", details={"provider": "anthropic", "model": "claude"})
+
+    sign_in(page, "audrey", DEFAULT_PASSWORD)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+
+    # live filtering: typing in the provider box narrows the table without a page load
+    page.get_by_label("Provider").fill("anthropic")
+    results = page.locator("#event-results tbody")
+    expect(results.get_by_role("row")).to_have_count(1)
+    expect(results).to_contain_text("routing.model_called")
+    assert "provider=anthropic" in page.url
+
+    page.get_by_label("Provider").fill("")
+    page.get_by_label("Action").fill("knowledge.searched")
+    page.get_by_role("button", name="Filter").click()
+    expect(results.get_by_role("row")).to_have_count(3)
+
+    newest = AuditEvent.objects.filter(action="knowledge.searched").latest("seq")
+    results.get_by_role("link", name=f"Event {newest.seq}").click()
+    expect(page.get_by_role("heading", name=f"Audit event #{newest.seq}")).to_be_visible()
+    expect(page.locator(".audit-json")).to_contain_text('"query": "holiday policy 2"')
+    expect(page.get_by_text("the hash matches this content")).to_be_visible()
+
+    page.go_back()
+    expect(results.get_by_role("row")).to_have_count(3)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV", exact=True).click()
+    download_path = tmp_path / "export.csv"
+    download_info.value.save_as(download_path)
+    rows = list(csv.DictReader(io.StringIO(download_path.read_text(encoding="utf-8"))))
+    assert [row["action"] for row in rows] == ["knowledge.searched"] * 3
+    exported = AuditEvent.objects.filter(action="audit.exported").latest("seq")
+    assert exported.actor_username == "audrey"
+    assert exported.details["filter"] == {"action": "knowledge.searched"}
+    assert exported.details["count"] == 3
+
+
+def test_staff_get_no_audit_link_and_a_403(page: Any) -> None:
+    UserFactory(username="sam", roles=["Staff"])
+    sign_in(page, "sam", DEFAULT_PASSWORD)
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit")).to_have_count(0)
+    response = page.goto("/audit/")
+    assert response is not None and response.status == 403
