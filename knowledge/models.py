@@ -1,1 +1,206 @@
+"""Knowledge bases, their documents and the searchable chunks of those documents.
+
+Search reads only chunks with `is_active`: a new version of a document is written as inactive chunks
+of a new generation and switched on in one transaction (see knowledge.services.document_activate), so a
+search sees either the old version or the new one, never a mix.
+"""
+
 from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.files.storage import Storage, storages
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+EMBEDDING_DIMENSION = 384
+
+
+class DocumentStorage(Storage):
+    """Forwards to the storage named by KNOWLEDGE_STORAGE_ALIAS, looked up at each use (not at import)."""
+
+    def _target(self) -> Storage:
+        return storages[getattr(settings, "KNOWLEDGE_STORAGE_ALIAS", "default")]
+
+    def _open(self, name: str, mode: str = "rb") -> Any:
+        return self._target().open(name, mode)
+
+    def _save(self, name: str, content: Any) -> str:
+        return self._target().save(name, content)
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        return self._target().get_available_name(name, max_length)
+
+    def delete(self, name: str) -> None:
+        self._target().delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self._target().exists(name)
+
+    def size(self, name: str) -> int:
+        return self._target().size(name)
+
+    def path(self, name: str) -> str:
+        return self._target().path(name)
+
+    def url(self, name: str | None) -> str:
+        return self._target().url(name)
+
+
+_DOCUMENT_STORAGE = DocumentStorage()
+
+
+def document_storage() -> Storage:
+    return _DOCUMENT_STORAGE
+
+
+def document_upload_to(instance: Document, filename: str) -> str:
+    return f"knowledge/{instance.knowledge_base_id}/{instance.sha256[:2]}/{instance.sha256}/{filename}"
+
+
+class Classification(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    LOCAL_ONLY = "local_only", "Local only (never leaves the server)"
+
+
+class KnowledgeBase(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    embedding_model = models.CharField(max_length=200, default="all-MiniLM-L6-v2")
+    embedding_dimension = models.PositiveIntegerField(default=EMBEDDING_DIMENSION)
+    classification = models.CharField(max_length=20, choices=Classification.choices, default=Classification.INTERNAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_knowledgebase", "Can grant access to the knowledge base")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DocumentStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Document(models.Model):
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=300)
+    original_filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED)
+    error = models.TextField(blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to=document_upload_to, storage=document_storage, max_length=500, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restricted_to_roles = models.ManyToManyField(
+        Group, blank=True, related_name="+", help_text="Empty: everyone who may view the knowledge base."
+    )
+    # The generation being built by the ingestion task; chunks of `active_generation` are searchable.
+    generation = models.PositiveIntegerField(default=1)
+    active_generation = models.PositiveIntegerField(default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["title", "pk"]
+        indexes = [models.Index(fields=["knowledge_base", "sha256"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in {DocumentStatus.READY, DocumentStatus.FAILED}
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # Copied from the document so permission filters are plain column tests the HNSW scan can apply.
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    generation = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    heading_path = models.CharField(max_length=500, blank=True)
+    page_number = models.PositiveIntegerField(null=True, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+    # BM25 document length: number of indexed terms (sum of the postings' tf).
+    lexical_length = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["document", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "generation", "position"], name="knowledge_chunk_unique_position"
+            )
+        ]
+        indexes = [
+            HnswIndex(
+                name="knowledge_chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["document", "is_active"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.position}"
+
+
+class Posting(models.Model):
+    """Lexical index: one row per (term, chunk) with the term frequency, for BM25 scoring in SQL."""
+
+    term = models.CharField(max_length=100)
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="+", db_index=False)
+    tf = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["term", "chunk"], include=["tf"], name="knowledge_posting_unique")
+        ]
+        indexes = [models.Index(fields=["chunk"], name="knowledge_posting_chunk")]
+
+    def __str__(self) -> str:
+        return f"{self.term}@{self.chunk_id}"
+
+
+class TermStatistic(models.Model):
+    """Document frequency of a term over the active chunks (kept current when a generation activates)."""
+
+    term = models.CharField(max_length=100, primary_key=True)
+    document_frequency = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.term}: {self.document_frequency}"
+
+
+class LexicalStatistics(models.Model):
+    """One row: number of active chunks and their total length, for BM25's N and average length."""
+
+    chunk_count = models.BigIntegerField(default=0)
+    total_length = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.chunk_count} chunks"

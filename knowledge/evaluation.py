@@ -1,0 +1,199 @@
+"""Helpers for the evaluation and benchmark commands: bulk loading of text corpora and IR metrics."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+
+from knowledge import embeddings, services
+from knowledge.chunking import ChunkDraft, chunk_blocks
+from knowledge.extraction import Block
+from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from knowledge.search import Acl
+
+
+@dataclass(frozen=True)
+class CorpusDocument:
+    key: str
+    title: str
+    text: str
+
+
+def knowledge_base_drop(name: str) -> None:
+    """Remove a knowledge base with its chunks, keeping the BM25 statistics right."""
+    old = KnowledgeBase.objects.filter(name=name).first()
+    if old is not None:
+        with transaction.atomic():
+            services._lexical_statistics_lock()
+            services._statistics_apply("c.knowledge_base_id = %s AND c.is_active", [old.pk], -1)
+            old.delete()
+
+
+def knowledge_base_fresh(name: str, description: str = "") -> KnowledgeBase:
+    """An empty knowledge base (an older one with that name is removed first)."""
+    knowledge_base_drop(name)
+    return services.knowledge_base_create(actor=None, name=name, description=description)
+
+
+def corpus_chunk(docs: Sequence[CorpusDocument], *, target_tokens: int, overlap_tokens: int) -> list[list[ChunkDraft]]:
+    tokenizer = embeddings.tokenizer()
+    return [
+        chunk_blocks(
+            [Block(paragraph) for paragraph in doc.text.split("\n\n") if paragraph.strip()] or [Block(doc.title)],
+            tokenizer=tokenizer,
+            target_tokens=target_tokens,
+            overlap_tokens=overlap_tokens,
+        )
+        for doc in docs
+    ]
+
+
+def corpus_load(
+    knowledge_base: KnowledgeBase,
+    docs: Sequence[CorpusDocument],
+    drafts: Sequence[Sequence[ChunkDraft]],
+    *,
+    vectors: np.ndarray | None = None,
+    batch_size: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> dict[int, str]:
+    """Store documents (without files) and their chunks, then activate them all; returns document id -> key."""
+    with transaction.atomic():
+        created = Document.objects.bulk_create(
+            [
+                Document(
+                    knowledge_base=knowledge_base,
+                    title=doc.title[:300] or doc.key,
+                    original_filename=doc.key[:255],
+                    sha256="",
+                    status=DocumentStatus.PROCESSING,
+                    generation=1,
+                )
+                for doc in docs
+            ]
+        )
+    keys = {document.pk: doc.key for document, doc in zip(created, docs, strict=True)}
+    flat = [
+        (document, position, draft)
+        for document, doc_drafts in zip(created, drafts, strict=True)
+        for position, draft in enumerate(doc_drafts)
+    ]
+    offset = 0
+    for start in range(0, len(flat), batch_size):
+        batch = flat[start : start + batch_size]
+        if vectors is None:
+            batch_vectors = embeddings.embed_texts(
+                [
+                    services.embedding_input(document.title, draft.heading_path, draft.text)
+                    for document, _, draft in batch
+                ]
+            )
+        else:
+            batch_vectors = vectors[offset : offset + len(batch)]
+        offset += len(batch)
+        with transaction.atomic():
+            Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        document=document,
+                        knowledge_base=knowledge_base,
+                        generation=1,
+                        is_active=False,
+                        position=position,
+                        text=draft.text,
+                        heading_path=draft.heading_path[:500],
+                        page_number=draft.page_number,
+                        token_count=draft.token_count,
+                        embedding=vector,
+                    )
+                    for (document, position, draft), vector in zip(batch, batch_vectors, strict=True)
+                ]
+            )
+        if progress is not None:
+            progress(len(batch))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO knowledge_posting (term, chunk_id, tf)
+            SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
+              FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+              CROSS JOIN LATERAL unnest(to_tsvector('english', d.title || ' ' || c.heading_path || ' ' || c.text)) t
+             WHERE c.knowledge_base_id = %s AND length(t.lexeme) <= 100
+            """,
+            [knowledge_base.pk],
+        )
+        cursor.execute(
+            """
+            UPDATE knowledge_chunk c SET lexical_length = s.total
+              FROM (SELECT p.chunk_id, SUM(p.tf) AS total FROM knowledge_posting p
+                      JOIN knowledge_chunk c2 ON c2.id = p.chunk_id
+                     WHERE c2.knowledge_base_id = %s GROUP BY p.chunk_id) s
+             WHERE c.id = s.chunk_id
+            """,
+            [knowledge_base.pk],
+        )
+        services._lexical_statistics_lock()
+        cursor.execute("UPDATE knowledge_chunk SET is_active = TRUE WHERE knowledge_base_id = %s", [knowledge_base.pk])
+        services._statistics_apply("c.knowledge_base_id = %s AND c.is_active", [knowledge_base.pk], 1)
+        cursor.execute(
+            """
+            UPDATE knowledge_document d SET status = 'ready', active_generation = 1,
+                   chunk_count = (SELECT COUNT(*) FROM knowledge_chunk c WHERE c.document_id = d.id)
+             WHERE d.knowledge_base_id = %s
+            """,
+            [knowledge_base.pk],
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")
+        cursor.execute("ANALYZE knowledge_posting")
+    return keys
+
+
+def knowledge_base_acl(knowledge_base: KnowledgeBase) -> Acl:
+    return Acl("c.is_active AND c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]])
+
+
+def documents_ranked(chunk_ranking: Iterable[tuple[int, float]], chunk_to_doc: dict[int, str]) -> list[str]:
+    """Document keys in order of their best chunk."""
+    seen: dict[str, None] = {}
+    for chunk_id, _ in chunk_ranking:
+        key = chunk_to_doc.get(chunk_id)
+        if key is not None and key not in seen:
+            seen[key] = None
+    return list(seen)
+
+
+def ndcg_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
+    dcg = sum((2 ** relevant.get(key, 0) - 1) / math.log2(i + 2) for i, key in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum((2**grade - 1) / math.log2(i + 2) for i, grade in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 100) -> float:
+    wanted = {key for key, grade in relevant.items() if grade > 0}
+    return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
+
+
+def mrr_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
+    for i, key in enumerate(ranked[:k]):
+        if relevant.get(key, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else 0.0
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start

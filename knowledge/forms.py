@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import Group, User
+
+from knowledge.models import KnowledgeBase
+
+ERROR_NO_FILES = "Choose at least one file."
+ERROR_GRANTEE = "Choose a role or enter a username (one of the two)."
+ERROR_UNKNOWN_USER = "No active user with that username."
+
+
+class KnowledgeBaseForm(forms.ModelForm):
+    class Meta:
+        model = KnowledgeBase
+        fields = ["name", "description", "classification"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"multiple": True}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)] if data else []
+
+
+class UploadForm(forms.Form):
+    uploads = MultipleFileField(label="Files", required=False, help_text="PDF, DOCX, HTML, Markdown, text or CSV.")
+    restricted_to_roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Only for these roles (optional)",
+        help_text="Leave empty to let everyone with access to the knowledge base read the documents.",
+    )
+
+    def clean_uploads(self) -> list[Any]:
+        files = self.cleaned_data.get("uploads") or []
+        if not files:
+            raise forms.ValidationError(ERROR_NO_FILES)
+        return list(files)
+
+
+class GrantForm(forms.Form):
+    LEVELS = [
+        ("view", "View (search and read)"),
+        ("change", "Change (upload, delete)"),
+        ("manage", "Manage (grant access)"),
+        ("none", "No access"),
+    ]
+
+    level = forms.ChoiceField(choices=LEVELS)
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Role")
+    username = forms.CharField(required=False, max_length=150, label="or user")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        group, username = data.get("group"), (data.get("username") or "").strip()
+        if bool(group) == bool(username):
+            raise forms.ValidationError(ERROR_GRANTEE)
+        if username:
+            user = User.objects.filter(username=username, is_active=True).first()
+            if user is None:
+                self.add_error("username", ERROR_UNKNOWN_USER)
+            data["user"] = user
+        else:
+            data["user"] = None
+        return data
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    kb = forms.ModelChoiceField(
+        queryset=KnowledgeBase.objects.none(), required=False, label="Knowledge base", empty_label="All"
+    )
+    mode = forms.ChoiceField(
+        choices=[("hybrid", "Hybrid"), ("lexical", "Keywords (BM25)"), ("vector", "Meaning (vector)")],
+        required=False,
+        initial="hybrid",
+    )
+
+    def __init__(self, *args: Any, knowledge_bases: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if knowledge_bases is not None:
+            self.fields["kb"].queryset = knowledge_bases  # type: ignore[attr-defined]
+
+
+class RestrictionForm(forms.Form):
+    restricted_to_roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Only for these roles",
+    )

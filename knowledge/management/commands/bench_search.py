@@ -1,0 +1,212 @@
+"""Search latency at 10k and 100k chunks with a permission filter active.
+
+    manage.py bench_search [--sizes 10000,100000] [--queries 200] [--json]
+
+Synthetic chunks (Zipf-distributed words, clustered unit vectors) are spread over ten knowledge bases;
+the benchmark user sees five of them through a role, and a tenth of the documents are restricted to a
+role the user lacks. Every query runs both legs (BM25 and HNSW kNN) with that filter in SQL and fuses
+them; the query embedding is computed beforehand (its cost is reported separately).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection, transaction
+from tqdm import tqdm
+
+from knowledge import embeddings, evaluation, search, services
+from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
+
+PREFIX = "bench: "
+KNOWLEDGE_BASES = 10
+CHUNKS_PER_DOCUMENT = 20
+VOCABULARY = 20_000
+WORDS_PER_CHUNK = 80
+CLUSTERS = 200
+
+
+class Command(BaseCommand):
+    help = "Measure permission-filtered hybrid search latency on synthetic corpora."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--sizes", default="10000,100000")
+        parser.add_argument("--queries", type=int, default=200)
+        parser.add_argument("--keep", action="store_true", help="keep the synthetic knowledge bases")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rng = np.random.default_rng(7)
+        user, group = self._bench_user()
+        figures: dict[str, Any] = {}
+        query_texts = [" ".join(_words(rng, 3)) for _ in range(options["queries"])]
+        started = time.perf_counter()
+        embeddings.embed_texts(["warm up"])
+        started = time.perf_counter()
+        for text in query_texts[:50]:
+            embeddings.embed_query(text)
+        figures["query_embedding_ms"] = round((time.perf_counter() - started) * 1000 / 50, 2)
+        centers = _unit(rng.normal(size=(CLUSTERS, embeddings.EMBEDDING_DIMENSION)))
+        query_vectors = _unit(
+            centers[rng.integers(0, CLUSTERS, len(query_texts))]
+            + rng.normal(
+                scale=0.6 / np.sqrt(embeddings.EMBEDDING_DIMENSION) * 4,
+                size=(len(query_texts), embeddings.EMBEDDING_DIMENSION),
+            )
+        )
+        loaded = 0
+        self._drop()
+        bases = [
+            services.knowledge_base_create(actor=None, name=f"{PREFIX}{index}") for index in range(KNOWLEDGE_BASES)
+        ]
+        for index, knowledge_base in enumerate(bases):
+            if index % 2 == 0:
+                services.knowledge_base_grant(actor=None, knowledge_base=knowledge_base, level="view", group=group)
+        other_role, _ = Group.objects.get_or_create(name="bench: other role")
+        for size in sorted(int(value) for value in options["sizes"].split(",") if value):
+            self._load(rng, bases, other_role, centers, size - loaded, options["json"])
+            loaded = size
+            acl = search.acl_for(user)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE knowledge_chunk; ANALYZE knowledge_posting; ANALYZE knowledge_termstatistic")
+            for text, vector in zip(query_texts[:10], query_vectors[:10], strict=True):  # warm caches
+                search.hybrid_search(text, acl, 10, query_vector=vector)
+            latencies, lexical_ms, vector_ms, returned = [], [], [], []
+            for text, vector in zip(query_texts, query_vectors, strict=True):
+                t0 = time.perf_counter()
+                lexical = search.lexical_search(text, acl, 50)
+                t1 = time.perf_counter()
+                vectorial = search.vector_search(vector, acl, 50)
+                t2 = time.perf_counter()
+                fused = search.rrf_fuse([lexical, vectorial])[:10]
+                latencies.append((time.perf_counter() - t0) * 1000)
+                lexical_ms.append((t1 - t0) * 1000)
+                vector_ms.append((t2 - t1) * 1000)
+                returned.append(len(vectorial))
+            label = f"{size // 1000}k"
+            figures[f"hybrid_p50_ms_{label}"] = round(evaluation.percentile(latencies, 50), 2)
+            figures[f"hybrid_p95_ms_{label}"] = round(evaluation.percentile(latencies, 95), 2)
+            figures[f"bm25_p95_ms_{label}"] = round(evaluation.percentile(lexical_ms, 95), 2)
+            figures[f"vector_p95_ms_{label}"] = round(evaluation.percentile(vector_ms, 95), 2)
+            figures[f"vector_rows_returned_min_{label}"] = int(min(returned))
+            figures[f"visible_share_{label}"] = round(
+                Chunk.objects.filter(knowledge_base__in=bases[::2]).count() / max(1, loaded), 3
+            )
+            del fused
+        if not options["keep"]:
+            self._drop()
+        figures["note"] = "2-core machine shared with other work; query embedding excluded from hybrid_*"
+        if options["json"]:
+            self.stdout.write(json.dumps(figures, indent=2))
+        else:
+            for name, value in figures.items():
+                self.stdout.write(f"{name}: {value}")
+
+    def _bench_user(self) -> tuple[User, Group]:
+        group, _ = Group.objects.get_or_create(name="bench: readers")
+        user, _ = User.objects.get_or_create(username="bench-search-user", defaults={"is_active": False})
+        user.groups.add(group)
+        return user, group
+
+    def _drop(self) -> None:
+        for knowledge_base in KnowledgeBase.objects.filter(name__startswith=PREFIX):
+            evaluation.knowledge_base_drop(knowledge_base.name)
+
+    def _load(
+        self,
+        rng: np.random.Generator,
+        bases: list[KnowledgeBase],
+        other_role: Group,
+        centers: np.ndarray,
+        count: int,
+        quiet: bool,
+    ) -> None:
+        documents_needed = max(1, count // CHUNKS_PER_DOCUMENT)
+        bar = tqdm(total=count, desc="synthetic chunks", unit="chunk", disable=quiet)
+        batch_documents = 100
+        made = 0
+        while made < count:
+            with transaction.atomic():
+                documents = Document.objects.bulk_create(
+                    [
+                        Document(
+                            knowledge_base=bases[int(rng.integers(0, len(bases)))],
+                            title=" ".join(_words(rng, 4)),
+                            original_filename="synthetic.txt",
+                            sha256="",
+                            status=DocumentStatus.READY,
+                            active_generation=1,
+                        )
+                        for _ in range(min(batch_documents, documents_needed))
+                    ]
+                )
+                restricted = [document for document in documents if rng.random() < 0.1]
+                Document.restricted_to_roles.through.objects.bulk_create(
+                    [Document.restricted_to_roles.through(document_id=d.pk, group_id=other_role.pk) for d in restricted]
+                )
+                chunks: list[Chunk] = []
+                for document in documents:
+                    for position in range(CHUNKS_PER_DOCUMENT):
+                        if made + len(chunks) >= count:
+                            break
+                        center = centers[int(rng.integers(0, CLUSTERS))]
+                        vector = _unit(center + rng.normal(scale=0.25, size=center.shape))
+                        chunks.append(
+                            Chunk(
+                                document=document,
+                                knowledge_base_id=document.knowledge_base_id,
+                                generation=1,
+                                is_active=False,
+                                position=position,
+                                text=" ".join(_words(rng, WORDS_PER_CHUNK)),
+                                token_count=WORDS_PER_CHUNK,
+                                embedding=vector,
+                            )
+                        )
+                created = Chunk.objects.bulk_create(chunks, batch_size=1000)
+                ids = [chunk.pk for chunk in created]
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        """
+                        INSERT INTO knowledge_posting (term, chunk_id, tf)
+                        SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
+                          FROM knowledge_chunk c CROSS JOIN LATERAL unnest(to_tsvector('english', c.text)) t
+                         WHERE c.id = ANY(%s)
+                        """,
+                        [ids],
+                    )
+                    cursor.execute(
+                        """
+                        UPDATE knowledge_chunk c SET lexical_length = s.total, is_active = TRUE
+                          FROM (SELECT chunk_id, SUM(tf) AS total FROM knowledge_posting
+                                 WHERE chunk_id = ANY(%s) GROUP BY chunk_id) s
+                         WHERE c.id = s.chunk_id
+                        """,
+                        [ids],
+                    )
+                    services._lexical_statistics_lock()
+                    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS bench_ids (id bigint) ON COMMIT DROP")
+                    cursor.execute("INSERT INTO bench_ids SELECT unnest(%s::bigint[])", [ids])
+                services._statistics_apply("c.id IN (SELECT id FROM bench_ids)", [], 1)
+            made += len(created)
+            bar.update(len(created))
+        bar.close()
+
+
+_ZIPF_CACHE: dict[str, Any] = {}
+
+
+def _words(rng: np.random.Generator, count: int) -> list[str]:
+    ranks = np.minimum(rng.zipf(1.1, size=count), VOCABULARY)
+    return [f"w{int(rank)}x" for rank in ranks]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)

@@ -1,0 +1,245 @@
+"""Hybrid search over chunks: BM25 over a Postgres postings table + pgvector kNN, fused by RRF.
+
+The permission filter is part of both SQL statements. It is written as `column = ANY(ARRAY(subquery))`
+so PostgreSQL evaluates the subqueries once (init plans) and tests each candidate row against plain
+arrays: the HNSW index scan still drives the vector query, and with `hnsw.iterative_scan` the scan
+continues past rows the filter drops until it has k rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.utils.html import escape
+
+from knowledge.models import KnowledgeBase
+
+BM25_K1 = 0.9
+BM25_B = 0.4
+RRF_K = 60
+MARK_START = "\x02"
+MARK_END = "\x03"
+
+
+@dataclass(frozen=True)
+class Acl:
+    sql: str
+    params: list[Any]
+
+
+def acl_for(
+    user: AbstractBaseUser | AnonymousUser | None, knowledge_base_ids: Sequence[int] | None = None, alias: str = "c"
+) -> Acl:
+    """SQL condition on a chunk row (`alias`) that holds exactly when `user` may read the chunk.
+
+    A chunk is readable when its knowledge base grants the user (directly or through a role) view
+    permission and its document is not restricted to roles the user lacks; editors of a knowledge base
+    (change permission) see all its documents. Superusers read everything, as in guardian.
+    """
+    conditions: list[str] = [f"{alias}.is_active"]
+    params: list[Any] = []
+    if knowledge_base_ids is not None:
+        conditions.append(f"{alias}.knowledge_base_id = ANY(%s)")
+        params.append(list(knowledge_base_ids))
+    if user is None or not user.is_authenticated:
+        conditions.append("FALSE")
+        return Acl(" AND ".join(conditions), params)
+    if getattr(user, "is_superuser", False):
+        return Acl(" AND ".join(conditions), params)
+    content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
+
+    def granted(codename: str) -> tuple[str, list[Any]]:
+        return (
+            """
+            SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
+              JOIN auth_permission p ON p.id = uop.permission_id
+             WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = %s
+            UNION
+            SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
+              JOIN auth_permission p ON p.id = gop.permission_id
+              JOIN auth_user_groups ug ON ug.group_id = gop.group_id
+             WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = %s
+            """,
+            [user.pk, content_type_id, codename, user.pk, content_type_id, codename],
+        )
+
+    view_sql, view_params = granted("view_knowledgebase")
+    change_sql, change_params = granted("change_knowledgebase")
+    conditions.append(f"{alias}.knowledge_base_id = ANY(ARRAY({view_sql}))")
+    params.extend(view_params)
+    # Documents restricted to roles the user has none of, outside the knowledge bases the user edits.
+    conditions.append(
+        f"""NOT ({alias}.document_id = ANY(ARRAY(
+            SELECT r.document_id FROM knowledge_document_restricted_to_roles r
+              JOIN knowledge_document d ON d.id = r.document_id
+             WHERE d.knowledge_base_id NOT IN ({change_sql})
+             GROUP BY r.document_id
+            HAVING NOT bool_or(r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
+        )))"""
+    )
+    params.extend([*change_params, user.pk])
+    return Acl(" AND ".join(conditions), params)
+
+
+# ---- lexical ---------------------------------------------------------------------------------------
+def query_terms(query: str) -> dict[str, int]:
+    """The query's terms as the lexical index has them (english stemming, stop words dropped)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lexeme, COALESCE(array_length(positions, 1), 1) FROM unnest(to_tsvector('english', %s))",
+            [query[:10_000]],
+        )
+        return {lexeme: count for lexeme, count in cursor.fetchall() if len(lexeme) <= 100}
+
+
+def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
+    terms = query_terms(query)
+    if not terms:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_count, total_length FROM knowledge_lexicalstatistics WHERE id = 1")
+        row = cursor.fetchone()
+        total_chunks = int(row[0]) if row and row[0] > 0 else 0
+        average_length = (row[1] / row[0]) if row and row[0] > 0 else 1.0
+        if total_chunks == 0:
+            return []
+        cursor.execute(
+            "SELECT term, document_frequency FROM knowledge_termstatistic WHERE term = ANY(%s)", [list(terms)]
+        )
+        frequencies = dict(cursor.fetchall())
+        weighted = []
+        for term, count in terms.items():
+            df = int(frequencies.get(term, 0))
+            if df <= 0:
+                continue
+            idf = math.log(1 + (total_chunks - df + 0.5) / (df + 0.5))
+            weighted.append((term, idf * count))
+        if not weighted:
+            return []
+        cursor.execute(
+            f"""
+            SELECT c.id, SUM(q.weight * p.tf * (%s + 1)
+                             / (p.tf + %s * (1 - %s + %s * c.lexical_length / %s))) AS score
+              FROM unnest(%s::text[], %s::float8[]) AS q(term, weight)
+              JOIN knowledge_posting p ON p.term = q.term
+              JOIN knowledge_chunk c ON c.id = p.chunk_id
+             WHERE {acl.sql}
+             GROUP BY c.id
+             ORDER BY score DESC, c.id
+             LIMIT %s
+            """,  # noqa: S608 (acl.sql is built from literals; values are parameters)
+            [
+                BM25_K1,
+                BM25_K1,
+                BM25_B,
+                BM25_B,
+                average_length,
+                [term for term, _ in weighted],
+                [weight for _, weight in weighted],
+                *acl.params,
+                limit,
+            ],
+        )
+        return [(int(chunk_id), float(score)) for chunk_id, score in cursor.fetchall()]
+
+
+# ---- vector ----------------------------------------------------------------------------------------
+def vector_search(
+    query_vector: np.ndarray, acl: Acl, limit: int, ef_search: int | None = None
+) -> list[tuple[int, float]]:
+    ef = int(ef_search or settings.KNOWLEDGE_HNSW_EF_SEARCH)
+    vector_text = "[" + ",".join(f"{value:.7g}" for value in np.asarray(query_vector, dtype=np.float32)) + "]"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(ef, limit)}")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(
+            f"""
+            SELECT c.id, c.embedding <=> %s::vector AS distance
+              FROM knowledge_chunk c
+             WHERE {acl.sql}
+             ORDER BY c.embedding <=> %s::vector
+             LIMIT %s
+            """,  # noqa: S608
+            [vector_text, *acl.params, vector_text, limit],
+        )
+        rows = cursor.fetchall()
+    # relaxed_order may return neighbours slightly out of order: sort them exactly.
+    return sorted(((int(chunk_id), 1.0 - float(distance)) for chunk_id, distance in rows), key=lambda r: -r[1])
+
+
+# ---- fusion ----------------------------------------------------------------------------------------
+def rrf_fuse(rankings: Sequence[Sequence[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float]]:
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def hybrid_search(
+    query: str,
+    acl: Acl,
+    limit: int,
+    *,
+    mode: str = "hybrid",
+    query_vector: np.ndarray | None = None,
+    candidates: int | None = None,
+) -> list[tuple[int, float]]:
+    pool = max(limit, int(candidates or settings.KNOWLEDGE_SEARCH_CANDIDATES))
+    lexical: list[tuple[int, float]] = []
+    vector: list[tuple[int, float]] = []
+    if mode in {"hybrid", "lexical"}:
+        lexical = lexical_search(query, acl, pool)
+    if mode in {"hybrid", "vector"}:
+        if query_vector is None:
+            from knowledge.embeddings import embed_query
+
+            query_vector = embed_query(query)
+        vector = vector_search(query_vector, acl, pool)
+    if mode == "lexical":
+        return lexical[:limit]
+    if mode == "vector":
+        return vector[:limit]
+    return rrf_fuse([lexical, vector])[:limit]
+
+
+# ---- snippets --------------------------------------------------------------------------------------
+def highlighted_snippets(query: str, chunk_ids: Sequence[int], max_words: int = 40) -> dict[int, str]:
+    """Escaped HTML snippet per chunk with the query's terms in <mark>."""
+    if not chunk_ids:
+        return {}
+    terms = list(query_terms(query))
+    with connection.cursor() as cursor:
+        if terms:
+            cursor.execute(
+                """
+                SELECT c.id, ts_headline('english', c.text,
+                       array_to_string(ARRAY(SELECT quote_literal(t) FROM unnest(%s::text[]) t), ' | ')::tsquery,
+                       %s)
+                  FROM knowledge_chunk c WHERE c.id = ANY(%s)
+                """,
+                [
+                    terms,
+                    f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={max_words}, MinWords={max_words // 2}, "
+                    'MaxFragments=2, FragmentDelimiter=" … "',
+                    list(chunk_ids),
+                ],
+            )
+        else:
+            cursor.execute(
+                "SELECT c.id, left(c.text, %s) FROM knowledge_chunk c WHERE c.id = ANY(%s)",
+                [max_words * 8, list(chunk_ids)],
+            )
+        rows = cursor.fetchall()
+    return {
+        int(chunk_id): escape(text).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+        for chunk_id, text in rows
+    }

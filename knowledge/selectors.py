@@ -1,0 +1,157 @@
+"""Reads for knowledge bases; every selector scopes by the user's permissions in the query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+from django.urls import reverse
+from guardian.shortcuts import get_objects_for_user
+
+from audit.services import audit
+from knowledge import search
+from knowledge.models import Chunk, Document, KnowledgeBase
+
+ERROR_NO_ACCESS = "You do not have this access to the knowledge base."
+MAX_QUERY_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    chunk_id: int
+    document_id: int
+    document_title: str
+    knowledge_base_id: int
+    knowledge_base_name: str
+    classification: str
+    heading_path: str
+    page_number: int | None
+    text: str
+    score: float
+    url: str
+    snippet_html: str = ""  # escaped text with <mark> around the query's terms
+    position: int = 0
+
+
+def knowledge_bases_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, permission: str = "view"
+) -> QuerySet[KnowledgeBase]:
+    if not user.is_authenticated:
+        return KnowledgeBase.objects.none()
+    return get_objects_for_user(
+        user, f"knowledge.{permission}_knowledgebase", klass=KnowledgeBase, accept_global_perms=False
+    ).order_by("name")
+
+
+def knowledge_base_for_user(*, user: User, pk: int, permission: str = "view") -> KnowledgeBase:
+    """404 for those who may not see it; PermissionDenied for viewers lacking `permission`."""
+    knowledge_base = knowledge_bases_for_user(user=user).filter(pk=pk).first()
+    if knowledge_base is None:
+        raise Http404("No such knowledge base.")
+    if permission != "view" and not user.has_perm(f"knowledge.{permission}_knowledgebase", knowledge_base):
+        raise PermissionDenied(ERROR_NO_ACCESS)
+    return knowledge_base
+
+
+def documents_for_user(*, user: User, knowledge_base: KnowledgeBase | None = None) -> QuerySet[Document]:
+    """Documents of knowledge bases the user views, minus role-restricted ones (editors see all)."""
+    documents = Document.objects.select_related("knowledge_base").filter(
+        knowledge_base__in=knowledge_bases_for_user(user=user)
+    )
+    if knowledge_base is not None:
+        documents = documents.filter(knowledge_base=knowledge_base)
+    if user.is_superuser:
+        return documents
+    restricted = Document.restricted_to_roles.through.objects.filter(document_id=OuterRef("pk"))
+    allowed = restricted.filter(group__in=user.groups.all())
+    editable = knowledge_bases_for_user(user=user, permission="change")
+    return documents.filter(~Exists(restricted) | Exists(allowed) | Q(knowledge_base__in=editable))
+
+
+def document_for_user(*, user: User, pk: int, permission: str = "view") -> Document:
+    document = documents_for_user(user=user).filter(pk=pk).first()
+    if document is None:
+        raise Http404("No such document.")
+    if permission != "view" and not user.has_perm(f"knowledge.{permission}_knowledgebase", document.knowledge_base):
+        raise PermissionDenied(ERROR_NO_ACCESS)
+    return document
+
+
+def document_chunks(*, document: Document) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(document=document, is_active=True).order_by("position").defer("embedding")
+
+
+def document_url(document_id: int, page_number: int | None) -> str:
+    url = reverse("knowledge:document_detail", args=[document_id])
+    return f"{url}#page-{page_number}" if page_number else url
+
+
+def retrieve(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    query: str,
+    knowledge_bases: Iterable[KnowledgeBase] | None = None,
+    k: int = 8,
+    audit_event: bool = True,
+    mode: str = "hybrid",
+    snippets: bool = False,
+) -> list[RetrievedChunk]:
+    """The chunks best matching `query` among those the user may read (permission filter in SQL)."""
+    query = (query or "").strip()[:MAX_QUERY_LENGTH]
+    knowledge_base_ids = None if knowledge_bases is None else [kb.pk for kb in knowledge_bases]
+    results: list[RetrievedChunk] = []
+    if query and k > 0 and (knowledge_base_ids is None or knowledge_base_ids):
+        acl = search.acl_for(user, knowledge_base_ids)
+        ranked = search.hybrid_search(query, acl, k, mode=mode)
+        results = _hydrate(ranked, query if snippets else "")
+    if audit_event:
+        audit(
+            actor=user,
+            action="knowledge.searched",
+            details={
+                "query": query,
+                "mode": mode,
+                "knowledge_base_ids": knowledge_base_ids,
+                "chunk_ids": [result.chunk_id for result in results],
+            },
+        )
+    return results
+
+
+def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[RetrievedChunk]:
+    if not ranked:
+        return []
+    chunks = {
+        chunk.pk: chunk
+        for chunk in Chunk.objects.filter(pk__in=[chunk_id for chunk_id, _ in ranked])
+        .select_related("document", "knowledge_base")
+        .defer("embedding")
+    }
+    snippets = search.highlighted_snippets(snippet_query, list(chunks)) if snippet_query else {}
+    results = []
+    for chunk_id, score in ranked:
+        chunk = chunks.get(chunk_id)
+        if chunk is None:
+            continue  # replaced by a new version between the two queries
+        results.append(
+            RetrievedChunk(
+                chunk_id=chunk.pk,
+                document_id=chunk.document_id,
+                document_title=chunk.document.title,
+                knowledge_base_id=chunk.knowledge_base_id,
+                knowledge_base_name=chunk.knowledge_base.name,
+                classification=chunk.knowledge_base.classification,
+                heading_path=chunk.heading_path,
+                page_number=chunk.page_number,
+                text=chunk.text,
+                score=float(score),
+                url=document_url(chunk.document_id, chunk.page_number),
+                snippet_html=snippets.get(chunk.pk, ""),
+                position=chunk.position,
+            )
+        )
+    return results

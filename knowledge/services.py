@@ -1,0 +1,554 @@
+"""Writes for knowledge bases: creation, access grants, uploads, ingestion, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, Group, User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from audit.services import audit
+from knowledge import embeddings
+from knowledge.chunking import ChunkDraft, chunk_blocks
+from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_for, extract
+from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase, LexicalStatistics
+
+logger = logging.getLogger(__name__)
+
+ERROR_NO_CHANGE_PERMISSION = "You may not change this knowledge base."
+ERROR_NO_MANAGE_PERMISSION = "You may not manage access to this knowledge base."
+ERROR_UNKNOWN_LEVEL = "Unknown access level {level!r}."
+ERROR_GRANTEE = "Grant access to exactly one role or one user."
+ERROR_DOCUMENT_FILE_MISSING = "The original file is no longer stored; upload it again."
+ERROR_INTERNAL = "Processing failed unexpectedly ({error}); try re-processing the document."
+
+# Access levels are cumulative: change implies view, manage implies change and view.
+ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
+    "view": ("view_knowledgebase",),
+    "change": ("view_knowledgebase", "change_knowledgebase"),
+    "manage": ("view_knowledgebase", "change_knowledgebase", "manage_knowledgebase"),
+}
+ALL_OBJECT_PERMISSIONS = ("view_knowledgebase", "change_knowledgebase", "manage_knowledgebase")
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def max_upload_bytes() -> int:
+    return int(_setting("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
+
+
+# ---- knowledge bases and access --------------------------------------------------------------------
+@transaction.atomic
+def knowledge_base_create(
+    *,
+    actor: User | None,
+    name: str,
+    description: str = "",
+    classification: str = Classification.INTERNAL,
+) -> KnowledgeBase:
+    knowledge_base = KnowledgeBase(
+        name=name,
+        description=description,
+        owner=actor,
+        classification=classification,
+        embedding_model=embeddings.model_name(),
+        embedding_dimension=embeddings.EMBEDDING_DIMENSION,
+    )
+    knowledge_base.full_clean()
+    knowledge_base.save()
+    if actor is not None:
+        for codename in ACCESS_LEVELS["manage"]:
+            assign_perm(codename, actor, knowledge_base)
+    audit(
+        actor=actor,
+        actor_username="" if actor else "system",
+        action="knowledge.knowledge_base_created",
+        target=knowledge_base,
+        details={"name": name, "classification": classification},
+    )
+    return knowledge_base
+
+
+def _require(actor: User, codename: str, knowledge_base: KnowledgeBase, message: str) -> None:
+    if not actor.has_perm(f"knowledge.{codename}", knowledge_base):
+        raise PermissionDenied(message)
+
+
+@transaction.atomic
+def knowledge_base_grant(
+    *,
+    actor: User | None,
+    knowledge_base: KnowledgeBase,
+    level: str,
+    group: Group | None = None,
+    user: User | None = None,
+) -> None:
+    """Give a role or a user exactly `level` access ("none" removes all access)."""
+    if actor is not None:
+        _require(actor, "manage_knowledgebase", knowledge_base, ERROR_NO_MANAGE_PERMISSION)
+    if level != "none" and level not in ACCESS_LEVELS:
+        raise ValidationError(ERROR_UNKNOWN_LEVEL.format(level=level))
+    if (group is None) == (user is None):
+        raise ValidationError(ERROR_GRANTEE)
+    grantee: Group | User = group if group is not None else user  # type: ignore[assignment]
+    wanted = set(ACCESS_LEVELS.get(level, ()))
+    for codename in ALL_OBJECT_PERMISSIONS:
+        if codename in wanted:
+            assign_perm(codename, grantee, knowledge_base)
+        else:
+            remove_perm(codename, grantee, knowledge_base)
+    audit(
+        actor=actor,
+        actor_username="" if actor else "system",
+        action="knowledge.access_granted" if wanted else "knowledge.access_revoked",
+        target=knowledge_base,
+        details={
+            "level": level,
+            "group": group.name if group is not None else None,
+            "user": user.get_username() if user is not None else None,
+        },
+    )
+
+
+# ---- uploads --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    outcome: str  # "created" | "new_version" | "duplicate" | "rejected"
+
+
+def _title_from_filename(filename: str) -> str:
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return stem.replace("_", " ").replace("-", " ").strip() or filename
+
+
+@transaction.atomic
+def document_upload(
+    *,
+    actor: User | None,
+    knowledge_base: KnowledgeBase,
+    filename: str,
+    data: bytes | None,
+    size: int | None = None,
+    title: str = "",
+    restricted_roles: Iterable[Group] = (),
+) -> UploadResult:
+    """Store an uploaded file and queue its ingestion.
+
+    The same content again in the same knowledge base is recognised by its SHA-256 and not stored twice;
+    a file with the name of an existing document becomes that document's next version. `data=None` with
+    a `size` is an upload refused before reading (over the size limit): it is recorded as failed.
+    """
+    if actor is not None:
+        _require(actor, "change_knowledgebase", knowledge_base, ERROR_NO_CHANGE_PERMISSION)
+    filename = filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "unnamed"
+    limit = max_upload_bytes()
+    actual_size = len(data) if data is not None else int(size or 0)
+    if data is None or actual_size > limit:
+        document = Document(
+            knowledge_base=knowledge_base,
+            title=(title or _title_from_filename(filename))[:300],
+            original_filename=filename,
+            content_type=content_type_for(filename),
+            size=actual_size,
+            sha256="",
+            status=DocumentStatus.FAILED,
+            error=ERROR_TOO_LARGE.format(size=actual_size, limit=limit),
+            uploaded_by=actor,
+        )
+        document.full_clean()
+        document.save()
+        audit(
+            actor=actor,
+            action="knowledge.document_uploaded",
+            target=document,
+            outcome="failure",
+            details={"filename": filename, "size": actual_size, "error": document.error},
+        )
+        return UploadResult(document, "rejected")
+
+    digest = hashlib.sha256(data).hexdigest()
+    existing = (
+        Document.objects.select_for_update()
+        .filter(knowledge_base=knowledge_base, sha256=digest)
+        .exclude(status=DocumentStatus.FAILED)
+        .first()
+    )
+    if existing is not None:
+        audit(
+            actor=actor,
+            action="knowledge.document_duplicate",
+            target=existing,
+            details={"filename": filename, "sha256": digest},
+        )
+        return UploadResult(existing, "duplicate")
+
+    previous = (
+        Document.objects.select_for_update()
+        .filter(knowledge_base=knowledge_base, original_filename=filename)
+        .order_by("-pk")
+        .first()
+    )
+    if previous is not None:
+        document = previous
+        old_file = document.file.name if document.file else ""
+        document.version += 1
+        document.generation += 1
+        document.sha256 = digest
+        document.size = actual_size
+        document.content_type = content_type_for(filename)
+        document.status = DocumentStatus.QUEUED
+        document.error = ""
+        document.uploaded_by = actor
+        if title:
+            document.title = title[:300]
+        outcome = "new_version"
+    else:
+        document = Document(
+            knowledge_base=knowledge_base,
+            title=(title or _title_from_filename(filename))[:300],
+            original_filename=filename,
+            content_type=content_type_for(filename),
+            size=actual_size,
+            sha256=digest,
+            uploaded_by=actor,
+        )
+        old_file = ""
+        outcome = "created"
+    document.file.save(filename, ContentFile(data), save=False)
+    document.full_clean()
+    document.save()
+    if outcome == "created":
+        document.restricted_to_roles.set(list(restricted_roles))
+    if old_file and old_file != document.file.name:
+        storage = document.file.storage
+        transaction.on_commit(lambda: storage.delete(old_file))
+    audit(
+        actor=actor,
+        action="knowledge.document_uploaded",
+        target=document,
+        details={
+            "filename": filename,
+            "size": actual_size,
+            "sha256": digest,
+            "version": document.version,
+            "outcome": outcome,
+            "knowledge_base_id": knowledge_base.pk,
+        },
+    )
+    _queue_processing(document)
+    return UploadResult(document, outcome)
+
+
+def _queue_processing(document: Document) -> None:
+    from knowledge.tasks import document_process_task
+
+    document_id, generation = document.pk, document.generation
+    transaction.on_commit(lambda: document_process_task.delay(document_id, generation))
+
+
+@transaction.atomic
+def document_reprocess(*, actor: User | None, document: Document) -> Document:
+    if actor is not None:
+        _require(actor, "change_knowledgebase", document.knowledge_base, ERROR_NO_CHANGE_PERMISSION)
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if not document.file:
+        raise ValidationError(ERROR_DOCUMENT_FILE_MISSING)
+    document.generation += 1
+    document.status = DocumentStatus.QUEUED
+    document.error = ""
+    document.save(update_fields=["generation", "status", "error", "updated_at"])
+    audit(actor=actor, action="knowledge.document_reprocess_requested", target=document)
+    _queue_processing(document)
+    return document
+
+
+@transaction.atomic
+def document_set_restriction(*, actor: User | None, document: Document, roles: Sequence[Group]) -> None:
+    if actor is not None:
+        _require(actor, "change_knowledgebase", document.knowledge_base, ERROR_NO_CHANGE_PERMISSION)
+    document.restricted_to_roles.set(list(roles))
+    audit(
+        actor=actor,
+        action="knowledge.document_restricted",
+        target=document,
+        details={"roles": sorted(role.name for role in roles)},
+    )
+
+
+@transaction.atomic
+def document_delete(*, actor: User | None, document: Document) -> None:
+    if actor is not None:
+        _require(actor, "change_knowledgebase", document.knowledge_base, ERROR_NO_CHANGE_PERMISSION)
+    _lexical_statistics_lock()
+    _lexical_statistics_remove(document.pk)
+    file_name = document.file.name if document.file else ""
+    storage = document.file.storage
+    audit(
+        actor=actor,
+        action="knowledge.document_deleted",
+        target=document,
+        details={"title": document.title, "filename": document.original_filename, "version": document.version},
+    )
+    document.delete()
+    if file_name:
+        transaction.on_commit(lambda: storage.delete(file_name))
+
+
+# ---- ingestion ------------------------------------------------------------------------------------
+def embedding_input(title: str, heading_path: str, text: str) -> str:
+    """What the model sees: the chunk with its document title and section, which carry much meaning."""
+    context = " — ".join(part for part in (title, heading_path) if part)
+    return f"{context}\n{text}" if context else text
+
+
+def lexical_input(title: str, heading_path: str, text: str) -> str:
+    return "\n".join(part for part in (title, heading_path, text) if part)
+
+
+def _document_claim(document_id: int, generation: int) -> Document | None:
+    """Mark the document processing unless this generation is already done or superseded."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        if document is None or document.generation != generation:
+            return None
+        if document.active_generation == generation and document.status == DocumentStatus.READY:
+            return None
+        if document.status != DocumentStatus.PROCESSING:
+            document.status = DocumentStatus.PROCESSING
+            document.error = ""
+            document.save(update_fields=["status", "error", "updated_at"])
+        return document
+
+
+@transaction.atomic
+def _document_fail(document_id: int, generation: int, message: str) -> None:
+    document = Document.objects.select_for_update().filter(pk=document_id).first()
+    if document is None or document.generation != generation:
+        return
+    document.status = DocumentStatus.FAILED
+    document.error = message
+    document.save(update_fields=["status", "error", "updated_at"])
+    # Chunks of the failed generation are useless; the previous version (if any) stays searchable.
+    Chunk.objects.filter(document_id=document_id, generation=generation, is_active=False).delete()
+    audit(
+        actor=None,
+        actor_username="system",
+        action="knowledge.document_failed",
+        target=document,
+        outcome="failure",
+        details={"error": message, "version": document.version},
+    )
+
+
+def document_process(*, document_id: int, generation: int) -> str:
+    """Extract, chunk, embed and store one generation of a document; returns the final status.
+
+    Idempotent and resumable: chunks already stored for this generation by an attempt that crashed are
+    kept (they are identical, chunking is deterministic) and only the missing positions are embedded.
+    """
+    document = _document_claim(document_id, generation)
+    if document is None:
+        return "skipped"
+    try:
+        data = document.file.read() if document.file else None
+        if document.file:
+            document.file.close()
+        if data is None:
+            raise ExtractionError(ERROR_DOCUMENT_FILE_MISSING)
+        extracted = extract(
+            data,
+            document.original_filename,
+            max_bytes=max_upload_bytes(),
+            max_expanded_bytes=int(_setting("KNOWLEDGE_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)),
+        )
+        drafts = chunk_blocks(
+            extracted.blocks,
+            tokenizer=embeddings.tokenizer(),
+            target_tokens=int(_setting("KNOWLEDGE_CHUNK_TOKENS", 200)),
+            overlap_tokens=int(_setting("KNOWLEDGE_CHUNK_OVERLAP", 32)),
+            across_pages=bool(_setting("KNOWLEDGE_CHUNK_ACROSS_PAGES", False)),
+        )
+        if not drafts:
+            raise ExtractionError("No text could be found in the file.")
+    except ExtractionError as error:
+        _document_fail(document_id, generation, str(error))
+        return DocumentStatus.FAILED
+    except (MemoryError, RecursionError) as error:
+        _document_fail(document_id, generation, ERROR_INTERNAL.format(error=type(error).__name__))
+        return DocumentStatus.FAILED
+    chunks_store(document=document, generation=generation, drafts=drafts)
+    return document_activate(document_id=document_id, generation=generation, page_count=extracted.page_count)
+
+
+def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkDraft]) -> int:
+    """Embed and insert the drafts not stored yet for this generation, batch by batch."""
+    done = set(Chunk.objects.filter(document=document, generation=generation).values_list("position", flat=True))
+    missing = [(position, draft) for position, draft in enumerate(drafts) if position not in done]
+    batch_size = int(_setting("KNOWLEDGE_EMBED_BATCH", 64))
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start : start + batch_size]
+        vectors = embeddings.embed_texts(
+            [embedding_input(document.title, draft.heading_path, draft.text) for _, draft in batch]
+        )
+        with transaction.atomic():
+            created = Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        document=document,
+                        knowledge_base_id=document.knowledge_base_id,
+                        generation=generation,
+                        is_active=False,
+                        position=position,
+                        text=draft.text,
+                        heading_path=draft.heading_path[:500],
+                        page_number=draft.page_number,
+                        token_count=draft.token_count,
+                        embedding=vector,
+                    )
+                    for (position, draft), vector in zip(batch, vectors, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
+            del created
+            postings_build(document=document, generation=generation, positions=[p for p, _ in batch])
+    return len(missing)
+
+
+def postings_build(*, document: Document, generation: int, positions: Sequence[int]) -> None:
+    """Lexical index rows for the given chunks, tokenised and stemmed by PostgreSQL's english config."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO knowledge_posting (term, chunk_id, tf)
+            SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
+            FROM knowledge_chunk c
+            CROSS JOIN LATERAL unnest(to_tsvector('english', %s || ' ' || c.heading_path || ' ' || c.text)) t
+            WHERE c.document_id = %s AND c.generation = %s AND c.position = ANY(%s)
+              AND length(t.lexeme) <= 100
+            ON CONFLICT (term, chunk_id) DO NOTHING
+            """,
+            [document.title, document.pk, generation, list(positions)],
+        )
+        cursor.execute(
+            """
+            UPDATE knowledge_chunk c SET lexical_length = s.total
+            FROM (SELECT p.chunk_id, SUM(p.tf) AS total FROM knowledge_posting p
+                  JOIN knowledge_chunk c2 ON c2.id = p.chunk_id
+                  WHERE c2.document_id = %s AND c2.generation = %s AND c2.position = ANY(%s)
+                  GROUP BY p.chunk_id) s
+            WHERE c.id = s.chunk_id
+            """,
+            [document.pk, generation, list(positions)],
+        )
+
+
+def _lexical_statistics_lock() -> None:
+    """Serialise changes to the corpus statistics (one row, locked for the transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO knowledge_lexicalstatistics (id, chunk_count, total_length) VALUES (1, 0, 0) "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+        cursor.execute("SELECT 1 FROM knowledge_lexicalstatistics WHERE id = 1 FOR UPDATE")
+
+
+def _statistics_apply(where_sql: str, params: list[Any], sign: int) -> None:
+    """Add (sign 1) or remove (sign -1) the chunks matching `where_sql` to/from the BM25 statistics."""
+    frequencies = f"""
+        SELECT p.term, COUNT(*) AS n FROM knowledge_posting p JOIN knowledge_chunk c ON c.id = p.chunk_id
+        WHERE {where_sql} GROUP BY p.term ORDER BY p.term
+    """  # noqa: S608 (where_sql is a literal of this module; values are parameters)
+    with connection.cursor() as cursor:
+        if sign > 0:
+            cursor.execute(
+                f"""
+                INSERT INTO knowledge_termstatistic (term, document_frequency)
+                SELECT term, n FROM ({frequencies}) f
+                ON CONFLICT (term) DO UPDATE
+                  SET document_frequency = knowledge_termstatistic.document_frequency + EXCLUDED.document_frequency
+                """,  # noqa: S608
+                params,
+            )
+        else:
+            cursor.execute(
+                f"""
+                UPDATE knowledge_termstatistic t SET document_frequency = GREATEST(t.document_frequency - f.n, 0)
+                FROM ({frequencies}) f WHERE t.term = f.term
+                """,  # noqa: S608
+                params,
+            )
+        cursor.execute(
+            f"""
+            UPDATE knowledge_lexicalstatistics SET
+              chunk_count = GREATEST(chunk_count + %s * (SELECT COUNT(*) FROM knowledge_chunk c WHERE {where_sql}), 0),
+              total_length = GREATEST(total_length + %s * (
+                  SELECT COALESCE(SUM(c.lexical_length), 0) FROM knowledge_chunk c WHERE {where_sql}), 0)
+            WHERE id = 1
+            """,  # noqa: S608
+            [sign, *params, sign, *params],
+        )
+
+
+def lexical_statistics_rebuild() -> None:
+    """Recompute the BM25 statistics from the active chunks (after bulk deletes outside the services)."""
+    with transaction.atomic():
+        _lexical_statistics_lock()
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM knowledge_termstatistic")
+            cursor.execute("UPDATE knowledge_lexicalstatistics SET chunk_count = 0, total_length = 0 WHERE id = 1")
+        _statistics_apply("c.is_active", [], 1)
+
+
+def _lexical_statistics_remove(document_id: int) -> None:
+    _statistics_apply("c.document_id = %s AND c.is_active", [document_id], -1)
+
+
+@transaction.atomic
+def document_activate(*, document_id: int, generation: int, page_count: int | None = None) -> str:
+    """Switch a document's searchable chunks to `generation` in one transaction."""
+    _lexical_statistics_lock()
+    document = Document.objects.select_for_update().filter(pk=document_id).first()
+    if document is None or document.generation != generation:
+        return "skipped"
+    _lexical_statistics_remove(document_id)
+    Chunk.objects.filter(document_id=document_id).exclude(generation=generation).delete()
+    Chunk.objects.filter(document_id=document_id, generation=generation).update(is_active=True)
+    _statistics_apply("c.document_id = %s AND c.is_active", [document_id], 1)
+    document.active_generation = generation
+    document.chunk_count = Chunk.objects.filter(document_id=document_id, generation=generation).count()
+    document.page_count = page_count
+    document.status = DocumentStatus.READY
+    document.error = ""
+    document.processed_at = timezone.now()
+    document.save()
+    audit(
+        actor=None,
+        actor_username="system",
+        action="knowledge.document_ready",
+        target=document,
+        details={"version": document.version, "chunks": document.chunk_count, "pages": page_count},
+    )
+    return DocumentStatus.READY
+
+
+def lexical_statistics() -> tuple[int, float]:
+    row = LexicalStatistics.objects.filter(pk=1).values_list("chunk_count", "total_length").first()
+    if not row or row[0] <= 0:
+        return 0, 1.0
+    return int(row[0]), max(1.0, row[1] / row[0])
+
+
+def actor_label(actor: AbstractBaseUser | None) -> str:
+    return actor.get_username() if actor is not None else "system"

@@ -1,0 +1,74 @@
+"""Upload a PDF in the browser, wait until it is ready, search it and open the cited page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
+from tests.e2e.conftest import sign_in
+from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def eager_worker() -> Iterator[None]:
+    """The live server runs in this process; run ingestion there instead of in a Celery worker."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def knowledge_storage(settings: Any, tmp_path: Path) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "knowledge": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "files")},
+        },
+    }
+
+
+def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Path, eager_worker: None) -> None:
+    UserFactory(username="sam", first_name="Sam", last_name="Staff", roles=["Staff"])
+    knowledge_base = KnowledgeBaseFactory(name="Travel")
+    grant(knowledge_base, "change", role="Staff")
+    pdf = tmp_path / "travel_policy.pdf"
+    pdf.write_bytes(
+        pdf_bytes(
+            [
+                ["Trains are preferred for trips under six hours."],
+                ["Hotels in London are reimbursed up to 220 EUR per night."],
+            ],
+            title="Travel policy",
+        )
+    )
+
+    sign_in(page, "sam", DEFAULT_PASSWORD)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Knowledge").click()
+    page.get_by_role("link", name="Travel").click()
+    page.get_by_label("Files").set_input_files(str(pdf))
+    page.get_by_role("button", name="Upload").click()
+    upload = page.locator("#upload-list")
+    expect(upload).to_contain_text("travel_policy.pdf")
+    expect(upload).to_contain_text("Ready", timeout=60_000)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Search").click()
+    page.get_by_label("Search").fill("London hotel limit")
+    result = page.locator(".search-result").first
+    expect(result).to_contain_text("page 2")
+    expect(result.locator("mark").first).to_be_visible()
+    result.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/knowledge/documents/\d+/#page-2$"))
+    expect(page.locator("#page-2")).to_be_visible()
+    expect(page.get_by_text("Hotels in London are reimbursed up to 220 EUR per night.")).to_be_visible()

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from audit.models import AuditEvent
+from knowledge import embeddings, selectors, services
+from knowledge.chunking import ChunkDraft
+from knowledge.models import Chunk, Document, DocumentStatus, LexicalStatistics, Posting, TermStatistic
+from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes, ready_document
+
+pytestmark = pytest.mark.django_db
+
+HANDBOOK = (
+    b"# Handbook\n\n## Leave\n\nEmployees have 24 days of annual leave.\n\n"
+    b"## Hotels\n\nHotels are paid up to 150 EUR per night.\n"
+)
+
+
+def test_a_markdown_upload_becomes_searchable_chunks() -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
+    assert document.status == DocumentStatus.READY
+    chunks = list(Chunk.objects.filter(document=document).order_by("position"))
+    assert [chunk.heading_path for chunk in chunks] == ["Handbook › Leave", "Handbook › Hotels"]
+    assert all(chunk.is_active and chunk.token_count > 0 and chunk.lexical_length > 0 for chunk in chunks)
+    vector = np.asarray(chunks[0].embedding)
+    assert vector.shape == (embeddings.EMBEDDING_DIMENSION,)
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
+    assert document.file.read() == HANDBOOK
+
+
+def test_pdf_chunks_keep_their_page_number() -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    document = ready_document(
+        knowledge_base, "policy.pdf", pdf_bytes([["Page one about trains."], ["Page two about hotels."]])
+    )
+    assert document.page_count == 2
+    pages = dict(Chunk.objects.filter(document=document).values_list("text", "page_number"))
+    assert pages == {"Page one about trains.": 1, "Page two about hotels.": 2}
+
+
+def test_long_text_is_chunked_by_model_tokens_with_overlap(settings: Any) -> None:
+    settings.KNOWLEDGE_CHUNK_TOKENS = 40
+    settings.KNOWLEDGE_CHUNK_OVERLAP = 8
+    words = " ".join(f"word{i}" for i in range(300))
+    document = ready_document(KnowledgeBaseFactory(), "long.txt", words.encode())
+    chunks = list(Chunk.objects.filter(document=document).order_by("position"))
+    assert len(chunks) > 3
+    assert all(chunk.token_count <= 40 for chunk in chunks)
+    first_words, second_words = chunks[0].text.split(), chunks[1].text.split()
+    assert second_words[0] in first_words  # the second chunk starts inside the first (overlap)
+
+
+def test_the_same_content_again_is_recognised_by_its_hash() -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="copy.md", data=HANDBOOK)
+    assert result.outcome == "duplicate"
+    assert result.document == document
+    assert Document.objects.filter(knowledge_base=knowledge_base).count() == 1
+
+
+def test_a_new_version_replaces_the_chunks_of_the_old_one() -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
+    old_ids = set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
+    newer = HANDBOOK.replace(b"24 days", b"26 days")
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=newer)
+    assert result.outcome == "new_version"
+    assert result.document.pk == document.pk and result.document.version == 2
+    services.document_process(document_id=document.pk, generation=result.document.generation)
+    texts = list(Chunk.objects.filter(document=document).values_list("text", flat=True))
+    assert any("26 days" in text for text in texts) and not any("24 days" in text for text in texts)
+    assert not old_ids & set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
+
+
+def test_searches_see_the_old_version_until_the_new_one_is_complete(alice: Any) -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    grant(knowledge_base, "view", role="Administrator")
+    document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
+    newer = HANDBOOK.replace(b"24 days", b"26 days")
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=newer)
+    # The new generation's chunks are written but not yet switched on.
+    services.chunks_store(
+        document=result.document,
+        generation=result.document.generation,
+        drafts=[ChunkDraft("Employees have 26 days of annual leave.", "Handbook › Leave", None, 9)],
+    )
+    found = selectors.retrieve(user=alice, query="annual leave days", audit_event=False)
+    assert found and all(item.document_id == document.pk for item in found)
+    assert all("26 days" not in item.text for item in found)
+
+
+def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.KNOWLEDGE_EMBED_BATCH = 1
+    knowledge_base = KnowledgeBaseFactory()
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=HANDBOOK)
+    real_embed = embeddings.embed_texts
+    calls = {"n": 0}
+
+    def crash_on_second_batch(texts: list[str], **kwargs: Any) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise SystemExit("worker killed")
+        return real_embed(texts, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed_texts", crash_on_second_batch)
+    with pytest.raises(SystemExit):
+        services.document_process(document_id=result.document.pk, generation=result.document.generation)
+    assert Chunk.objects.filter(document=result.document, is_active=False).count() == 1  # one batch stored
+    monkeypatch.setattr(embeddings, "embed_texts", real_embed)
+    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
+    # Running the same task once more (a redelivered message) changes nothing.
+    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "skipped"
+    positions = list(Chunk.objects.filter(document=result.document).values_list("position", flat=True))
+    assert sorted(positions) == [0, 1]
+    assert (
+        Posting.objects.filter(chunk__document=result.document).count()
+        == Posting.objects.filter(chunk__document=result.document).values("term", "chunk").distinct().count()
+    )
+
+
+def test_bad_files_fail_with_a_message_and_leave_the_others_alone(settings: Any) -> None:
+    settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 10_000
+    knowledge_base = KnowledgeBaseFactory()
+    good = ready_document(knowledge_base, "good.md", HANDBOOK)
+    broken = ready_document(knowledge_base, "broken.pdf", b"%PDF-1.4 nonsense")
+    binary = ready_document(knowledge_base, "binary.txt", b"\x00\x01\x02" * 100)
+    too_big = services.document_upload(
+        actor=None, knowledge_base=knowledge_base, filename="big.txt", data=None, size=20_000
+    ).document
+    assert good.status == DocumentStatus.READY
+    for failed in (broken, binary, too_big):
+        assert failed.status == DocumentStatus.FAILED and failed.error
+        assert not Chunk.objects.filter(document=failed).exists()
+    assert "over the limit" in too_big.error
+    assert AuditEvent.objects.filter(action="knowledge.document_failed", object_id=str(broken.pk)).exists()
+
+
+def test_bm25_statistics_follow_versions_and_deletes() -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
+    stats = LexicalStatistics.objects.get(pk=1)
+    assert stats.chunk_count == 2
+    assert stats.total_length == sum(Chunk.objects.values_list("lexical_length", flat=True))
+    assert TermStatistic.objects.get(term="hotel").document_frequency == 1
+    services.document_delete(actor=None, document=document)
+    stats.refresh_from_db()
+    assert (stats.chunk_count, stats.total_length) == (0, 0)
+    assert TermStatistic.objects.get(term="hotel").document_frequency == 0
+
+
+def test_the_task_marks_a_document_failed_after_an_unexpected_error(
+    monkeypatch: pytest.MonkeyPatch, eager_tasks: None
+) -> None:
+    from knowledge.tasks import document_process_task
+
+    knowledge_base = KnowledgeBaseFactory()
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="h.md", data=HANDBOOK)
+
+    def explode(**kwargs: Any) -> int:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "chunks_store", explode)
+    assert document_process_task.delay(result.document.pk, result.document.generation).get() == "failed"
+    result.document.refresh_from_db()
+    assert result.document.status == DocumentStatus.FAILED
+    assert "RuntimeError" in result.document.error
+
+
+def test_postings_hold_stemmed_terms() -> None:
+    document = ready_document(KnowledgeBaseFactory(), "h.md", HANDBOOK)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT term FROM knowledge_posting p JOIN knowledge_chunk c ON c.id = p.chunk_id WHERE c.document_id = %s",
+            [document.pk],
+        )
+        terms = {row[0] for row in cursor.fetchall()}
+    assert {"employe", "hotel", "night"} <= terms and "the" not in terms

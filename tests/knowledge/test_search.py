@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from audit.models import AuditEvent
+from knowledge import search, selectors
+from knowledge.models import Chunk, Posting
+from tests.accounts.factories import UserFactory
+from tests.knowledge.factories import KnowledgeBaseFactory, grant, ready_document
+
+pytestmark = pytest.mark.django_db
+
+QUERY = "bicycle repair workshop"
+
+
+@pytest.fixture
+def corpus(alice: Any, olivia: Any, audrey: Any, sam: Any, oscar: Any) -> dict[str, Any]:
+    """Three knowledge bases: staff-wide, governance-only and ungranted; one staff doc restricted to officers."""
+    staff_kb = KnowledgeBaseFactory(name="Staff KB")
+    grant(staff_kb, "view", role="Staff")
+    grant(staff_kb, "view", role="Governance officer")
+    officer_kb = KnowledgeBaseFactory(name="Officer KB")
+    grant(officer_kb, "view", role="Governance officer")
+    hidden_kb = KnowledgeBaseFactory(name="Nobody KB")
+    docs = {
+        "open": ready_document(staff_kb, "open.md", b"The bicycle repair workshop opens at eight."),
+        "restricted": ready_document(
+            staff_kb,
+            "restricted.md",
+            b"Bicycle repair workshop salaries are confidential.",
+            roles=["Governance officer"],
+        ),
+        "officer": ready_document(officer_kb, "officer.md", b"Audit of the bicycle repair workshop budget."),
+        "hidden": ready_document(hidden_kb, "hidden.md", b"Secret bicycle repair workshop merger plan."),
+    }
+    return {"docs": docs, "staff_kb": staff_kb, "officer_kb": officer_kb, "hidden_kb": hidden_kb}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical", "vector"])
+@pytest.mark.parametrize(
+    ("person", "visible"),
+    [
+        ("alice", set()),  # Administrator: no grant on these bases
+        ("olivia", {"open", "restricted", "officer"}),  # Governance officer
+        ("audrey", set()),  # Auditor
+        ("sam", {"open"}),  # Staff: the restricted document is hidden
+        ("oscar", set()),  # outsider
+    ],
+)
+def test_search_returns_exactly_the_chunks_the_user_may_read(
+    corpus: dict[str, Any], request: pytest.FixtureRequest, person: str, visible: set[str], mode: str
+) -> None:
+    user = request.getfixturevalue(person)
+    found = selectors.retrieve(user=user, query=QUERY, k=10, mode=mode, audit_event=False)
+    names = {name for name, doc in corpus["docs"].items() if doc.pk in {item.document_id for item in found}}
+    assert names == visible
+
+
+def test_a_superuser_reads_everything(corpus: dict[str, Any]) -> None:
+    root = UserFactory(username="root", is_superuser=True)
+    found = selectors.retrieve(user=root, query=QUERY, k=10, audit_event=False)
+    assert {item.document_id for item in found} == {doc.pk for doc in corpus["docs"].values()}
+
+
+def test_editors_see_restricted_documents_of_their_base(corpus: dict[str, Any], sam: Any) -> None:
+    grant(corpus["staff_kb"], "change", user=sam)
+    found = selectors.retrieve(user=sam, query=QUERY, k=10, audit_event=False)
+    assert corpus["docs"]["restricted"].pk in {item.document_id for item in found}
+
+
+def test_a_user_grant_works_like_a_role_grant(corpus: dict[str, Any], oscar: Any) -> None:
+    grant(corpus["hidden_kb"], "view", user=oscar)
+    found = selectors.retrieve(user=oscar, query=QUERY, k=10, audit_event=False)
+    assert {item.document_id for item in found} == {corpus["docs"]["hidden"].pk}
+
+
+def test_retrieve_can_be_limited_to_some_knowledge_bases(corpus: dict[str, Any], olivia: Any) -> None:
+    found = selectors.retrieve(user=olivia, query=QUERY, knowledge_bases=[corpus["officer_kb"]], audit_event=False)
+    assert {item.knowledge_base_name for item in found} == {"Officer KB"}
+    # A base the user may not view stays invisible even when asked for explicitly.
+    assert selectors.retrieve(user=olivia, query=QUERY, knowledge_bases=[corpus["hidden_kb"]], audit_event=False) == []
+
+
+def test_retrieve_writes_the_search_audit_event_with_chunk_ids(corpus: dict[str, Any], sam: Any) -> None:
+    found = selectors.retrieve(user=sam, query=QUERY, k=5)
+    event = AuditEvent.objects.filter(action="knowledge.searched").latest("seq")
+    assert event.details["query"] == QUERY
+    assert event.details["chunk_ids"] == [item.chunk_id for item in found]
+    assert event.actor_id == sam.pk
+
+
+def test_retrieved_chunks_carry_citation_data(corpus: dict[str, Any], sam: Any) -> None:
+    (item,) = selectors.retrieve(user=sam, query=QUERY, k=1, audit_event=False)
+    assert item.document_title == "open"
+    assert item.knowledge_base_name == "Staff KB"
+    assert item.classification == "internal"
+    assert item.url == f"/knowledge/documents/{corpus['docs']['open'].pk}/"
+    assert item.score > 0
+
+
+def test_the_vector_filter_still_returns_k_rows_when_most_neighbours_are_hidden(sam: Any) -> None:
+    """With hnsw.iterative_scan the HNSW scan continues past filtered rows (needs the index to be used)."""
+    visible_kb = KnowledgeBaseFactory()
+    grant(visible_kb, "view", role="Staff")
+    hidden_kb = KnowledgeBaseFactory()
+    for index in range(40):
+        ready_document(hidden_kb, f"h{index}.txt", f"Bicycle repair note number {index} for the workshop.".encode())
+    for index in range(3):
+        ready_document(visible_kb, f"v{index}.txt", f"Opening hours of shop {index}: nine to five.".encode())
+    acl = search.acl_for(sam)
+    query_vector = np.asarray(Chunk.objects.filter(knowledge_base=hidden_kb).first().embedding)  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            rows = search.vector_search(query_vector, acl, 3, ef_search=10)
+        finally:
+            cursor.execute("SET enable_seqscan = on")
+    assert len(rows) == 3
+    assert set(Chunk.objects.filter(pk__in=[r[0] for r in rows]).values_list("knowledge_base_id", flat=True)) == {
+        visible_kb.pk
+    }
+
+
+def test_bm25_scores_match_the_formula() -> None:
+    kb = KnowledgeBaseFactory()
+    texts = ["apple banana apple", "banana cherry", "cherry cherry cherry date", "elderberry fig grape"]
+    for index, text in enumerate(texts):
+        ready_document(kb, f"d{index}.txt", text.encode(), title=f"t{index}")
+    root = UserFactory(username="root", is_superuser=True)
+    acl = search.acl_for(root, [kb.pk])
+    scores = dict(search.lexical_search("cherry apple", acl, 10))
+    rows = {c.pk: c for c in Chunk.objects.filter(knowledge_base=kb)}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT chunk_count, total_length FROM knowledge_lexicalstatistics")
+        total, length = cursor.fetchone()
+    average = length / total
+
+    def expected(chunk: Chunk) -> float:
+        value = 0.0
+        for term in ("cherri", "appl"):
+            tf = dict(Posting.objects.filter(chunk=chunk).values_list("term", "tf")).get(term, 0)
+            df = Posting.objects.filter(chunk__in=list(rows.values()), term=term).count()
+            if tf:
+                idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+                value += (
+                    idf
+                    * tf
+                    * (search.BM25_K1 + 1)
+                    / (tf + search.BM25_K1 * (1 - search.BM25_B + search.BM25_B * chunk.lexical_length / average))
+                )
+        return value
+
+    assert set(scores) == {pk for pk, chunk in rows.items() if expected(chunk) > 0}
+    for pk, score in scores.items():
+        assert score == pytest.approx(expected(rows[pk]))
+    assert not any(rows[pk].text == "elderberry fig grape" for pk in scores)
+
+
+def test_snippets_escape_the_text_and_mark_the_terms(sam: Any) -> None:
+    kb = KnowledgeBaseFactory()
+    grant(kb, "view", role="Staff")
+    ready_document(kb, "x.txt", b"<script>alert('x')</script> Costs < 5 & tax > 2: the workshop repairs bicycles.")
+    (item,) = selectors.retrieve(user=sam, query="workshop", k=1, snippets=True, audit_event=False)
+    assert "<script>" not in item.snippet_html
+    assert "&lt; 5 &amp; tax &gt; 2" in item.snippet_html
+    assert "<mark>workshop</mark>" in item.snippet_html
+    assert item.snippet_html.replace("<mark>", "").replace("</mark>", "").count("<") == 0
+
+
+def test_rrf_rewards_agreement() -> None:
+    fused = search.rrf_fuse([[(1, 9.0), (2, 8.0)], [(2, 0.9), (3, 0.8)]])
+    assert [chunk_id for chunk_id, _ in fused] == [2, 1, 3]
+
+
+def test_restriction_groups_are_checked_in_sql_for_group_members(corpus: dict[str, Any], sam: Any) -> None:
+    sam.groups.add(Group.objects.get(name="Governance officer"))
+    found = selectors.retrieve(user=sam, query=QUERY, k=10, audit_event=False)
+    assert corpus["docs"]["restricted"].pk in {item.document_id for item in found}
