@@ -10,9 +10,13 @@ may leave) and routing (which refuses anything the gate did not seal):
     router call -> verify_sealed(gated, destination) before any byte leaves
     restorer = gated.restorer(); shown = restorer.feed(chunk) ...; shown += restorer.finish()
 
-This first version is the pass-through the Assistant issue asks for: it sends every part unchanged and
-records that in the manifest. The Governance issue replaces `_apply_policy` (classification, policy,
-pseudonymization, fail closed) without changing this interface.
+What happens inside (governance/README section "Egress"):
+1. every part is classified (governance.detection: patterns, known entities, optional NER);
+2. the policy of the user's roles (the strictest of them) decides per data class: allow, pseudonymize,
+   redact or block; per knowledge-base label: send, withhold or local only; per provider: allowed or not;
+3. pseudonymized values get per-conversation placeholders from the encrypted vault;
+4. the manifest records all of it (counts and placeholders, never a value) and the prompt is sealed.
+Any failure on the way raises EgressBlocked: nothing is sent (fail closed).
 """
 
 from __future__ import annotations
@@ -20,15 +24,38 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db import transaction
+
+from governance import classes as dc
+
+logger = logging.getLogger(__name__)
 
 PART_KINDS = ("instructions", "history", "chunk", "memory", "customer", "question")
 ERROR_NOT_SEALED = "This prompt did not pass the egress gate; it is not sent."
 ERROR_WRONG_DESTINATION = "This prompt was not cleared for {destination}; it is not sent."
+ERROR_UNKNOWN_PART = "The prompt has a part of an unknown kind; it is not sent."
+ERROR_POLICY_UNAVAILABLE = (
+    "The egress policy could not be loaded, so nothing was sent. Please tell a governance officer."
+)
+ERROR_DETECTION_FAILED = "The prompt could not be checked for sensitive data, so nothing was sent. Please try again."
+ERROR_VAULT_FAILED = "The pseudonymization vault is unavailable, so nothing was sent. Please tell an administrator."
+ERROR_NO_DESTINATION = "No model is allowed to receive this prompt under your role's policy: {reasons}."
+ERROR_BLOCKED_CONTENT = "your {where} contains {classes}, which your role's policy blocks from cloud models"
+ERROR_LOCAL_CONTENT = "local-only knowledge can only be answered by the local model"
+# Parts whose blocked content is simply left out; blocked content anywhere else stops the prompt.
+WITHHOLDABLE_KINDS = frozenset({"chunk", "memory", "customer"})
+GATE_NAME = "policy"
+
+
+class EgressBlocked(PermissionError):
+    """The gate refused to let this prompt leave; the message says why and is safe to show."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +100,19 @@ class GatedPrompt:
     conversation_key: str = ""
 
     def restorer(self) -> Restorer:
-        return PassThroughRestorer()
+        from governance.restore import PlaceholderRestorer
+
+        # The values live beside the dataclass fields, so asdict()/repr() of a GatedPrompt never holds them.
+        entries: Mapping[str, str] = getattr(self, "_vault_entries", {})
+        return PlaceholderRestorer(entries) if entries else PassThroughRestorer()
 
     @property
     def prompt_sha256(self) -> str:
         return hashlib.sha256(_canonical(self.messages).encode()).hexdigest()
+
+    @property
+    def manifest_sha256(self) -> str:
+        return hashlib.sha256(_canonical(self.manifest).encode()).hexdigest()
 
 
 def _canonical(value: Any) -> str:
@@ -99,35 +134,297 @@ def verify_sealed(gated: GatedPrompt, destination_key: str) -> None:
         raise PermissionError(ERROR_WRONG_DESTINATION.format(destination=destination_key))
 
 
-def _apply_policy(
-    *, user: Any, conversation_key: str, destinations: Sequence[Destination], parts: Sequence[PromptPart]
-) -> tuple[list[dict[str, str]], dict[str, Any], list[str]]:
-    messages = [{"role": part.role, "content": part.text} for part in parts if part.text]
-    manifest = {
-        "gate": "pass-through",
-        "policy_version": None,
-        "parts": [
-            {"kind": part.kind, "source": part.source, "decision": "sent", "chars": len(part.text), "findings": []}
-            for part in parts
-        ],
-        "destinations": [destination.key for destination in destinations],
+# ---- policy -------------------------------------------------------------------------------------------
+def user_role_names(user: Any) -> list[str]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    return sorted(user.groups.values_list("name", flat=True))
+
+
+def preview_required(user: Any) -> bool:
+    """Whether this user's roles want to see what leaves before it is sent (fails closed to True)."""
+    from governance.selectors import policy_current
+
+    try:
+        version = policy_current()
+        from governance.policy import effective_policy
+
+        return effective_policy(version.document, user_role_names(user)).preview_before_send
+    except Exception:  # noqa: BLE001 - if the policy cannot be read, showing a preview is the safe side
+        logger.exception("preview_required: policy lookup failed")
+        return True
+
+
+@dataclass
+class _PartPlan:
+    part: PromptPart
+    findings: Counter[str] = field(default_factory=Counter)
+    layers: Counter[str] = field(default_factory=Counter)
+    decision: str = "sent"  # sent | withheld
+    reason: str = ""
+    blocked_classes: list[str] = field(default_factory=list)
+    forces_local: bool = False
+    spans: list[Any] = field(default_factory=list)
+
+
+def _classify(parts: Sequence[PromptPart], policy: Any) -> list[_PartPlan]:
+    from governance.detection import detect
+
+    plans = []
+    for part in parts:
+        plan = _PartPlan(part=part)
+        plan.spans = detect(part.text) if part.text else []
+        for finding in plan.spans:
+            plan.findings[finding.data_class] += 1
+            plan.layers[finding.layer] += 1
+        if part.kind == "chunk" or "classification" in part.source:
+            label_action = policy.label_action(part.source.get("classification"))
+            if label_action == dc.LOCAL:
+                plan.forces_local = True
+                plan.reason = f"knowledge labelled {part.source.get('classification') or 'unlabelled'}: local only"
+            elif label_action == dc.WITHHOLD:
+                plan.decision, plan.reason = (
+                    "withheld",
+                    (f"knowledge labelled {part.source.get('classification')} may not go to cloud models"),
+                )
+        if part.kind == "memory" and str(part.source.get("scope", "")).lower() in policy.withheld_memory_scopes:
+            plan.decision, plan.reason = "withheld", f"memory scope {part.source.get('scope')} stays local"
+        if part.kind == "customer" and str(part.source.get("field", "")).lower() in policy.withheld_customer_fields:
+            plan.decision, plan.reason = "withheld", f"customer field {part.source.get('field')} stays local"
+        plan.blocked_classes = sorted(c for c in plan.findings if policy.classes.get(c, dc.BLOCK) == dc.BLOCK)
+        if plan.blocked_classes and plan.decision == "sent" and part.kind in WITHHOLDABLE_KINDS:
+            plan.decision = "withheld"
+            plan.reason = f"contains {', '.join(plan.blocked_classes)}, blocked by policy"
+        plans.append(plan)
+    return plans
+
+
+def _transform(plan: _PartPlan, policy: Any, vault: Any, done: dict[str, Counter[str]]) -> str:
+    text = plan.part.text
+    pieces = []
+    position = 0
+    for finding in plan.spans:
+        action = policy.classes.get(finding.data_class, dc.BLOCK)
+        if action == dc.ALLOW:
+            continue
+        value = text[finding.start : finding.end]
+        pieces.append(text[position : finding.start])
+        if action == dc.PSEUDONYMIZE:
+            pieces.append(vault.placeholder(finding.data_class, value))
+            done["pseudonymized"][finding.data_class] += 1
+        else:  # redact (block never reaches here: such parts are withheld or the prompt stops)
+            pieces.append(f"[{finding.data_class} redacted]")
+            done["redacted"][finding.data_class] += 1
+        position = finding.end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+# Only identifiers and labels of a part's source go into the manifest: a title or a customer name there
+# would carry the very values the gate keeps from leaving into stored answers and audit hashes.
+MANIFEST_SOURCE_KEYS = frozenset({"classification", "scope", "field", "citation", "kind"})
+
+
+def _manifest_source(source: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in source.items()
+        if (key in MANIFEST_SOURCE_KEYS or key.endswith("_id"))
+        and (isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 100))
     }
-    return messages, manifest, [destination.key for destination in destinations]
+
+
+def _load_policy(*, role_names: Sequence[str], policy_document: dict[str, Any] | None) -> tuple[Any, Any]:
+    from governance.policy import effective_policy, normalise_document
+    from governance.selectors import policy_current
+
+    try:
+        version = None if policy_document is not None else policy_current()
+        document = normalise_document(policy_document if policy_document is not None else version.document)  # type: ignore[union-attr]
+        return version, effective_policy(document, role_names)
+    except Exception:
+        logger.exception("egress gate: policy lookup failed")
+        raise EgressBlocked(ERROR_POLICY_UNAVAILABLE) from None
+
+
+def _apply_policy(
+    *,
+    user: Any,
+    conversation_key: str,
+    destinations: Sequence[Destination],
+    parts: Sequence[PromptPart],
+    roles: Sequence[str] | None = None,
+    policy_document: dict[str, Any] | None = None,
+    persist_vault: bool = True,
+) -> tuple[list[dict[str, str]], dict[str, Any], list[str], dict[str, str]]:
+    from governance.detection import ner_status
+    from governance.vault import Vault, vault_open, vault_save
+
+    role_names = list(roles) if roles is not None else user_role_names(user)
+    version, policy = _load_policy(role_names=role_names, policy_document=policy_document)
+    try:
+        plans = _classify(parts, policy)
+    except EgressBlocked:
+        raise
+    except Exception as error:
+        logger.error("egress gate: detection failed (%s)", type(error).__name__)
+        raise EgressBlocked(ERROR_DETECTION_FAILED) from None
+
+    stop_reasons = []
+    for plan in plans:
+        if plan.blocked_classes and plan.part.kind not in WITHHOLDABLE_KINDS and plan.decision == "sent":
+            where = dc.PART_KIND_LABELS.get(plan.part.kind, plan.part.kind).lower()
+            stop_reasons.append(ERROR_BLOCKED_CONTENT.format(where=where, classes=", ".join(plan.blocked_classes)))
+    if any(plan.forces_local and plan.decision == "sent" for plan in plans):
+        stop_reasons.append(ERROR_LOCAL_CONTENT)
+    cloud_allowed = not stop_reasons
+
+    cleared: list[str] = []
+    refused: list[dict[str, str]] = []
+    for destination in destinations:
+        if destination.is_local:
+            cleared.append(destination.key)
+            continue
+        if not cloud_allowed:
+            refused.append({"destination": destination.key, "reason": "; ".join(stop_reasons)})
+            continue
+        why = policy.provider_refusal(
+            provider=destination.provider,
+            zero_data_retention=destination.zero_data_retention,
+            region=destination.region,
+        )
+        if why:
+            refused.append({"destination": destination.key, "reason": why})
+        else:
+            cleared.append(destination.key)
+    local_keys = {d.key for d in destinations if d.is_local}
+    only_local = bool(cleared) and all(key in local_keys for key in cleared)
+
+    done: dict[str, Counter[str]] = {"pseudonymized": Counter(), "redacted": Counter()}
+    messages: list[dict[str, str]] = []
+    entries: dict[str, str] = {}
+    part_rows = []
+    if cleared and not only_local:
+        try:
+            with transaction.atomic():
+                vault = vault_open(conversation_key=conversation_key) if persist_vault else Vault(conversation_key)
+                texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
+                if persist_vault:
+                    vault_save(vault=vault)
+                entries = dict(vault.entries)
+        except Exception as error:
+            logger.error("egress gate: vault failed (%s)", type(error).__name__)
+            raise EgressBlocked(ERROR_VAULT_FAILED) from None
+    else:
+        # Only the local model is cleared: nothing leaves the server, so it gets every part unchanged.
+        texts = [plan.part.text for plan in plans]
+    used_placeholders: set[str] = set()
+    for plan, text in zip(plans, texts, strict=True):
+        sent = bool(cleared) and (only_local or plan.decision == "sent")
+        if sent and text:
+            messages.append({"role": plan.part.role, "content": text})
+            used_placeholders.update(p for p in entries if p in text)
+        part_rows.append(
+            {
+                "kind": plan.part.kind,
+                "source": _manifest_source(plan.part.source),
+                "decision": ("sent" if sent else "withheld"),
+                "reason": plan.reason or ("local model only: nothing leaves the server" if only_local and sent else ""),
+                "chars": len(plan.part.text),
+                "findings": dict(sorted(plan.findings.items())),
+            }
+        )
+    findings_total: Counter[str] = Counter()
+    layers_total: Counter[str] = Counter()
+    for plan in plans:
+        findings_total.update(plan.findings)
+        layers_total.update(plan.layers)
+    manifest = {
+        "gate": GATE_NAME,
+        "policy_version": version.pk if version is not None else None,
+        "policy_version_number": version.number if version is not None else None,
+        "policy_source": "published" if version is not None else "draft",
+        "roles": list(policy.roles),
+        "parts": part_rows,
+        "findings": dict(sorted(findings_total.items())),
+        "detection_layers": {**dict(sorted(layers_total.items())), "ner": ner_status()},
+        "actions": {c: policy.classes[c] for c in sorted(findings_total)},
+        "pseudonymized": dict(sorted(done["pseudonymized"].items())),
+        "redacted": dict(sorted(done["redacted"].items())),
+        "placeholders": sorted(used_placeholders),
+        "withheld": sum(1 for row in part_rows if row["decision"] == "withheld"),
+        "destinations": cleared,
+        "destinations_refused": refused,
+        "local_only": only_local,
+        "preview_before_send": policy.preview_before_send,
+    }
+    if not cleared:
+        reasons = "; ".join(dict.fromkeys(row["reason"] for row in refused)) or "no destination was offered"
+        raise EgressBlocked(ERROR_NO_DESTINATION.format(reasons=reasons))
+    return messages, manifest, cleared, {p: entries[p] for p in entries}
 
 
 def egress_gate(
-    *, user: Any, conversation_key: str, destinations: Sequence[Destination], parts: Sequence[PromptPart]
+    *,
+    user: Any,
+    conversation_key: str,
+    destinations: Sequence[Destination],
+    parts: Sequence[PromptPart],
+    roles: Sequence[str] | None = None,
+    policy_document: dict[str, Any] | None = None,
+    persist_vault: bool = True,
 ) -> GatedPrompt:
+    """Classify, apply the policy, pseudonymize, seal. Raises EgressBlocked when nothing may be sent.
+
+    `roles`, `policy_document` and `persist_vault=False` are for the simulator: the same code, another
+    role or a draft policy, and a throwaway vault.
+    """
     for part in parts:
         if part.kind not in PART_KINDS:
-            raise ValueError(f"unknown prompt part kind {part.kind!r}")
-    messages, manifest, cleared = _apply_policy(
-        user=user, conversation_key=conversation_key, destinations=destinations, parts=parts
-    )
-    return GatedPrompt(
+            raise EgressBlocked(ERROR_UNKNOWN_PART)
+    try:
+        messages, manifest, cleared, entries = _apply_policy(
+            user=user,
+            conversation_key=conversation_key,
+            destinations=destinations,
+            parts=parts,
+            roles=roles,
+            policy_document=policy_document,
+            persist_vault=persist_vault,
+        )
+    except EgressBlocked as blocked:
+        _audit_blocked(user=user, conversation_key=conversation_key, reason=str(blocked), simulated=not persist_vault)
+        raise
+    except Exception as error:  # anything unforeseen: fail closed, without the details (they may hold values)
+        logger.error("egress gate failed (%s)", type(error).__name__)
+        _audit_blocked(user=user, conversation_key=conversation_key, reason="internal error", simulated=False)
+        raise EgressBlocked(ERROR_DETECTION_FAILED) from None
+    gated = GatedPrompt(
         messages=tuple(messages),
         manifest=manifest,
         destinations=tuple(cleared),
         seal=_seal(messages, cleared),
         conversation_key=conversation_key,
     )
+    object.__setattr__(gated, "_vault_entries", entries)
+    return gated
+
+
+def _audit_blocked(*, user: Any, conversation_key: str, reason: str, simulated: bool) -> None:
+    if simulated:
+        return
+    from audit.models import Outcome
+    from audit.services import audit
+
+    try:
+        with transaction.atomic():
+            audit(
+                actor=user if getattr(user, "is_authenticated", False) else None,
+                action="governance.egress_blocked",
+                object_type="conversation",
+                object_id=conversation_key[:100],
+                outcome=Outcome.DENIED,
+                details={"reason": reason},
+            )
+    except Exception as error:  # noqa: BLE001 - the block itself must still reach the user
+        logger.error("could not audit a blocked prompt (%s)", type(error).__name__)

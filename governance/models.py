@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
+from django.utils import timezone
+
+from governance.classes import DATA_CLASSES
 
 
 class Role(models.Model):
@@ -25,3 +31,79 @@ class Role(models.Model):
     @property
     def name(self) -> str:
         return self.group.name
+
+
+class PolicyVersion(models.Model):
+    """One published egress policy. Never changed after publication; restoring publishes a copy."""
+
+    number = models.PositiveIntegerField(unique=True)
+    document = models.JSONField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    diff = models.JSONField(default=list, blank=True, help_text="Readable changes against the previous version.")
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"Policy version {self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and PolicyVersion.objects.filter(pk=self.pk).exists():
+            raise ValueError("A published policy version cannot be changed; publish a new one.")
+        super().save(*args, **kwargs)
+
+
+class PolicyDraft(models.Model):
+    """The policy being edited (one shared draft): nothing in it applies until it is published."""
+
+    document = models.JSONField()
+    based_on = models.ForeignKey(PolicyVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Policy draft (based on {self.based_on})"
+
+
+class TermList(models.Model):
+    """Words an officer wants treated as a data class wherever they appear (project names, VIPs, ...)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    data_class = models.CharField(max_length=32, choices=[(c, c) for c in DATA_CLASSES])
+    description = models.TextField(blank=True)
+    terms = models.TextField(blank=True, help_text="One term per line.")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def term_values(self) -> list[str]:
+        return [line.strip() for line in self.terms.splitlines() if line.strip()]
+
+
+class ConversationVault(models.Model):
+    """The placeholders of one conversation and the values behind them, encrypted (Fernet) at rest.
+
+    The key comes from settings (GOVERNANCE_VAULT_KEY), never from the database.
+    """
+
+    conversation_key = models.CharField(max_length=200, unique=True)
+    ciphertext = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Vault of {self.conversation_key}"

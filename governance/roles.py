@@ -32,17 +32,67 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "governance.use_assistant",
         "audit.review_auditevent",
         "audit.export_auditevent",
+        # assistant profiles (who may USE one is a per-profile guardian permission)
+        "assistant.view_assistantprofile",
+        "assistant.add_assistantprofile",
+        "assistant.change_assistantprofile",
+        "assistant.delete_assistantprofile",
+        # knowledge bases: creating one (access to each is a per-base guardian permission)
+        "knowledge.add_knowledgebase",
+        # customers (restricted records: owner, guardian object permission, or view_all_customers)
+        "customers.view_customer",
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.delete_customer",
+        "customers.view_all_customers",
+        "customers.import_customer",
+        "customers.export_customer",
+        "customers.view_interaction",
+        "customers.add_interaction",
+        # AI memory
+        "memory.view_memoryitem",
+        "memory.add_memoryitem",
+        "memory.change_memoryitem",
+        "memory.delete_memoryitem",
+        "memory.review_memoryitem",
+        # model routing: catalog, task-type map, budgets (admin screens) and the usage page
+        "routing.view_usage",
+        "routing.view_catalogmodel",
+        "routing.add_catalogmodel",
+        "routing.change_catalogmodel",
+        "routing.delete_catalogmodel",
+        "routing.view_tasktier",
+        "routing.change_tasktier",
+        "routing.view_budget",
+        "routing.add_budget",
+        "routing.change_budget",
+        "routing.delete_budget",
     },
     GOVERNANCE_OFFICER: {
         "governance.manage_policies",
         "governance.use_assistant",
+        # AI memory: officers review what the assistant keeps
+        "memory.view_memoryitem",
+        "memory.add_memoryitem",
+        "memory.change_memoryitem",
+        "memory.delete_memoryitem",
+        "memory.review_memoryitem",
+        "routing.view_catalogmodel",  # where prompts may go: providers, retention, regions
     },
     AUDITOR: {
         "audit.review_auditevent",
         "audit.export_auditevent",
+        "memory.view_memoryitem",  # read-only
     },
     STAFF: {
         "governance.use_assistant",
+        "customers.view_customer",
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.view_interaction",
+        "customers.add_interaction",
+        "memory.view_memoryitem",
+        "memory.add_memoryitem",
     },
 }
 

@@ -1,0 +1,389 @@
+"""Finding sensitive values in text, in layers that can each be measured on their own.
+
+Layers:
+- "patterns": values with a checkable shape (e-mail, Luhn-valid cards, IBANs, national ids, phones, IP
+  addresses, secret formats, dates of birth, street addresses) and the health/financial lexicon;
+- "known_entities": exact values the business already has (users, term lists, customer records), see
+  governance.known_entities;
+- "ner": an optional statistical name finder, only when a backend is configured (none ships).
+
+Findings carry offsets only. Nothing here logs or stores a value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+from django.conf import settings
+from django.utils.module_loading import import_string
+from stdnum import iban, luhn
+from stdnum.es import dni, nie
+from stdnum.fr import nir
+from stdnum.it import codicefiscale
+from stdnum.us import ssn
+
+from governance import classes as dc
+
+LAYER_PATTERNS = "patterns"
+LAYER_KNOWN = "known_entities"
+LAYER_NER = "ner"
+LAYERS: tuple[str, ...] = (LAYER_PATTERNS, LAYER_KNOWN, LAYER_NER)
+
+
+@dataclass(frozen=True)
+class Finding:
+    start: int
+    end: int
+    data_class: str
+    layer: str
+    detector: str = ""
+
+    def overlaps(self, other: Finding) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+# When two findings overlap, the one whose class is checked most strictly wins (a Luhn-valid card is a
+# card even if it also looks like a phone number), then the longer one.
+CLASS_PRIORITY: dict[str, int] = {
+    dc.CREDENTIAL: 0,
+    dc.PAYMENT_CARD: 1,
+    dc.BANK_ACCOUNT: 2,
+    dc.NATIONAL_ID: 3,
+    dc.EMAIL: 4,
+    dc.IP_ADDRESS: 5,
+    dc.CUSTOMER_FIELD: 6,
+    dc.PERSON: 7,
+    dc.DATE_OF_BIRTH: 8,
+    dc.POSTAL_ADDRESS: 9,  # before phones: "370 3911 Fourth Avenue" is a street number, not a phone
+    dc.PHONE: 10,
+    dc.HEALTH: 11,
+    dc.FINANCIAL: 12,
+}
+LAYER_PRIORITY = {LAYER_KNOWN: 0, LAYER_PATTERNS: 1, LAYER_NER: 2}
+
+
+def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
+    ordered = sorted(
+        findings,
+        key=lambda f: (CLASS_PRIORITY.get(f.data_class, 99), LAYER_PRIORITY.get(f.layer, 9), f.start - f.end, f.start),
+    )
+    kept: list[Finding] = []
+    for finding in ordered:
+        if not any(finding.overlaps(other) for other in kept):
+            kept.append(finding)
+    return sorted(kept, key=lambda f: f.start)
+
+
+# ---- validated patterns ----------------------------------------------------------------------------
+EMAIL_RE = re.compile(r"(?<![\w.+%-])[\w.+%-]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
+CARD_RE = re.compile(
+    r"(?<![\w+-])(?:\d{12,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{4,5})(?![\w-]|[.,]\d)"
+)
+IBAN_COMPACT_RE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}[A-Za-z0-9]{11,30}(?![\w])")
+IBAN_GROUPED_RE = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?: [A-Za-z0-9]{4}){2,7}(?: [A-Za-z0-9]{1,3})?(?![\w])")
+SSN_RE = re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])")
+NATIONAL_OTHER_RE = re.compile(
+    r"(?<![\w])(?:[A-Za-z]{6}\d{2}[A-Za-z]\d{2}[A-Za-z]\d{3}[A-Za-z]"  # Italian codice fiscale
+    r"|\d{8}-?[A-Za-z]|[XYZxyz]-?\d{7}-?[A-Za-z]"  # Spanish DNI / NIE
+    r"|[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2})(?![\w])"  # French NIR
+)
+IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+IPV6_RE = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:)(?![\w:])")
+PHONE_INTERNATIONAL_RE = re.compile(
+    r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?!\d)"
+)
+PHONE_LOCAL_RE = re.compile(
+    r"(?<![\w/.+-])(?:\(\d{2,4}\) ?|\d{2,5}[ .-])(?:\d{2,4}[ .-]){0,4}\d{2,7}(?:x\d{1,6})?(?![\d/]|[.-]\d)"
+    r"|(?<![\w/.+-])\d{10,11}(?![\w/]|[.-]\d)"
+)
+DATE_SHAPE_RE = re.compile(
+    r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}(?!\d)|^\d{1,2}[-/]\d{1,2}[-/]\d{2,4}$|^\d{1,2}:\d{2}"
+    r"|^(?:19|20)\d\d ?[-.] ?(?:19|20)\d\d$"  # a range of years, "2019-2023"
+)
+DATE_TEXT = (
+    r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
+    r"|\d{1,2}(?:st|nd|rd|th)? (?:of )?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?,? \d{4}"
+    r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})"
+)
+DOB_RE = re.compile(
+    r"(?i:\b(?:born(?: on)?|date of birth|birth ?date|birthday|d\.?o\.?b\.?|geboren(?: am)?|n[ée]e? le)\b[\s:,-]*)"
+    r"(?P<value>" + DATE_TEXT + r")",
+)
+CREDENTIAL_RES: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?<![\w-])sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}"),
+    re.compile(r"(?<![\w])(?:AKIA|ASIA)[0-9A-Z]{16}(?![\w])"),
+    re.compile(r"(?<![\w])gh[pousr]_[A-Za-z0-9]{30,}(?![\w])"),
+    re.compile(r"(?<![\w])github_pat_[A-Za-z0-9_]{22,}"),
+    re.compile(r"(?<![\w])xox[abprs]-[A-Za-z0-9-]{10,}"),
+    re.compile(r"(?<![\w])AIza[0-9A-Za-z_-]{35}(?![\w-])"),
+    re.compile(r"(?<![\w])[rs]k_(?:live|test)_[0-9A-Za-z]{16,}"),
+    re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+)
+SECRET_ASSIGNMENT_RE = re.compile(
+    r"(?i:\b(?:password|passwd|pwd|passphrase|passwort|kennwort|mot de passe|secret|api[_ -]?key|access[_ -]?token"
+    r"|auth[_ -]?token|client[_ -]?secret)\b\s*(?:is\s*)?[:=]\s*)[\"']?(?P<value>[^\s\"',;]{4,})"
+)
+STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Court|Ct|Place|Pl|Square|Sq|Way|Terrace|"
+    r"Parkway|Pkwy|Highway|Hwy|Circle|Cir|Crescent|Alley|Trail|Row|Walk|Close|Gardens|Mews|Hill|Park|Ridge|Plaza|"
+    r"Path|Pike|Loop|Crossing|Forges?|Falls|Fields?|Groves?|Heights|Meadows?|Mills?|Springs?|Squares?|Stream|"
+    r"Summit|Valley|Views?|Villages?|Wells?|Islands?|Isle|Junction|Key|Knolls?|Lakes?|Landing|Light|Lodge|Manor|"
+    r"Motorway|Neck|Orchard|Oval|Pass|Pines|Points?|Port|Prairie|Radial|Ranch|Rapids?|Rest|Route|Shoals?|Shores?|"
+    r"Station|Track|Trafficway|Tunnel|Turnpike|Underpass|Unions?|Via|Vista|Expressway|Extension|Freeway|Bypass|"
+    r"Causeway|Center|Centre|Cliffs?|Club|Common|Corners?|Course|Courts?|Coves?|Creek|Dale|Dam|Divide|Estates?|"
+    r"Ferry|Flats?|Ford|Forest|Fort|Freeway|Garden|Gateway|Glen|Green|Harbor|Haven|Hollow|Inlet|Lock|Mall|Mount|"
+    r"Mountain|Brook|Burg|Bluff|Bend|Beach|Bayou|Branch|Bridge|Camp|Canyon|Cape|Spur|Stravenue|Ville|Wall|Ways)"
+)
+STREET_RE = re.compile(
+    r"(?<![\w])\d{1,6}[A-Za-z]?(?:[ ,-]+[^\W\d_][\w'.-]*){1,5}[ ]+" + STREET_SUFFIX + r"\.?(?![\w])"
+    r"(?:,?\s*(?:Apt\.?|Suite|Unit|#)\s*[\w-]+)?"
+    r"|(?<![\w])[^\W\d_][\w-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|katu|gatan|vägen|vej|laan|straat|gade)"
+    r"\s+\d{1,5}[a-zA-Z]?(?:\s*(?:Apt\.?|Suite|Unit)\s*[\w-]+)?"
+    r"|(?<![\w])\d{1,5}[ ,]+(?:rue|avenue|boulevard|chemin|place|via|calle|rua|avenida|viale|piazza)\b[^\n,]{2,40}",
+    re.IGNORECASE,
+)
+LEXICON: dict[str, tuple[str, ...]] = {
+    dc.HEALTH: (
+        "diagnosed with",
+        "diagnosis",
+        "diabetes",
+        "diabetic",
+        "cancer",
+        "tumou?r",
+        "chemotherapy",
+        "HIV",
+        "AIDS",
+        "hepatitis",
+        "depression",
+        "anxiety disorder",
+        "bipolar",
+        "schizophrenia",
+        "epilepsy",
+        "asthma",
+        "dementia",
+        "alzheimer'?s",
+        "pregnan(?:t|cy)",
+        "miscarriage",
+        "sick leave",
+        "medical leave",
+        "medical condition",
+        "disability",
+        "disabled",
+        "prescription",
+        "prescribed",
+        "medication",
+        "surgery",
+        "allerg(?:y|ic)",
+        "therapy",
+        "psychiatric",
+        "mental health",
+        "blood pressure",
+        "heart attack",
+        "stroke",
+        "covid(?:-19)?",
+        "ADHD",
+        "autism",
+        "rehab",
+        "addiction",
+        "HbA1c",
+    ),
+    dc.FINANCIAL: (
+        "salary",
+        "salaries",
+        "wages?",
+        "annual income",
+        "income",
+        "credit score",
+        "credit rating",
+        "bankrupt(?:cy)?",
+        "insolven(?:t|cy)",
+        "debts?",
+        "overdraft",
+        "arrears",
+        "loan default",
+        "net worth",
+        "tax return",
+        "payslips?",
+        "pay slips?",
+        "garnish(?:ed|ment)",
+        "foreclosure",
+        "mortgage balance",
+    ),
+}
+LEXICON_RES: dict[str, re.Pattern[str]] = {
+    data_class: re.compile(r"(?<![\w])(?:" + "|".join(terms) + r")(?![\w])", re.IGNORECASE)
+    for data_class, terms in LEXICON.items()
+}
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def _find_cards(text: str) -> Iterator_:
+    for match in CARD_RE.finditer(text):
+        digits = _digits(match.group())
+        if 12 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn.is_valid(digits):
+            yield match.start(), match.end(), dc.PAYMENT_CARD, "card"
+
+
+def _find_ibans(text: str) -> Iterator_:
+    for regex in (IBAN_COMPACT_RE, IBAN_GROUPED_RE):
+        for match in regex.finditer(text):
+            value = match.group()
+            end = match.end()
+            while True:
+                if iban.is_valid(value):
+                    yield match.start(), end, dc.BANK_ACCOUNT, "iban"
+                    break
+                if " " not in value:
+                    break
+                value = value.rsplit(" ", 1)[0]  # a trailing word glued to the last group
+                end = match.start() + len(value)
+
+
+def _find_national_ids(text: str) -> Iterator_:
+    for match in SSN_RE.finditer(text):
+        if ssn.is_valid(match.group().replace(" ", "-")):
+            yield match.start(), match.end(), dc.NATIONAL_ID, "us_ssn"
+    for match in NATIONAL_OTHER_RE.finditer(text):
+        value = match.group()
+        for name, module in (("it_codicefiscale", codicefiscale), ("es_dni", dni), ("es_nie", nie), ("fr_nir", nir)):
+            if module.is_valid(value):
+                yield match.start(), match.end(), dc.NATIONAL_ID, name
+                break
+
+
+def _find_ips(text: str) -> Iterator_:
+    for match in IPV4_RE.finditer(text):
+        try:
+            ipaddress.IPv4Address(match.group())
+        except ValueError:
+            continue
+        yield match.start(), match.end(), dc.IP_ADDRESS, "ipv4"
+    for match in IPV6_RE.finditer(text):
+        if match.group().count(":") < 2:
+            continue
+        try:
+            ipaddress.IPv6Address(match.group())
+        except ValueError:
+            continue
+        yield match.start(), match.end(), dc.IP_ADDRESS, "ipv6"
+
+
+def _find_phones(text: str) -> Iterator_:
+    for match in PHONE_INTERNATIONAL_RE.finditer(text):
+        raw = match.group()
+        try:
+            number = phonenumbers.parse(re.sub(r"\(0\)", "", raw), None)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number) or 8 <= len(_digits(raw.split("x")[0])) <= 15:
+            yield match.start(), match.end(), dc.PHONE, "phone_international"
+    for match in PHONE_LOCAL_RE.finditer(text):
+        raw = match.group()
+        main = re.split(r"x", raw)[0]
+        digits = _digits(main)
+        if not 7 <= len(digits) <= 13 or DATE_SHAPE_RE.match(main.strip()):
+            continue
+        yield match.start(), match.end(), dc.PHONE, "phone_local"
+
+
+def _find_emails(text: str) -> Iterator_:
+    for match in EMAIL_RE.finditer(text):
+        yield match.start(), match.end(), dc.EMAIL, "email"
+
+
+def _find_credentials(text: str) -> Iterator_:
+    for regex in CREDENTIAL_RES:
+        for match in regex.finditer(text):
+            yield match.start(), match.end(), dc.CREDENTIAL, "secret_format"
+    for match in SECRET_ASSIGNMENT_RE.finditer(text):
+        yield match.start("value"), match.end("value"), dc.CREDENTIAL, "secret_assignment"
+
+
+def _find_dates_of_birth(text: str) -> Iterator_:
+    for match in DOB_RE.finditer(text):
+        yield match.start("value"), match.end("value"), dc.DATE_OF_BIRTH, "date_of_birth"
+
+
+def _find_addresses(text: str) -> Iterator_:
+    for match in STREET_RE.finditer(text):
+        yield match.start(), match.end(), dc.POSTAL_ADDRESS, "street"
+
+
+def _find_lexicon(text: str) -> Iterator_:
+    for data_class, regex in LEXICON_RES.items():
+        for match in regex.finditer(text):
+            yield match.start(), match.end(), data_class, "lexicon"
+
+
+Iterator_ = Iterable[tuple[int, int, str, str]]
+PATTERN_FINDERS: tuple[Callable[[str], Iterator_], ...] = (
+    _find_credentials,
+    _find_cards,
+    _find_ibans,
+    _find_national_ids,
+    _find_emails,
+    _find_ips,
+    _find_phones,
+    _find_dates_of_birth,
+    _find_addresses,
+    _find_lexicon,
+)
+
+
+def pattern_findings(text: str) -> list[Finding]:
+    return [
+        Finding(start, end, data_class, LAYER_PATTERNS, detector)
+        for finder in PATTERN_FINDERS
+        for start, end, data_class, detector in finder(text)
+    ]
+
+
+# ---- optional NER ------------------------------------------------------------------------------------
+NerBackend = Callable[[str], Iterable[tuple[int, int, str]]]
+NER_ABSENT = "absent: no NER backend is configured (GOVERNANCE_NER_BACKEND); names are found by the known-entity layer"
+_ner_cache: dict[str, NerBackend | None] = {}
+
+
+def ner_backend() -> NerBackend | None:
+    """The configured NER callable (dotted path returning (start, end, data_class) triples), or None."""
+    path = getattr(settings, "GOVERNANCE_NER_BACKEND", "")
+    if not path:
+        return None
+    if path not in _ner_cache:
+        _ner_cache[path] = import_string(path)
+    return _ner_cache[path]
+
+
+def ner_status() -> str:
+    backend = ner_backend()
+    return NER_ABSENT if backend is None else f"present: {settings.GOVERNANCE_NER_BACKEND}"
+
+
+def ner_findings(text: str) -> list[Finding]:
+    backend = ner_backend()
+    if backend is None:
+        return []
+    return [Finding(start, end, data_class, LAYER_NER, "ner") for start, end, data_class in backend(text)]
+
+
+# ---- all layers --------------------------------------------------------------------------------------
+def detect(text: str, *, layers: Sequence[str] = LAYERS) -> list[Finding]:
+    """Every sensitive span of `text`, overlaps resolved. Raises on any internal failure (callers fail closed)."""
+    from governance.known_entities import known_entity_findings
+
+    findings: list[Finding] = []
+    if LAYER_PATTERNS in layers:
+        findings.extend(pattern_findings(text))
+    if LAYER_KNOWN in layers:
+        findings.extend(known_entity_findings(text))
+    if LAYER_NER in layers:
+        findings.extend(ner_findings(text))
+    return resolve_overlaps(findings)

@@ -1,0 +1,67 @@
+"""Reading governance data. Everything on the officer screens requires governance.manage_policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from governance.models import PolicyDraft, PolicyVersion, TermList
+
+MANAGE_POLICIES = "governance.manage_policies"
+ERROR_MANAGE_POLICIES = "The governance screens are for governance officers."
+ERROR_NO_POLICY = "No egress policy has been published."
+
+
+def require_policy_manager(actor: Any) -> None:
+    if not actor.has_perm(MANAGE_POLICIES):
+        raise PermissionDenied(ERROR_MANAGE_POLICIES)
+
+
+def policy_current() -> PolicyVersion:
+    """The policy in force: the most recently published version."""
+    version = PolicyVersion.objects.order_by("-number").first()
+    if version is None:
+        raise LookupError(ERROR_NO_POLICY)
+    return version
+
+
+def policy_versions(*, actor: Any) -> QuerySet[PolicyVersion]:
+    require_policy_manager(actor)
+    return PolicyVersion.objects.select_related("author", "restored_from").order_by("-number")
+
+
+def policy_version_get(*, actor: Any, version_id: int) -> PolicyVersion:
+    require_policy_manager(actor)
+    return get_object_or_404(PolicyVersion.objects.select_related("author", "restored_from"), pk=version_id)
+
+
+def policy_draft_get(*, actor: Any) -> PolicyDraft | None:
+    require_policy_manager(actor)
+    return PolicyDraft.objects.select_related("based_on", "updated_by").order_by("-updated_at").first()
+
+
+def role_names() -> list[str]:
+    return list(Group.objects.filter(role__isnull=False).order_by("role__position").values_list("name", flat=True))
+
+
+def term_lists(*, actor: Any) -> QuerySet[TermList]:
+    require_policy_manager(actor)
+    return TermList.objects.select_related("updated_by").order_by("name")
+
+
+def term_list_get(*, actor: Any, term_list_id: int) -> TermList:
+    require_policy_manager(actor)
+    return get_object_or_404(TermList, pk=term_list_id)
+
+
+def knowledge_base_labels(*, actor: Any) -> list[dict[str, Any]]:
+    """Every knowledge base with its label (officers see all of them: they decide where each may go)."""
+    require_policy_manager(actor)
+    from knowledge.models import KnowledgeBase
+
+    rows = KnowledgeBase.objects.order_by("name").values_list("id", "name", "classification")
+    return [{"id": pk, "name": name, "classification": label} for pk, name, label in rows]

@@ -1,0 +1,56 @@
+"""What would leave: the real egress gate, run for a chosen role, destination and policy (nothing is sent)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from governance.gate import Destination, EgressBlocked, PromptPart, egress_gate
+from governance.selectors import require_policy_manager
+
+LOCAL_DESTINATION = Destination(key="offline", provider="offline", is_local=True)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    messages: tuple[dict[str, str], ...]
+    manifest: dict[str, Any]
+    destinations: tuple[str, ...]
+    blocked: str = ""
+
+
+def simulation_destinations() -> list[Destination]:
+    """The routing catalog's enabled models (when routing is installed) and the local model."""
+    destinations: list[Destination] = []
+    try:
+        from portal.routing.models import CatalogModel
+    except ImportError:
+        CatalogModel = None  # type: ignore[assignment,misc]  # noqa: N806
+    if CatalogModel is not None:
+        destinations = [model.destination() for model in CatalogModel.objects.filter(enabled=True)]
+    return [*destinations, LOCAL_DESTINATION]
+
+
+def simulate(
+    *,
+    actor: Any,
+    parts: list[PromptPart],
+    role: str,
+    destination: Destination,
+    policy_document: dict[str, Any] | None = None,
+) -> Simulation:
+    require_policy_manager(actor)
+    try:
+        gated = egress_gate(
+            user=actor,
+            conversation_key=f"simulator-{uuid.uuid4().hex}",
+            destinations=[destination],
+            parts=parts,
+            roles=[role],
+            policy_document=policy_document,
+            persist_vault=False,
+        )
+    except EgressBlocked as blocked:
+        return Simulation(messages=(), manifest={}, destinations=(), blocked=str(blocked))
+    return Simulation(messages=gated.messages, manifest=gated.manifest, destinations=gated.destinations)

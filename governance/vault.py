@@ -1,0 +1,102 @@
+"""Per-conversation pseudonymization vaults, encrypted at rest with Fernet.
+
+A vault maps placeholders (<PERSON_1>) to the values they stand for in one conversation. The same value
+gets the same placeholder in every turn of that conversation; other conversations have their own vault,
+so a placeholder never resolves to another conversation's value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from governance.models import ConversationVault
+
+ERROR_VAULT_KEY = "The pseudonymization vault key is missing or invalid (GOVERNANCE_VAULT_KEY)."
+
+
+def _fernet() -> Fernet:
+    key = getattr(settings, "GOVERNANCE_VAULT_KEY", "")
+    if not key:
+        raise RuntimeError(ERROR_VAULT_KEY)
+    return Fernet(key.encode() if isinstance(key, str) else key)
+
+
+def placeholder_for(data_class: str, number: int) -> str:
+    return f"<{data_class}_{number}>"
+
+
+@dataclass
+class Vault:
+    conversation_key: str
+    entries: dict[str, str] = field(default_factory=dict)  # placeholder -> value
+    counters: dict[str, int] = field(default_factory=dict)
+    _by_value: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    changed: bool = False
+
+    def __post_init__(self) -> None:
+        for placeholder, value in self.entries.items():
+            data_class = placeholder[1:-1].rsplit("_", 1)[0]
+            self._by_value[(data_class, value)] = placeholder
+
+    def __repr__(self) -> str:  # never print the values
+        return f"Vault({self.conversation_key!r}, {len(self.entries)} entries)"
+
+    def placeholder(self, data_class: str, value: str) -> str:
+        existing = self._by_value.get((data_class, value))
+        if existing:
+            return existing
+        number = self.counters.get(data_class, 0) + 1
+        self.counters[data_class] = number
+        placeholder = placeholder_for(data_class, number)
+        self.entries[placeholder] = value
+        self._by_value[(data_class, value)] = placeholder
+        self.changed = True
+        return placeholder
+
+    def encrypt(self) -> str:
+        payload = json.dumps({"entries": self.entries, "counters": self.counters}, ensure_ascii=False)
+        return _fernet().encrypt(payload.encode()).decode()
+
+    @classmethod
+    def decrypt(cls, conversation_key: str, ciphertext: str) -> Vault:
+        data = json.loads(_fernet().decrypt(ciphertext.encode()))
+        return cls(conversation_key, dict(data["entries"]), {k: int(v) for k, v in data["counters"].items()})
+
+
+def vault_open(*, conversation_key: str, lock: bool = True) -> Vault:
+    """The conversation's vault (empty if new). With lock=True the caller must be in a transaction and
+    holds the row until it commits, so two turns of one conversation never hand out the same number."""
+    if lock:
+        # Create the row first, so even the first two turns of a new conversation queue on its lock.
+        ConversationVault.objects.get_or_create(
+            conversation_key=conversation_key, defaults={"ciphertext": Vault(conversation_key).encrypt()}
+        )
+        row = ConversationVault.objects.select_for_update().get(conversation_key=conversation_key)
+    else:
+        found = ConversationVault.objects.filter(conversation_key=conversation_key).first()
+        if found is None:
+            return Vault(conversation_key)
+        row = found
+    return Vault.decrypt(conversation_key, row.ciphertext)
+
+
+@transaction.atomic
+def vault_save(*, vault: Vault) -> None:
+    if not vault.changed:
+        return
+    now = timezone.now()
+    ConversationVault.objects.update_or_create(
+        conversation_key=vault.conversation_key, defaults={"ciphertext": vault.encrypt(), "updated_at": now}
+    )
+    vault.changed = False
+
+
+def vault_entries(*, conversation_key: str) -> dict[str, str]:
+    """Placeholder -> value for re-identifying an answer (no lock)."""
+    return dict(vault_open(conversation_key=conversation_key, lock=False).entries)
