@@ -1,0 +1,181 @@
+"""Reads of the routing app: the catalog, spend for budgets, usage reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from portal.routing.models import Budget, CatalogModel, TaskTier, Usage
+from portal.routing.router import Deployment
+
+DEFAULT_TASK_TIERS: dict[str, str] = {
+    "routine": "economy",
+    "summarize": "economy",
+    "draft": "standard",
+    "analyze": "premium",
+    "research": "research",
+}
+VIEW_USAGE_PERMISSION = "routing.view_usage"
+VIEW_CATALOG_PERMISSION = "routing.view_catalogmodel"
+
+
+def catalog_enabled() -> list[CatalogModel]:
+    return list(CatalogModel.objects.filter(enabled=True).order_by("order", "id"))
+
+
+def deployment_from(model: CatalogModel) -> Deployment:
+    return Deployment(
+        key=model.key,
+        display_name=model.display_name,
+        provider=model.provider,
+        litellm_model=model.litellm_model,
+        api_base=model.api_base,
+        api_key_env=model.api_key_env,
+        timeout_seconds=model.timeout_seconds,
+        input_price_per_million=model.input_price_per_million,
+        output_price_per_million=model.output_price_per_million,
+    )
+
+
+def task_tiers() -> dict[str, str]:
+    mapping = dict(DEFAULT_TASK_TIERS)
+    mapping.update(dict(TaskTier.objects.values_list("task_type", "tier")))
+    return mapping
+
+
+def role_names(user: AbstractBaseUser) -> list[str]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return sorted(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+
+
+def period_start(period: str, now: dt.datetime | None = None) -> dt.datetime:
+    local = timezone.localtime(now or timezone.now())
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start.replace(day=1) if period == "month" else start
+
+
+def _sum_cost(queryset: QuerySet[Usage]) -> Decimal:
+    zero = Value(Decimal(0), output_field=DecimalField(max_digits=14, decimal_places=8))
+    return queryset.aggregate(total=Coalesce(Sum("cost"), zero))["total"]
+
+
+def spend_of_user(*, user_id: int, since: dt.datetime) -> Decimal:
+    return _sum_cost(Usage.objects.filter(user_id=user_id, created_at__gte=since))
+
+
+def spend_of_role(*, role_name: str, since: dt.datetime) -> Decimal:
+    return _sum_cost(Usage.objects.filter(roles__contains=[role_name], created_at__gte=since))
+
+
+# ---- the usage page ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UsageReport:
+    since: dt.date
+    days: int
+    totals: dict[str, Any]
+    by_day: list[dict[str, Any]]
+    by_user: list[dict[str, Any]]
+    by_role: list[dict[str, Any]]
+    by_model: list[dict[str, Any]]
+
+
+def _grouped(queryset: QuerySet[Usage], field: str) -> list[dict[str, Any]]:
+    return list(
+        queryset.values(field)
+        .annotate(
+            calls=Count("id"),
+            errors=Count("id", filter=Q(outcome="error")),
+            tokens_in=Coalesce(Sum("tokens_in"), 0),
+            tokens_out=Coalesce(Sum("tokens_out"), 0),
+            cost=Sum("cost"),
+        )
+        .order_by("-cost", field)
+    )
+
+
+_USAGE_BY_ROLE_SQL = """
+    SELECT role, COUNT(*), COUNT(*) FILTER (WHERE outcome = 'error'),
+           COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), COALESCE(SUM(cost), 0)
+    FROM routing_usage,
+         jsonb_array_elements_text(CASE WHEN jsonb_array_length(roles) = 0 THEN '["(no role)"]'::jsonb
+                                        ELSE roles END) AS role
+    WHERE created_at >= %s
+    GROUP BY role
+    ORDER BY 6 DESC, role
+"""
+
+
+def _usage_by_role(start: dt.datetime) -> list[dict[str, Any]]:
+    """A call counts once for each role its user had at the time (roles are stored with the usage row)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_USAGE_BY_ROLE_SQL, [start])
+        names = ("role", "calls", "errors", "tokens_in", "tokens_out", "cost")
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def usage_access_check(*, user: AbstractBaseUser) -> None:
+    if not user.has_perm(VIEW_USAGE_PERMISSION):  # type: ignore[attr-defined]
+        raise PermissionDenied
+
+
+def usage_report(*, user: AbstractBaseUser, days: int = 30) -> UsageReport:
+    usage_access_check(user=user)
+    since = timezone.localdate() - dt.timedelta(days=days - 1)
+    start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
+    usage = Usage.objects.filter(created_at__gte=start)
+    totals = usage.aggregate(
+        calls=Count("id"),
+        errors=Count("id", filter=Q(outcome="error")),
+        tokens_in=Coalesce(Sum("tokens_in"), 0),
+        tokens_out=Coalesce(Sum("tokens_out"), 0),
+        cost=Sum("cost"),
+    )
+    per_day = {
+        row["day"]: row
+        for row in usage.annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(calls=Count("id"), errors=Count("id", filter=Q(outcome="error")), cost=Sum("cost"))
+        .order_by("day")
+    }
+    by_day = []
+    for offset in range(days):
+        day = since + dt.timedelta(days=offset)
+        day_row: dict[str, Any] = dict(per_day.get(day, {}))
+        by_day.append(
+            {
+                "day": day,
+                "calls": day_row.get("calls", 0),
+                "errors": day_row.get("errors", 0),
+                "cost": day_row.get("cost") or Decimal(0),
+            }
+        )
+    by_role = _usage_by_role(start)
+    return UsageReport(
+        since=since,
+        days=days,
+        totals=totals,
+        by_day=by_day,
+        by_user=_grouped(usage, "username"),
+        by_role=by_role,
+        by_model=_grouped(usage, "model_name"),
+    )
+
+
+def budgets_enabled() -> list[Budget]:
+    return list(Budget.objects.filter(enabled=True).select_related("role", "user"))
+
+
+def catalog_list(*, user: AbstractBaseUser) -> QuerySet[CatalogModel]:
+    if not user.has_perm(VIEW_CATALOG_PERMISSION):  # type: ignore[attr-defined]
+        raise PermissionDenied
+    return CatalogModel.objects.order_by("tier", "order", "id")

@@ -1,0 +1,467 @@
+"""Routing: which models answer a question (route_decide) and calling them (model_stream).
+
+See CONTRACTS.md for the contract with the assistant. All model traffic goes through
+`portal.routing.router` (the only module importing litellm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import Outcome
+from audit.services import audit
+from governance.gate import Destination, GatedPrompt, verify_sealed
+from portal.routing import selectors
+from portal.routing.classifier import classify
+from portal.routing.models import Budget, CatalogModel, Usage
+from portal.routing.offline import (
+    OFFLINE_LABEL,
+    OFFLINE_LABEL_BUDGET,
+    OFFLINE_LABEL_FALLBACK,
+    OFFLINE_LABEL_LOCAL_ONLY,
+)
+from portal.routing.router import (
+    OFFLINE_DEPLOYMENT,
+    AttemptResult,
+    Deployment,
+    attempt_cost,
+    cooldowns,
+    describe_error,
+    router_cache,
+    stream_attempt,
+)
+from portal.routing.types import (
+    OFFLINE_DESTINATION,
+    OFFLINE_KEY,
+    OFFLINE_TIER,
+    TASK_TYPES,
+    TIERS,
+    CallOutcome,
+    RouteDecision,
+    StreamDelta,
+)
+
+ERROR_UNKNOWN_TASK_TYPE = "Unknown task type {task_type!r}; use one of: " + ", ".join(TASK_TYPES) + "."
+ERROR_BUDGET_REFUSED = "{scope} {period} AI budget of {currency} {limit} is used up ({currency} {spent} spent). {when}"
+ERROR_NO_MODEL_CLEARED = "No model is cleared for this prompt, so nothing was sent."
+ERROR_ALL_FAILED = "No model could answer right now ({details}). Your question is saved; please try again later."
+NOTE_DOWNGRADED = ERROR_BUDGET_REFUSED.replace(" {when}", "") + " Answering with the {to} tier instead of {from_}."
+BUDGET_RESETS = {"day": "It resets tomorrow.", "month": "It resets at the start of next month."}
+ACTION_MODEL_CALLED = "routing.model_called"
+logger = logging.getLogger(__name__)
+
+
+class BudgetExceeded(Exception):
+    """The budget policy refuses this request; the message is meant for the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# ---- deciding -------------------------------------------------------------------------------------
+def _fallback_tiers(tier: str) -> list[str]:
+    """The other tiers, nearest first; on a tie the stronger tier, so a fallback does not lose quality."""
+    position = TIERS.index(tier)
+    others = [name for name in TIERS if name != tier]
+    return sorted(others, key=lambda name: (abs(TIERS.index(name) - position), -TIERS.index(name)))
+
+
+def _cheaper_tier(tier: str, available: set[str]) -> str:
+    for name in reversed(TIERS[: TIERS.index(tier)]):
+        if name in available:
+            return name
+    return OFFLINE_TIER
+
+
+@dataclass(frozen=True)
+class _BudgetState:
+    budget: Budget
+    spent: Decimal
+
+    def message(self, template: str, **extra: str) -> str:
+        scope = "Your" if self.budget.user_id else f"The {self.budget.role.name if self.budget.role else ''} role's"
+        return template.format(
+            scope=scope,
+            period="daily" if self.budget.period == Budget.Period.DAY else "monthly",
+            currency=settings.ROUTING_CURRENCY,
+            limit=f"{self.budget.limit:.2f}",
+            spent=f"{self.spent:.2f}",
+            when=BUDGET_RESETS[self.budget.period],
+            **extra,
+        )
+
+
+def _exceeded_budgets(user: AbstractBaseUser) -> list[_BudgetState]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    group_ids = list(user.groups.values_list("id", flat=True))  # type: ignore[attr-defined]
+    budgets = Budget.objects.filter(enabled=True).select_related("role")
+    budgets = budgets.filter(user_id=user.pk) | budgets.filter(role_id__in=group_ids)
+    exceeded = []
+    for budget in budgets:
+        since = selectors.period_start(budget.period)
+        if budget.user_id:
+            spent = selectors.spend_of_user(user_id=budget.user_id, since=since)
+        else:
+            spent = selectors.spend_of_role(role_name=budget.role.name if budget.role else "", since=since)
+        if spent >= budget.limit:
+            exceeded.append(_BudgetState(budget, spent))
+    # refusals first, then the user's own budget before a role's
+    return sorted(exceeded, key=lambda state: (state.budget.action != Budget.Action.REFUSE, not state.budget.user_id))
+
+
+def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | None, question: str) -> RouteDecision:
+    if task_type in (None, "", "auto"):
+        classification = classify(question)
+        task_type, reason = classification.task_type, classification.reason
+    elif task_type in TASK_TYPES:
+        reason = f"{task_type}: set by the assistant profile"
+    else:
+        raise ValueError(ERROR_UNKNOWN_TASK_TYPE.format(task_type=task_type))
+    tier = selectors.task_tiers()[task_type]
+    models = selectors.catalog_enabled()
+    offline_fallback = bool(settings.ROUTING_OFFLINE_FALLBACK)
+    if not models:
+        return RouteDecision(
+            task_type=task_type,
+            tier=OFFLINE_TIER,
+            candidates=(OFFLINE_DESTINATION,),
+            reason=f"{reason}; no cloud model is configured, so the built-in offline model answers",
+        )
+    by_tier: dict[str, list[CatalogModel]] = {name: [] for name in TIERS}
+    for model in models:
+        by_tier[model.tier].append(model)
+    budget_note = ""
+    exceeded = _exceeded_budgets(user)  # type: ignore[arg-type]
+    if exceeded:
+        worst = exceeded[0]
+        if worst.budget.action == Budget.Action.REFUSE:
+            raise BudgetExceeded(worst.message(ERROR_BUDGET_REFUSED))
+        cheaper = _cheaper_tier(tier, {name for name, rows in by_tier.items() if rows})
+        budget_note = worst.message(NOTE_DOWNGRADED, to=cheaper, from_=tier)
+        if cheaper == OFFLINE_TIER:
+            candidates: tuple[Destination, ...] = (OFFLINE_DESTINATION,)
+        else:
+            candidates = (*(model.destination() for model in by_tier[cheaper]), OFFLINE_DESTINATION)
+        return RouteDecision(task_type, cheaper, candidates, f"{reason} → {tier} tier; over budget", budget_note)
+    ordered = list(by_tier[tier])
+    fallback_tiers = _fallback_tiers(tier)
+    for name in fallback_tiers:
+        ordered += by_tier[name]
+    reason = f"{reason} → {tier} tier"
+    if not by_tier[tier]:
+        first = next(name for name in fallback_tiers if by_tier[name])
+        reason += f" (no enabled model in it, so {first} first)"
+    destinations = [model.destination() for model in ordered]
+    if offline_fallback:
+        destinations.append(OFFLINE_DESTINATION)
+    return RouteDecision(task_type=task_type, tier=tier, candidates=tuple(destinations), reason=reason)
+
+
+# ---- calling ------------------------------------------------------------------------------------
+def _manifest_hash(manifest: dict[str, Any]) -> str:
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _CallContext:
+    deployments: dict[str, Deployment]
+
+
+def _load_context(user: AbstractBaseUser | AnonymousUser) -> _CallContext:
+    deployments = {model.key: selectors.deployment_from(model) for model in selectors.catalog_enabled()}
+    return _CallContext(deployments=deployments)
+
+
+@transaction.atomic
+def usage_record(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    roles: list[str] | None = None,
+    assistant_profile_id: int | None,
+    decision: RouteDecision,
+    deployment: Deployment,
+    gated: GatedPrompt,
+    result: AttemptResult,
+    started: float,
+    finished: float,
+    outcome: str,
+    error_class: str = "",
+) -> Usage:
+    """One usage row and one audit event for one attempt (the call already happened: nothing to undo)."""
+    cost, cost_source = attempt_cost(deployment, result.tokens_in, result.tokens_out)
+    authenticated = getattr(user, "is_authenticated", False)
+    usage = Usage(
+        created_at=timezone.now(),
+        user_id=user.pk if authenticated else None,
+        username=user.get_username() if authenticated else "",
+        roles=selectors.role_names(user) if roles is None else roles,  # type: ignore[arg-type]
+        assistant_profile_id=assistant_profile_id,
+        task_type=decision.task_type,
+        tier=decision.tier,
+        model_key=deployment.key,
+        model_name=deployment.display_name,
+        provider=deployment.provider,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        cost=cost,
+        cost_source=cost_source,
+        first_token_ms=None if result.first_token_at is None else (result.first_token_at - started) * 1000,
+        total_ms=(finished - started) * 1000,
+        outcome=outcome,
+        error_class=error_class,
+    )
+    usage.full_clean()
+    usage.save()
+    audit_outcome = Outcome.SUCCESS if outcome == "success" else Outcome.ERROR
+    if error_class == "PermissionError":
+        audit_outcome = Outcome.DENIED
+    audit(
+        actor=user if authenticated else None,
+        action=ACTION_MODEL_CALLED,
+        target=usage,
+        outcome=audit_outcome,
+        details={
+            "model_key": deployment.key,
+            "model": deployment.display_name,
+            "litellm_model": deployment.litellm_model,
+            "provider": deployment.provider,
+            "task_type": decision.task_type,
+            "tier": decision.tier,
+            "tokens_in": result.tokens_in,
+            "tokens_out": result.tokens_out,
+            "tokens_estimated": result.tokens_estimated,
+            "cost": str(cost),
+            "cost_source": cost_source,
+            "first_token_ms": usage.first_token_ms,
+            "total_ms": round(usage.total_ms, 1),
+            "error_class": error_class,
+            "prompt_sha256": gated.prompt_sha256,
+            "manifest_sha256": getattr(gated, "manifest_sha256", "") or _manifest_hash(gated.manifest),
+            "assistant_profile_id": assistant_profile_id,
+        },
+    )
+    return usage
+
+
+async def model_stream(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    gated: GatedPrompt,
+    decision: RouteDecision,
+    assistant_profile_id: int | None = None,
+    temperature: float = 0.2,
+    max_tokens: int = 800,
+) -> AsyncIterator[StreamDelta | CallOutcome]:
+    """Stream the first answer any cleared candidate gives; end with exactly one CallOutcome. Never raises
+    for provider faults. If a model's stream is cut after some text, a `StreamDelta("", reset=True)` comes
+    before the next model's text."""
+    started = time.perf_counter()
+    context = await sync_to_async(_load_context)(user)
+    router = router_cache.get(
+        list(context.deployments.values()),
+        num_retries=settings.ROUTING_NUM_RETRIES,
+        retry_min_seconds=settings.ROUTING_RETRY_MIN_SECONDS,
+    )
+    record = sync_to_async(usage_record)
+    attempts: list[dict[str, Any]] = []
+    failures: list[str] = []
+    total_cost = Decimal(0)
+    shown_text = False
+    messages = [dict(message) for message in gated.messages]
+    last: Deployment | None = None
+    for destination in decision.candidates:
+        deployment = OFFLINE_DEPLOYMENT if destination.key == OFFLINE_KEY else context.deployments.get(destination.key)
+        if destination.key not in gated.destinations:
+            attempts.append({"model_key": destination.key, "outcome": "skipped", "error": "not cleared by the gate"})
+            continue
+        if deployment is None:
+            attempts.append({"model_key": destination.key, "outcome": "skipped", "error": "disabled in the catalog"})
+            continue
+        waiting = cooldowns.remaining(destination.key)
+        if waiting:
+            attempts.append(
+                {
+                    "model_key": destination.key,
+                    "model": deployment.display_name,
+                    "outcome": "skipped",
+                    "error": f"cooling down after a failure ({waiting:.0f} s left)",
+                }
+            )
+            failures.append(f"{deployment.display_name}: cooling down")
+            continue
+        last = deployment
+        result = AttemptResult()
+        attempt_started = time.perf_counter()
+        try:
+            verify_sealed(gated, destination.key)
+            first_piece = True
+            async for piece in stream_attempt(
+                router, deployment, messages=messages, temperature=temperature, max_tokens=max_tokens, result=result,
+                offline_label=_offline_label(decision, gated),
+            ):  # fmt: skip
+                if first_piece and shown_text:
+                    yield StreamDelta("", reset=True)
+                first_piece = False
+                shown_text = True
+                yield StreamDelta(piece)
+        except (GeneratorExit, asyncio.CancelledError):
+            # The reader went away mid-answer: the prompt did leave, so the attempt is still recorded.
+            await asyncio.shield(
+                record(
+                    user=user,
+                    assistant_profile_id=assistant_profile_id,
+                    decision=decision,
+                    deployment=deployment,
+                    gated=gated,
+                    result=result,
+                    started=attempt_started,
+                    finished=time.perf_counter(),
+                    outcome="error",
+                    error_class="Cancelled",
+                )
+            )
+            raise
+        except Exception as error:  # every provider fault becomes an outcome, never a crash
+            error_class, description = describe_error(error)
+            finished = time.perf_counter()
+            logger.warning("model call failed: %s %s (%s)", destination.key, error_class, description)
+            if error_class != "PermissionError":
+                cooldowns.start(destination.key, settings.ROUTING_COOLDOWN_SECONDS)
+            usage = await record(
+                user=user,
+                assistant_profile_id=assistant_profile_id,
+                decision=decision,
+                deployment=deployment,
+                gated=gated,
+                result=result,
+                started=attempt_started,
+                finished=finished,
+                outcome="error",
+                error_class=error_class,
+            )
+            total_cost += usage.cost
+            attempts.append(_attempt_summary(usage, description))
+            failures.append(f"{deployment.display_name}: {description}")
+            continue
+        finished = time.perf_counter()
+        usage = await record(
+            user=user,
+            assistant_profile_id=assistant_profile_id,
+            decision=decision,
+            deployment=deployment,
+            gated=gated,
+            result=result,
+            started=attempt_started,
+            finished=finished,
+            outcome="success",
+        )
+        total_cost += usage.cost
+        attempts.append(_attempt_summary(usage, ""))
+        yield CallOutcome(
+            model_key=deployment.key,
+            model_name=deployment.display_name,
+            provider=deployment.provider,
+            outcome="success",
+            error="",
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            cost=total_cost,
+            first_token_ms=None if result.first_token_at is None else (result.first_token_at - started) * 1000,
+            total_ms=(finished - started) * 1000,
+            attempts=attempts,
+        )
+        return
+    message = ERROR_ALL_FAILED.format(details="; ".join(failures)) if failures else ERROR_NO_MODEL_CLEARED
+    yield CallOutcome(
+        model_key=last.key if last else "",
+        model_name=last.display_name if last else "",
+        provider=last.provider if last else "",
+        outcome="error",
+        error=message,
+        tokens_in=0,
+        tokens_out=0,
+        cost=total_cost,
+        first_token_ms=None,
+        total_ms=(time.perf_counter() - started) * 1000,
+        attempts=attempts,
+    )
+
+
+def _offline_label(decision: RouteDecision, gated: GatedPrompt) -> str:
+    """Why the offline model answers, so the answer is labelled truthfully."""
+    cloud = [candidate.key for candidate in decision.candidates if not candidate.is_local]
+    if decision.tier == OFFLINE_TIER and decision.budget_note:
+        return OFFLINE_LABEL_BUDGET
+    if not cloud:
+        return OFFLINE_LABEL
+    if not any(key in gated.destinations for key in cloud):
+        return OFFLINE_LABEL_LOCAL_ONLY
+    return OFFLINE_LABEL_FALLBACK
+
+
+def _attempt_summary(usage: Usage, description: str) -> dict[str, Any]:
+    return {
+        "model_key": usage.model_key,
+        "model": usage.model_name,
+        "provider": usage.provider,
+        "outcome": usage.outcome,
+        "error": description,
+        "error_class": usage.error_class,
+        "tokens_in": usage.tokens_in,
+        "tokens_out": usage.tokens_out,
+        "cost": str(usage.cost),
+        "first_token_ms": None if usage.first_token_ms is None else round(usage.first_token_ms, 1),
+        "total_ms": round(usage.total_ms, 1),
+        "usage_id": usage.pk,
+    }
+
+
+def model_complete(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    gated: GatedPrompt,
+    decision: RouteDecision,
+    assistant_profile_id: int | None = None,
+    temperature: float = 0.2,
+    max_tokens: int = 800,
+) -> tuple[str, CallOutcome]:
+    """The whole answer at once, for Celery tasks and other sync callers."""
+
+    async def collect() -> tuple[str, CallOutcome]:
+        pieces: list[str] = []
+        outcome: CallOutcome | None = None
+        async for item in model_stream(
+            user=user,
+            gated=gated,
+            decision=decision,
+            assistant_profile_id=assistant_profile_id,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        ):
+            if isinstance(item, CallOutcome):
+                outcome = item
+            elif item.reset:
+                pieces.clear()
+            else:
+                pieces.append(item.text)
+        assert outcome is not None  # model_stream always ends with one
+        return "".join(pieces), outcome
+
+    return async_to_sync(collect)()

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from portal.routing import views
+
+app_name = "routing"
+
+urlpatterns = [
+    path("usage/", views.usage_view, name="usage"),
+    path("models/", views.catalog_view, name="catalog"),
+]
