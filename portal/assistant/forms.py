@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from portal.assistant.models import AssistantProfile
+from portal.assistant.selectors import profiles_for_user
+
+QUESTION_MAX_CHARS = 8000
+CUSTOMER_CHOICES = 500
+
+
+class NewConversationForm(forms.Form):
+    profile = forms.ModelChoiceField(queryset=AssistantProfile.objects.none(), empty_label=None, label="Assistant")
+
+    customer = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="About customer (optional)", choices=[]
+    )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["profile"].queryset = profiles_for_user(user=user)  # type: ignore[attr-defined]
+        choices = _customer_choices(user)
+        if choices:
+            self.fields["customer"].choices = [("", "No customer"), *choices]  # type: ignore[attr-defined]
+        else:
+            del self.fields["customer"]
+
+
+def _customer_choices(user: Any) -> list[tuple[int, str]]:
+    """Customers this user may see (portal.customers, when installed): the conversation may be about one."""
+    try:
+        from portal.customers.selectors import customer_choices_for_user
+    except ImportError:
+        return []
+    return customer_choices_for_user(user=user, limit=CUSTOMER_CHOICES)
+
+
+class AskForm(forms.Form):
+    question = forms.CharField(
+        max_length=QUESTION_MAX_CHARS,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Ask a question…"}),
+        label="Your question",
+    )
+
+
+class RenameForm(forms.Form):
+    title = forms.CharField(max_length=200, strip=True, label="Title")
+
+
+class FeedbackForm(forms.Form):
+    rating = forms.TypedChoiceField(choices=[("1", "Helpful"), ("-1", "Not helpful")], coerce=int)
+    comment = forms.CharField(max_length=2000, required=False, strip=True, widget=forms.Textarea(attrs={"rows": 2}))

@@ -1,0 +1,68 @@
+"""Model output as sanitized HTML: markdown, then nh3 with an allow-list.
+
+Model output is untrusted (a prompt injection in a document can make the model write anything), so:
+no script, no style, no event handler, no image at all (an <img> would load a remote resource the
+moment the page opens), and links only to the portal's own pages (relative paths): any other href is
+dropped and the link text stays as plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import markdown
+import nh3
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "strong", "em", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "sup", "del",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}, "ol": {"start"}}
+CLEAN_CONTENT_TAGS = {"script", "style"}
+# "/page" or "#anchor"; never "//host" or "/\host" (browsers treat both as another host).
+_OWN_PAGE = re.compile(r"^(?:/(?![/\\])|#)")
+_CITATION = re.compile(r"\[(\d{1,3})\](?!\()")
+
+
+def _keep_own_links(element: str, attribute: str, value: str) -> str | None:
+    if element == "a" and attribute == "href":
+        return value if _OWN_PAGE.match(value.strip()) else None
+    return value
+
+
+def sanitize_html(html: str) -> str:
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=CLEAN_CONTENT_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_keep_own_links,
+        url_schemes=set(),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def link_citations(text: str, citation_urls: Mapping[int, str]) -> str:
+    """Turn `[n]` markers into markdown links to the cited passage (only numbers we actually sent)."""
+
+    def replace(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        url = citation_urls.get(number)
+        if not url:
+            return match.group(0)
+        return f'[\\[{number}\\]]({url} "Source {number}")'
+
+    return _CITATION.sub(replace, text)
+
+
+def render_markdown(text: str, citation_urls: Mapping[int, str] | None = None) -> SafeString:
+    try:
+        source = link_citations(text, citation_urls or {})
+        html = markdown.markdown(source, extensions=["fenced_code", "tables", "sane_lists"], output_format="html")
+    except Exception:  # noqa: BLE001 - a markdown failure must not hide the answer: show it as text
+        html = "<p>" + str(escape(text)) + "</p>"
+    return mark_safe(sanitize_html(html))  # noqa: S308 - sanitized by nh3 just above

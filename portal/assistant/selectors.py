@@ -1,0 +1,95 @@
+"""Reads of the assistant: permission scoping happens in the query, never after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+from guardian.shortcuts import get_objects_for_user
+
+from portal.assistant.models import AssistantProfile, Conversation, Message
+
+USE_ASSISTANT = "governance.use_assistant"
+USE_PROFILE = "assistant.use_assistantprofile"
+ERROR_NO_ASSISTANT = "Your role may not use the assistant."
+ERROR_PROFILE_WITHDRAWN = "You may no longer use the assistant profile of this conversation."
+
+
+def may_use_assistant(*, user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.has_perm(USE_ASSISTANT))
+
+
+def require_assistant_use(*, user: Any) -> None:
+    if not may_use_assistant(user=user):
+        raise PermissionDenied(ERROR_NO_ASSISTANT)
+
+
+def profiles_for_user(*, user: Any) -> QuerySet[AssistantProfile]:
+    """Active profiles this user may use: granted to one of their roles or to them (guardian, in SQL)."""
+    if not may_use_assistant(user=user):
+        return AssistantProfile.objects.none()
+    return get_objects_for_user(
+        user, USE_PROFILE, klass=AssistantProfile.objects.filter(is_active=True), accept_global_perms=True
+    ).order_by("name")
+
+
+def profile_get_for_use(*, user: Any, profile_id: int) -> AssistantProfile:
+    require_assistant_use(user=user)
+    profile = profiles_for_user(user=user).filter(pk=profile_id).first()
+    if profile is None:
+        raise Http404("No such assistant profile.")
+    return profile
+
+
+def profile_is_usable(*, user: Any, profile_id: int) -> bool:
+    return profiles_for_user(user=user).filter(pk=profile_id).exists()
+
+
+def profiles_for_management(*, user: Any) -> QuerySet[AssistantProfile]:
+    if not user.has_perm("assistant.view_assistantprofile"):
+        raise PermissionDenied("You may not manage assistant profiles.")
+    return AssistantProfile.objects.prefetch_related("knowledge_bases").order_by("name")
+
+
+def conversations_for_user(*, user: Any) -> QuerySet[Conversation]:
+    """Only the user's own conversations: nobody reads another user's conversation, not even admins."""
+    if not may_use_assistant(user=user):
+        return Conversation.objects.none()
+    return Conversation.objects.filter(owner=user).select_related("profile").order_by("-updated_at", "-pk")
+
+
+def conversation_get(*, user: Any, conversation_id: int) -> Conversation:
+    """The user's conversation; 404 for everybody else (the conversation's existence is not revealed)."""
+    require_assistant_use(user=user)
+    conversation = conversations_for_user(user=user).filter(pk=conversation_id).first()
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    return conversation.messages.order_by("created_at", "pk")
+
+
+def message_get(*, user: Any, message_id: int) -> Message:
+    require_assistant_use(user=user)
+    message = Message.objects.filter(pk=message_id, conversation__owner=user).select_related("conversation").first()
+    if message is None:
+        raise Http404("No such message.")
+    return message
+
+
+def profile_grants(*, profile: AssistantProfile) -> dict[str, list[str]]:
+    """Who may use a profile (for the people who manage profiles): role names and usernames."""
+    from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
+
+    groups: dict[Any, list[str]] = get_groups_with_perms(profile, attach_perms=True)  # type: ignore[assignment]
+    users: dict[Any, list[str]] = get_users_with_perms(  # type: ignore[assignment]
+        profile, attach_perms=True, with_group_users=False, with_superusers=False
+    )
+    return {
+        "roles": sorted(group.name for group, perms in groups.items() if "use_assistantprofile" in perms),
+        "users": sorted(user.get_username() for user, perms in users.items() if "use_assistantprofile" in perms),
+    }

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from portal.assistant import views
+
+app_name = "assistant"
+
+urlpatterns = [
+    path("", views.chat_view, name="chat"),
+    path("profiles/", views.profile_list_view, name="profile_list"),
+    path("conversations/new/", views.conversation_new_view, name="conversation_new"),
+    path("conversations/<int:conversation_id>/", views.conversation_view, name="conversation"),
+    path("conversations/<int:conversation_id>/rename/", views.conversation_rename_view, name="conversation_rename"),
+    path("conversations/<int:conversation_id>/delete/", views.conversation_delete_view, name="conversation_delete"),
+    path("conversations/<int:conversation_id>/ask/", views.ask_view, name="ask"),
+    path(
+        "conversations/<int:conversation_id>/questions/<int:question_id>/confirm/",
+        views.confirm_view,
+        name="confirm",
+    ),
+    path(
+        "conversations/<int:conversation_id>/questions/<int:question_id>/cancel/",
+        views.cancel_view,
+        name="cancel",
+    ),
+    path("messages/<int:message_id>/feedback/", views.feedback_view, name="feedback"),
+]

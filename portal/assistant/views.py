@@ -1,0 +1,263 @@
+"""Chat pages. Asking is an async view: the answer streams without holding a server thread per reader.
+
+With JavaScript (static/js/assistant.js) the ask form is posted by fetch with `Accept: application/x-ndjson`
+and the response is a stream of JSON lines (question, delta..., done). Without JavaScript the same form
+posts normally and gets the conversation page back once the answer is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal.assistant import selectors, services
+from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm
+from portal.assistant.models import Conversation, Message
+from portal.core.types import PortalRequest
+
+STREAM_CONTENT_TYPE = "application/x-ndjson"
+
+
+def _chat_context(request: PortalRequest, conversation: Conversation | None, **extra: Any) -> dict[str, Any]:
+    user = request.user
+    context: dict[str, Any] = {
+        "conversations": selectors.conversations_for_user(user=user),
+        "current": conversation,
+        "new_form": NewConversationForm(user=user),
+        "ask_form": AskForm(),
+        "rename_form": RenameForm(initial={"title": conversation.title}) if conversation else None,
+        "chat_messages": list(selectors.conversation_messages(conversation=conversation)) if conversation else [],
+    }
+    context.update(extra)
+    return context
+
+
+def _render_chat(request: PortalRequest, conversation: Conversation | None, status: int, **extra: Any) -> HttpResponse:
+    return render(request, "assistant/chat.html", _chat_context(request, conversation, **extra), status=status)
+
+
+@login_required
+@require_GET
+def chat_view(request: PortalRequest) -> HttpResponse:
+    selectors.require_assistant_use(user=request.user)
+    latest = selectors.conversations_for_user(user=request.user).first()
+    if latest is not None and "all" not in request.GET:
+        return redirect("assistant:conversation", conversation_id=latest.pk)
+    return render(request, "assistant/chat.html", _chat_context(request, None))
+
+
+@login_required
+@require_GET
+def conversation_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    template = "assistant/chat.html#conversation-pane" if request.htmx else "assistant/chat.html"
+    return render(request, template, _chat_context(request, conversation))
+
+
+@login_required
+@require_POST
+def conversation_new_view(request: PortalRequest) -> HttpResponse:
+    selectors.require_assistant_use(user=request.user)
+    form = NewConversationForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return render(request, "assistant/chat.html", _chat_context(request, None, new_form=form), status=400)
+    conversation = services.conversation_create(
+        actor=request.user, profile=form.cleaned_data["profile"], customer_id=form.cleaned_data.get("customer")
+    )
+    url = reverse("assistant:conversation", kwargs={"conversation_id": conversation.pk})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_POST
+def conversation_rename_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        try:
+            services.conversation_rename(
+                actor=request.user, conversation=conversation, title=form.cleaned_data["title"]
+            )
+        except ValidationError as error:
+            form.add_error("title", error)
+    if not form.is_valid():
+        context = _chat_context(request, conversation, rename_form=form)
+        template = "assistant/chat.html#conversation-head" if request.htmx else "assistant/chat.html"
+        return render(request, template, context, status=400)
+    if request.htmx:
+        return render(request, "assistant/chat.html#conversation-head", _chat_context(request, conversation))
+    return redirect("assistant:conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def conversation_delete_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    services.conversation_delete(actor=request.user, conversation=conversation)
+    messages.success(request, "Conversation deleted.")
+    url = reverse("assistant:chat") + "?all"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+# ---- asking (async) ---------------------------------------------------------------------------------------
+def _message_html(request: HttpRequest, message: Message) -> str:
+    return render_to_string("assistant/_message.html", {"message": message}, request=request)
+
+
+def _question_html_and_title(request: HttpRequest, message: Message) -> tuple[str, str]:
+    return _message_html(request, message), message.conversation.title
+
+
+async def _stream_lines(request: HttpRequest, events: AsyncIterator[services.AnswerEvent]) -> AsyncIterator[bytes]:
+    def line(payload: dict[str, Any]) -> bytes:
+        return (json.dumps(payload) + "\n").encode()
+
+    async for event in events:
+        if isinstance(event, services.AnswerDelta):
+            yield line({"event": "delta", "text": event.text, "reset": event.reset})
+        elif isinstance(event, services.QuestionStored):
+            html, title = await sync_to_async(_question_html_and_title)(request, event.message)
+            yield line({"event": "question", "id": event.message.pk, "html": html, "title": title})
+        elif isinstance(event, services.PreviewReady):
+            html = await sync_to_async(_message_html)(request, event.question)
+            yield line({"event": "preview", "id": event.question.pk, "html": html})
+        elif isinstance(event, services.AnswerStored):
+            html = await sync_to_async(_message_html)(request, event.message)
+            timings = {name: round(value, 2) for name, value in event.timings.items()}
+            yield line({"event": "done", "id": event.message.pk, "html": html, "timings": timings})
+
+
+async def _respond(
+    request: PortalRequest, conversation: Conversation, events: AsyncIterator[services.AnswerEvent]
+) -> HttpResponse | StreamingHttpResponse:
+    if STREAM_CONTENT_TYPE in request.headers.get("Accept", ""):
+        response = StreamingHttpResponse(_stream_lines(request, events), content_type=STREAM_CONTENT_TYPE)
+        response["Cache-Control"] = "no-store"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass the pieces through as they come
+        return response
+    last: Any = None
+    async for event in events:  # without JavaScript: wait for the stored answer, then show the page
+        last = event
+    url = reverse("assistant:conversation", kwargs={"conversation_id": conversation.pk})
+    anchor = f"#message-{last.message.pk}" if isinstance(last, services.AnswerStored) else ""
+    return redirect(url + anchor)
+
+
+def _load_for_asking(
+    *, request: PortalRequest, conversation_id: int
+) -> tuple[Any, Conversation, services.Authorization] | None:
+    """Signed-in user and their conversation, if they may ask in it (404 / 403 otherwise); None: sign in."""
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
+    authorization = services.authorize(user=user, conversation=conversation)  # 403 before any byte of a stream
+    return user, conversation, authorization
+
+
+# The ask views check the sign-in themselves (instead of @login_required) so that reading the user happens
+# inside a bounded database phase (see services.db_phase): 200 readers must not mean 200 connections.
+@require_POST
+async def ask_view(request: PortalRequest, conversation_id: int) -> HttpResponse | StreamingHttpResponse:
+    loaded = await services.db_phase(_load_for_asking, request=request, conversation_id=conversation_id)
+    if loaded is None:
+        return redirect_to_login(request.get_full_path())
+    user, conversation, authorization = loaded
+    form = AskForm(request.POST)
+    if not form.is_valid():
+        return await sync_to_async(_render_chat)(request, conversation, status=400, ask_form=form)
+    events = services.answer(
+        user=user, conversation=conversation, question=form.cleaned_data["question"], authorization=authorization
+    )
+    return await _respond(request, conversation, events)
+
+
+@require_POST
+async def confirm_view(
+    request: PortalRequest, conversation_id: int, question_id: int
+) -> HttpResponse | StreamingHttpResponse:
+    """The user saw exactly what would leave and confirms it: now it is sent (if it is still the same)."""
+    loaded = await services.db_phase(_load_for_asking, request=request, conversation_id=conversation_id)
+    if loaded is None:
+        return redirect_to_login(request.get_full_path())
+    user, conversation, authorization = loaded
+    events = services.answer(
+        user=user, conversation=conversation, confirm_question_id=question_id, authorization=authorization
+    )
+    return await _respond(request, conversation, events)
+
+
+@login_required
+@require_POST
+def cancel_view(request: PortalRequest, conversation_id: int, question_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    question = selectors.message_get(user=request.user, message_id=question_id)
+    if question.conversation_id != conversation.pk:
+        return HttpResponse(status=404)
+    try:
+        services.question_cancel(actor=request.user, question=question)
+    except ValidationError as error:
+        return HttpResponse(str(error.messages[0]), status=400)
+    if request.htmx:
+        return render(request, "assistant/_message.html", {"message": question})
+    return redirect("assistant:conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def feedback_view(request: PortalRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    if not message.is_answer:
+        return HttpResponse(status=404)
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        return render(request, "assistant/_feedback.html", {"message": message, "form": form}, status=400)
+    services.message_feedback(
+        actor=request.user, message=message, rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"]
+    )
+    if request.htmx:
+        return render(request, "assistant/_feedback.html", {"message": message, "saved": True})
+    return redirect(
+        reverse("assistant:conversation", kwargs={"conversation_id": message.conversation_id})
+        + f"#message-{message.pk}"
+    )
+
+
+# ---- profiles ---------------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def profile_list_view(request: PortalRequest) -> HttpResponse:
+    selectors.require_assistant_use(user=request.user)
+    manageable = request.user.has_perm("assistant.view_assistantprofile")
+    profiles = (
+        selectors.profiles_for_management(user=request.user)
+        if manageable
+        else selectors.profiles_for_user(user=request.user).prefetch_related("knowledge_bases")
+    )
+    usable = set(selectors.profiles_for_user(user=request.user).values_list("pk", flat=True))
+    rows = [
+        {
+            "profile": profile,
+            "usable": profile.pk in usable,
+            "granted": selectors.profile_grants(profile=profile) if manageable else None,
+        }
+        for profile in profiles
+    ]
+    return render(
+        request,
+        "assistant/profile_list.html",
+        {"rows": rows, "manageable": manageable, "new_form": NewConversationForm(user=request.user)},
+    )

@@ -1,0 +1,139 @@
+// The chat page: post a question and show the answer as it streams in. Without this file the forms
+// post normally and the page reloads with the stored answer.
+(() => {
+  "use strict";
+
+  const STREAM_TYPE = "application/x-ndjson";
+
+  function csrfToken(form) {
+    const field = form.querySelector("input[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  function fragment(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
+  }
+
+  function place(list, html) {
+    const element = fragment(html);
+    if (!element) return null;
+    const existing = document.getElementById(element.id);
+    if (existing) existing.replaceWith(element);
+    else list.appendChild(element);
+    if (window.htmx) window.htmx.process(element);
+    return element;
+  }
+
+  function pendingAnswer(list) {
+    const item = document.createElement("li");
+    item.className = "chat-message chat-assistant streaming";
+    item.id = "answer-streaming";
+    const who = document.createElement("div");
+    who.className = "chat-who";
+    who.textContent = "Assistant";
+    const text = document.createElement("div");
+    text.className = "chat-text streaming-text";
+    item.append(who, text);
+    list.appendChild(item);
+    return item;
+  }
+
+  async function streamAnswer(form, status) {
+    const list = document.getElementById("chat-messages");
+    const response = await fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { Accept: STREAM_TYPE, "X-CSRFToken": csrfToken(form) },
+      credentials: "same-origin",
+    });
+    const type = response.headers.get("Content-Type") || "";
+    if (!response.ok || !type.startsWith(STREAM_TYPE) || !response.body) {
+      if (response.status >= 400 && response.status < 500) {
+        // Form errors or a refusal (nothing was stored): let the server's page explain, as a plain post would.
+        form.dataset.stream = "";
+        form.submit();
+      } else {
+        status.textContent = "The server could not answer. Reload the page to see what was stored.";
+      }
+      return;
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let pending = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (!line.trim()) continue;
+        const event = JSON.parse(line);
+        if (event.event === "question") {
+          place(list, event.html);
+          if (event.title) {
+            // the first question names the conversation
+            const heading = document.querySelector("#conversation-head h1");
+            const current = document.querySelector(".conversation-list a[aria-current]");
+            if (heading) heading.textContent = event.title;
+            if (current) current.textContent = event.title;
+          }
+          if (form.id === "ask-form") form.reset();
+          status.textContent = "The assistant is answering…";
+        } else if (event.event === "delta") {
+          if (!pending) pending = pendingAnswer(list);
+          const text = pending.querySelector(".streaming-text");
+          if (event.reset) text.textContent = "";
+          text.textContent += event.text;
+        } else if (event.event === "preview") {
+          place(list, event.html);
+          status.textContent = "Check what will be sent, then confirm.";
+        } else if (event.event === "done") {
+          if (pending) pending.remove();
+          pending = null;
+          const element = place(list, event.html);
+          status.textContent = "";
+          if (element) element.scrollIntoView({ block: "nearest" });
+        }
+      }
+    }
+  }
+
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || form.dataset.stream !== "1") return;
+    if (!window.fetch || !window.ReadableStream || !window.TextDecoderStream) return; // plain post
+    event.preventDefault();
+    const askForm = document.getElementById("ask-form");
+    const status = askForm ? askForm.querySelector(".ask-status") : document.createElement("span");
+    const buttons = document.querySelectorAll("#ask-form button, .confirm-form button");
+    buttons.forEach((button) => { button.disabled = true; });
+    status.textContent = "Sending…";
+    streamAnswer(form, status)
+      .catch(() => {
+        status.textContent = "The connection was lost. Reload the page to see what was stored.";
+      })
+      .finally(() => {
+        buttons.forEach((button) => { button.disabled = false; });
+      });
+  });
+
+  // Enter sends, Shift+Enter adds a line.
+  document.addEventListener("keydown", (event) => {
+    const field = event.target;
+    if (event.key !== "Enter" || event.shiftKey || !(field instanceof HTMLTextAreaElement)) return;
+    if (field.form && field.form.id === "ask-form") {
+      event.preventDefault();
+      field.form.requestSubmit();
+    }
+  });
+
+  // Confirmation for destructive buttons (no inline script: CSP).
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("[data-confirm]") : null;
+    if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
+  });
+})();

@@ -1,0 +1,301 @@
+"""Each stage of the ask pipeline alone, then the flow through them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+from guardian.shortcuts import remove_perm
+
+from audit.models import AuditEvent
+from governance import gate
+from governance.gate import Destination, PromptPart
+from portal.assistant import services
+from portal.assistant.models import Message, MessageStatus
+from portal.routing.types import OFFLINE_DESTINATION, CallOutcome, RouteDecision
+from tests.assistant.conftest import REFUND_TEXT
+from tests.assistant.factories import ConversationFactory, MessageFactory, knowledge_base_with
+from tests.assistant.helpers import run_answer, stored_answer, streamed_text
+
+pytestmark = pytest.mark.django_db
+
+
+def decision(*destinations: Destination) -> RouteDecision:
+    return RouteDecision(task_type="routine", tier="economy", candidates=tuple(destinations), reason="test")
+
+
+# ---- authorize
+def test_authorize_gives_the_profile_and_only_the_knowledge_bases_the_user_may_read(sam: Any, conversation: Any):
+    secret = knowledge_base_with(name="Board minutes", passages=[("Minutes", "Secret plans.", None)], readers=[])
+    conversation.profile.knowledge_bases.add(secret)
+
+    authorization = services.authorize(user=sam, conversation=conversation)
+
+    assert authorization.profile == conversation.profile
+    assert [kb.name for kb in authorization.knowledge_bases] == ["Handbook"]
+    assert authorization.withheld_knowledge_bases == 1
+
+
+def test_authorize_refuses_a_withdrawn_profile(sam: Any, conversation: Any):
+    remove_perm("assistant.use_assistantprofile", Group.objects.get(name="Staff"), conversation.profile)
+
+    with pytest.raises(PermissionDenied):
+        services.authorize(user=sam, conversation=conversation)
+
+
+def test_authorize_refuses_users_without_the_assistant_permission(oscar: Any, profile: Any):
+    conversation = ConversationFactory(owner=oscar, profile=profile)
+
+    with pytest.raises(PermissionDenied):
+        services.authorize(user=oscar, conversation=conversation)
+
+
+def test_authorize_hides_other_peoples_conversations(alice: Any, conversation: Any):
+    conversation.profile.knowledge_bases.clear()
+    with pytest.raises(Http404):
+        services.authorize(user=alice, conversation=conversation)
+
+
+# ---- route
+def test_route_uses_the_profiles_task_type(sam: Any, profile: Any):
+    profile.task_type = "analyze"
+    route = services.route(user=sam, profile=profile, question="hello")
+
+    assert route.task_type == "analyze"
+    assert "assistant profile" in route.reason
+
+
+def test_route_classifies_the_question_when_the_profile_is_automatic(sam: Any, profile: Any):
+    profile.task_type = ""
+    route = services.route(user=sam, profile=profile, question="Summarize the refund policy in three bullet points.")
+
+    assert route.task_type in {"routine", "summarize", "draft", "analyze", "research"}
+    assert route.reason and "assistant profile" not in route.reason
+
+
+# ---- retrieve
+def test_retrieve_finds_passages_of_the_profiles_readable_knowledge_bases(sam: Any, handbook: Any):
+    context = services.retrieve(user=sam, question="When are refunds paid?", knowledge_bases=[handbook], passages=2)
+
+    assert context.chunks[0].document_title == "Refund policy"
+    assert context.chunks[0].text == REFUND_TEXT
+    assert context.chunks[0].url.endswith("#page-3")
+
+
+def test_retrieve_searches_nothing_when_the_profile_has_no_knowledge_base(sam: Any, handbook: Any):
+    assert services.retrieve(user=sam, question="When are refunds paid?", knowledge_bases=[]).chunks == ()
+
+
+def test_retrieve_adds_memory_and_customer_context_when_those_apps_provide_them(
+    sam: Any, monkeypatch: pytest.MonkeyPatch
+):
+    class Memory:
+        memory_id, text, kind, scope, score, url = 4, "Prefers e-mail.", "fact", "customer", 0.9, "/memory/4/"
+
+    class Customer:
+        customer_id, name, fields, interactions, url = 9, "ACME", {"email": "ops@acme.test"}, [], "/customers/9/"
+
+    calls: dict[str, Any] = {}
+
+    def memory_retrieve(**kwargs: Any) -> list[Any]:
+        calls["memory"] = kwargs
+        return [Memory()]
+
+    def customer_context(**kwargs: Any) -> Any:
+        calls["customer"] = kwargs
+        return Customer()
+
+    found = {"memory_retrieve": memory_retrieve, "customer_context": customer_context}
+    monkeypatch.setattr(services, "_optional", lambda module, name: found.get(name))
+
+    context = services.retrieve(user=sam, question="Contact?", knowledge_bases=[], customer_id=9)
+
+    assert [memory.memory_id for memory in context.memories] == [4]
+    assert context.customer.name == "ACME"
+    assert calls["memory"]["customer_id"] == 9 and calls["customer"] == {"user": sam, "customer_id": 9}
+
+
+# ---- build
+def test_build_orders_instructions_history_passages_memory_customer_and_question(sam: Any, conversation: Any, handbook):
+    earlier_question = MessageFactory(conversation=conversation, content="Earlier question")
+    earlier_answer = MessageFactory(conversation=conversation, role="assistant", content="Earlier answer")
+    MessageFactory(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR, error="x")
+    now = MessageFactory(conversation=conversation, content="When are refunds paid?")
+    chunks = services.retrieve(user=sam, question="refunds", knowledge_bases=[handbook], passages=2).chunks
+
+    class Memory:
+        memory_id, text, kind, scope = 4, "Prefers e-mail.", "fact", "customer"
+
+    class Customer:
+        customer_id, fields = 9, {"email": "ops@acme.test"}
+
+    parts = services.build(
+        profile=conversation.profile,
+        history=services.history_for(conversation=conversation, before=now),
+        context=services.RetrievedContext(chunks=chunks, memories=(Memory(),), customer=Customer()),
+        question=now.content,
+    )
+
+    assert [part.kind for part in parts] == [
+        "instructions", "history", "history", "chunk", "chunk", "memory", "customer", "question",
+    ]  # fmt: skip
+    assert parts[0].role == "system" and "Answer briefly." in parts[0].text
+    assert [(parts[1].role, parts[1].text), (parts[2].role, parts[2].text)] == [
+        ("user", earlier_question.content), ("assistant", earlier_answer.content),
+    ]  # fmt: skip
+    assert parts[3].text.startswith(f"[1] Source: {chunks[0].document_title}\n")
+    assert parts[3].source["chunk_id"] == chunks[0].chunk_id
+    assert parts[6].source == {"customer_id": 9, "field": "email"}
+    assert parts[-1] == PromptPart(kind="question", text="When are refunds paid?", source={})
+
+
+# ---- egress
+def test_egress_passes_the_candidates_to_the_gate_and_returns_the_sealed_prompt(sam: Any, conversation: Any):
+    parts = [PromptPart(kind="question", text="Hi")]
+    gated = services.egress(user=sam, conversation=conversation, decision=decision(OFFLINE_DESTINATION), parts=parts)
+
+    assert gated.destinations == ("offline",)
+    gate.verify_sealed(gated, "offline")
+    assert [part["kind"] for part in gated.manifest["parts"]] == ["question"]
+
+
+def test_egress_refuses_when_no_destination_is_cleared(sam: Any, conversation: Any, monkeypatch: pytest.MonkeyPatch):
+    original = gate.egress_gate
+
+    def clear_nothing(**kwargs: Any) -> Any:
+        gated = original(**kwargs)
+        return gate.GatedPrompt(gated.messages, gated.manifest, (), gated.seal)
+
+    monkeypatch.setattr(gate, "egress_gate", clear_nothing)
+    with pytest.raises(services.EgressBlocked, match="nothing was sent"):
+        services.egress(user=sam, conversation=conversation, decision=decision(OFFLINE_DESTINATION),
+                        parts=[PromptPart(kind="question", text="Hi")])  # fmt: skip
+
+
+# ---- store and audit
+def test_answer_store_keeps_answer_citations_route_manifest_and_usage_and_audits_it(sam: Any, conversation: Any):
+    question = services.question_store(actor=sam, conversation=conversation, text="When are refunds paid?")
+    gated = gate.egress_gate(user=sam, conversation_key="c", destinations=[OFFLINE_DESTINATION],
+                             parts=[PromptPart(kind="question", text="x")])  # fmt: skip
+    citation = services.Citation(1, 11, 5, "Refund policy", "Handbook", 3, "/knowledge/documents/5/#page-3", 0.9)
+    outcome = CallOutcome("offline", "Offline", "offline", "success", "", 10, 5, Decimal("0.01"), 12.0, 40.0, [])
+
+    answer = services.answer_store(
+        actor=sam, question=question, text="Within 14 days [1].", decision=decision(OFFLINE_DESTINATION),
+        gated=gated, citations=[citation], usage=services.outcome_as_usage(outcome),
+    )  # fmt: skip
+
+    answer.refresh_from_db()
+    assert answer.citations[0]["cited"] is True and answer.citations[0]["url"] == citation.url
+    assert answer.route["candidates"] == ["offline"] and answer.manifest == gated.manifest
+    assert answer.usage["cost"] == "0.01" and answer.usage["tokens_out"] == 5
+    event = AuditEvent.objects.get(action="assistant.answer_stored")
+    assert (event.object_type, event.object_id) == ("assistant.message", str(answer.pk))
+    assert event.details["chunk_ids"] == [11] and event.details["cited"] == [1]
+    assert AuditEvent.objects.filter(action="assistant.question_asked", object_id=str(question.pk)).exists()
+
+
+def test_the_answer_and_its_audit_event_roll_back_together(sam: Any, conversation: Any):
+    question = services.question_store(actor=sam, conversation=conversation, text="Q")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.answer_store(actor=sam, question=question, text="A")
+        raise RuntimeError("the store failed after the answer was written")
+
+    assert not Message.objects.filter(role="assistant").exists()
+    assert not AuditEvent.objects.filter(action="assistant.answer_stored").exists()
+
+
+# ---- the whole flow, offline (no cloud model configured)
+def test_the_offline_model_answers_from_the_passages_with_citations(sam: Any, conversation: Any):
+    events = run_answer(user=sam, conversation=conversation, question="When are refunds paid?")
+
+    assert isinstance(events[0], services.QuestionStored)
+    answer = stored_answer(events)
+    assert answer.status == MessageStatus.COMPLETE, answer.error
+    assert answer.usage["provider"] == "offline" and answer.route["tier"] == "offline"
+    assert "14 days" in answer.content and streamed_text(events) == answer.content
+    assert any(citation["cited"] and citation["document_title"] == "Refund policy" for citation in answer.citations)
+    assert answer.usage["local_overhead_ms"] > 0
+
+
+def test_a_block_by_the_gate_stores_the_question_and_a_clear_message_and_sends_nothing(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+):
+    def refuse(**kwargs: Any) -> Any:
+        raise services.EgressBlocked("Customer data may not leave for this role.")
+
+    monkeypatch.setattr(gate, "egress_gate", refuse)
+    events = run_answer(user=sam, conversation=conversation, question="What is the card number of ACME?")
+
+    answer = stored_answer(events)
+    assert answer.status == MessageStatus.BLOCKED
+    assert answer.error == "Customer data may not leave for this role."
+    assert fake_provider.requests == []
+    assert conversation.messages.filter(role="user", content__startswith="What is the card").exists()
+    assert AuditEvent.objects.get(action="assistant.answer_stored").outcome == "denied"
+
+
+def test_an_unexpected_failure_before_the_call_fails_closed(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+):
+    def broken(**kwargs: Any) -> Any:
+        raise ValueError("classifier exploded")
+
+    monkeypatch.setattr(gate, "egress_gate", broken)
+    answer = stored_answer(run_answer(user=sam, conversation=conversation, question="Hello?"))
+
+    assert answer.status == MessageStatus.ERROR and answer.error == services.ERROR_PREPARE_FAILED
+    assert fake_provider.requests == []
+
+
+def test_the_first_question_names_the_conversation(sam: Any, conversation: Any):
+    conversation.title = services.DEFAULT_TITLE
+    conversation.save()
+    services.question_store(actor=sam, conversation=conversation, text="  When are refunds paid?  ")
+
+    conversation.refresh_from_db()
+    assert conversation.title == "When are refunds paid?"
+
+
+def test_a_reader_who_leaves_mid_stream_still_leaves_the_partial_answer_stored(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any
+):
+    from asgiref.sync import async_to_sync
+
+    async def read_two_pieces_then_leave() -> str:
+        events = services.answer(user=sam, conversation=conversation, question="When are refunds paid?")
+        seen = ""
+        async for event in events:
+            if isinstance(event, services.AnswerDelta):
+                seen += event.text
+                if len(seen.split()) >= 2:
+                    break
+        await events.aclose()  # type: ignore[attr-defined]
+        return seen
+
+    seen = async_to_sync(read_two_pieces_then_leave)()
+
+    answer = conversation.messages.get(role="assistant")
+    assert answer.status == MessageStatus.ERROR and answer.error == services.ERROR_INTERRUPTED
+    assert answer.content == seen and seen
+    assert conversation.messages.filter(role="user").count() == 1
+
+
+def test_a_conversation_about_a_customer_gives_the_gate_the_customers_fields(sam: Any, profile: Any):
+    from tests.customers.factories import CustomerFactory
+
+    customer = CustomerFactory(name="Ada Lovelace", organisation="Analytical Engines Ltd")
+    conversation = services.conversation_create(actor=sam, profile=profile, customer_id=customer.pk)
+
+    context = services.retrieve(user=sam, question="How do I reach her?", knowledge_bases=[], customer_id=customer.pk)
+    parts = services.build(profile=profile, history=[], context=context, question="How do I reach her?")
+
+    customer_parts = [part for part in parts if part.kind == "customer"]
+    assert customer_parts and all(part.source["customer_id"] == customer.pk for part in customer_parts)
+    assert any("ada@example.test" in part.text or "lovelace@example.test" in part.text for part in customer_parts)
+    assert conversation.customer_id == customer.pk

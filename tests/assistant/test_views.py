@@ -1,0 +1,253 @@
+"""Pages and permissions: allowed, refused (403) and outsiders (404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from guardian.shortcuts import remove_perm
+
+from audit.models import AuditEvent
+from portal.assistant.models import Conversation, Message, MessageStatus
+from tests.accounts.factories import UserFactory
+from tests.assistant.factories import AssistantProfileFactory, ConversationFactory, MessageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sam_client(client: Any, sam: Any) -> Any:
+    client.force_login(sam)
+    return client
+
+
+URL_NAMES = {"rename": "conversation_rename", "delete": "conversation_delete"}
+
+
+def conversation_url(conversation: Any, name: str = "conversation") -> str:
+    return reverse(f"assistant:{URL_NAMES.get(name, name)}", kwargs={"conversation_id": conversation.pk})
+
+
+# ---- who may use the assistant and which profile
+def test_the_navigation_shows_the_assistant_to_roles_that_may_use_it(client: Any, sam: Any, audrey: Any):
+    client.force_login(sam)
+    assert 'href="/assistant/"' in client.get("/").content.decode()
+    client.force_login(audrey)
+    assert 'href="/assistant/"' not in client.get("/").content.decode()
+
+
+def test_users_without_the_assistant_permission_get_403(client: Any, oscar: Any, audrey: Any, conversation: Any):
+    for user in (oscar, audrey):
+        client.force_login(user)
+        assert client.get(reverse("assistant:chat")).status_code == 403
+        assert client.get(reverse("assistant:profile_list")).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client: Any, conversation: Any):
+    response = client.get(conversation_url(conversation))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    response = client.post(conversation_url(conversation, "ask"), {"question": "Hi"})
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert not Message.objects.exists()
+
+
+def test_new_conversation_only_with_a_profile_granted_to_the_user(sam_client: Any, sam: Any, profile: Any):
+    hidden = AssistantProfileFactory(name="Board helper", usable_by=["Administrator"])
+
+    page = sam_client.get(reverse("assistant:chat") + "?all").content.decode()
+    assert "Handbook helper" in page and "Board helper" not in page
+
+    response = sam_client.post(reverse("assistant:conversation_new"), {"profile": hidden.pk})
+    assert response.status_code == 400 and not Conversation.objects.exists()
+
+    response = sam_client.post(reverse("assistant:conversation_new"), {"profile": profile.pk})
+    conversation = Conversation.objects.get()
+    assert response.status_code == 302 and response["Location"] == conversation_url(conversation)
+    assert (conversation.owner, conversation.profile) == (sam, profile)
+    assert AuditEvent.objects.filter(action="assistant.conversation_created").exists()
+
+
+def test_a_profile_granted_to_one_user_is_usable_by_that_user_only(client: Any, sam: Any):
+    personal = AssistantProfileFactory(name="Sam's helper", usable_by=[sam])
+    other = UserFactory(username="sara", roles=["Staff"])
+
+    client.force_login(sam)
+    assert client.post(reverse("assistant:conversation_new"), {"profile": personal.pk}).status_code == 302
+    client.force_login(other)
+    assert client.post(reverse("assistant:conversation_new"), {"profile": personal.pk}).status_code == 400
+
+
+def test_the_profile_list_shows_usable_profiles_and_grants_to_administrators(client: Any, sam: Any, alice: Any,
+                                                                             profile: Any):  # fmt: skip
+    client.force_login(sam)
+    page = client.get(reverse("assistant:profile_list")).content.decode()
+    assert "Handbook helper" in page and "Who may use it" not in page
+
+    client.force_login(alice)
+    page = client.get(reverse("assistant:profile_list")).content.decode()
+    assert "Handbook helper" in page and "Who may use it" in page and ">Staff<" in page
+
+
+# ---- nobody reads another user's conversation
+@pytest.mark.parametrize("name", ["conversation"])
+def test_other_peoples_conversations_are_404(client: Any, conversation: Any, alice: Any, name: str):
+    other = UserFactory(username="sara", roles=["Staff"])
+    for user in (other, alice):
+        client.force_login(user)
+        assert client.get(conversation_url(conversation, name)).status_code == 404
+        for action in ("rename", "delete", "ask"):
+            response = client.post(conversation_url(conversation, action), {"title": "Mine", "question": "Hi"})
+            assert response.status_code == 404, action
+    conversation.refresh_from_db()
+    assert conversation.title != "Mine" and not conversation.messages.exists()
+
+
+def test_the_conversation_list_holds_only_the_users_own_conversations(sam_client: Any, sam: Any, profile: Any):
+    mine = ConversationFactory(owner=sam, profile=profile, title="My refunds question")
+    ConversationFactory(owner=UserFactory(username="sara", roles=["Staff"]), profile=profile, title="Sara's secret")
+
+    page = sam_client.get(conversation_url(mine)).content.decode()
+    assert "My refunds question" in page and "Sara&#x27;s secret" not in page and "Sara's secret" not in page
+
+
+def test_feedback_on_someone_elses_answer_is_404(client: Any, conversation: Any):
+    answer = MessageFactory(conversation=conversation, role="assistant", content="A")
+    client.force_login(UserFactory(username="sara", roles=["Staff"]))
+    response = client.post(reverse("assistant:feedback", kwargs={"message_id": answer.pk}), {"rating": "1"})
+    assert response.status_code == 404
+
+
+def test_asking_with_a_withdrawn_profile_is_403_and_stores_nothing(sam_client: Any, conversation: Any):
+    remove_perm("assistant.use_assistantprofile", Group.objects.get(name="Staff"), conversation.profile)
+
+    response = sam_client.post(conversation_url(conversation, "ask"), {"question": "Hi"})
+    assert response.status_code == 403 and not conversation.messages.exists()
+
+
+# ---- conversation management
+def test_rename_and_delete_a_conversation(sam_client: Any, conversation: Any):
+    response = sam_client.post(conversation_url(conversation, "rename"), {"title": "Refunds"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Refunds" in response.content.decode()
+    conversation.refresh_from_db()
+    assert conversation.title == "Refunds"
+
+    response = sam_client.post(conversation_url(conversation, "rename"), {"title": ""})
+    assert response.status_code == 400
+
+    response = sam_client.post(conversation_url(conversation, "delete"))
+    assert response.status_code == 302 and not Conversation.objects.exists()
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"assistant.conversation_renamed", "assistant.conversation_deleted"} <= actions
+
+
+# ---- asking without JavaScript
+def test_asking_without_javascript_stores_question_and_answer_and_shows_the_page(sam_client: Any, conversation: Any):
+    response = sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
+
+    question, answer = conversation.messages.order_by("pk")
+    assert response.status_code == 302 and response["Location"].endswith(f"#message-{answer.pk}")
+    assert question.content == "When are refunds paid?" and answer.reply_to == question
+    page = sam_client.get(response["Location"]).content.decode()
+    assert "When are refunds paid?" in page and "14 days" in page
+    assert 'href="/knowledge/documents/' in page  # citation link to the document page
+    assert "<summary>Details</summary>" in page and "offline" in page
+
+
+def test_an_empty_question_is_400_with_the_error_shown(sam_client: Any, conversation: Any):
+    response = sam_client.post(conversation_url(conversation, "ask"), {"question": "   "})
+    assert response.status_code == 400 and "This field is required" in response.content.decode()
+    assert not conversation.messages.exists()
+
+
+def test_the_details_panel_shows_route_model_tokens_cost_and_manifest(sam_client: Any, conversation: Any):
+    sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
+    answer = conversation.messages.get(role="assistant")
+
+    page = sam_client.get(conversation_url(conversation)).content.decode()
+    for expected in (answer.route["reason"], answer.usage["model_name"], "Tokens", "Cost", "first token",
+                     "Full egress manifest", "question"):  # fmt: skip
+        assert expected in page
+    assert f"/audit/?object_type=assistant.message&amp;object_id={answer.pk}" in page
+
+
+# ---- feedback
+def test_thumbs_down_with_a_comment_is_saved_and_audited(sam_client: Any, conversation: Any):
+    answer = MessageFactory(conversation=conversation, role="assistant", content="Within a year.")
+    url = reverse("assistant:feedback", kwargs={"message_id": answer.pk})
+
+    response = sam_client.post(url, {"rating": "-1", "comment": "Wrong: 14 days."}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200 and "feedback is saved" in response.content.decode()
+    answer.refresh_from_db()
+    assert (answer.feedback, answer.feedback_comment) == (-1, "Wrong: 14 days.")
+    event = AuditEvent.objects.get(action="assistant.feedback_given")
+    assert event.details["rating"] == -1 and event.object_id == str(answer.pk)
+
+
+def test_feedback_needs_a_rating_and_only_applies_to_answers(sam_client: Any, conversation: Any):
+    answer = MessageFactory(conversation=conversation, role="assistant", content="A")
+    question = MessageFactory(conversation=conversation, content="Q")
+    assert sam_client.post(reverse("assistant:feedback", kwargs={"message_id": answer.pk}), {}).status_code == 400
+    response = sam_client.post(reverse("assistant:feedback", kwargs={"message_id": question.pk}), {"rating": "1"})
+    assert response.status_code == 404
+
+
+# ---- preview before send
+def test_roles_with_preview_see_exactly_what_leaves_and_nothing_is_sent_before_they_confirm(
+    sam_client: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+):
+    from governance import gate
+
+    monkeypatch.setattr(gate, "preview_required", lambda user: True, raising=False)
+    sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
+
+    question = conversation.messages.get()
+    assert question.status == MessageStatus.AWAITING_CONFIRMATION and fake_provider.requests == []
+    page = sam_client.get(conversation_url(conversation)).content.decode()
+    assert "Check before sending" in page and "Refunds are paid within 14 days" in page
+
+    confirm = reverse("assistant:confirm", kwargs={"conversation_id": conversation.pk, "question_id": question.pk})
+    response = sam_client.post(confirm)
+
+    assert response.status_code == 302
+    assert len(fake_provider.requests) == 1
+    sent = fake_provider.requests[0].body["messages"]
+    assert sent == question.manifest["preview"]["messages"]
+    question.refresh_from_db()
+    assert question.status == MessageStatus.COMPLETE
+    assert conversation.messages.get(role="assistant").status == MessageStatus.COMPLETE
+    actions = list(AuditEvent.objects.values_list("action", flat=True))
+    assert "assistant.preview_shown" in actions and "assistant.preview_confirmed" in actions
+
+
+def test_a_preview_can_be_cancelled_and_then_nothing_is_sent(
+    sam_client: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+):
+    from governance import gate
+
+    monkeypatch.setattr(gate, "preview_required", lambda user: True, raising=False)
+    sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
+    question = conversation.messages.get()
+
+    kwargs = {"conversation_id": conversation.pk, "question_id": question.pk}
+    assert sam_client.post(reverse("assistant:cancel", kwargs=kwargs)).status_code == 302
+    assert sam_client.post(reverse("assistant:confirm", kwargs=kwargs)).status_code == 404
+    question.refresh_from_db()
+    assert question.status == MessageStatus.CANCELLED and fake_provider.requests == []
+
+
+def test_a_new_conversation_can_be_about_a_customer_the_user_may_see(sam_client: Any, profile: Any):
+    from tests.customers.factories import CustomerFactory
+
+    visible = CustomerFactory(name="Ada Lovelace")
+    hidden = CustomerFactory(name="Hidden Person", restricted=True)
+
+    page = sam_client.get(reverse("assistant:chat") + "?all").content.decode()
+    assert "Ada Lovelace" in page and "Hidden Person" not in page
+    response = sam_client.post(reverse("assistant:conversation_new"), {"profile": profile.pk, "customer": hidden.pk})
+    assert response.status_code == 400
+
+    sam_client.post(reverse("assistant:conversation_new"), {"profile": profile.pk, "customer": visible.pk})
+    assert Conversation.objects.get().customer_id == visible.pk

@@ -1,0 +1,127 @@
+"""Ask the assistant in a real browser, served by uvicorn (ASGI) so the answer really streams."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
+from playwright.sync_api import expect
+
+from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
+from tests.assistant.conftest import FAKE_KEY, KEY_VARIABLE, REFUND_TEXT
+from tests.assistant.factories import AssistantProfileFactory, knowledge_base_with
+from tests.e2e.conftest import sign_in
+from tests.routing.factories import CatalogModelFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SERVER_START_SECONDS = 90
+ANSWER = "Refunds are paid within 14 days [1]. This holds for every returned item, whatever the shop it came from."
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None, subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """uvicorn serving the portal on the test database (the live_server fixture is WSGI: no streaming)."""
+    port = _free_port()
+    env = dict(
+        subprocess_env,
+        PORTAL_DB_NAME=str(connection.settings_dict["NAME"]),
+        PORTAL_DEBUG="1",  # static files straight from the source folders, no collectstatic
+        **{KEY_VARIABLE: FAKE_KEY},
+    )
+    log = (tmp_path / "uvicorn.log").open("wb")
+    command = [
+        sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+        "--lifespan", "off", "--log-level", "warning",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=2) as client:
+            for _ in range(SERVER_START_SECONDS * 4):
+                if server.poll() is not None:
+                    pytest.fail("uvicorn exited:\n" + (tmp_path / "uvicorn.log").read_text())
+                try:
+                    if client.get(url + "/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(0.25)
+            else:
+                pytest.fail("uvicorn did not start")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture
+def asgi_page(browser: Any, asgi_server: str) -> Iterator[Any]:
+    context = browser.new_context(base_url=asgi_server)
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_staff_asks_watches_the_answer_stream_opens_details_and_a_citation(asgi_page: Any, fake_provider: Any):
+    page = asgi_page
+    sam = UserFactory(username="sam", first_name="Sam", roles=["Staff"])
+    # the server process only knows the production hashers (the tests use MD5 for speed)
+    sam.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
+    sam.save(update_fields=["password"])
+    handbook = knowledge_base_with(name="Handbook", passages=[("Refund policy", REFUND_TEXT, 3)])
+    AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
+    fake_provider.answer_with(ANSWER)
+    fake_provider.state.chunk_delay = 0.15  # about three seconds for the whole answer
+
+    sign_in(page, "sam", DEFAULT_PASSWORD)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Assistant").click()
+    page.get_by_role("button", name="New conversation").click()
+    page.get_by_label("Your question").fill("When are refunds paid?")
+    page.get_by_role("button", name="Ask").click()
+
+    # the first words show while the provider is still streaming: no stored answer (details) yet
+    streaming = page.locator(".streaming-text")
+    # (generous timeout: the server process loads the embedding model on its first question)
+    expect(streaming).to_contain_text("Refunds are paid", timeout=90_000)
+    assert page.locator(".answer-details").count() == 0
+    assert "whatever the shop" not in streaming.inner_text()
+
+    # then the stored, sanitized answer replaces the streamed text
+    answer = page.locator(".chat-assistant").last
+    expect(answer.locator(".answer-details")).to_have_count(1)
+    expect(answer.locator(".chat-text")).to_contain_text("whatever the shop it came from")
+    expect(page.locator(".chat-user")).to_contain_text("When are refunds paid?")
+
+    answer.get_by_text("Details", exact=True).click()
+    details = answer.locator(".answer-details")
+    expect(details).to_contain_text("Fake primary")
+    expect(details).to_contain_text("routine: set by the assistant profile")
+    expect(details).to_contain_text("Tokens")
+    expect(details.locator("table.manifest")).to_contain_text("chunk [1]")
+
+    answer.locator(".chat-text").get_by_role("link", name="[1]").click()
+    expect(page).to_have_url(re.compile(r"/knowledge/documents/\d+/#page-3$"))
+    expect(page.get_by_role("heading", name="Refund policy")).to_be_visible()
