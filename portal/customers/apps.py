@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CustomersConfig(AppConfig):
+    name = "portal.customers"
+    label = "customers"
+    verbose_name = "Customers"
+
+    def ready(self) -> None:
+        from portal.customers.entities import register_known_entity_source
+
+        # Every customer value becomes a known entity for the egress gate's detector.
+        register_known_entity_source()

@@ -1,0 +1,114 @@
+"""Customer values as known entities for governance's detector.
+
+The loader yields every value of every customer record; governance builds its dictionary from it
+lazily and rebuilds after `invalidate()`, which the customer services call after each commit that
+changes or deletes a record. Until governance ships `known_entities`, the import is guarded and the
+loader simply waits to be registered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+from django.db import transaction
+from stdnum import iban
+
+logger = logging.getLogger(__name__)
+SOURCE_NAME = "customers"
+
+
+def _known_entity_class() -> Any:
+    try:
+        from governance.known_entities import KnownEntity
+    except ImportError:  # governance's dictionary is not there yet
+        return None
+    return KnownEntity
+
+
+def account_number_class(value: str) -> str:
+    """An account number that is a valid IBAN is a bank account; anything else is financial data."""
+    return "BANK_ACCOUNT" if iban.is_valid(value) else "FINANCIAL"
+
+
+def phone_variants(value: str) -> list[str]:
+    """The number as written and in international format, so either spelling is recognised."""
+    variants = [value]
+    try:
+        parsed = phonenumbers.parse(value, settings.CUSTOMERS_DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return variants
+    for number_format in (phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.INTERNATIONAL):
+        formatted = phonenumbers.format_number(parsed, number_format)
+        if formatted not in variants:
+            variants.append(formatted)
+    return variants
+
+
+def customer_entity_values() -> Iterator[tuple[str, str, str]]:
+    """(value, data class, label) for every value of every customer record."""
+    from portal.customers.models import Customer
+
+    rows = Customer.objects.values_list(
+        "pk", "name", "organisation", "emails", "phones", "postal_address", "account_numbers"
+    ).order_by("pk")
+    for pk, name, organisation, emails, phones, postal_address, account_numbers in rows.iterator(chunk_size=500):
+        label = f"customer {pk}"
+        if name.strip():
+            yield name.strip(), "PERSON", f"{label} name"
+        if organisation.strip():
+            yield organisation.strip(), "CUSTOMER_FIELD", f"{label} organisation"
+        for email in emails:
+            yield email, "EMAIL", f"{label} e-mail"
+        for phone in phones:
+            for variant in phone_variants(phone):
+                yield variant, "PHONE", f"{label} phone"
+        if postal_address.strip():
+            yield postal_address.strip(), "POSTAL_ADDRESS", f"{label} address"
+            # Addresses are often quoted one line at a time. Only lines with a digit (street, postcode) count:
+            # a bare town name would turn every mention of that town into a placeholder.
+            lines = [
+                line.strip(" ,")
+                for line in postal_address.splitlines()
+                if len(line.strip(" ,")) >= 6 and any(char.isdigit() for char in line)
+            ]
+            if len(lines) > 1:
+                for line in lines:
+                    yield line, "POSTAL_ADDRESS", f"{label} address line"
+        for account in account_numbers:
+            yield account, account_number_class(account), f"{label} account"
+
+
+def customer_known_entities() -> Iterator[Any]:
+    """The loader registered with governance: KnownEntity(value, data_class, label) per value."""
+    known_entity = _known_entity_class()
+    if known_entity is None:
+        return
+    for value, data_class, label in customer_entity_values():
+        yield known_entity(value=value, data_class=data_class, label=label)
+
+
+def register_known_entity_source() -> bool:
+    try:
+        from governance.known_entities import register_source
+    except ImportError:
+        logger.info("governance.known_entities is not available; customer values are not registered")
+        return False
+    register_source(SOURCE_NAME, customer_known_entities)
+    return True
+
+
+def known_entities_invalidate_on_commit() -> None:
+    """Tell governance to rebuild its dictionary once the current transaction has committed."""
+
+    def _invalidate() -> None:
+        try:
+            from governance.known_entities import invalidate
+        except ImportError:
+            return
+        invalidate()
+
+    transaction.on_commit(_invalidate)

@@ -1,0 +1,186 @@
+"""Reads of customer records. Visibility is decided in the query; every read of a record is audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, Func, Q, QuerySet, Value
+from django.db.models.fields import TextField
+from django.http import Http404, HttpRequest
+from guardian.shortcuts import get_objects_for_user
+
+from audit.services import audit
+from portal.customers.models import Customer, Interaction
+
+ERROR_NO_CUSTOMER_ACCESS = "Your role does not include access to customer records."
+ERROR_NO_CUSTOMER_CHANGE = "Your role may look at customer records but not change them."
+ERROR_CUSTOMER_NOT_FOUND = "No such customer."
+
+UserLike = User | AnonymousUser
+
+
+@dataclass(frozen=True)
+class CustomerContext:
+    """One customer's record and recent history, as the assistant may ground an answer in it."""
+
+    customer_id: int
+    name: str
+    fields: dict[str, str]  # field name -> value (empty fields left out)
+    interactions: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    url: str = ""
+
+
+def _array_text(column: str) -> Func:
+    return Func(F(column), Value(" "), function="array_to_string", output_field=TextField())
+
+
+def customers_visible_to(*, user: UserLike) -> QuerySet[Customer]:
+    """The customer records this user may see (empty without the role permission)."""
+    if not user.is_authenticated or not user.has_perm("customers.view_customer"):
+        return Customer.objects.none()
+    customers = Customer.objects.all()
+    if user.has_perm("customers.view_all_customers"):
+        return customers
+    granted = get_objects_for_user(
+        user, "customers.view_customer", klass=Customer, with_superuser=False, accept_global_perms=False
+    )
+    return customers.filter(Q(restricted=False) | Q(owner_id=user.pk) | Q(pk__in=granted.values("pk")))
+
+
+def customer_list(*, user: UserLike, search: str = "", tier: str = "") -> QuerySet[Customer]:
+    if not user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    customers = customers_visible_to(user=user).select_related("owner")
+    if search:
+        customers = customers.annotate(
+            email_text=_array_text("emails"),
+            phone_text=_array_text("phones"),
+            account_text=_array_text("account_numbers"),
+        ).filter(
+            Q(name__icontains=search)
+            | Q(organisation__icontains=search)
+            | Q(email_text__icontains=search)
+            | Q(phone_text__icontains=search)
+            | Q(account_text__icontains=search)
+        )
+    if tier:
+        customers = customers.filter(tier=tier)
+    return customers.order_by("name", "pk")
+
+
+def _visible_or_404(*, user: UserLike, customer_id: int) -> Customer:
+    if not user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    customer = customers_visible_to(user=user).select_related("owner").filter(pk=customer_id).first()
+    if customer is None:
+        raise Http404(ERROR_CUSTOMER_NOT_FOUND)
+    return customer
+
+
+def customer_get(
+    *, user: UserLike, customer_id: int, purpose: str = "page", request: HttpRequest | None = None
+) -> Customer:
+    """One record the user may see (404 for records hidden from them); the read is audited."""
+    customer = _visible_or_404(user=user, customer_id=customer_id)
+    audit(
+        actor=user, action="customers.customer_viewed", target=customer, details={"purpose": purpose}, request=request
+    )
+    return customer
+
+
+def customer_get_for_change(*, user: UserLike, customer_id: int, request: HttpRequest | None = None) -> Customer:
+    customer = _visible_or_404(user=user, customer_id=customer_id)
+    if not user.has_perm("customers.change_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_CHANGE)
+    audit(actor=user, action="customers.customer_viewed", target=customer, details={"purpose": "edit"}, request=request)
+    return customer
+
+
+def customer_interactions(*, customer: Customer) -> QuerySet[Interaction]:
+    """Interactions of a customer the caller has already obtained through a permission-checked selector."""
+    return customer.interactions.select_related("staff").order_by("-occurred_at", "-pk")
+
+
+def customer_fields(customer: Customer) -> dict[str, str]:
+    values = {
+        "name": customer.name,
+        "organisation": customer.organisation,
+        "emails": ", ".join(customer.emails),
+        "phones": ", ".join(customer.phones),
+        "postal_address": customer.postal_address,
+        "account_numbers": ", ".join(customer.account_numbers),
+        "tier": customer.get_tier_display(),
+        "notes": customer.notes,
+    }
+    return {name: value for name, value in values.items() if value.strip()}
+
+
+def _staff_name(interaction: Interaction) -> str:
+    if interaction.staff is None:
+        return ""
+    return interaction.staff.get_full_name() or interaction.staff.get_username()
+
+
+def _interaction_text(item: dict[str, Any]) -> str:
+    staff = f", {item['staff']}" if item["staff"] else ""
+    heading = f"{item['occurred_at'][:16].replace('T', ' ')} {item['channel']}{staff}: {item['summary']}"
+    return heading + (f"\n{item['full_text']}" if item["full_text"] else "")
+
+
+def customer_context(*, user: UserLike, customer_id: int) -> CustomerContext:
+    """The record and recent interactions for the assistant; an audited read like any other.
+
+    Raises Http404 when the user may not see this customer and PermissionDenied without the role permission.
+    Which of these fields may leave the server is the egress gate's decision, not this function's.
+    """
+    customer = customer_get(user=user, customer_id=customer_id, purpose="assistant")
+    limit = settings.CUSTOMERS_CONTEXT_INTERACTIONS
+    text_limit = settings.CUSTOMERS_CONTEXT_TEXT_CHARS
+    interactions = [
+        {
+            "interaction_id": interaction.pk,
+            "channel": interaction.get_channel_display(),
+            "occurred_at": interaction.occurred_at.isoformat(),
+            "staff": _staff_name(interaction),
+            "summary": interaction.summary,
+            "full_text": interaction.full_text[:text_limit],
+        }
+        for interaction in customer_interactions(customer=customer)[:limit]
+    ]
+    fields = customer_fields(customer)
+    if interactions:
+        # One field, so the governance policy can keep the history local by its name ("interactions").
+        fields["interactions"] = "\n\n".join(_interaction_text(item) for item in interactions)
+    return CustomerContext(
+        customer_id=customer.pk,
+        name=customer.name,
+        fields=fields,
+        interactions=interactions,
+        url=customer.get_absolute_url(),
+    )
+
+
+def customer_choices_for_user(*, user: UserLike, search: str = "", limit: int = 20) -> list[tuple[int, str]]:
+    """(id, label) of customers the user may see, for pickers (memory scope, assistant). Not a record read."""
+    customers = customers_visible_to(user=user)
+    if search:
+        customers = customers.filter(Q(name__icontains=search) | Q(organisation__icontains=search))
+    return [
+        (pk, f"{name} ({organisation})" if organisation else name)
+        for pk, name, organisation in customers.order_by("name").values_list("pk", "name", "organisation")[:limit]
+    ]
+
+
+def customers_listed(*, user: UserLike, customer_ids: list[int], search: str, request: HttpRequest | None) -> None:
+    """Audit the records a list page or search result showed (names and organisations are record data too)."""
+    audit(
+        actor=user,
+        action="customers.customers_listed",
+        object_type="customers.customer",
+        details={"customer_ids": customer_ids, "search": bool(search)},
+        request=request,
+    )

@@ -1,0 +1,169 @@
+"""Changes to customer records. Each writes its audit event in the same transaction and tells governance
+(after commit) that the known-entity dictionary is stale. Audit details name fields, never values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest
+
+from audit.services import audit
+from portal.customers.entities import known_entities_invalidate_on_commit
+from portal.customers.models import Channel, Customer, Interaction, Tier
+from portal.customers.validation import clean_account_numbers, clean_emails, clean_phones
+
+ERROR_ADD_CUSTOMER = "Your role may not add customers."
+ERROR_CHANGE_CUSTOMER = "Your role may not change customers."
+ERROR_DELETE_CUSTOMER = "Your role may not delete customers."
+ERROR_ADD_INTERACTION = "Your role may not record interactions."
+
+UserLike = User | AnonymousUser
+EDITABLE_FIELDS = (
+    "name",
+    "organisation",
+    "emails",
+    "phones",
+    "postal_address",
+    "account_numbers",
+    "tier",
+    "notes",
+    "owner",
+    "restricted",
+)
+
+
+def _require(actor: UserLike, permission: str, message: str) -> None:
+    if not actor.has_perm(permission):
+        raise PermissionDenied(message)
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    actor: UserLike,
+    name: str,
+    organisation: str = "",
+    emails: Sequence[str] = (),
+    phones: Sequence[str] = (),
+    postal_address: str = "",
+    account_numbers: Sequence[str] = (),
+    tier: str = Tier.STANDARD,
+    notes: str = "",
+    owner: User | None = None,
+    restricted: bool = False,
+    request: HttpRequest | None = None,
+    audit_event: bool = True,
+) -> Customer:
+    _require(actor, "customers.add_customer", ERROR_ADD_CUSTOMER)
+    customer = Customer(
+        name=name.strip(),
+        organisation=organisation.strip(),
+        emails=clean_emails(emails),
+        phones=clean_phones(phones),
+        postal_address=postal_address.strip(),
+        account_numbers=clean_account_numbers(account_numbers),
+        tier=tier,
+        notes=notes.strip(),
+        owner=owner,
+        restricted=restricted,
+    )
+    customer.full_clean()
+    customer.save()
+    if audit_event:
+        audit(
+            actor=actor,
+            action="customers.customer_created",
+            target=customer,
+            details={"fields": [f for f in EDITABLE_FIELDS if getattr(customer, f)], "restricted": restricted},
+            request=request,
+        )
+    known_entities_invalidate_on_commit()
+    return customer
+
+
+@transaction.atomic
+def customer_update(
+    *, actor: UserLike, customer: Customer, request: HttpRequest | None = None, **changes: Any
+) -> Customer:
+    _require(actor, "customers.change_customer", ERROR_CHANGE_CUSTOMER)
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"not editable: {sorted(unknown)}")
+    cleaners = {"emails": clean_emails, "phones": clean_phones, "account_numbers": clean_account_numbers}
+    changed = []
+    for name, value in changes.items():
+        if name in cleaners:
+            value = cleaners[name](value)
+        elif isinstance(value, str):
+            value = value.strip()
+        if getattr(customer, name) != value:
+            setattr(customer, name, value)
+            changed.append(name)
+    if not changed:
+        return customer
+    customer.full_clean()
+    customer.save()
+    audit(
+        actor=actor, action="customers.customer_changed", target=customer, details={"fields": changed}, request=request
+    )
+    known_entities_invalidate_on_commit()
+    return customer
+
+
+@transaction.atomic
+def customer_delete(*, actor: UserLike, customer: Customer, request: HttpRequest | None = None) -> None:
+    """Delete the record, its interactions and the memories scoped to it; the trail keeps a tombstone."""
+    _require(actor, "customers.delete_customer", ERROR_DELETE_CUSTOMER)
+    from portal.memory.services import memories_forget_for_customer
+
+    forgotten = memories_forget_for_customer(actor=actor, customer=customer, request=request)
+    customer_id = customer.pk
+    interaction_count = customer.interactions.count()
+    customer.delete()
+    audit(
+        actor=actor,
+        action="customers.customer_deleted",
+        object_type="customers.customer",
+        object_id=customer_id,
+        details={"interactions_deleted": interaction_count, "memories_forgotten": forgotten},
+        request=request,
+    )
+    known_entities_invalidate_on_commit()
+
+
+@transaction.atomic
+def interaction_create(
+    *,
+    actor: UserLike,
+    customer: Customer,
+    channel: str = Channel.EMAIL,
+    occurred_at: datetime,
+    summary: str,
+    full_text: str = "",
+    staff: User | None = None,
+    request: HttpRequest | None = None,
+) -> Interaction:
+    _require(actor, "customers.add_interaction", ERROR_ADD_INTERACTION)
+    interaction = Interaction(
+        customer=customer,
+        channel=channel,
+        occurred_at=occurred_at,
+        summary=summary.strip(),
+        full_text=full_text.strip(),
+        staff=staff if staff is not None else (actor if isinstance(actor, User) else None),
+    )
+    interaction.full_clean()
+    interaction.save()
+    audit(
+        actor=actor,
+        action="customers.interaction_recorded",
+        target=interaction,
+        details={"customer_id": customer.pk, "channel": channel},
+        request=request,
+    )
+    return interaction

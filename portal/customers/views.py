@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from portal.core.types import PortalRequest
+from portal.customers.csv_io import customers_export, customers_import
+from portal.customers.forms import CustomerFilterForm, CustomerForm, CustomerImportForm, InteractionForm
+from portal.customers.selectors import (
+    ERROR_NO_CUSTOMER_ACCESS,
+    customer_get,
+    customer_get_for_change,
+    customer_interactions,
+    customer_list,
+    customers_listed,
+)
+from portal.customers.services import (
+    ERROR_ADD_CUSTOMER,
+    ERROR_ADD_INTERACTION,
+    customer_create,
+    customer_delete,
+    customer_update,
+    interaction_create,
+)
+
+CUSTOMERS_PER_PAGE = 50
+
+
+def _assistant_profiles(request: PortalRequest) -> list[Any]:
+    """Assistant profiles this user may ask with (empty when the assistant app is absent or not allowed)."""
+    try:
+        from portal.assistant.selectors import may_use_assistant, profiles_for_user
+    except ImportError:
+        return []
+    if not may_use_assistant(user=request.user):
+        return []
+    return list(profiles_for_user(user=request.user))
+
+
+@login_required
+@require_GET
+def customer_list_view(request: PortalRequest) -> HttpResponse:
+    form = CustomerFilterForm(request.GET or None)
+    search = tier = ""
+    if form.is_valid():
+        search, tier = form.cleaned_data["q"], form.cleaned_data["tier"]
+    customers = customer_list(user=request.user, search=search, tier=tier)
+    page = Paginator(customers, CUSTOMERS_PER_PAGE).get_page(request.GET.get("page"))
+    customers_listed(user=request.user, customer_ids=[c.pk for c in page], search=search, request=request)
+    template = "customers/customer_list.html#customer-table" if request.htmx else "customers/customer_list.html"
+    return render(request, template, {"form": form, "page": page, "search": search})
+
+
+@login_required
+@require_GET
+def customer_detail_view(request: PortalRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get(user=request.user, customer_id=customer_id, request=request)
+    interaction_form = None
+    if request.user.has_perm("customers.add_interaction"):
+        interaction_form = InteractionForm(
+            initial={"occurred_at": timezone.localtime().replace(second=0, microsecond=0)}
+        )
+    context = {
+        "customer": customer,
+        "interactions": customer_interactions(customer=customer),
+        "interaction_form": interaction_form,
+        "assistant_profiles": _assistant_profiles(request),
+    }
+    return render(request, "customers/customer_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_create_view(request: PortalRequest) -> HttpResponse:
+    if not request.user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    if not request.user.has_perm("customers.add_customer"):
+        raise PermissionDenied(ERROR_ADD_CUSTOMER)
+    form = CustomerForm(request.POST or None, initial={"owner": request.user.pk})
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer = customer_create(actor=request.user, request=request, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Customer {customer.name} added.")
+            return redirect(customer)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "customers/customer_form.html", {"form": form, "creating": True}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_edit_view(request: PortalRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get_for_change(user=request.user, customer_id=customer_id, request=request)
+    can_set_access = request.user.has_perm("customers.view_all_customers") or customer.owner_id == request.user.pk
+    form = CustomerForm(request.POST or None, initial=CustomerForm.initial_for(customer), can_set_access=can_set_access)
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer_update(actor=request.user, customer=customer, request=request, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Customer {customer.name} saved.")
+            return redirect(customer)
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "customer": customer, "creating": False}
+    return render(request, "customers/customer_form.html", context, status=status)
+
+
+@login_required
+@require_POST
+def customer_delete_view(request: PortalRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get(user=request.user, customer_id=customer_id, purpose="delete", request=request)
+    name = customer.name
+    customer_delete(actor=request.user, customer=customer, request=request)
+    messages.success(request, f"Customer {name} deleted, with their interactions and memories.")
+    return redirect("customers:customer_list")
+
+
+@login_required
+@require_POST
+def interaction_create_view(request: PortalRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get(user=request.user, customer_id=customer_id, purpose="record interaction", request=request)
+    if not request.user.has_perm("customers.add_interaction"):
+        raise PermissionDenied(ERROR_ADD_INTERACTION)
+    form = InteractionForm(request.POST)
+    if form.is_valid():
+        try:
+            interaction_create(actor=request.user, customer=customer, request=request, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Interaction recorded.")
+            return redirect(customer)
+    context = {
+        "customer": customer,
+        "interactions": customer_interactions(customer=customer),
+        "interaction_form": form,
+        "assistant_profiles": _assistant_profiles(request),
+    }
+    return render(request, "customers/customer_detail.html", context, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_import_view(request: PortalRequest) -> HttpResponse:
+    if not request.user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    if not request.user.has_perm("customers.import_customer"):
+        raise PermissionDenied("Your role may not import customers.")
+    form = CustomerImportForm(request.POST or None, request.FILES or None)
+    report = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            from django.conf import settings
+
+            data = upload.read(settings.CUSTOMERS_IMPORT_MAX_BYTES + 1)
+            report = customers_import(actor=request.user, data=data, filename=upload.name or "", request=request)
+            status = 200 if report.ok else 400
+        else:
+            status = 400
+    return render(request, "customers/customer_import.html", {"form": form, "report": report}, status=status)
+
+
+@login_required
+@require_GET
+def customer_export_view(request: PortalRequest) -> StreamingHttpResponse:
+    if not request.user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    lines = customers_export(actor=request.user, search=request.GET.get("q", "")[:100], request=request)
+    filename = f"customers-{timezone.now():%Y%m%d-%H%M}.csv"
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_POST
+def customer_ask_view(request: PortalRequest, customer_id: int) -> HttpResponse:
+    """Start an assistant conversation about this customer (the assistant then grounds answers in the record)."""
+    customer = customer_get(
+        user=request.user, customer_id=customer_id, purpose="assistant conversation", request=request
+    )
+    profiles = {profile.pk: profile for profile in _assistant_profiles(request)}
+    profile_id = request.POST.get("profile", "")
+    if not profiles:
+        raise PermissionDenied("Your role may not use the assistant.")
+    if not profile_id.isdigit() or int(profile_id) not in profiles:
+        raise Http404("No such assistant profile.")
+    from portal.assistant.services import conversation_create
+
+    conversation = conversation_create(actor=request.user, profile=profiles[int(profile_id)], customer_id=customer.pk)
+    return redirect("assistant:conversation", conversation_id=conversation.pk)

@@ -1,0 +1,204 @@
+"""After a conversation: ask the routed model, through the egress gate, which facts are worth keeping.
+
+The model only proposes; every proposal waits in the review queue, flagged when it repeats or contradicts
+an existing memory. Nothing reaches the model except through `egress_gate` + `model_complete`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from governance.gate import PromptPart
+from portal.memory.models import Kind, LearningRun, Scope, Source
+
+logger = logging.getLogger(__name__)
+
+LEARNING_INSTRUCTIONS = (
+    "You help a company keep a long-term memory for its staff assistant. Read the conversation below and list "
+    "at most {limit} short, self-contained statements worth remembering for future conversations: stable facts "
+    "about the business or the customer, preferences, procedures, decisions. Leave out small talk, one-off "
+    "details, anything already obvious, and anything you are unsure of. Answer with JSON only: a list of objects "
+    'with "text", "kind" (one of fact, preference, procedure, decision) and "scope" ("organisation" for '
+    'everyone, "customer" for the customer this conversation is about, "user" for the asking person only). '
+    "Answer [] when nothing is worth keeping."
+)
+LEARNING_QUESTION = "Which statements from this conversation are worth remembering? JSON only."
+_JSON_LIST = re.compile(r"\[.*\]", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    text: str
+    kind: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class LearningResult:
+    conversation_id: int
+    proposed_ids: tuple[int, ...] = ()
+    skipped: str = ""  # why nothing was asked or kept
+
+
+def parse_proposals(text: str, *, allow_customer: bool, limit: int) -> list[Proposal]:
+    """The model's JSON list, tolerating prose or code fences around it; unusable items are dropped."""
+    match = _JSON_LIST.search(text or "")
+    if match is None:
+        return []
+    try:
+        items = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return []
+    proposals: list[Proposal] = []
+    seen: set[str] = set()
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        statement = str(item.get("text", "")).strip()
+        if not statement or len(statement) > settings.MEMORY_MAX_CHARS or statement.lower() in seen:
+            continue
+        kind = str(item.get("kind", Kind.FACT)).lower()
+        scope = str(item.get("scope", Scope.ORGANISATION)).lower()
+        if kind not in Kind.values:
+            kind = Kind.FACT
+        if scope not in (Scope.ORGANISATION, Scope.CUSTOMER, Scope.USER) or (
+            scope == Scope.CUSTOMER and not allow_customer
+        ):
+            scope = Scope.USER  # the narrowest audience when the model's choice does not fit
+        seen.add(statement.lower())
+        proposals.append(Proposal(statement, kind, scope))
+        if len(proposals) >= limit:
+            break
+    return proposals
+
+
+def learning_parts(*, messages: list[Any], limit: int) -> list[PromptPart]:
+    parts = [PromptPart(kind="instructions", text=LEARNING_INSTRUCTIONS.format(limit=limit), role="system")]
+    for message in messages:
+        parts.append(
+            PromptPart(
+                kind="history",
+                text=message.content[: settings.MEMORY_LEARNING_MESSAGE_CHARS],
+                role="assistant" if message.role == "assistant" else "user",
+                source={"message_id": message.pk},
+            )
+        )
+    parts.append(PromptPart(kind="question", text=LEARNING_QUESTION))
+    return parts
+
+
+def memory_learn_from_conversation(*, conversation_id: int) -> LearningResult:
+    """Idempotent: a conversation is learned from once per last message (re-running adds nothing)."""
+    from governance import gate
+    from portal.assistant.models import Conversation, MessageStatus
+    from portal.customers.selectors import customers_visible_to
+    from portal.memory.services import MemoryDraft, memory_create
+    from portal.routing.services import BudgetExceeded, model_complete, route_decide
+
+    conversation = Conversation.objects.select_related("owner").filter(pk=conversation_id).first()
+    if conversation is None:
+        return LearningResult(conversation_id, skipped="conversation deleted")
+    messages = list(
+        conversation.messages.filter(status=MessageStatus.COMPLETE)
+        .exclude(content="")
+        .order_by("-pk")[: settings.MEMORY_LEARNING_MESSAGES]
+    )[::-1]
+    if not any(message.role == "assistant" for message in messages):
+        return LearningResult(conversation_id, skipped="no answer yet")
+    last_message_id = messages[-1].pk
+    if LearningRun.objects.filter(conversation_id=conversation_id, last_message_id=last_message_id).exists():
+        return LearningResult(conversation_id, skipped="already learned from")
+    owner = conversation.owner
+    limit = settings.MEMORY_LEARNING_MAX_PROPOSALS
+    parts = learning_parts(messages=messages, limit=limit)
+    try:
+        decision = route_decide(user=owner, task_type="summarize", question=LEARNING_QUESTION)
+        gated = gate.egress_gate(
+            user=owner,
+            conversation_key=f"memory-learning-{conversation_id}",
+            destinations=decision.candidates,
+            parts=parts,
+        )
+    except (BudgetExceeded, PermissionError) as error:
+        logger.info("memory learning for conversation %s not sent: %s", conversation_id, error)
+        return LearningResult(conversation_id, skipped=f"not sent: {error}")
+    if not gated.destinations:
+        return LearningResult(conversation_id, skipped="governance cleared no model")
+    raw, outcome = model_complete(user=owner, gated=gated, decision=decision, temperature=0.0, max_tokens=600)
+    if outcome.outcome != "success":
+        return LearningResult(conversation_id, skipped=f"model call failed: {outcome.error}")
+    restorer = gated.restorer()
+    text = restorer.feed(raw) + restorer.finish()
+    customer = None
+    if conversation.customer_id is not None:
+        customer = customers_visible_to(user=owner).filter(pk=conversation.customer_id).first()
+    proposals = parse_proposals(text, allow_customer=customer is not None, limit=limit)
+    created: list[int] = []
+    with transaction.atomic():
+        run, fresh = LearningRun.objects.get_or_create(conversation_id=conversation_id, last_message_id=last_message_id)
+        if not fresh:  # a concurrent run got here first
+            return LearningResult(conversation_id, skipped="already learned from")
+        for proposal in proposals:
+            draft = MemoryDraft(
+                text=proposal.text,
+                kind=proposal.kind,
+                scope=proposal.scope,
+                scope_customer=customer if proposal.scope == Scope.CUSTOMER else None,
+                scope_user=owner if proposal.scope == Scope.USER else None,
+            )
+            memory = memory_create(
+                actor=None,
+                draft=draft,
+                source=Source.CONVERSATION,
+                source_message_id=last_message_id,
+                source_conversation_id=conversation_id,
+            )
+            created.append(memory.pk)
+        run.proposed = len(created)
+        run.note = "" if created else "nothing worth keeping"
+        run.save(update_fields=["proposed", "note"])
+    if not created:
+        return LearningResult(conversation_id, skipped="nothing worth keeping")
+    return LearningResult(conversation_id, proposed_ids=tuple(created))
+
+
+def conversations_due_for_learning(*, now: Any = None) -> list[int]:
+    """Conversations idle for MEMORY_LEARNING_IDLE_MINUTES (within the look-back window) whose latest
+    message has not been learned from yet."""
+    import datetime as dt
+
+    from django.db.models import Exists, OuterRef, Subquery
+    from django.utils import timezone
+
+    from portal.assistant.models import Conversation, Message, MessageRole, MessageStatus
+
+    now = now or timezone.now()
+    idle_since = now - dt.timedelta(minutes=settings.MEMORY_LEARNING_IDLE_MINUTES)
+    oldest = idle_since - dt.timedelta(hours=settings.MEMORY_LEARNING_LOOKBACK_HOURS)
+    last_complete = (
+        Message.objects.filter(conversation=OuterRef("pk"), status=MessageStatus.COMPLETE)
+        .exclude(content="")
+        .order_by("-pk")
+        .values("pk")[:1]
+    )
+    answered = Message.objects.filter(
+        conversation=OuterRef("pk"), role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE
+    )
+    learned = LearningRun.objects.filter(conversation_id=OuterRef("pk"), last_message_id=OuterRef("last_message_id"))
+    conversations = (
+        Conversation.objects.filter(updated_at__lte=idle_since, updated_at__gte=oldest, owner__is_active=True)
+        .filter(Exists(answered))
+        .annotate(last_message_id=Subquery(last_complete))
+        .annotate(learned=Exists(learned))
+        .filter(learned=False)
+        .order_by("updated_at")
+        .values_list("pk", flat=True)
+    )
+    return list(conversations[: settings.MEMORY_LEARNING_BATCH])
