@@ -76,6 +76,9 @@ INSTALLED_APPS = [
     "governance",
     "knowledge",
     "portal.routing",
+    "portal.assistant",
+    "portal.customers",
+    "portal.memory",
 ]
 
 MIDDLEWARE = [
@@ -277,3 +280,64 @@ if AUDIT_CHECKPOINT_INTERVAL_SECONDS > 0:
         "task": "audit.checkpoint",
         "schedule": float(AUDIT_CHECKPOINT_INTERVAL_SECONDS),
     }
+CELERY_BEAT_SCHEDULE["audit-export-expire"] = {"task": "audit.export_expire", "schedule": 6 * 60 * 60.0}
+
+# --- Knowledge bases (knowledge/): uploads, embeddings, search. See README "Knowledge bases".
+KNOWLEDGE_STORAGE_DIR = Path(env_str("KNOWLEDGE_STORAGE_DIR", str(VAR_DIR / "knowledge"))).resolve()
+STORAGES["knowledge"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(KNOWLEDGE_STORAGE_DIR)},
+}
+KNOWLEDGE_STORAGE_ALIAS = env_str("KNOWLEDGE_STORAGE_ALIAS", "knowledge")
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+KNOWLEDGE_MAX_EXPANDED_BYTES = env_int("KNOWLEDGE_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_EMBEDDING_BACKEND = env_str("KNOWLEDGE_EMBEDDING_BACKEND", "onnx-int8")  # torch | onnx | onnx-int8
+KNOWLEDGE_EMBEDDING_MODEL_PATH = env_str("KNOWLEDGE_EMBEDDING_MODEL_PATH", "")  # empty: the packaged model
+KNOWLEDGE_EMBEDDING_MODEL_NAME = env_str("KNOWLEDGE_EMBEDDING_MODEL_NAME", "all-MiniLM-L6-v2")
+KNOWLEDGE_MODEL_CACHE_DIR = env_str("KNOWLEDGE_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
+KNOWLEDGE_EMBEDDING_THREADS = env_int("KNOWLEDGE_EMBEDDING_THREADS", 0)  # 0: the runtime's default
+KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 64)
+KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200)
+KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 32)
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 50)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
+
+# --- Governance (egress gate, pseudonymization vault, PII detection)
+# The vault key encrypts the per-conversation placeholder vaults; it is never stored in the database.
+GOVERNANCE_VAULT_KEY = env_str("GOVERNANCE_VAULT_KEY") or _secret_from_var(
+    "vault.key", lambda: __import__("cryptography.fernet", fromlist=["Fernet"]).Fernet.generate_key().decode()
+)
+# Dotted path of an optional NER callable text -> [(start, end, data_class)]; empty: no NER layer.
+GOVERNANCE_NER_BACKEND = env_str("GOVERNANCE_NER_BACKEND")
+# Seconds before another process picks up changed known entities (the own process rebuilds at once).
+GOVERNANCE_KNOWN_ENTITIES_TTL = env_int("GOVERNANCE_KNOWN_ENTITIES_TTL", 60)
+
+# --- Customers (portal/customers) and AI memory (portal/memory). See README "Customers and memory".
+CUSTOMERS_DEFAULT_PHONE_REGION = env_str("CUSTOMERS_DEFAULT_PHONE_REGION", "GB")  # for numbers without +country
+CUSTOMERS_IMPORT_MAX_BYTES = env_int("CUSTOMERS_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
+CUSTOMERS_IMPORT_MAX_ROWS = env_int("CUSTOMERS_IMPORT_MAX_ROWS", 20_000)
+CUSTOMERS_CONTEXT_INTERACTIONS = env_int("CUSTOMERS_CONTEXT_INTERACTIONS", 10)  # newest interactions the assistant sees
+CUSTOMERS_CONTEXT_TEXT_CHARS = env_int("CUSTOMERS_CONTEXT_TEXT_CHARS", 2000)  # per interaction's full text
+MEMORY_MAX_CHARS = env_int("MEMORY_MAX_CHARS", 1000)
+MEMORY_RETRIEVE_MIN_SIMILARITY = float(env_str("MEMORY_RETRIEVE_MIN_SIMILARITY", "0.35"))
+MEMORY_DUPLICATE_SIMILARITY = float(env_str("MEMORY_DUPLICATE_SIMILARITY", "0.9"))
+MEMORY_CONTRADICTION_SIMILARITY = float(env_str("MEMORY_CONTRADICTION_SIMILARITY", "0.7"))
+MEMORY_LEARNING_ENABLED = env_bool("MEMORY_LEARNING_ENABLED", True)
+MEMORY_LEARNING_MESSAGES = env_int("MEMORY_LEARNING_MESSAGES", 12)  # newest messages sent to the model
+MEMORY_LEARNING_MESSAGE_CHARS = env_int("MEMORY_LEARNING_MESSAGE_CHARS", 2000)
+MEMORY_LEARNING_MAX_PROPOSALS = env_int("MEMORY_LEARNING_MAX_PROPOSALS", 5)
+MEMORY_LEARNING_IDLE_MINUTES = env_int("MEMORY_LEARNING_IDLE_MINUTES", 30)  # "after a conversation": quiet this long
+MEMORY_LEARNING_LOOKBACK_HOURS = env_int("MEMORY_LEARNING_LOOKBACK_HOURS", 24)  # older conversations are left alone
+MEMORY_LEARNING_BATCH = env_int("MEMORY_LEARNING_BATCH", 50)  # conversations queued per sweep
+if MEMORY_LEARNING_ENABLED:
+    CELERY_BEAT_SCHEDULE["memory-learn-from-idle-conversations"] = {
+        "task": "memory.learn_from_idle_conversations",
+        "schedule": 5 * 60.0,
+    }
+
+# --- Assistant (portal/assistant): profiles, conversations, the streamed ask pipeline. See README "Assistant".
+# Database phases of streamed answers running at once per server process (each holds a connection only
+# for its phase, never for the whole stream), so many readers do not exhaust the database's connections.
+ASSISTANT_DB_CONCURRENCY = env_int("ASSISTANT_DB_CONCURRENCY", 8)
+KNOWLEDGE_CHUNK_ACROSS_PAGES = env_bool("KNOWLEDGE_CHUNK_ACROSS_PAGES", False)

@@ -15,5 +15,12 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("portal.accounts.urls")),
+    path("assistant/", include("portal.assistant.urls")),
+    path("audit/", include("audit.urls")),
+    path("knowledge/", include("knowledge.urls")),
+    path("customers/", include("portal.customers.urls")),
+    path("memory/", include("portal.memory.urls")),
+    path("governance/", include("governance.urls")),
+    path("routing/", include("portal.routing.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -23,10 +23,14 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     # Tests render templates without running collectstatic first.
+    from django.test.signals import setting_changed
+
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # Something may already have looked a storage up while Django started: drop those cached instances.
+    setting_changed.send(sender=type(settings), setting="STORAGES", value=settings.STORAGES, enter=True)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
     _allow_test_flush_of_audit_table()
 

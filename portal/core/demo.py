@@ -80,4 +80,18 @@ def demo_organisation_ensure() -> dict[str, str]:
             details={"roles": sorted(person.roles)},
         )
     _save_credentials(credentials)
+    # The demo knowledge base (knowledge app): handbook, policies and FAQ, queued for ingestion once.
+    from knowledge.demo import demo_knowledge_ensure
+
+    demo_knowledge_ensure()
+    # Demo assistant profiles (assistant app): "Handbook helper" (routine) and "Analyst" (analyze).
+    from portal.assistant.demo import demo_profiles_ensure
+
+    demo_profiles_ensure()
+    # Demo customers with interaction histories, and a few approved memories (customers and memory apps).
+    from portal.customers.demo import demo_customers_ensure
+    from portal.memory.demo import demo_memories_ensure
+
+    demo_customers_ensure()
+    demo_memories_ensure()
     return {name: credentials[name] for name in credentials if User.objects.filter(username=name).exists()}

@@ -21,7 +21,16 @@ class NavEntry:
 
 NAVIGATION: list[NavEntry] = [
     NavEntry("Home", "home"),
+    NavEntry("Assistant", "assistant:chat", permission="governance.use_assistant"),
+    NavEntry("Knowledge", "knowledge:knowledge_base_list"),  # lists only the bases the user may view
+    NavEntry("Search", "knowledge:search"),
+    NavEntry("Customers", "customers:customer_list", permission="customers.view_customer"),
+    NavEntry("Memory", "memory:memory_list", permission="memory.view_memoryitem"),
+    NavEntry("Governance", "governance:overview", permission="governance.manage_policies"),
     NavEntry("Users", "accounts:user_list", permission="governance.manage_users"),
+    NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
+    NavEntry("AI usage", "routing:usage", permission="routing.view_usage"),
+    NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel"),
     NavEntry("Site admin", "admin:index", staff_only=True),
 ]
 
