@@ -17,6 +17,7 @@ import platform
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -169,5 +170,25 @@ def embed_texts(texts: list[str], *, batch_size: int = 32, backend: str | None =
     return np.asarray(vectors, dtype=np.float32)
 
 
-def embed_query(text: str, *, backend: str | None = None) -> np.ndarray:
-    return embed_texts([text], backend=backend)[0]
+QUERY_CACHE_SIZE = 512
+_query_cache: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+_query_cache_lock = threading.Lock()
+
+
+def embed_query(text: str, *, backend: str | None = None, cache: bool = True) -> np.ndarray:
+    """One query vector. Recent queries are kept (one question is embedded once for knowledge and memory)."""
+    if not cache:
+        return embed_texts([text], backend=backend)[0]
+    key = (model_name(), backend or configured_backend(), text)  # a changed model or backend never hits
+    with _query_cache_lock:
+        cached = _query_cache.get(key)
+        if cached is not None:
+            _query_cache.move_to_end(key)
+            return cached
+    vector = embed_texts([text], backend=backend)[0]
+    vector.setflags(write=False)  # shared between callers: nobody may change it in place
+    with _query_cache_lock:
+        _query_cache[key] = vector
+        while len(_query_cache) > QUERY_CACHE_SIZE:
+            _query_cache.popitem(last=False)
+    return vector

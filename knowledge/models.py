@@ -180,7 +180,11 @@ class Posting(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["term", "chunk"], include=["tf"], name="knowledge_posting_unique")
         ]
-        indexes = [models.Index(fields=["chunk"], name="knowledge_posting_chunk")]
+        indexes = [
+            models.Index(fields=["chunk"], name="knowledge_posting_chunk"),
+            # the BM25 leg walks each query term's postings by descending tf and stops at a cap
+            models.Index(fields=["term", "-tf"], include=["chunk"], name="knowledge_posting_term_tf"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.term}@{self.chunk_id}"

@@ -24,6 +24,8 @@ from knowledge.models import KnowledgeBase
 
 BM25_K1 = 0.9
 BM25_B = 0.4
+# Visible postings scored per query term (see lexical_search); rare terms have fewer and are exact.
+POSTINGS_PER_TERM = 1000
 RRF_K = 60
 MARK_START = "\x02"
 MARK_END = "\x03"
@@ -124,27 +126,40 @@ def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
             weighted.append((term, idf * count))
         if not weighted:
             return []
+        # Term-at-a-time with a cap per term: each term contributes its POSTINGS_PER_TERM visible postings
+        # with the highest term frequency (index knowledge_posting_term_tf, walked in order, the ACL checked
+        # row by row so the cap counts visible chunks only). Rare terms, the ones that decide a ranking,
+        # have fewer postings than the cap and are scored exactly; a very common term (low idf) only loses
+        # its small contribution to chunks outside its top list. This bounds the work per query however
+        # large the corpus grows, which scoring every posting of every term did not.
         cursor.execute(
             f"""
-            SELECT c.id, SUM(q.weight * p.tf * (%s + 1)
-                             / (p.tf + %s * (1 - %s + %s * c.lexical_length / %s))) AS score
+            SELECT top.chunk_id, SUM(top.contribution) AS score
               FROM unnest(%s::text[], %s::float8[]) AS q(term, weight)
-              JOIN knowledge_posting p ON p.term = q.term
-              JOIN knowledge_chunk c ON c.id = p.chunk_id
-             WHERE {acl.sql}
-             GROUP BY c.id
-             ORDER BY score DESC, c.id
+              CROSS JOIN LATERAL (
+                    SELECT p.chunk_id,
+                           q.weight * p.tf * (%s + 1)
+                             / (p.tf + %s * (1 - %s + %s * c.lexical_length / %s)) AS contribution
+                      FROM knowledge_posting p
+                      JOIN knowledge_chunk c ON c.id = p.chunk_id
+                     WHERE p.term = q.term AND {acl.sql}
+                     ORDER BY p.tf DESC
+                     LIMIT %s
+                   ) AS top
+             GROUP BY top.chunk_id
+             ORDER BY score DESC, top.chunk_id
              LIMIT %s
             """,  # noqa: S608 (acl.sql is built from literals; values are parameters)
             [
+                [term for term, _ in weighted],
+                [weight for _, weight in weighted],
                 BM25_K1,
                 BM25_K1,
                 BM25_B,
                 BM25_B,
                 average_length,
-                [term for term, _ in weighted],
-                [weight for _, weight in weighted],
                 *acl.params,
+                POSTINGS_PER_TERM,
                 limit,
             ],
         )

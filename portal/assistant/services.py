@@ -376,6 +376,8 @@ def build(
                     "memory_id": memory.memory_id,
                     "scope": memory.scope,
                     "sensitivity": getattr(memory, "sensitivity", "internal"),
+                    # memories carry the same labels as knowledge bases; the gate applies the label rules to both
+                    "classification": getattr(memory, "sensitivity", "internal"),
                     "customer_id": getattr(memory, "customer_id", None),
                 },
             )

@@ -14,7 +14,7 @@ from guardian.shortcuts import remove_perm
 
 from audit.models import AuditEvent
 from governance import gate
-from governance.gate import Destination, PromptPart
+from governance.gate import Destination, EgressBlocked, PromptPart, egress_gate
 from portal.assistant import services
 from portal.assistant.models import Message, MessageStatus
 from portal.routing.types import OFFLINE_DESTINATION, CallOutcome, RouteDecision
@@ -152,6 +152,29 @@ def test_build_orders_instructions_history_passages_memory_customer_and_question
     assert parts[3].source["chunk_id"] == chunks[0].chunk_id
     assert parts[6].source == {"customer_id": 9, "field": "email"}
     assert parts[-1] == PromptPart(kind="question", text="When are refunds paid?", source={})
+
+
+def test_a_local_only_memory_is_labelled_so_the_gate_keeps_it_on_the_server(sam: Any, conversation: Any) -> None:
+    class Memory:
+        memory_id, text, kind, scope, sensitivity = (
+            5,
+            "The merger code name is Bluebird.",
+            "fact",
+            "organisation",
+            ("local_only"),
+        )
+
+    parts = services.build(
+        profile=conversation.profile,
+        history=[],
+        context=services.RetrievedContext(chunks=(), memories=(Memory(),), customer=None),
+        question="What is the code name?",
+    )
+    (memory_part,) = [part for part in parts if part.kind == "memory"]
+    assert memory_part.source["classification"] == "local_only"
+    cloud = Destination(key="model:1", provider="openai")
+    with pytest.raises(EgressBlocked):
+        egress_gate(user=sam, conversation_key="memory-label", destinations=[cloud], parts=parts)
 
 
 # ---- egress

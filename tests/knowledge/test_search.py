@@ -182,3 +182,25 @@ def test_restriction_groups_are_checked_in_sql_for_group_members(corpus: dict[st
     sam.groups.add(Group.objects.get(name="Governance officer"))
     found = selectors.retrieve(user=sam, query=QUERY, k=10, audit_event=False)
     assert corpus["docs"]["restricted"].pk in {item.document_id for item in found}
+
+
+def test_a_query_is_embedded_once_and_the_shared_vector_cannot_be_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from knowledge import embeddings
+
+    calls: list[list[str]] = []
+    real = embeddings.embed_texts
+
+    def counting(texts: list[str], **kwargs: Any) -> Any:
+        calls.append(list(texts))
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed_texts", counting)
+    question = "how many days of leave do new starters get (cache test)"
+    first = embeddings.embed_query(question)
+    second = embeddings.embed_query(question)
+    assert calls == [[question]]
+    assert second is first
+    with pytest.raises(ValueError):
+        first[0] = 1.0
+    embeddings.embed_query(question, cache=False)
+    assert len(calls) == 2
