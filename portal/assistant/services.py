@@ -576,6 +576,9 @@ def answer_store(
             "cost": usage.get("cost", "0"),
             "attempts": len(usage.get("attempts", [])),
             "prompt_sha256": gated.prompt_sha256 if gated is not None else "",
+            # the manifest itself is stored with the answer; its hash ties that copy to the chain
+            "manifest_sha256": gated.manifest_sha256 if gated is not None else "",
+            "policy_version": (gated.manifest.get("policy_version") if gated is not None else None),
             "destinations": list(gated.destinations) if gated is not None else [],
             "chunk_ids": [citation.chunk_id for citation in citations],
             "cited": sorted(cited),

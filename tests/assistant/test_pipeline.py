@@ -220,7 +220,17 @@ def test_answer_store_keeps_answer_citations_route_manifest_and_usage_and_audits
     event = AuditEvent.objects.get(action="assistant.answer_stored")
     assert (event.object_type, event.object_id) == ("assistant.message", str(answer.pk))
     assert event.details["chunk_ids"] == [11] and event.details["cited"] == [1]
+    assert event.details["manifest_sha256"] == gated.manifest_sha256 == answer_manifest_sha256(answer.manifest)
+    assert event.details["prompt_sha256"] == gated.prompt_sha256
     assert AuditEvent.objects.filter(action="assistant.question_asked", object_id=str(question.pk)).exists()
+
+
+def answer_manifest_sha256(manifest: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def test_the_answer_and_its_audit_event_roll_back_together(sam: Any, conversation: Any):
