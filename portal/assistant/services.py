@@ -274,6 +274,24 @@ def route_as_dict(decision: Any) -> dict[str, Any]:
     }
 
 
+def route_audit(*, actor: Any, question: Message, decision: Any) -> None:
+    """The route decision and its reason are an audited decision of their own (a downgrade too)."""
+    details = route_as_dict(decision)
+    audit(actor=actor, action="routing.route_chosen", target=question, details=details)
+    if decision.budget_note:
+        audit(actor=actor, action="routing.budget_downgraded", target=question, details=details)
+
+
+def budget_refusal_audit(*, actor: Any, question: Message, message: str) -> None:
+    audit(
+        actor=actor,
+        action="routing.budget_refused",
+        target=question,
+        outcome=Outcome.DENIED,
+        details={"message": message},
+    )
+
+
 # ---- stage 3: retrieve -----------------------------------------------------------------------------------
 def retrieve(
     *,
@@ -406,6 +424,29 @@ def egress(*, user: Any, conversation: Conversation, decision: Any, parts: Seque
     if not gated.destinations:
         raise EgressBlocked(ERROR_NO_DESTINATION)
     return gated
+
+
+def egress_audit(*, actor: Any, question: Message, gated: GatedPrompt) -> None:
+    """The policy decision on this prompt: what was sent, withheld or pseudonymized, under which version.
+
+    Only hashes and counts: the manifest itself (stored with the answer) never holds raw values either.
+    """
+    decisions: dict[str, int] = {}
+    for part in gated.manifest.get("parts", []):
+        decision = str(part.get("decision", ""))
+        decisions[decision] = decisions.get(decision, 0) + 1
+    audit(
+        actor=actor,
+        action="governance.egress_decided",
+        target=question,
+        details={
+            "policy_version": gated.manifest.get("policy_version"),
+            "prompt_sha256": gated.prompt_sha256,
+            "manifest_sha256": gated.manifest_sha256,
+            "destinations": list(gated.destinations),
+            "parts_by_decision": decisions,
+        },
+    )
 
 
 def preview_required(*, user: Any) -> bool:
@@ -622,6 +663,7 @@ def prepare(
     gated = None
     try:
         decision = route(user=user, profile=profile, question=text)
+        route_audit(actor=user, question=question_message, decision=decision)
         clock.lap("route")
         context = retrieve(
             user=user,
@@ -646,6 +688,7 @@ def prepare(
         )
         clock.lap("build")
         gated = egress(user=user, conversation=conversation, decision=decision, parts=parts)
+        egress_audit(actor=user, question=question_message, gated=gated)
         clock.lap("egress")
         retrieval["stages_ms"] = clock.laps
     except EgressBlocked as blocked:
@@ -658,6 +701,8 @@ def prepare(
         message = _user_facing(error)
         if message is None:
             logger.exception("assistant: preparing question %s failed", question_message.pk)
+        else:
+            budget_refusal_audit(actor=user, question=question_message, message=message)
         answer = answer_store(
             actor=user, question=question_message, text="", status=MessageStatus.ERROR,
             error=message or ERROR_PREPARE_FAILED, decision=decision,

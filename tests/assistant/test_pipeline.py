@@ -332,3 +332,34 @@ def test_a_conversation_about_a_customer_gives_the_gate_the_customers_fields(sam
     assert customer_parts and all(part.source["customer_id"] == customer.pk for part in customer_parts)
     assert any("ada@example.test" in part.text or "lovelace@example.test" in part.text for part in customer_parts)
     assert conversation.customer_id == customer.pk
+
+
+def test_the_route_and_the_egress_decision_are_audited_as_decisions(sam: Any, conversation: Any):
+    events = run_answer(user=sam, conversation=conversation, question="When are refunds paid?")
+    answer = stored_answer(events)
+    question_id = str(answer.reply_to_id)
+
+    route_event = AuditEvent.objects.get(action="routing.route_chosen", object_id=question_id)
+    assert route_event.details["reason"] == answer.route["reason"] and route_event.details["tier"] == "offline"
+    egress_event = AuditEvent.objects.get(action="governance.egress_decided", object_id=question_id)
+    assert egress_event.details["manifest_sha256"] == answer_manifest_sha256(answer.manifest)
+    assert egress_event.details["policy_version"] == answer.manifest.get("policy_version")
+    assert sum(egress_event.details["parts_by_decision"].values()) == len(answer.manifest["parts"])
+    assert not AuditEvent.objects.filter(action="routing.budget_downgraded").exists()
+
+
+def test_a_budget_refusal_is_stored_shown_and_audited(
+    sam: Any, conversation: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.routing.services import BudgetExceeded
+
+    def refuse(**kwargs: Any) -> Any:
+        raise BudgetExceeded("Your monthly budget is used up; it resets on the 1st.")
+
+    monkeypatch.setattr(services, "route", refuse)
+    answer = stored_answer(run_answer(user=sam, conversation=conversation, question="Compare our two plans"))
+
+    assert answer.status == MessageStatus.ERROR
+    assert answer.error == "Your monthly budget is used up; it resets on the 1st."
+    event = AuditEvent.objects.get(action="routing.budget_refused")
+    assert event.outcome == "denied" and event.object_id == str(answer.reply_to_id)

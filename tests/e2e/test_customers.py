@@ -54,7 +54,9 @@ def test_import_customers_open_one_and_ask_the_assistant_about_them(asgi_page: A
     expect(report.get_by_role("row", name=re.compile(r"^3 .*not an e-mail address"))).to_be_visible()
 
     page.get_by_role("link", name="Go to the customers").click()
-    page.get_by_label("Search").fill("bakeries")  # live search (htmx)
+    page.wait_for_load_state("networkidle")  # htmx has bound its triggers
+    with page.expect_response(lambda response: "q=bakeries" in response.url):
+        page.get_by_label("Search").fill("bakeries")  # live search (htmx)
     table = page.locator("#customer-table")
     expect(table.get_by_role("link", name="Tomasz Wieczorek")).to_have_count(0)
     table.get_by_role("link", name="Elodie Marchetti").click()
