@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 
+from audit.exports import FORMULA_PREFIXES, neutralise_cell
 from audit.models import Outcome
 from audit.services import audit
 from portal.customers.entities import known_entities_invalidate_on_commit
@@ -86,8 +87,6 @@ EXPORT_COLUMNS = [
     "owner",
     "restricted",
 ]
-# A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 TRUE_WORDS = {"1", "yes", "true", "y", "x"}
 FALSE_WORDS = {"0", "no", "false", "n", ""}
 
@@ -139,7 +138,7 @@ def _decode(data: bytes) -> str:
 def _unescape(value: str) -> str:
     """Undo the export's formula guard, so an exported file imports back unchanged."""
     value = value.strip()
-    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_TRIGGERS:
+    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_PREFIXES:
         return value[1:]
     return value
 
@@ -342,11 +341,6 @@ def _audit_import(*, actor: UserLike, report: ImportReport, request: HttpRequest
 
 
 # ---- export -------------------------------------------------------------------------------------------
-def spreadsheet_safe(value: str) -> str:
-    """Prefix values a spreadsheet would run as a formula with an apostrophe (OWASP CSV injection advice)."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
-
-
 def _export_row(customer: Customer) -> list[str]:
     values = [
         str(customer.pk),
@@ -361,7 +355,7 @@ def _export_row(customer: Customer) -> list[str]:
         customer.owner.get_username() if customer.owner else "",
         "yes" if customer.restricted else "no",
     ]
-    return [spreadsheet_safe(value) for value in values]
+    return [neutralise_cell(value) for value in values]
 
 
 class _Echo:

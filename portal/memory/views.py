@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.core.types import PortalRequest
@@ -158,17 +157,14 @@ def memory_learn_view(request: PortalRequest, conversation_id: int) -> HttpRespo
     """Ask for memory proposals from one of your conversations (the task runs in the background)."""
     from django.http import Http404
 
-    from portal.assistant.models import Conversation
+    from portal.assistant.selectors import conversations_for_user
 
     _require_view(request)
-    if not Conversation.objects.filter(pk=conversation_id, owner_id=request.user.pk).exists():
+    if not conversations_for_user(user=request.user).filter(pk=conversation_id).exists():
         raise Http404("No such conversation.")
     memory_learning_schedule(conversation_id=conversation_id)
     messages.success(request, "Proposals from this conversation will appear in the memory review queue.")
-    try:
-        return redirect(reverse("assistant:conversation", args=[conversation_id]))
-    except Exception:  # noqa: BLE001 - the assistant's URL names are its own
-        return redirect("memory:review_queue")
+    return redirect("assistant:conversation", conversation_id)
 
 
 @login_required
