@@ -117,28 +117,18 @@ def corpus_load(
         if progress is not None:
             progress(len(batch))
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO knowledge_posting (term, chunk_id, tf)
-            SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
-              FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
-              CROSS JOIN LATERAL unnest(to_tsvector('english', d.title || ' ' || c.heading_path || ' ' || c.text)) t
-             WHERE c.knowledge_base_id = %s AND length(t.lexeme) <= 100
-            """,
-            [knowledge_base.pk],
-        )
-        cursor.execute(
-            """
-            UPDATE knowledge_chunk c SET lexical_length = s.total
-              FROM (SELECT p.chunk_id, SUM(p.tf) AS total FROM knowledge_posting p
-                      JOIN knowledge_chunk c2 ON c2.id = p.chunk_id
-                     WHERE c2.knowledge_base_id = %s GROUP BY p.chunk_id) s
-             WHERE c.id = s.chunk_id
-            """,
-            [knowledge_base.pk],
-        )
         services._lexical_statistics_lock()
-        cursor.execute("UPDATE knowledge_chunk SET is_active = TRUE WHERE knowledge_base_id = %s", [knowledge_base.pk])
+        cursor.execute(
+            f"""
+            UPDATE knowledge_chunk c SET is_active = TRUE, lexical_length = (
+                   SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
+                     FROM {services.LEXICAL_TERMS_SQL.format(text=services.LEXICAL_TEXT_SQL)})
+              FROM knowledge_document d
+             WHERE d.id = c.document_id AND c.knowledge_base_id = %s
+            """,  # noqa: S608 (literals of knowledge.services)
+            [knowledge_base.pk],
+        )
+        services.postings_build("c.knowledge_base_id = %s", [knowledge_base.pk])
         services._statistics_apply("c.knowledge_base_id = %s AND c.is_active", [knowledge_base.pk], 1)
         cursor.execute(
             """

@@ -142,6 +142,8 @@ class Chunk(models.Model):
     text = models.TextField()
     heading_path = models.CharField(max_length=500, blank=True)
     page_number = models.PositiveIntegerField(null=True, blank=True)
+    # last page the chunk's text comes from, when it runs on over a page break (else equal or null)
+    page_end = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField(default=0)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
     # BM25 document length: number of indexed terms (sum of the postings' tf).
@@ -170,20 +172,34 @@ class Chunk(models.Model):
 
 
 class Posting(models.Model):
-    """Lexical index: one row per (term, chunk) with the term frequency, for BM25 scoring in SQL."""
+    """Lexical index: one row per (term, active chunk) with the term frequency, for BM25 scoring in SQL.
+
+    Postings exist only for the active generation of a document (they are written when it activates), and
+    they carry copies of what the BM25 query filters and scores on (knowledge base, document, chunk
+    length), so that query reads nothing but the index knowledge_posting_term_tf.
+    """
 
     term = models.CharField(max_length=100)
     chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="+", db_index=False)
     tf = models.PositiveIntegerField()
+    knowledge_base_id = models.BigIntegerField()
+    document_id = models.BigIntegerField()
+    # the chunk's lexical_length (BM25 document length)
+    chunk_length = models.PositiveIntegerField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["term", "chunk"], include=["tf"], name="knowledge_posting_unique")
+            # also the index that cascading chunk deletes use
+            models.UniqueConstraint(fields=["chunk", "term"], name="knowledge_posting_chunk_term")
         ]
         indexes = [
-            models.Index(fields=["chunk"], name="knowledge_posting_chunk"),
-            # the BM25 leg walks each query term's postings by descending tf and stops at a cap
-            models.Index(fields=["term", "-tf"], include=["chunk"], name="knowledge_posting_term_tf"),
+            # the BM25 leg walks each query term's postings by descending tf and stops at a cap; the
+            # included columns let it filter by permission and score without visiting the table
+            models.Index(
+                fields=["term", "-tf"],
+                include=["chunk", "knowledge_base_id", "document_id", "chunk_length"],
+                name="knowledge_posting_term_tf",
+            ),
         ]
 
     def __str__(self) -> str:

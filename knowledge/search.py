@@ -8,7 +8,6 @@ continues past rows the filter drops until it has k rows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +32,15 @@ MARK_END = "\x03"
 
 @dataclass(frozen=True)
 class Acl:
+    """Permission condition in SQL: `sql` on a chunk row aliased `c`, `posting_sql` on a posting aliased `p`.
+
+    Both hold the same test with the same parameters; postings exist only for active chunks, so theirs
+    has no `is_active` term.
+    """
+
     sql: str
     params: list[Any]
+    posting_sql: str = "TRUE"
 
 
 def acl_for(
@@ -46,49 +52,52 @@ def acl_for(
     permission and its document is not restricted to roles the user lacks; editors of a knowledge base
     (change permission) see all its documents. Superusers read everything, as in guardian.
     """
-    conditions: list[str] = [f"{alias}.is_active"]
+    # Conditions as templates over the row alias {a}; the same list serves chunks and postings.
+    conditions: list[str] = []
     params: list[Any] = []
     if knowledge_base_ids is not None:
-        conditions.append(f"{alias}.knowledge_base_id = ANY(%s)")
+        conditions.append("{a}.knowledge_base_id = ANY(%s)")
         params.append(list(knowledge_base_ids))
     if user is None or not user.is_authenticated:
         conditions.append("FALSE")
-        return Acl(" AND ".join(conditions), params)
-    if getattr(user, "is_superuser", False):
-        return Acl(" AND ".join(conditions), params)
-    content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
+    elif not getattr(user, "is_superuser", False):
+        content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
 
-    def granted(codename: str) -> tuple[str, list[Any]]:
-        return (
-            """
-            SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
-              JOIN auth_permission p ON p.id = uop.permission_id
-             WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = %s
-            UNION
-            SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
-              JOIN auth_permission p ON p.id = gop.permission_id
-              JOIN auth_user_groups ug ON ug.group_id = gop.group_id
-             WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = %s
-            """,
-            [user.pk, content_type_id, codename, user.pk, content_type_id, codename],
+        def granted(codename: str) -> tuple[str, list[Any]]:
+            return (
+                """
+                SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
+                  JOIN auth_permission p ON p.id = uop.permission_id
+                 WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = %s
+                UNION
+                SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
+                  JOIN auth_permission p ON p.id = gop.permission_id
+                  JOIN auth_user_groups ug ON ug.group_id = gop.group_id
+                 WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = %s
+                """,
+                [user.pk, content_type_id, codename, user.pk, content_type_id, codename],
+            )
+
+        view_sql, view_params = granted("view_knowledgebase")
+        change_sql, change_params = granted("change_knowledgebase")
+        conditions.append(f"{{a}}.knowledge_base_id = ANY(ARRAY({view_sql}))")
+        params.extend(view_params)
+        # Documents restricted to roles the user has none of, outside the knowledge bases the user edits.
+        conditions.append(
+            f"""NOT ({{a}}.document_id = ANY(ARRAY(
+                SELECT r.document_id FROM knowledge_document_restricted_to_roles r
+                  JOIN knowledge_document d ON d.id = r.document_id
+                 WHERE d.knowledge_base_id NOT IN ({change_sql})
+                 GROUP BY r.document_id
+                HAVING NOT bool_or(r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
+            )))"""
         )
+        params.extend([*change_params, user.pk])
 
-    view_sql, view_params = granted("view_knowledgebase")
-    change_sql, change_params = granted("change_knowledgebase")
-    conditions.append(f"{alias}.knowledge_base_id = ANY(ARRAY({view_sql}))")
-    params.extend(view_params)
-    # Documents restricted to roles the user has none of, outside the knowledge bases the user edits.
-    conditions.append(
-        f"""NOT ({alias}.document_id = ANY(ARRAY(
-            SELECT r.document_id FROM knowledge_document_restricted_to_roles r
-              JOIN knowledge_document d ON d.id = r.document_id
-             WHERE d.knowledge_base_id NOT IN ({change_sql})
-             GROUP BY r.document_id
-            HAVING NOT bool_or(r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
-        )))"""
-    )
-    params.extend([*change_params, user.pk])
-    return Acl(" AND ".join(conditions), params)
+    def render(row_alias: str, extra: list[str]) -> str:
+        return " AND ".join([*extra, *(condition.replace("{a}", row_alias) for condition in conditions)]) or "TRUE"
+
+    return Acl(render(alias, [f"{alias}.is_active"]), params, render("p", []))
 
 
 # ---- lexical ---------------------------------------------------------------------------------------
@@ -103,89 +112,84 @@ def query_terms(query: str) -> dict[str, int]:
 
 
 def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
-    terms = query_terms(query)
-    if not terms:
-        return []
+    """BM25 over the postings in one statement: query terms, their idf, and the capped scoring.
+
+    Term-at-a-time with a cap per term: each term contributes its POSTINGS_PER_TERM visible postings with
+    the highest term frequency (index knowledge_posting_term_tf, walked in order, the permission test
+    applied to each index entry so the cap counts visible chunks only). Rare terms, the ones that decide
+    a ranking, have fewer postings than the cap and are scored exactly; a very common term (low idf) only
+    loses its small contribution to chunks outside its top list. The work per query stays bounded however
+    large the corpus grows, and the index alone answers it (an index-only scan: the posting carries the
+    knowledge base, document and chunk length).
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT chunk_count, total_length FROM knowledge_lexicalstatistics WHERE id = 1")
-        row = cursor.fetchone()
-        total_chunks = int(row[0]) if row and row[0] > 0 else 0
-        average_length = (row[1] / row[0]) if row and row[0] > 0 else 1.0
-        if total_chunks == 0:
-            return []
-        cursor.execute(
-            "SELECT term, document_frequency FROM knowledge_termstatistic WHERE term = ANY(%s)", [list(terms)]
-        )
-        frequencies = dict(cursor.fetchall())
-        weighted = []
-        for term, count in terms.items():
-            df = int(frequencies.get(term, 0))
-            if df <= 0:
-                continue
-            idf = math.log(1 + (total_chunks - df + 0.5) / (df + 0.5))
-            weighted.append((term, idf * count))
-        if not weighted:
-            return []
-        # Term-at-a-time with a cap per term: each term contributes its POSTINGS_PER_TERM visible postings
-        # with the highest term frequency (index knowledge_posting_term_tf, walked in order, the ACL checked
-        # row by row so the cap counts visible chunks only). Rare terms, the ones that decide a ranking,
-        # have fewer postings than the cap and are scored exactly; a very common term (low idf) only loses
-        # its small contribution to chunks outside its top list. This bounds the work per query however
-        # large the corpus grows, which scoring every posting of every term did not.
         cursor.execute(
             f"""
+            WITH stats AS (
+                SELECT chunk_count::float8 AS n, total_length::float8 / chunk_count AS average_length
+                  FROM knowledge_lexicalstatistics WHERE id = 1 AND chunk_count > 0
+            ), q AS (
+                SELECT t.lexeme AS term, s.average_length,
+                       COALESCE(array_length(t.positions, 1), 1)
+                         * ln(1 + (s.n - ts.document_frequency + 0.5) / (ts.document_frequency + 0.5)) AS weight
+                  FROM unnest(to_tsvector('english', %s)) t
+                  JOIN knowledge_termstatistic ts ON ts.term = t.lexeme AND ts.document_frequency > 0
+                 CROSS JOIN stats s
+                 WHERE length(t.lexeme) <= 100
+            )
             SELECT top.chunk_id, SUM(top.contribution) AS score
-              FROM unnest(%s::text[], %s::float8[]) AS q(term, weight)
-              CROSS JOIN LATERAL (
+              FROM q CROSS JOIN LATERAL (
                     SELECT p.chunk_id,
                            q.weight * p.tf * (%s + 1)
-                             / (p.tf + %s * (1 - %s + %s * c.lexical_length / %s)) AS contribution
+                             / (p.tf + %s * (1 - %s + %s * p.chunk_length / q.average_length)) AS contribution
                       FROM knowledge_posting p
-                      JOIN knowledge_chunk c ON c.id = p.chunk_id
-                     WHERE p.term = q.term AND {acl.sql}
+                     WHERE p.term = q.term AND {acl.posting_sql}
                      ORDER BY p.tf DESC
                      LIMIT %s
                    ) AS top
              GROUP BY top.chunk_id
              ORDER BY score DESC, top.chunk_id
              LIMIT %s
-            """,  # noqa: S608 (acl.sql is built from literals; values are parameters)
-            [
-                [term for term, _ in weighted],
-                [weight for _, weight in weighted],
-                BM25_K1,
-                BM25_K1,
-                BM25_B,
-                BM25_B,
-                average_length,
-                *acl.params,
-                POSTINGS_PER_TERM,
-                limit,
-            ],
+            """,  # noqa: S608 (acl.posting_sql is built from literals; values are parameters)
+            [query[:10_000], BM25_K1, BM25_K1, BM25_B, BM25_B, *acl.params, POSTINGS_PER_TERM, limit],
         )
         return [(int(chunk_id), float(score)) for chunk_id, score in cursor.fetchall()]
 
 
 # ---- vector ----------------------------------------------------------------------------------------
+def session_settings() -> str:
+    """Per-connection settings of the vector leg, sent once when a connection opens (knowledge.apps).
+
+    iterative_scan lets the HNSW scan continue past rows the permission filter drops until it has
+    enough; JIT compilation would cost more than these short queries run.
+    """
+    ef = int(settings.KNOWLEDGE_HNSW_EF_SEARCH)
+    return f"SET hnsw.ef_search = {ef}; SET hnsw.iterative_scan = relaxed_order; SET jit = off"
+
+
 def vector_search(
     query_vector: np.ndarray, acl: Acl, limit: int, ef_search: int | None = None
 ) -> list[tuple[int, float]]:
-    ef = int(ef_search or settings.KNOWLEDGE_HNSW_EF_SEARCH)
+    ef = max(int(ef_search or settings.KNOWLEDGE_HNSW_EF_SEARCH), limit)
     vector_text = "[" + ",".join(f"{value:.7g}" for value in np.asarray(query_vector, dtype=np.float32)) + "]"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(ef, limit)}")
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(
-            f"""
-            SELECT c.id, c.embedding <=> %s::vector AS distance
-              FROM knowledge_chunk c
-             WHERE {acl.sql}
-             ORDER BY c.embedding <=> %s::vector
-             LIMIT %s
-            """,  # noqa: S608
-            [vector_text, *acl.params, vector_text, limit],
-        )
-        rows = cursor.fetchall()
+    statement = f"""
+        SELECT c.id, c.embedding <=> %s::vector AS distance
+          FROM knowledge_chunk c
+         WHERE {acl.sql}
+         ORDER BY c.embedding <=> %s::vector
+         LIMIT %s
+    """  # noqa: S608
+    params = [vector_text, *acl.params, vector_text, limit]
+    if ef == int(settings.KNOWLEDGE_HNSW_EF_SEARCH):
+        # the connection already runs with this ef_search and iterative scans (session_settings)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
     # relaxed_order may return neighbours slightly out of order: sort them exactly.
     return sorted(((int(chunk_id), 1.0 - float(distance)) for chunk_id, distance in rows), key=lambda r: -r[1])
 

@@ -402,6 +402,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
         vectors = embeddings.embed_texts(
             [embedding_input(document.title, draft.heading_path, draft.text) for _, draft in batch]
         )
+        lengths = lexical_lengths([lexical_input(document.title, draft.heading_path, draft.text) for _, draft in batch])
         with transaction.atomic():
             created = Chunk.objects.bulk_create(
                 [
@@ -414,43 +415,63 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
                         text=draft.text,
                         heading_path=draft.heading_path[:500],
                         page_number=draft.page_number,
+                        page_end=getattr(draft, "page_end", None) or draft.page_number,
                         token_count=draft.token_count,
                         embedding=vector,
+                        lexical_length=length,
                     )
-                    for (position, draft), vector in zip(batch, vectors, strict=True)
+                    for (position, draft), vector, length in zip(batch, vectors, lengths, strict=True)
                 ],
                 ignore_conflicts=True,
             )
             del created
-            postings_build(document=document, generation=generation, positions=[p for p, _ in batch])
     return len(missing)
 
 
-def postings_build(*, document: Document, generation: int, positions: Sequence[int]) -> None:
-    """Lexical index rows for the given chunks, tokenised and stemmed by PostgreSQL's english config."""
+LEXICAL_TEXT_SQL = "d.title || ' ' || c.heading_path || ' ' || c.text"
+LEXICAL_TERMS_SQL = "unnest(to_tsvector('english', {text})) t WHERE length(t.lexeme) <= 100"
+
+
+def lexical_lengths(texts: Sequence[str]) -> list[int]:
+    """BM25 document lengths (indexed terms, repeats counted) of lexical texts, as the postings count them.
+
+    Computed before a chunk is inserted: setting it afterwards would rewrite the row and its index entries.
+    """
+    if not texts:
+        return []
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            INSERT INTO knowledge_posting (term, chunk_id, tf)
-            SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
-            FROM knowledge_chunk c
-            CROSS JOIN LATERAL unnest(to_tsvector('english', %s || ' ' || c.heading_path || ' ' || c.text)) t
-            WHERE c.document_id = %s AND c.generation = %s AND c.position = ANY(%s)
-              AND length(t.lexeme) <= 100
-            ON CONFLICT (term, chunk_id) DO NOTHING
-            """,
-            [document.title, document.pk, generation, list(positions)],
+            f"""
+            SELECT (SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
+                      FROM {LEXICAL_TERMS_SQL.format(text="u.body")})
+              FROM unnest(%s::text[]) WITH ORDINALITY AS u(body, i) ORDER BY u.i
+            """,  # noqa: S608 (literals of this module)
+            [list(texts)],
+        )
+        return [int(length) for (length,) in cursor.fetchall()]
+
+
+def postings_build(where_sql: str, params: Sequence[Any]) -> None:
+    """Lexical index rows of the chunks (alias c) matching `where_sql` (PostgreSQL's english stemming).
+
+    For a document this runs inside the activating transaction, so its postings appear together with its
+    chunks. Postings already there for those chunks (none in the normal course) are replaced: idempotent.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM knowledge_posting p USING knowledge_chunk c WHERE c.id = p.chunk_id AND {where_sql}",  # noqa: S608
+            list(params),
         )
         cursor.execute(
-            """
-            UPDATE knowledge_chunk c SET lexical_length = s.total
-            FROM (SELECT p.chunk_id, SUM(p.tf) AS total FROM knowledge_posting p
-                  JOIN knowledge_chunk c2 ON c2.id = p.chunk_id
-                  WHERE c2.document_id = %s AND c2.generation = %s AND c2.position = ANY(%s)
-                  GROUP BY p.chunk_id) s
-            WHERE c.id = s.chunk_id
-            """,
-            [document.pk, generation, list(positions)],
+            f"""
+            INSERT INTO knowledge_posting (term, chunk_id, tf, knowledge_base_id, document_id, chunk_length)
+            SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1),
+                   c.knowledge_base_id, c.document_id, c.lexical_length
+              FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+             CROSS JOIN LATERAL {LEXICAL_TERMS_SQL.format(text=LEXICAL_TEXT_SQL)}
+               AND {where_sql}
+            """,  # noqa: S608 (where_sql is a literal of the callers; values are parameters)
+            list(params),
         )
 
 
@@ -525,6 +546,7 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
     _lexical_statistics_remove(document_id)
     Chunk.objects.filter(document_id=document_id).exclude(generation=generation).delete()
     Chunk.objects.filter(document_id=document_id, generation=generation).update(is_active=True)
+    postings_build("c.document_id = %s AND c.generation = %s", [document_id, generation])
     _statistics_apply("c.document_id = %s AND c.is_active", [document_id], 1)
     document.active_generation = generation
     document.chunk_count = Chunk.objects.filter(document_id=document_id, generation=generation).count()

@@ -69,7 +69,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 def corpus_ensure(*, chunks: int, log: Any) -> Any:
     """The benchmark knowledge base with exactly `chunks` searchable chunks (built once, reused if present)."""
     from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
-    from knowledge.services import _lexical_statistics_lock, _statistics_apply
+    from knowledge.services import _lexical_statistics_lock, _statistics_apply, postings_build
 
     existing = KnowledgeBase.objects.filter(name=BENCH_KB_NAME).first()
     if existing is not None:
@@ -111,16 +111,7 @@ def corpus_ensure(*, chunks: int, log: Any) -> Any:
             )  # fmt: skip
         Chunk.objects.bulk_create(rows, batch_size=1000)
         log(f"  chunks: {start + count}/{chunks}")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO knowledge_posting (term, chunk_id, tf)
-            SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
-            FROM knowledge_chunk c CROSS JOIN LATERAL unnest(to_tsvector('english', c.text)) t
-            WHERE c.knowledge_base_id = %s AND length(t.lexeme) <= 100
-            """,
-            [knowledge_base.pk],
-        )
+    postings_build("c.knowledge_base_id = %s", [knowledge_base.pk])
     with transaction.atomic():
         _lexical_statistics_lock()
         _statistics_apply("c.knowledge_base_id = %s AND c.is_active", [knowledge_base.pk], 1)

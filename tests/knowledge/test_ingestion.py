@@ -8,7 +8,8 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from knowledge import embeddings, selectors, services
-from knowledge.chunking import ChunkDraft
+from knowledge.chunking import ChunkDraft, chunk_blocks
+from knowledge.extraction import extract
 from knowledge.models import Chunk, Document, DocumentStatus, LexicalStatistics, Posting, TermStatistic
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes, ready_document
 
@@ -181,3 +182,37 @@ def test_postings_hold_stemmed_terms() -> None:
         )
         terms = {row[0] for row in cursor.fetchall()}
     assert {"employe", "hotel", "night"} <= terms and "the" not in terms
+
+
+def test_postings_exist_only_for_the_active_version_and_carry_what_bm25_filters_on() -> None:
+    knowledge_base = KnowledgeBaseFactory()
+    document = ready_document(knowledge_base, "h.md", HANDBOOK)
+    first = set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
+    copies = set(Posting.objects.values_list("chunk_id", "knowledge_base_id", "document_id", "chunk_length"))
+    lengths = dict(Chunk.objects.values_list("pk", "lexical_length"))
+    assert {chunk_id for chunk_id, *_ in copies} == first
+    assert all(kb == knowledge_base.pk and doc == document.pk and n == lengths[c] for c, kb, doc, n in copies)
+    # chunk length = the sum of its postings' tf, computed before the chunk was written
+    for chunk_id in first:
+        assert lengths[chunk_id] == sum(Posting.objects.filter(chunk_id=chunk_id).values_list("tf", flat=True)) > 0
+
+    # A new version being processed: its chunks are stored, but its postings wait for the switch.
+    services.document_reprocess(actor=None, document=document)
+    document.refresh_from_db()
+    services.chunks_store(
+        document=document,
+        generation=document.generation,
+        drafts=chunk_blocks(
+            extract(
+                b"# Travel\n\nTaxis are refunded after midnight.", "h.md", max_bytes=10**6, max_expanded_bytes=10**6
+            ).blocks,
+            tokenizer=embeddings.tokenizer(),
+        ),
+    )
+    assert set(Posting.objects.values_list("chunk_id", flat=True)) == first
+    assert not Posting.objects.filter(term="taxi").exists()
+    services.document_activate(document_id=document.pk, generation=document.generation)
+    second = set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
+    assert second.isdisjoint(first)
+    assert set(Posting.objects.values_list("chunk_id", flat=True)) == second
+    assert Posting.objects.filter(term="taxi").exists() and not Posting.objects.filter(term="hotel").exists()

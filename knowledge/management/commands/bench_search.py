@@ -38,6 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("--sizes", default="10000,100000")
         parser.add_argument("--queries", type=int, default=200)
         parser.add_argument("--keep", action="store_true", help="keep the synthetic knowledge bases")
+        parser.add_argument(
+            "--reuse",
+            action="store_true",
+            help="measure the corpus a --keep run left, at its size only, instead of building anew",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -60,20 +65,32 @@ class Command(BaseCommand):
             )
         )
         loaded = 0
-        self._drop()
-        bases = [
-            services.knowledge_base_create(actor=None, name=f"{PREFIX}{index}") for index in range(KNOWLEDGE_BASES)
-        ]
-        for index, knowledge_base in enumerate(bases):
-            if index % 2 == 0:
-                services.knowledge_base_grant(actor=None, knowledge_base=knowledge_base, level="view", group=group)
+        sizes = sorted(int(value) for value in options["sizes"].split(",") if value)
+        existing = list(KnowledgeBase.objects.filter(name__startswith=PREFIX).order_by("name"))
+        if options["reuse"] and len(existing) == KNOWLEDGE_BASES:
+            bases = existing
+            loaded = Chunk.objects.filter(knowledge_base__in=bases, is_active=True).count()
+            sizes = [loaded]
+        else:
+            self._drop()
+            bases = [
+                services.knowledge_base_create(actor=None, name=f"{PREFIX}{index}") for index in range(KNOWLEDGE_BASES)
+            ]
+            for index, knowledge_base in enumerate(bases):
+                if index % 2 == 0:
+                    services.knowledge_base_grant(actor=None, knowledge_base=knowledge_base, level="view", group=group)
         other_role, _ = Group.objects.get_or_create(name="bench: other role")
-        for size in sorted(int(value) for value in options["sizes"].split(",") if value):
-            self._load(rng, bases, other_role, centers, size - loaded, options["json"])
+        for size in sizes:
+            if size > loaded:
+                self._load(rng, bases, other_role, centers, size - loaded, options["json"])
             loaded = size
             acl = search.acl_for(user)
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE knowledge_chunk; ANALYZE knowledge_posting; ANALYZE knowledge_termstatistic")
+                # as autovacuum would after a bulk load: statistics, and the visibility map that lets the
+                # BM25 leg answer from its index alone
+                cursor.execute("VACUUM ANALYZE knowledge_chunk")
+                cursor.execute("VACUUM ANALYZE knowledge_posting")
+                cursor.execute("ANALYZE knowledge_termstatistic")
             for text, vector in zip(query_texts[:10], query_vectors[:10], strict=True):  # warm caches
                 search.hybrid_search(text, acl, 10, query_vector=vector)
             latencies, lexical_ms, vector_ms, returned = [], [], [], []
@@ -98,7 +115,7 @@ class Command(BaseCommand):
                 Chunk.objects.filter(knowledge_base__in=bases[::2]).count() / max(1, loaded), 3
             )
             del fused
-        if not options["keep"]:
+        if not options["keep"] and not options["reuse"]:
             self._drop()
         figures["note"] = "2-core machine shared with other work; query embedding excluded from hybrid_*"
         if options["json"]:
@@ -172,23 +189,16 @@ class Command(BaseCommand):
                 ids = [chunk.pk for chunk in created]
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        """
-                        INSERT INTO knowledge_posting (term, chunk_id, tf)
-                        SELECT t.lexeme, c.id, COALESCE(array_length(t.positions, 1), 1)
-                          FROM knowledge_chunk c CROSS JOIN LATERAL unnest(to_tsvector('english', c.text)) t
-                         WHERE c.id = ANY(%s)
-                        """,
+                        f"""
+                        UPDATE knowledge_chunk c SET is_active = TRUE, lexical_length = (
+                               SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
+                                 FROM {services.LEXICAL_TERMS_SQL.format(text=services.LEXICAL_TEXT_SQL)})
+                          FROM knowledge_document d
+                         WHERE d.id = c.document_id AND c.id = ANY(%s)
+                        """,  # noqa: S608 (literals of knowledge.services)
                         [ids],
                     )
-                    cursor.execute(
-                        """
-                        UPDATE knowledge_chunk c SET lexical_length = s.total, is_active = TRUE
-                          FROM (SELECT chunk_id, SUM(tf) AS total FROM knowledge_posting
-                                 WHERE chunk_id = ANY(%s) GROUP BY chunk_id) s
-                         WHERE c.id = s.chunk_id
-                        """,
-                        [ids],
-                    )
+                    services.postings_build("c.id = ANY(%s)", [ids])
                     services._lexical_statistics_lock()
                     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS bench_ids (id bigint) ON COMMIT DROP")
                     cursor.execute("INSERT INTO bench_ids SELECT unnest(%s::bigint[])", [ids])
