@@ -6,7 +6,9 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,29 @@ def client_address(request: HttpRequest | None) -> str:
     return str(request.META.get("REMOTE_ADDR", ""))
 
 
+# Events recorded inside `audit_batch()` (and outside any transaction), waiting to be written together.
+_pending_batch: ContextVar[list[tuple[Any, dict[str, Any]]] | None] = ContextVar("audit_pending_batch", default=None)
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Write the events recorded in this block together, in one transaction, when the block ends.
+
+    For a sequence of steps that each record an event outside any transaction (the assistant's route,
+    search and egress decisions): one chain lock and one commit instead of one per event. The events keep
+    the time they were recorded and are written when the block ends, also when it ends with an error;
+    an event recorded inside a transaction is still written in that transaction, as usual.
+    """
+    pending: list[tuple[Any, dict[str, Any]]] = []
+    token = _pending_batch.set(pending)
+    try:
+        yield
+    finally:
+        _pending_batch.reset(token)
+        if pending:
+            _append(pending)
+
+
 def audit(
     *,
     actor: AbstractBaseUser | AnonymousUser | None,
@@ -74,6 +99,8 @@ def audit(
     The advisory lock is transaction-scoped: concurrent writers queue here until the holder commits or
     rolls back, so each event links to the event committed just before it and the chain stays linear.
     If the caller's transaction rolls back, its events vanish with the change they described.
+    Inside `audit_batch()` and outside any transaction, the event is only queued: the returned event has
+    no id or hash yet.
     """
     if target is not None:
         object_type = object_type or target._meta.label_lower
@@ -83,34 +110,51 @@ def audit(
     address = client_address(request)
     if address:
         event_details.setdefault("ip", address)
-    roles = actor_roles(actor)  # before taking the chain lock: keep the time it is held short
-    # No savepoint: if the event cannot be written, the caller's whole transaction must fail with it,
+    fields: dict[str, Any] = {
+        "created_at": timezone.now(),
+        "actor_id": actor.pk if authenticated else None,  # type: ignore[union-attr]
+        "actor_username": (actor.get_username() if authenticated else actor_username)[:150],  # type: ignore[union-attr]
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "outcome": str(outcome),
+        "details": event_details,
+    }
+    pending = _pending_batch.get()
+    if pending is not None and not connection.in_atomic_block:
+        pending.append((actor, fields))
+        return AuditEvent(**fields)
+    return _append([(actor, fields)])[0]
+
+
+def _append(events: list[tuple[Any, dict[str, Any]]]) -> list[AuditEvent]:
+    """Write (actor, fields without roles, seq and hashes) events at the chain's head, in this order."""
+    roles_of: dict[Any, list[str]] = {}
+    for actor, fields in events:
+        key = getattr(actor, "pk", None)
+        if key not in roles_of:
+            roles_of[key] = actor_roles(actor)  # before taking the chain lock: keep the time it is held short
+        fields["actor_roles"] = roles_of[key]
+    written = []
+    # No savepoint: if an event cannot be written, the caller's whole transaction must fail with it,
     # and two fewer round trips shorten the time the chain lock is held.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute("SELECT head_seq, head_hash FROM audit_chain_lock_head(%s)", [AUDIT_CHAIN_LOCK_KEY])
         head_seq, head_hash = cursor.fetchone()
-        fields: dict[str, Any] = {
-            "seq": (head_seq or 0) + 1,
-            "created_at": timezone.now(),
-            "actor_id": actor.pk if authenticated else None,  # type: ignore[union-attr]
-            "actor_username": (actor.get_username() if authenticated else actor_username)[:150],  # type: ignore[union-attr]
-            "actor_roles": roles,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "outcome": str(outcome),
-            "details": event_details,
-            "previous_hash": head_hash or GENESIS_HASH,
-        }
-        fields["hash"] = event_hash(fields)
-        # a plain INSERT rather than Model.save(): less work while the chain lock is held
-        cursor.execute(_INSERT_SQL, [json.dumps(fields[name]) if name in _JSON_COLUMNS else fields[name]
-                                     for name in _INSERT_COLUMNS])  # fmt: skip
-        (event_id,) = cursor.fetchone()
-    event = AuditEvent(id=event_id, **fields)
-    event._state.adding = False
-    event._state.db = connection.alias
-    return event
+        for _actor, fields in events:
+            fields["seq"] = (head_seq or 0) + 1
+            fields["previous_hash"] = head_hash or GENESIS_HASH
+            fields["hash"] = event_hash(fields)
+            # a plain INSERT rather than Model.save(): less work while the chain lock is held
+            cursor.execute(_INSERT_SQL, [json.dumps(fields[name]) if name in _JSON_COLUMNS else fields[name]
+                                         for name in _INSERT_COLUMNS])  # fmt: skip
+            (event_id,) = cursor.fetchone()
+            event = AuditEvent(id=event_id, **fields)
+            event._state.adding = False
+            event._state.db = connection.alias
+            written.append(event)
+            head_seq, head_hash = fields["seq"], fields["hash"]
+    return written
 
 
 # ---- signed checkpoints -----------------------------------------------------------------------------
