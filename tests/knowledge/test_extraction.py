@@ -98,3 +98,74 @@ def test_pdf_bomb_is_refused() -> None:
     with pytest.raises(ExtractionError) as error:
         extract(pdf_bomb_bytes(), "bomb.pdf", max_bytes=10_000_000, max_expanded_bytes=10_000_000)
     assert str(error.value) == extraction.ERROR_PDF_BOMB
+
+
+def _with_stream(pdf: bytes, dictionary: bytes, payload: bytes) -> bytes:
+    """The PDF with its first content stream replaced by `payload` under `dictionary`."""
+    start = pdf.index(b"<< /Length")
+    end = pdf.index(b"endstream", start) + len(b"endstream")
+    return pdf[:start] + dictionary + b"\nstream\n" + payload + b"\nendstream" + pdf[end:]
+
+
+def test_a_pdf_stream_compressed_twice_over_is_measured_layer_by_layer() -> None:
+    import zlib
+
+    inner = zlib.compress(b"BT /F1 11 Tf (x) Tj ET\n" + b" " * 20_000_000, 9)
+    payload = zlib.compress(inner, 9)  # small in the file, 20 MB after the second inflate
+    assert len(payload) < 100_000
+    bomb = _with_stream(
+        pdf_bytes([["hello"]]),
+        f"<< /Length {len(payload)} /Filter [/FlateDecode /FlateDecode] >>".encode(),
+        payload,
+    )
+    with pytest.raises(ExtractionError) as error:
+        extract(bomb, "layers.pdf", max_bytes=10_000_000, max_expanded_bytes=10_000_000)
+    assert str(error.value) == extraction.ERROR_PDF_BOMB
+
+
+def test_large_images_do_not_count_towards_the_inflate_limit() -> None:
+    import zlib
+
+    pixels = zlib.compress(b"\xff" * 12_000_000, 9)
+    image = (
+        f"1 0 obj << /Type /XObject /Subtype /Image /Width 2000 /Height 2000 /ColorSpace /DeviceRGB "
+        f"/BitsPerComponent 8 /Length {len(pixels)} /Filter /FlateDecode >>"
+    ).encode()
+    pdf = pdf_bytes([["Text beside a picture"]])
+    # an unreferenced image object ahead of the others: text extraction never inflates it
+    with_image = pdf.replace(
+        b"%PDF-1.4\n", b"%PDF-1.4\n" + image + b"\nstream\n" + pixels + b"\nendstream\nendobj\n", 1
+    )
+    result = extract(with_image, "picture.pdf", max_bytes=10_000_000, max_expanded_bytes=10_000_000)
+    assert [block.text for block in result.blocks] == ["Text beside a picture"]
+
+
+def test_pdf_headings_are_told_apart_by_their_font() -> None:
+    from knowledge.pdf import Line, write_text_pdf
+
+    data = write_text_pdf(
+        [
+            [Line("Leave", heading=True), Line("Employees have 26 days of annual leave.")],
+            [Line("Carrying over unused days is allowed up to five days.")],
+        ]
+    )
+    result = extract(data, "handbook.pdf", **LIMITS)
+    assert [(block.page_number, block.is_heading, block.heading_path) for block in result.blocks] == [
+        (1, True, ("Leave",)),
+        (1, False, ("Leave",)),
+        (2, False, ("Leave",)),
+    ]
+
+
+def test_a_pdf_cover_page_is_not_a_section_of_every_page() -> None:
+    from knowledge.pdf import Line, write_text_pdf
+
+    data = write_text_pdf(
+        [
+            [Line("Staff Handbook", heading=True)],
+            [Line("Leave", heading=True), Line("Employees have 26 days of annual leave.")],
+        ]
+    )
+    blocks = extract(data, "handbook.pdf", **LIMITS).blocks
+    assert (blocks[0].text, blocks[0].is_heading, blocks[0].heading_path) == ("Staff Handbook", False, ())
+    assert blocks[-1].heading_path == ("Leave",)
