@@ -1,9 +1,10 @@
 """Structure-aware chunking measured in the embedding model's tokens.
 
-Blocks (paragraphs, list items, table rows) are packed into chunks that never cross a section heading
-or a page boundary, up to `target_tokens`; a block longer than that is cut at token boundaries. Each
-chunk after the first of a section starts with the last `overlap_tokens` of the previous one, so a
-sentence split between chunks is still found whole in one of them.
+Blocks (paragraphs, list items, table rows, PDF lines) are packed into chunks that never cross a section
+heading, nor a page boundary unless `across_pages`, up to `target_tokens`; a block longer than that is
+cut at token boundaries. Each chunk after the first of a section starts with the last `overlap_tokens`
+of the previous one, so a sentence split between chunks is still found whole in one of them. A chunk
+records the first and last page its text comes from.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class ChunkDraft:
     heading_path: str
     page_number: int | None
     token_count: int
+    # Last page the chunk's text comes from (equal to page_number when the chunk sits on one page).
+    page_end: int | None = None
 
 
 @dataclass
@@ -71,7 +74,8 @@ def chunk_blocks(
     overlap_tokens: int = 32,
     across_pages: bool = False,
 ) -> list[ChunkDraft]:
-    """`across_pages`: let a chunk run on over a page break (cited by the page it starts on)."""
+    """`across_pages`: let a chunk run on over a page break; it is cited by the page it starts on and
+    records the last page it covers in `page_end`."""
     spans = _token_spans(tokenizer, [block.text for block in blocks])
     drafts: list[ChunkDraft] = []
     current: list[_Piece] = []
@@ -86,12 +90,14 @@ def chunk_blocks(
             assert current_key is not None
             headings = current_key[0]
             page = next((piece.page for piece in current if not piece.is_tail), current[0].page)
+            page_end = max((piece.page for piece in current if piece.page is not None), default=None)
             drafts.append(
                 ChunkDraft(
                     text=text,
                     heading_path=HEADING_SEPARATOR.join(headings),
                     page_number=page,
                     token_count=sum(piece.tokens for piece in current),
+                    page_end=page_end,
                 )
             )
         current = []

@@ -145,7 +145,7 @@ def corpus_load(
 
 
 def knowledge_base_acl(knowledge_base: KnowledgeBase) -> Acl:
-    return Acl("c.is_active AND c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]])
+    return Acl("c.is_active AND c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]], "p.knowledge_base_id = ANY(%s)")
 
 
 def documents_ranked(chunk_ranking: Iterable[tuple[int, float]], chunk_to_doc: dict[int, str]) -> list[str]:

@@ -35,6 +35,11 @@ class RetrievedChunk:
     url: str
     snippet_html: str = ""  # escaped text with <mark> around the query's terms
     position: int = 0
+    page_end: int | None = None  # last page of a chunk that runs on over a page break
+
+    @property
+    def pages_label(self) -> str:
+        return pages_label(self.page_number, self.page_end)
 
 
 def knowledge_bases_for_user(
@@ -83,6 +88,13 @@ def document_for_user(*, user: User, pk: int, permission: str = "view") -> Docum
 
 def document_chunks(*, document: Document) -> QuerySet[Chunk]:
     return Chunk.objects.filter(document=document, is_active=True).order_by("position").defer("embedding")
+
+
+def pages_label(first: int | None, last: int | None) -> str:
+    """ "page 7", or "pages 7–8" for a chunk that runs on over a page break; "" without pages."""
+    if not first:
+        return ""
+    return f"pages {first}–{last}" if last and last > first else f"page {first}"
 
 
 def document_url(document_id: int, page_number: int | None) -> str:
@@ -147,6 +159,7 @@ def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[Retrie
                 classification=chunk.knowledge_base.classification,
                 heading_path=chunk.heading_path,
                 page_number=chunk.page_number,
+                page_end=chunk.page_end,
                 text=chunk.text,
                 score=float(score),
                 url=document_url(chunk.document_id, chunk.page_number),

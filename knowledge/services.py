@@ -378,7 +378,7 @@ def document_process(*, document_id: int, generation: int) -> str:
             tokenizer=embeddings.tokenizer(),
             target_tokens=int(_setting("KNOWLEDGE_CHUNK_TOKENS", 200)),
             overlap_tokens=int(_setting("KNOWLEDGE_CHUNK_OVERLAP", 32)),
-            across_pages=bool(_setting("KNOWLEDGE_CHUNK_ACROSS_PAGES", False)),
+            across_pages=bool(_setting("KNOWLEDGE_CHUNK_ACROSS_PAGES", True)),
         )
         if not drafts:
             raise ExtractionError("No text could be found in the file.")
@@ -415,7 +415,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
                         text=draft.text,
                         heading_path=draft.heading_path[:500],
                         page_number=draft.page_number,
-                        page_end=getattr(draft, "page_end", None) or draft.page_number,
+                        page_end=draft.page_end or draft.page_number,
                         token_count=draft.token_count,
                         embedding=vector,
                         lexical_length=length,

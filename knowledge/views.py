@@ -168,6 +168,13 @@ def document_status(request: PortalRequest, pk: int) -> HttpResponse:
 def document_detail(request: PortalRequest, pk: int) -> HttpResponse:
     document = selectors.document_for_user(user=request.user, pk=pk)
     chunks = list(selectors.document_chunks(document=document)[:CHUNKS_PER_PAGE_LIMIT])
+    # Each page gets one anchor (#page-N, what citations link to), at the first chunk that reaches it.
+    anchored = 0
+    for chunk in chunks:
+        last = chunk.page_end or chunk.page_number or 0
+        first = max(chunk.page_number or 0, anchored + 1)
+        chunk.page_anchors = list(range(first, last + 1)) if chunk.page_number else []  # type: ignore[attr-defined]
+        anchored = max(anchored, last)
     can_change = request.user.has_perm("knowledge.change_knowledgebase", document.knowledge_base)
     audit(actor=request.user, action="knowledge.document_viewed", target=document, request=request)
     return render(

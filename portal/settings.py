@@ -353,4 +353,4 @@ if MEMORY_LEARNING_ENABLED:
 # Database phases of streamed answers running at once per server process (each holds a connection only
 # for its phase, never for the whole stream), so many readers do not exhaust the database's connections.
 ASSISTANT_DB_CONCURRENCY = env_int("ASSISTANT_DB_CONCURRENCY", 8)
-KNOWLEDGE_CHUNK_ACROSS_PAGES = env_bool("KNOWLEDGE_CHUNK_ACROSS_PAGES", False)
+KNOWLEDGE_CHUNK_ACROSS_PAGES = env_bool("KNOWLEDGE_CHUNK_ACROSS_PAGES", True)

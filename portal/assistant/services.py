@@ -85,6 +85,8 @@ class Citation:
     page_number: int | None
     url: str
     score: float
+    page_end: int | None = None
+    pages: str = ""  # "page 7" / "pages 7–8"
 
 
 @dataclass(frozen=True)
@@ -338,11 +340,18 @@ def citations_for(chunks: Iterable[Any]) -> tuple[Citation, ...]:
             document_title=chunk.document_title,
             knowledge_base_name=chunk.knowledge_base_name,
             page_number=chunk.page_number,
+            page_end=chunk.page_end,
+            pages=chunk.pages_label,
             url=chunk.url,
             score=round(float(chunk.score), 4),
         )
         for number, chunk in enumerate(chunks, start=1)
     )
+
+
+def _pages_suffix(chunk: Any) -> str:
+    label = getattr(chunk, "pages_label", "")
+    return f", {label}" if label else ""
 
 
 # ---- stage 4: build --------------------------------------------------------------------------------------
@@ -375,7 +384,7 @@ def build(
         parts.append(
             PromptPart(
                 kind="chunk",
-                text=f"[{number}] Source: {chunk.document_title}\n{chunk.text}",
+                text=f"[{number}] Source: {chunk.document_title}{_pages_suffix(chunk)}\n{chunk.text}",
                 source={
                     "citation": number,
                     "chunk_id": chunk.chunk_id,
@@ -503,7 +512,8 @@ def question_store(*, actor: Any, conversation: Conversation, text: str) -> Mess
     if not text:
         raise ValidationError(ERROR_EMPTY_QUESTION)
     message = Message(conversation=conversation, role=MessageRole.USER, content=text)
-    message.full_clean()
+    # the conversation is the caller's loaded, authorized object: no query to re-check that it exists
+    message.full_clean(exclude=["conversation"])
     message.save()
     if conversation.title == DEFAULT_TITLE:
         conversation.title = _title_from(text)
@@ -592,7 +602,7 @@ def answer_store(
         manifest=gated.manifest if gated is not None else {},
         usage=usage or {},
     )
-    message.full_clean()
+    message.full_clean(exclude=["conversation", "reply_to"])  # both are loaded objects of this flow
     message.save()
     conversation.save(update_fields=["updated_at"])
     usage = usage or {}

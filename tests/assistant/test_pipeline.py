@@ -148,7 +148,8 @@ def test_build_orders_instructions_history_passages_memory_customer_and_question
     assert [(parts[1].role, parts[1].text), (parts[2].role, parts[2].text)] == [
         ("user", earlier_question.content), ("assistant", earlier_answer.content),
     ]  # fmt: skip
-    assert parts[3].text.startswith(f"[1] Source: {chunks[0].document_title}\n")
+    assert chunks[0].pages_label  # the handbook is a PDF: the model is told which pages a passage is from
+    assert parts[3].text.startswith(f"[1] Source: {chunks[0].document_title}, {chunks[0].pages_label}\n")
     assert parts[3].source["chunk_id"] == chunks[0].chunk_id
     assert parts[6].source == {"customer_id": 9, "field": "email"}
     assert parts[-1] == PromptPart(kind="question", text="When are refunds paid?", source={})

@@ -34,14 +34,26 @@ def test_a_markdown_upload_becomes_searchable_chunks() -> None:
     assert document.file.read() == HANDBOOK
 
 
-def test_pdf_chunks_keep_their_page_number() -> None:
+def test_pdf_chunks_keep_their_page_numbers(settings: Any) -> None:
     knowledge_base = KnowledgeBaseFactory()
-    document = ready_document(
-        knowledge_base, "policy.pdf", pdf_bytes([["Page one about trains."], ["Page two about hotels."]])
-    )
+    two_pages = pdf_bytes([["Page one about trains."], ["Page two about hotels."]])
+    # by default a chunk runs on over a page break and records the pages it covers
+    document = ready_document(knowledge_base, "policy.pdf", two_pages)
     assert document.page_count == 2
-    pages = dict(Chunk.objects.filter(document=document).values_list("text", "page_number"))
-    assert pages == {"Page one about trains.": 1, "Page two about hotels.": 2}
+    rows = list(Chunk.objects.filter(document=document).values_list("text", "page_number", "page_end"))
+    assert rows == [("Page one about trains.\nPage two about hotels.", 1, 2)]
+    settings.KNOWLEDGE_CHUNK_ACROSS_PAGES = False
+    services.document_reprocess(actor=None, document=document)
+    services.document_process(document_id=document.pk, generation=document.generation + 1)
+    pages = {text: (first, last) for text, first, last in
+             Chunk.objects.filter(document=document).values_list("text", "page_number", "page_end")}  # fmt: skip
+    assert pages == {"Page one about trains.": (1, 1), "Page two about hotels.": (2, 2)}
+
+
+def test_a_citation_names_the_pages_its_chunk_covers() -> None:
+    assert selectors.pages_label(7, 8) == "pages 7–8"
+    assert selectors.pages_label(7, 7) == selectors.pages_label(7, None) == "page 7"
+    assert selectors.pages_label(None, None) == ""
 
 
 def test_long_text_is_chunked_by_model_tokens_with_overlap(settings: Any) -> None:
