@@ -134,6 +134,12 @@ def retrieve(
     return results
 
 
+HYDRATED_FIELDS = (
+    "document_id", "knowledge_base_id", "heading_path", "page_number", "page_end", "text", "position",
+    "document__title", "knowledge_base__name", "knowledge_base__classification",
+)  # fmt: skip
+
+
 def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[RetrievedChunk]:
     if not ranked:
         return []
@@ -141,7 +147,7 @@ def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[Retrie
         chunk.pk: chunk
         for chunk in Chunk.objects.filter(pk__in=[chunk_id for chunk_id, _ in ranked])
         .select_related("document", "knowledge_base")
-        .defer("embedding")
+        .only(*HYDRATED_FIELDS)
     }
     snippets = search.highlighted_snippets(snippet_query, list(chunks)) if snippet_query else {}
     results = []

@@ -251,10 +251,10 @@ def authorize(*, user: Any, conversation: Conversation) -> Authorization:
     from knowledge.selectors import knowledge_bases_for_user
 
     profile = conversation.profile
-    wanted = profile.knowledge_bases.all()
-    readable = tuple(knowledge_bases_for_user(user=user).filter(pk__in=wanted.values("pk")).order_by("pk"))
+    wanted = list(profile.knowledge_bases.values_list("pk", flat=True))
+    readable = tuple(knowledge_bases_for_user(user=user).filter(pk__in=wanted).order_by("pk")) if wanted else ()
     return Authorization(
-        profile=profile, knowledge_bases=readable, withheld_knowledge_bases=wanted.count() - len(readable)
+        profile=profile, knowledge_bases=readable, withheld_knowledge_bases=len(wanted) - len(readable)
     )
 
 

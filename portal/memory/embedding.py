@@ -12,4 +12,7 @@ def embed_texts(texts: list[str]) -> np.ndarray:
 
 
 def embed_query(text: str) -> np.ndarray:
-    return embed_texts([text])[0]
+    """Through knowledge's query cache: the assistant embeds each question once for both searches."""
+    from knowledge.embeddings import embed_query as knowledge_embed_query
+
+    return knowledge_embed_query(text)
