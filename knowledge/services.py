@@ -392,15 +392,22 @@ def document_process(*, document_id: int, generation: int) -> str:
     return document_activate(document_id=document_id, generation=generation, page_count=extracted.page_count)
 
 
+STORE_GROUP_BATCHES = 8
+
+
 def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkDraft]) -> int:
     """Embed and insert the drafts not stored yet for this generation, batch by batch."""
     done = set(Chunk.objects.filter(document=document, generation=generation).values_list("position", flat=True))
     missing = [(position, draft) for position, draft in enumerate(drafts) if position not in done]
     batch_size = int(_setting("KNOWLEDGE_EMBED_BATCH", 64))
-    for start in range(0, len(missing), batch_size):
-        batch = missing[start : start + batch_size]
+    # Stored in groups of a few model batches: the model sorts a group's texts by length before
+    # batching them (less padding), and a crash loses at most one group's work.
+    group_size = batch_size * STORE_GROUP_BATCHES
+    for start in range(0, len(missing), group_size):
+        batch = missing[start : start + group_size]
         vectors = embeddings.embed_texts(
-            [embedding_input(document.title, draft.heading_path, draft.text) for _, draft in batch]
+            [embedding_input(document.title, draft.heading_path, draft.text) for _, draft in batch],
+            batch_size=batch_size,
         )
         lengths = lexical_lengths([lexical_input(document.title, draft.heading_path, draft.text) for _, draft in batch])
         with transaction.atomic():

@@ -110,6 +110,7 @@ def test_searches_see_the_old_version_until_the_new_one_is_complete(alice: Any) 
 
 def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.KNOWLEDGE_EMBED_BATCH = 1
+    monkeypatch.setattr(services, "STORE_GROUP_BATCHES", 1)  # one chunk per stored group
     knowledge_base = KnowledgeBaseFactory()
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=HANDBOOK)
     real_embed = embeddings.embed_texts
