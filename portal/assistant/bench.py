@@ -301,7 +301,7 @@ def _session_cookie(user: User) -> str:
 
 
 @contextmanager
-def uvicorn_server(port: int | None, log_path: str) -> Iterator[str]:
+def uvicorn_server(port: int | None, log_path: str) -> Iterator[tuple[str, int]]:
     import httpx
 
     port = port or _free_port()
@@ -327,7 +327,7 @@ def uvicorn_server(port: int | None, log_path: str) -> Iterator[str]:
                         time.sleep(0.1)
                 else:
                     raise RuntimeError("uvicorn did not start")
-            yield url
+            yield url, server.pid
         finally:
             server.terminate()
             try:
@@ -385,6 +385,25 @@ async def _drive(url: str, jobs: list[tuple[int, str]], session: str, ramp_secon
     return {"results": results, "peak": peak}
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time used so far by the web server process and by PostgreSQL's processes (user + system)."""
+    import psutil
+
+    def used(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    web = used(psutil.Process(server_pid))
+    database = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "postgres":
+            try:
+                database += used(process)
+            except psutil.Error:
+                continue
+    return {"web": web, "database": database}
+
+
 def concurrent(
     *, user: User, profile: Any, streams: int, port: int | None, ramp_seconds: float, log_path: str
 ) -> dict[str, Any]:
@@ -393,13 +412,15 @@ def concurrent(
     conversations = [services.conversation_create(actor=user, profile=profile).pk for _ in range(streams + 1)]
     questions = _questions(streams + 1, seed=2)
     session = _session_cookie(user)
-    with uvicorn_server(port, log_path) as url:
+    with uvicorn_server(port, log_path) as (url, server_pid):
         # one question first: the server process loads the embedding model
         warm = async_to_sync(_drive)(url, [(conversations[-1], questions[-1])], session, 0.0)
         if warm["results"][0]["error"]:
             raise RuntimeError(f"warm-up question failed: {warm['results'][0]['error']} (see {log_path})")
         jobs = list(zip(conversations[:streams], questions[:streams], strict=True))
+        cpu_before = _cpu_seconds(server_pid)
         driven = async_to_sync(_drive)(url, jobs, session, ramp_seconds)
+        cpu_after = _cpu_seconds(server_pid)
     results = driven["results"]
     errors = [record["error"] for record in results if record["error"]]
     overheads = [record["timings"]["overhead_ms"] for record in results if "timings" in record]
@@ -418,6 +439,14 @@ def concurrent(
         "concurrent_total_p50_ms": total_p50,
         "concurrent_total_p95_ms": total_p95,
     }
+    # Where the time goes under load: CPU spent per question by the web server process and by the
+    # database server, and the rate two such cores could sustain.
+    web_ms = (cpu_after["web"] - cpu_before["web"]) * 1000 / max(1, streams)
+    database_ms = (cpu_after["database"] - cpu_before["database"]) * 1000 / max(1, streams)
+    figures["concurrent_web_cpu_ms_per_question"] = round(web_ms, 1)
+    figures["concurrent_database_cpu_ms_per_question"] = round(database_ms, 1)
+    capacity = (os.cpu_count() or 1) * 1000 / max(1.0, web_ms + database_ms)
+    figures["concurrent_capacity_questions_per_s"] = round(capacity, 1)
     if errors:
         figures["concurrent_first_error"] = errors[0]
     return figures
