@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.db import transaction
+from django.db import connection
 from django.utils import timezone
 
 from governance.models import ConversationVault
@@ -73,26 +73,29 @@ def vault_open(*, conversation_key: str, lock: bool = True) -> Vault:
     """The conversation's vault (empty if new). With lock=True the caller must be in a transaction and
     holds the row until it commits, so two turns of one conversation never hand out the same number."""
     if lock:
-        # Create the row first, so even the first two turns of a new conversation queue on its lock.
-        ConversationVault.objects.get_or_create(
-            conversation_key=conversation_key, defaults={"ciphertext": Vault(conversation_key).encrypt()}
-        )
-        row = ConversationVault.objects.select_for_update().get(conversation_key=conversation_key)
+        # Create the row first (a no-op when it exists), so even the first two turns of a new
+        # conversation queue on its lock; no savepoint needed, the insert cannot fail on a duplicate.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {ConversationVault._meta.db_table} (conversation_key, ciphertext, created_at, updated_at)"
+                " VALUES (%s, %s, now(), now()) ON CONFLICT (conversation_key) DO NOTHING",  # noqa: S608
+                [conversation_key, Vault(conversation_key).encrypt()],
+            )
+        row = ConversationVault.objects.select_for_update().only("ciphertext").get(conversation_key=conversation_key)
     else:
-        found = ConversationVault.objects.filter(conversation_key=conversation_key).first()
+        found = ConversationVault.objects.filter(conversation_key=conversation_key).only("ciphertext").first()
         if found is None:
             return Vault(conversation_key)
         row = found
     return Vault.decrypt(conversation_key, row.ciphertext)
 
 
-@transaction.atomic
 def vault_save(*, vault: Vault) -> None:
+    """Write a changed vault back; the caller holds its row (vault_open with lock=True)."""
     if not vault.changed:
         return
-    now = timezone.now()
-    ConversationVault.objects.update_or_create(
-        conversation_key=vault.conversation_key, defaults={"ciphertext": vault.encrypt(), "updated_at": now}
+    ConversationVault.objects.filter(conversation_key=vault.conversation_key).update(
+        ciphertext=vault.encrypt(), updated_at=timezone.now()
     )
     vault.changed = False
 

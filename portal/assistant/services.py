@@ -458,7 +458,14 @@ def egress_audit(*, actor: Any, question: Message, gated: GatedPrompt) -> None:
     )
 
 
-def preview_required(*, user: Any) -> bool:
+def preview_required(*, user: Any, gated: GatedPrompt | None = None) -> bool:
+    """Whether the user must see what would leave before it is sent.
+
+    With the gated prompt, the policy the gate just applied decides (the same version and roles);
+    without it, the policy in force for the user's roles. Unknown: yes, the safe side.
+    """
+    if gated is not None and "preview_before_send" in gated.manifest:
+        return bool(gated.manifest["preview_before_send"])
     return bool(gate.preview_required(user))
 
 
@@ -722,7 +729,7 @@ def prepare(
             error=message or ERROR_PREPARE_FAILED, decision=decision,
         )  # fmt: skip
         return Finished(question_message, answer)
-    if preview_required(user=user):
+    if preview_required(user=user, gated=gated):
         confirmed_sha = question_message.manifest.get("preview", {}).get("sha256")
         if confirm_question_id is None or confirmed_sha != gated.prompt_sha256:
             # First ask, or the prompt changed since the preview: show exactly what would leave now.

@@ -195,12 +195,20 @@ def test_feedback_needs_a_rating_and_only_applies_to_answers(sam_client: Any, co
 
 
 # ---- preview before send
+def _staff_must_preview() -> None:
+    """Publish a policy under which the Staff role sees what would leave before it is sent."""
+    from governance.services import policy_publish
+    from tests.governance.factories import policy_with
+
+    policy_publish(
+        actor=None, reason="preview for staff", document=policy_with({"Staff": {"preview_before_send": True}})
+    )
+
+
 def test_roles_with_preview_see_exactly_what_leaves_and_nothing_is_sent_before_they_confirm(
     sam_client: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    from governance import gate
-
-    monkeypatch.setattr(gate, "preview_required", lambda user: True, raising=False)
+    _staff_must_preview()
     sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
 
     question = conversation.messages.get()
@@ -225,9 +233,7 @@ def test_roles_with_preview_see_exactly_what_leaves_and_nothing_is_sent_before_t
 def test_a_preview_can_be_cancelled_and_then_nothing_is_sent(
     sam_client: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    from governance import gate
-
-    monkeypatch.setattr(gate, "preview_required", lambda user: True, raising=False)
+    _staff_must_preview()
     sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
     question = conversation.messages.get()
 
