@@ -30,7 +30,7 @@ def knowledge_base_drop(name: str) -> None:
     if old is not None:
         with transaction.atomic():
             services._lexical_statistics_lock()
-            services._statistics_apply("c.knowledge_base_id = %s AND c.is_active", [old.pk], -1)
+            services._statistics_apply("c.knowledge_base_id = %s", [old.pk], -1)
             old.delete()
 
 
@@ -103,7 +103,6 @@ def corpus_load(
                         document=document,
                         knowledge_base=knowledge_base,
                         generation=1,
-                        is_active=False,
                         position=position,
                         text=draft.text,
                         heading_path=draft.heading_path[:500],
@@ -120,7 +119,7 @@ def corpus_load(
         services._lexical_statistics_lock()
         cursor.execute(
             f"""
-            UPDATE knowledge_chunk c SET is_active = TRUE, lexical_length = (
+            UPDATE knowledge_chunk c SET lexical_length = (
                    SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
                      FROM {services.LEXICAL_TERMS_SQL.format(text=services.LEXICAL_TEXT_SQL)})
               FROM knowledge_document d
@@ -129,7 +128,7 @@ def corpus_load(
             [knowledge_base.pk],
         )
         services.postings_build("c.knowledge_base_id = %s", [knowledge_base.pk])
-        services._statistics_apply("c.knowledge_base_id = %s AND c.is_active", [knowledge_base.pk], 1)
+        services._statistics_apply("c.knowledge_base_id = %s", [knowledge_base.pk], 1)
         cursor.execute(
             """
             UPDATE knowledge_document d SET status = 'ready', active_generation = 1,
@@ -145,7 +144,8 @@ def corpus_load(
 
 
 def knowledge_base_acl(knowledge_base: KnowledgeBase) -> Acl:
-    return Acl("c.is_active AND c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]], "p.knowledge_base_id = ANY(%s)")
+    # every chunk of an evaluation knowledge base is active (one generation, loaded at once)
+    return Acl("c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]], "p.knowledge_base_id = ANY(%s)")
 
 
 def documents_ranked(chunk_ranking: Iterable[tuple[int, float]], chunk_to_doc: dict[int, str]) -> list[str]:

@@ -1,8 +1,9 @@
 """Knowledge bases, their documents and the searchable chunks of those documents.
 
-Search reads only chunks with `is_active`: a new version of a document is written as inactive chunks
-of a new generation and switched on in one transaction (see knowledge.services.document_activate), so a
-search sees either the old version or the new one, never a mix.
+Search reads only the chunks of a document's active generation: a new version is written as chunks of
+a new generation and switched on in one transaction that moves `Document.active_generation` (see
+knowledge.services.document_activate), so a search sees either the old version or the new one, never a
+mix.
 """
 
 from __future__ import annotations
@@ -137,7 +138,6 @@ class Chunk(models.Model):
     # Copied from the document so permission filters are plain column tests the HNSW scan can apply.
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
     generation = models.PositiveIntegerField()
-    is_active = models.BooleanField(default=False)
     position = models.PositiveIntegerField()
     text = models.TextField()
     heading_path = models.CharField(max_length=500, blank=True)
@@ -164,7 +164,6 @@ class Chunk(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            models.Index(fields=["document", "is_active"]),
         ]
 
     def __str__(self) -> str:

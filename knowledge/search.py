@@ -35,12 +35,19 @@ class Acl:
     """Permission condition in SQL: `sql` on a chunk row aliased `c`, `posting_sql` on a posting aliased `p`.
 
     Both hold the same test with the same parameters; postings exist only for active chunks, so theirs
-    has no `is_active` term.
+    has no active-generation term.
     """
 
     sql: str
     params: list[Any]
     posting_sql: str = "TRUE"
+
+
+# A chunk is searchable when it belongs to its document's active generation. Activation only moves the
+# document's active_generation (one row) instead of rewriting every chunk row and its index entries.
+ACTIVE_CHUNK_SQL = (
+    "{a}.generation = (SELECT d.active_generation FROM knowledge_document d WHERE d.id = {a}.document_id)"
+)
 
 
 def acl_for(
@@ -97,7 +104,7 @@ def acl_for(
     def render(row_alias: str, extra: list[str]) -> str:
         return " AND ".join([*extra, *(condition.replace("{a}", row_alias) for condition in conditions)]) or "TRUE"
 
-    return Acl(render(alias, [f"{alias}.is_active"]), params, render("p", []))
+    return Acl(render(alias, [ACTIVE_CHUNK_SQL.format(a=alias)]), params, render("p", []))
 
 
 # ---- lexical ---------------------------------------------------------------------------------------

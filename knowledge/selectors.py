@@ -87,7 +87,11 @@ def document_for_user(*, user: User, pk: int, permission: str = "view") -> Docum
 
 
 def document_chunks(*, document: Document) -> QuerySet[Chunk]:
-    return Chunk.objects.filter(document=document, is_active=True).order_by("position").defer("embedding")
+    return (
+        Chunk.objects.filter(document=document, generation=document.active_generation)
+        .order_by("position")
+        .defer("embedding")
+    )
 
 
 def pages_label(first: int | None, last: int | None) -> str:

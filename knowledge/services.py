@@ -21,6 +21,7 @@ from knowledge import embeddings
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_for, extract
 from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase, LexicalStatistics
+from knowledge.search import ACTIVE_CHUNK_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +342,8 @@ def _document_fail(document_id: int, generation: int, message: str) -> None:
     document.error = message
     document.save(update_fields=["status", "error", "updated_at"])
     # Chunks of the failed generation are useless; the previous version (if any) stays searchable.
-    Chunk.objects.filter(document_id=document_id, generation=generation, is_active=False).delete()
+    if generation != document.active_generation:
+        Chunk.objects.filter(document_id=document_id, generation=generation).delete()
     audit(
         actor=None,
         actor_username="system",
@@ -417,7 +419,6 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
                         document=document,
                         knowledge_base_id=document.knowledge_base_id,
                         generation=generation,
-                        is_active=False,
                         position=position,
                         text=draft.text,
                         heading_path=draft.heading_path[:500],
@@ -536,11 +537,11 @@ def lexical_statistics_rebuild() -> None:
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM knowledge_termstatistic")
             cursor.execute("UPDATE knowledge_lexicalstatistics SET chunk_count = 0, total_length = 0 WHERE id = 1")
-        _statistics_apply("c.is_active", [], 1)
+        _statistics_apply(ACTIVE_CHUNK_SQL.format(a="c"), [], 1)
 
 
 def _lexical_statistics_remove(document_id: int) -> None:
-    _statistics_apply("c.document_id = %s AND c.is_active", [document_id], -1)
+    _statistics_apply(f"c.document_id = %s AND {ACTIVE_CHUNK_SQL.format(a='c')}", [document_id], -1)
 
 
 @transaction.atomic
@@ -550,11 +551,13 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
     document = Document.objects.select_for_update().filter(pk=document_id).first()
     if document is None or document.generation != generation:
         return "skipped"
+    # The switch itself is document.active_generation (saved below): the chunks are not touched, so
+    # their rows and index entries (the HNSW graph's included) are written once, when stored.
     _lexical_statistics_remove(document_id)
     Chunk.objects.filter(document_id=document_id).exclude(generation=generation).delete()
-    Chunk.objects.filter(document_id=document_id, generation=generation).update(is_active=True)
-    postings_build("c.document_id = %s AND c.generation = %s", [document_id, generation])
-    _statistics_apply("c.document_id = %s AND c.is_active", [document_id], 1)
+    this_generation = ("c.document_id = %s AND c.generation = %s", [document_id, generation])
+    postings_build(*this_generation)
+    _statistics_apply(*this_generation, 1)
     document.active_generation = generation
     document.chunk_count = Chunk.objects.filter(document_id=document_id, generation=generation).count()
     document.page_count = page_count

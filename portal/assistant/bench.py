@@ -73,7 +73,7 @@ def corpus_ensure(*, chunks: int, log: Any) -> Any:
 
     existing = KnowledgeBase.objects.filter(name=BENCH_KB_NAME).first()
     if existing is not None:
-        if Chunk.objects.filter(knowledge_base=existing, is_active=True).count() == chunks:
+        if Chunk.objects.filter(knowledge_base=existing).count() == chunks:
             return existing
         corpus_delete(log=log)
     rng = random.Random(20261126)
@@ -102,7 +102,7 @@ def corpus_ensure(*, chunks: int, log: Any) -> Any:
             rows.append(
                 Chunk(
                     document=documents[number // CHUNKS_PER_DOCUMENT], knowledge_base=knowledge_base, generation=1,
-                    is_active=True, position=number % CHUNKS_PER_DOCUMENT,
+                    position=number % CHUNKS_PER_DOCUMENT,
                     text=" ".join(rng.choice(vocabulary) for _ in range(WORDS_PER_CHUNK)),
                     page_number=(number % 7) + 1, token_count=WORDS_PER_CHUNK, embedding=matrix[offset],
                     # BM25 length set at insert: an UPDATE afterwards would rewrite every row and its HNSW entry
@@ -114,7 +114,7 @@ def corpus_ensure(*, chunks: int, log: Any) -> Any:
     postings_build("c.knowledge_base_id = %s", [knowledge_base.pk])
     with transaction.atomic():
         _lexical_statistics_lock()
-        _statistics_apply("c.knowledge_base_id = %s AND c.is_active", [knowledge_base.pk], 1)
+        _statistics_apply("c.knowledge_base_id = %s", [knowledge_base.pk], 1)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE knowledge_chunk")
         cursor.execute("ANALYZE knowledge_posting")
@@ -129,7 +129,7 @@ def corpus_delete(*, log: Any) -> None:
     for knowledge_base in KnowledgeBase.objects.filter(name=BENCH_KB_NAME):
         with transaction.atomic():
             _lexical_statistics_lock()
-            _statistics_apply("c.knowledge_base_id = %s AND c.is_active", [knowledge_base.pk], -1)
+            _statistics_apply("c.knowledge_base_id = %s", [knowledge_base.pk], -1)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "DELETE FROM knowledge_posting p USING knowledge_chunk c "

@@ -27,7 +27,8 @@ def test_a_markdown_upload_becomes_searchable_chunks() -> None:
     assert document.status == DocumentStatus.READY
     chunks = list(Chunk.objects.filter(document=document).order_by("position"))
     assert [chunk.heading_path for chunk in chunks] == ["Handbook › Leave", "Handbook › Hotels"]
-    assert all(chunk.is_active and chunk.token_count > 0 and chunk.lexical_length > 0 for chunk in chunks)
+    assert all(chunk.generation == document.active_generation for chunk in chunks)
+    assert all(chunk.token_count > 0 and chunk.lexical_length > 0 for chunk in chunks)
     vector = np.asarray(chunks[0].embedding)
     assert vector.shape == (embeddings.EMBEDDING_DIMENSION,)
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-3
@@ -125,7 +126,9 @@ def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeyp
     monkeypatch.setattr(embeddings, "embed_texts", crash_on_second_batch)
     with pytest.raises(SystemExit):
         services.document_process(document_id=result.document.pk, generation=result.document.generation)
-    assert Chunk.objects.filter(document=result.document, is_active=False).count() == 1  # one batch stored
+    assert Chunk.objects.filter(document=result.document).count() == 1  # one batch stored
+    result.document.refresh_from_db()
+    assert result.document.active_generation == 0  # and not searchable
     monkeypatch.setattr(embeddings, "embed_texts", real_embed)
     assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
     # Running the same task once more (a redelivered message) changes nothing.

@@ -69,7 +69,7 @@ class Command(BaseCommand):
         existing = list(KnowledgeBase.objects.filter(name__startswith=PREFIX).order_by("name"))
         if options["reuse"] and len(existing) == KNOWLEDGE_BASES:
             bases = existing
-            loaded = Chunk.objects.filter(knowledge_base__in=bases, is_active=True).count()
+            loaded = Chunk.objects.filter(knowledge_base__in=bases).count()
             sizes = [loaded]
         else:
             self._drop()
@@ -178,7 +178,6 @@ class Command(BaseCommand):
                                 document=document,
                                 knowledge_base_id=document.knowledge_base_id,
                                 generation=1,
-                                is_active=False,
                                 position=position,
                                 text=" ".join(_words(rng, WORDS_PER_CHUNK)),
                                 token_count=WORDS_PER_CHUNK,
@@ -190,7 +189,7 @@ class Command(BaseCommand):
                 with connection.cursor() as cursor:
                     cursor.execute(
                         f"""
-                        UPDATE knowledge_chunk c SET is_active = TRUE, lexical_length = (
+                        UPDATE knowledge_chunk c SET lexical_length = (
                                SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
                                  FROM {services.LEXICAL_TERMS_SQL.format(text=services.LEXICAL_TEXT_SQL)})
                           FROM knowledge_document d
