@@ -204,3 +204,22 @@ def test_a_query_is_embedded_once_and_the_shared_vector_cannot_be_changed(monkey
         first[0] = 1.0
     embeddings.embed_query(question, cache=False)
     assert len(calls) == 2
+
+
+def test_the_evaluation_corpus_is_searchable_by_every_leg_with_its_acl() -> None:
+    """eval_retrieval's bulk loader and ACL give the same search as documents ingested one by one."""
+    from knowledge import evaluation
+
+    knowledge_base = evaluation.knowledge_base_fresh("eval: tiny")
+    docs = [
+        evaluation.CorpusDocument("a", "Trains", "Second class train tickets are refunded for trips under six hours."),
+        evaluation.CorpusDocument("b", "Hotels", "Hotels in London are paid up to 220 EUR per night."),
+    ]
+    keys = evaluation.corpus_load(
+        knowledge_base, docs, evaluation.corpus_chunk(docs, target_tokens=200, overlap_tokens=32)
+    )
+    acl = evaluation.knowledge_base_acl(knowledge_base)
+    for mode in ("lexical", "vector", "hybrid"):
+        ranked = search.hybrid_search("London hotel price per night", acl, 2, mode=mode)
+        by_document = dict(Chunk.objects.filter(pk__in=[c for c, _ in ranked]).values_list("pk", "document_id"))
+        assert keys[by_document[ranked[0][0]]] == "b", mode
