@@ -26,6 +26,8 @@ class ChunkDraft:
     token_count: int
     # Last page the chunk's text comes from (equal to page_number when the chunk sits on one page).
     page_end: int | None = None
+    # For a chunk over several pages: (character offset in `text`, page) where each page's text begins.
+    page_starts: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -91,6 +93,12 @@ def chunk_blocks(
             headings = current_key[0]
             page = next((piece.page for piece in current if not piece.is_tail), current[0].page)
             page_end = max((piece.page for piece in current if piece.page is not None), default=None)
+            starts: list[tuple[int, int]] = []
+            offset = 0
+            for piece in current:
+                if piece.page is not None and (not starts or starts[-1][1] != piece.page):
+                    starts.append((offset, piece.page))
+                offset += len(piece.text) + 1  # the "\n" between pieces
             drafts.append(
                 ChunkDraft(
                     text=text,
@@ -98,6 +106,7 @@ def chunk_blocks(
                     page_number=page,
                     token_count=sum(piece.tokens for piece in current),
                     page_end=page_end,
+                    page_starts=tuple(starts) if len(starts) > 1 else (),
                 )
             )
         current = []

@@ -144,6 +144,8 @@ class Chunk(models.Model):
     page_number = models.PositiveIntegerField(null=True, blank=True)
     # last page the chunk's text comes from, when it runs on over a page break (else equal or null)
     page_end = models.PositiveIntegerField(null=True, blank=True)
+    # [[character offset, page], ...] where each page's text begins, for a chunk over several pages
+    page_starts = models.JSONField(default=list, blank=True)
     token_count = models.PositiveIntegerField(default=0)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
     # BM25 document length: number of indexed terms (sum of the postings' tf).

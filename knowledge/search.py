@@ -237,6 +237,45 @@ def hybrid_search(
     return rrf_fuse([lexical, vector])[:limit]
 
 
+# ---- the page a citation points to ------------------------------------------------------------------
+def cited_pages(query: str, chunks: dict[int, tuple[str, Sequence[Sequence[int]]]]) -> dict[int, int]:
+    """For chunks that run over several pages: the page whose part of the text matches the query best.
+
+    `chunks`: id -> (text, page starts as [[offset, page], ...]). Each page's part is matched with the
+    query's stemmed terms (distinct terms found, then occurrences); a tie goes to the earlier page. Chunks
+    on one page, and chunks where no part matches, are left out: they are cited by the page they start
+    on. One query for all the parts.
+    """
+    parts: list[tuple[int, int, str]] = []
+    for chunk_id, (text, starts) in chunks.items():
+        if len(starts) < 2 or not query:
+            continue
+        for index, (offset, page) in enumerate(starts):
+            end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+            parts.append((chunk_id, int(page), text[int(offset) : int(end)]))
+    if not parts:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH q AS (SELECT lexeme FROM unnest(to_tsvector('english', %s)))
+            SELECT p.i, COUNT(t.lexeme),
+                   COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)) FILTER (WHERE t.lexeme IS NOT NULL), 0)
+              FROM unnest(%s::text[]) WITH ORDINALITY AS p(body, i)
+              LEFT JOIN LATERAL unnest(to_tsvector('english', p.body)) t ON t.lexeme IN (SELECT lexeme FROM q)
+             GROUP BY p.i
+            """,
+            [query[:10_000], [body for _, _, body in parts]],
+        )
+        matches = {int(i): (int(terms), int(occurrences)) for i, terms, occurrences in cursor.fetchall()}
+    best: dict[int, tuple[tuple[int, int], int]] = {}
+    for number, (chunk_id, page, _) in enumerate(parts, start=1):
+        score = matches.get(number, (0, 0))
+        if score > (0, 0) and (chunk_id not in best or score > best[chunk_id][0]):
+            best[chunk_id] = (score, page)
+    return {chunk_id: page for chunk_id, (_, page) in best.items()}
+
+
 # ---- snippets --------------------------------------------------------------------------------------
 def highlighted_snippets(query: str, chunk_ids: Sequence[int], max_words: int = 40) -> dict[int, str]:
     """Escaped HTML snippet per chunk with the query's terms in <mark>."""

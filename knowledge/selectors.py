@@ -123,7 +123,7 @@ def retrieve(
     if query and k > 0 and (knowledge_base_ids is None or knowledge_base_ids):
         acl = search.acl_for(user, knowledge_base_ids)
         ranked = search.hybrid_search(query, acl, k, mode=mode)
-        results = _hydrate(ranked, query if snippets else "")
+        results = _hydrate(ranked, query if snippets else "", query)
     if audit_event:
         audit(
             actor=user,
@@ -139,12 +139,12 @@ def retrieve(
 
 
 HYDRATED_FIELDS = (
-    "document_id", "knowledge_base_id", "heading_path", "page_number", "page_end", "text", "position",
+    "document_id", "knowledge_base_id", "heading_path", "page_number", "page_end", "page_starts", "text", "position",
     "document__title", "knowledge_base__name", "knowledge_base__classification",
 )  # fmt: skip
 
 
-def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[RetrievedChunk]:
+def _hydrate(ranked: list[tuple[int, float]], snippet_query: str, query: str = "") -> list[RetrievedChunk]:
     if not ranked:
         return []
     chunks = {
@@ -154,6 +154,7 @@ def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[Retrie
         .only(*HYDRATED_FIELDS)
     }
     snippets = search.highlighted_snippets(snippet_query, list(chunks)) if snippet_query else {}
+    cited = search.cited_pages(query, {pk: (chunk.text, chunk.page_starts) for pk, chunk in chunks.items()})
     results = []
     for chunk_id, score in ranked:
         chunk = chunks.get(chunk_id)
@@ -172,7 +173,7 @@ def _hydrate(ranked: list[tuple[int, float]], snippet_query: str) -> list[Retrie
                 page_end=chunk.page_end,
                 text=chunk.text,
                 score=float(score),
-                url=document_url(chunk.document_id, chunk.page_number),
+                url=document_url(chunk.document_id, cited.get(chunk.pk, chunk.page_number)),
                 snippet_html=snippets.get(chunk.pk, ""),
                 position=chunk.position,
             )

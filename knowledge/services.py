@@ -424,6 +424,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
                         heading_path=draft.heading_path[:500],
                         page_number=draft.page_number,
                         page_end=draft.page_end or draft.page_number,
+                        page_starts=[list(start) for start in draft.page_starts],
                         token_count=draft.token_count,
                         embedding=vector,
                         lexical_length=length,

@@ -223,3 +223,13 @@ def test_the_evaluation_corpus_is_searchable_by_every_leg_with_its_acl() -> None
         ranked = search.hybrid_search("London hotel price per night", acl, 2, mode=mode)
         by_document = dict(Chunk.objects.filter(pk__in=[c for c, _ in ranked]).values_list("pk", "document_id"))
         assert keys[by_document[ranked[0][0]]] == "b", mode
+
+
+def test_a_chunk_over_several_pages_is_cited_by_the_page_that_matches_the_query() -> None:
+    text = "Trains are preferred for short trips.\nHotels in London are paid up to 220 EUR a night."
+    starts = [[0, 3], [38, 4]]
+    assert search.cited_pages("London hotel limit", {7: (text, starts)}) == {7: 4}
+    assert search.cited_pages("train trips", {7: (text, starts)}) == {7: 3}
+    # no part matches, or a single page: left to the page the chunk starts on
+    assert search.cited_pages("parking", {7: (text, starts)}) == {}
+    assert search.cited_pages("London", {7: (text, [])}) == {}

@@ -202,7 +202,7 @@ class Command(BaseCommand):
         if options["limit_queries"]:
             questions = questions[: options["limit_queries"]]
         acl = evaluation.knowledge_base_acl(knowledge_base)
-        hits = start_page_hits = file_hits = 0
+        hits = start_page_hits = cited_page_hits = file_hits = 0
         latencies = []
         for item in questions:
             cited = re.findall(r"\[([^\]#]+?)(?:#page=(\d+))?\]", item["truth"])
@@ -211,16 +211,20 @@ class Command(BaseCommand):
             ranked = search.hybrid_search(item["question"], acl, 5)
             latencies.append((time.perf_counter() - started_query) * 1000)
             # (file, first page, last page) of each result; a chunk that runs over a page break covers both.
-            found = [
-                (name, first, last or first)
-                for name, first, last in Chunk.objects.filter(pk__in=[c for c, _ in ranked]).values_list(
-                    "document__original_filename", "page_number", "page_end"
-                )
-            ]
+            rows = Chunk.objects.filter(pk__in=[c for c, _ in ranked]).values_list(
+                "pk", "document__original_filename", "page_number", "page_end", "text", "page_starts"
+            )
+            found = [(name, first, last or first) for _, name, first, last, _, _ in rows]
+            # the page the portal's citation links to (for a chunk over pages: the part matching the question)
+            parts = {pk: (text, starts) for pk, _, _, _, text, starts in rows}
+            link_pages = search.cited_pages(item["question"], parts)
+            linked = {(name, link_pages.get(pk, first)) for pk, name, first, _, _, _ in rows}
             if any(_covers(found, name, page) for name, page in wanted):
                 hits += 1
             if any((name, page) in {(f, first) for f, first, _ in found} for name, page in wanted if page):
                 start_page_hits += 1
+            if any((name, page) in linked for name, page in wanted if page):
+                cited_page_hits += 1
             if any(name in {f for f, _, _ in found} for name, _ in wanted):
                 file_hits += 1
         figures = {
@@ -231,6 +235,8 @@ class Command(BaseCommand):
             "cited_file_and_page_in_top5": round(hits / len(questions), 3) if questions else 0.0,
             # The older, stricter count: the cited page must be the page a result starts on.
             "cited_file_and_start_page_in_top5": round(start_page_hits / len(questions), 3) if questions else 0.0,
+            # The page a result's citation links to: for a chunk over pages, the part matching the question.
+            "cited_file_and_linked_page_in_top5": round(cited_page_hits / len(questions), 3) if questions else 0.0,
             "cited_file_in_top5": round(file_hits / len(questions), 3) if questions else 0.0,
             "ingest_seconds": round(ingest_seconds, 1),
             "query_p50_ms": round(evaluation.percentile(latencies, 50), 1),
