@@ -35,3 +35,29 @@ def test_staff_cannot_reach_the_profile_admin(client: Any, sam: Any):
     client.force_login(sam)
     response = client.get(reverse("admin:assistant_assistantprofile_changelist"))
     assert response.status_code == 302  # to the admin sign-in: not staff
+
+
+def test_granting_a_profile_to_a_role_on_the_object_permissions_screen_is_audited(client: Any, sam: Any):
+    from django.contrib.auth.models import Group
+
+    admin_user = UserFactory(username="ada", roles=["Administrator"], is_staff=True)
+    client.force_login(admin_user)
+    profile = AssistantProfile.objects.create(name="Payroll desk")
+    role = Group.objects.get(name="Staff")
+    url = reverse("admin:assistant_assistantprofile_permissions_manage_group", args=[profile.pk, role.pk])
+
+    assert client.post(url, {"permissions": ["use_assistantprofile"]}).status_code == 302
+    assert sam.has_perm("assistant.use_assistantprofile", profile)
+    granted = AuditEvent.objects.get(action="assistant.profile_access_changed")
+    assert granted.actor_username == "ada" and granted.object_id == str(profile.pk)
+    assert granted.details["role"] == "Staff"
+    assert (granted.details["before"], granted.details["after"]) == ([], ["use_assistantprofile"])
+
+    # use withdrawn (guardian's form wants at least one permission selected)
+    assert client.post(url, {"permissions": ["view_assistantprofile"]}).status_code == 302
+    assert not type(sam).objects.get(pk=sam.pk).has_perm("assistant.use_assistantprofile", profile)
+    withdrawn = AuditEvent.objects.filter(action="assistant.profile_access_changed").order_by("-seq").first()
+    assert withdrawn is not None and withdrawn.details["after"] == ["view_assistantprofile"]
+    # saving the same permissions again changes nothing and records nothing
+    client.post(url, {"permissions": ["view_assistantprofile"]})
+    assert AuditEvent.objects.filter(action="assistant.profile_access_changed").count() == 2
