@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.models import ConversationVault
@@ -20,11 +20,23 @@ from governance.models import ConversationVault
 ERROR_VAULT_KEY = "The pseudonymization vault key is missing or invalid (GOVERNANCE_VAULT_KEY)."
 
 
-def _fernet() -> Fernet:
-    key = getattr(settings, "GOVERNANCE_VAULT_KEY", "")
-    if not key:
+def vault_keys() -> list[bytes]:
+    """GOVERNANCE_VAULT_KEY: one Fernet key, or several separated by commas. The first encrypts; all
+    decrypt, so a new key can be put first and the old ones kept until `manage.py vault_rotate` has
+    re-encrypted every vault with the new one."""
+    configured = getattr(settings, "GOVERNANCE_VAULT_KEY", "")
+    raw = configured.decode() if isinstance(configured, bytes) else str(configured or "")
+    keys = [part.strip().encode() for part in raw.split(",") if part.strip()]
+    if not keys:
         raise RuntimeError(ERROR_VAULT_KEY)
-    return Fernet(key.encode() if isinstance(key, str) else key)
+    return keys
+
+
+def _fernet() -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(key) for key in vault_keys()])
+    except ValueError as error:
+        raise RuntimeError(ERROR_VAULT_KEY) from error
 
 
 def placeholder_for(data_class: str, number: int) -> str:
@@ -103,3 +115,34 @@ def vault_save(*, vault: Vault) -> None:
 def vault_entries(*, conversation_key: str) -> dict[str, str]:
     """Placeholder -> value for re-identifying an answer (no lock)."""
     return dict(vault_open(conversation_key=conversation_key, lock=False).entries)
+
+
+def vault_rotate(*, batch_size: int = 200) -> tuple[int, int]:
+    """Re-encrypt every vault with the first configured key; returns (rotated, unreadable).
+
+    Each row is locked while it is rewritten, so a conversation in flight waits for it. A vault that no
+    configured key can read is left as it is and counted.
+    """
+    fernet = _fernet()
+    rotated = unreadable = 0
+    last_pk = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                ConversationVault.objects.select_for_update()
+                .filter(pk__gt=last_pk)
+                .order_by("pk")
+                .only("pk", "ciphertext")[:batch_size]
+            )
+            if not rows:
+                return rotated, unreadable
+            for row in rows:
+                try:
+                    row.ciphertext = fernet.rotate(row.ciphertext.encode()).decode()
+                except InvalidToken:
+                    unreadable += 1
+                    continue
+                row.updated_at = timezone.now()
+                row.save(update_fields=["ciphertext", "updated_at"])
+                rotated += 1
+            last_pk = rows[-1].pk
