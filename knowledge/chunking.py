@@ -42,10 +42,37 @@ def _token_spans(tokenizer: Any, texts: Sequence[str]) -> list[list[tuple[int, i
     """Character spans of each text's tokens (fast tokenizers give offsets)."""
     if not texts:
         return []
+    backend = _untruncated_backend(tokenizer)
+    if backend is not None:
+        # The Rust tokenizer directly: the transformers wrapper converts every field of every encoding
+        # to Python lists, which took longer than the tokenizing itself.
+        return [list(encoding.offsets) for encoding in backend.encode_batch(list(texts), add_special_tokens=False)]
     encoded = tokenizer(
         list(texts), add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False
     )
     return [[(int(start), int(end)) for start, end in offsets] for offsets in encoded["offset_mapping"]]
+
+
+_backends: dict[int, Any] = {}
+
+
+def _untruncated_backend(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer's Rust tokenizer without truncation or padding (None if there is none).
+
+    A copy, because the model's own tokenizer truncates to its input length, which must stay as it is.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    copy = _backends.get(id(backend))
+    if copy is None:
+        from tokenizers import Tokenizer
+
+        copy = Tokenizer.from_str(backend.to_str())
+        copy.no_truncation()
+        copy.no_padding()
+        _backends[id(backend)] = copy
+    return copy
 
 
 def _split_long(text: str, spans: list[tuple[int, int]], size: int, overlap: int) -> list[_Piece]:

@@ -172,19 +172,19 @@ def _pdfium_reason(error: Exception) -> str:
 
 
 _STREAM_START = re.compile(rb"stream\r?\n")
-_PDF_OBJECT_START = re.compile(rb"\d+\s+\d+\s+obj\b")
 _IMAGE_SUBTYPE = re.compile(rb"/Subtype\s*/Image\b")
 _INFLATE_PIECE = 1 << 20
 
 
 def _check_pdf_streams(data: bytes, max_expanded_bytes: int) -> None:
-    """Refuse a PDF whose Flate streams (other than images) inflate to more than the limit in total.
+    """Refuse a PDF whose compressed streams inflate to more than the limit in total.
 
-    Text extraction inflates content streams, forms, fonts and object streams, never images, so those
-    are measured, one piece at a time (nothing large is kept in memory). A stream compressed several
-    times over is inflated layer by layer, each layer within what is left of the limit.
+    Every stream is tried with zlib (what the dictionary claims is not trusted), one piece at a time so
+    nothing large is kept; a stream compressed several times over is followed layer by layer. Images
+    (by their dictionary) have a budget of their own, four times the limit: text extraction does not
+    inflate them, and a stream that only claims to be an image still gets a bounded allowance.
     """
-    remaining = max_expanded_bytes
+    budgets = {"text": max_expanded_bytes, "image": 4 * max_expanded_bytes}
     position = 0
     while (match := _STREAM_START.search(data, position)) is not None:
         end = data.find(b"endstream", match.end())
@@ -192,43 +192,50 @@ def _check_pdf_streams(data: bytes, max_expanded_bytes: int) -> None:
             break
         position = end + len(b"endstream")
         window = data[max(0, match.start() - 4096) : match.start()]
-        objects = list(_PDF_OBJECT_START.finditer(window))
-        dictionary = window[objects[-1].end() :] if objects else window
-        layers = dictionary.count(b"FlateDecode")
-        if not layers or _IMAGE_SUBTYPE.search(dictionary):
-            continue
+        # the stream's dictionary: what follows the last "obj" keyword before it
+        dictionary = window[window.rfind(b"obj") + 3 :] if b"obj" in window else window
+        kind = "image" if _IMAGE_SUBTYPE.search(dictionary) else "text"
         payload = data[match.end() : end]
-        for layer in range(layers):
-            last = layer == layers - 1
-            inflated, size = _inflate(payload, remaining, keep=not last)
+        for _layer in range(MAX_FLATE_LAYERS):
+            size, head = _inflated_size(payload, budgets[kind])
             if size < 0:
                 raise ExtractionError(ERROR_PDF_BOMB)
-            if inflated is None:
-                remaining -= size
-                break
-            payload = inflated
+            if size and _looks_like_zlib(head):
+                payload = zlib.decompressobj().decompress(payload)  # within the budget: measured above
+                continue
+            budgets[kind] -= size
+            break
+        else:
+            raise ExtractionError(ERROR_PDF_BOMB)
 
 
-def _inflate(payload: bytes, limit: int, *, keep: bool) -> tuple[bytes | None, int]:
-    """(output if `keep`, else None; its size), or (None, -1) past `limit`; (None, 0) if not Flate data."""
+MAX_FLATE_LAYERS = 4
+
+
+def _looks_like_zlib(head: bytes) -> bool:
+    return len(head) == 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+
+
+def _inflated_size(payload: bytes, limit: int) -> tuple[int, bytes]:
+    """(size of the inflated payload, its first two bytes); size -1 past `limit`, 0 if it is not zlib data."""
     inflater = zlib.decompressobj()
-    pieces: list[bytes] = []
     size = 0
+    head = b""
     tail = payload
     try:
         while tail:
             piece = inflater.decompress(tail, _INFLATE_PIECE)
             tail = inflater.unconsumed_tail
+            if len(head) < 2:
+                head = (head + piece)[:2]
             size += len(piece)
             if size > limit:
-                return None, -1
-            if keep:
-                pieces.append(piece)
-            if not piece and not tail:
-                break
+                return -1, head
+            if inflater.eof or not piece:
+                break  # bytes after the end of the zlib data (the line end before "endstream") stay unread
     except zlib.error:
-        return None, 0  # not what the dictionary said; PDFium will judge the stream itself
-    return (b"".join(pieces) if keep else None), size
+        return 0, b""  # PDFium will judge the stream itself
+    return size, head
 
 
 _BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
@@ -243,6 +250,18 @@ class _PdfLine:
     # (bold, size in points) of most of the line's characters; None when the PDF gives no font.
     style: tuple[bool, float] | None
     characters: int
+
+
+def _sample_positions(line: str, samples: int) -> list[int]:
+    """Up to `samples` positions of non-space characters, spread evenly over the line."""
+    positions: list[int] = []
+    for step in range(samples):
+        position = step * len(line) // samples
+        while position < len(line) and line[position].isspace():
+            position += 1
+        if position < len(line) and (not positions or positions[-1] != position):
+            positions.append(position)
+    return positions
 
 
 def _pdf_page_lines(page: Any) -> list[_PdfLine]:
@@ -279,13 +298,12 @@ def _pdf_page_lines(page: Any) -> list[_PdfLine]:
             cleaned = _clean(raw_line)
             if not cleaned:
                 continue
-            visible = [start + i for i, character in enumerate(raw_line) if not character.isspace()]
             counts: dict[tuple[bool, float] | None, int] = {}
-            for index in visible[:: max(1, len(visible) // STYLE_SAMPLES)][:STYLE_SAMPLES]:
-                style = style_at(index)
+            for index in _sample_positions(raw_line, STYLE_SAMPLES):
+                style = style_at(start + index)
                 counts[style] = counts.get(style, 0) + 1
             style = max(counts, key=lambda key: counts[key]) if counts else None
-            lines.append(_PdfLine(cleaned, style, len(visible)))
+            lines.append(_PdfLine(cleaned, style, len("".join(raw_line.split()))))
         return lines
     finally:
         textpage.close()

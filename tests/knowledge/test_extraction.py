@@ -169,3 +169,14 @@ def test_a_pdf_cover_page_is_not_a_section_of_every_page() -> None:
     blocks = extract(data, "handbook.pdf", **LIMITS).blocks
     assert (blocks[0].text, blocks[0].is_heading, blocks[0].heading_path) == ("Staff Handbook", False, ())
     assert blocks[-1].heading_path == ("Leave",)
+
+
+def test_a_large_but_legitimate_content_stream_is_read() -> None:
+    """A content stream that inflates to several megabytes (under the limit) is measured and read."""
+    import zlib
+
+    content = b"BT /F1 11 Tf 56 700 Td (A long page) Tj ET\n" + b"% padding\n" * 400_000
+    payload = zlib.compress(content, 9)
+    pdf = _with_stream(pdf_bytes([["x"]]), f"<< /Length {len(payload)} /Filter /FlateDecode >>".encode(), payload)
+    result = extract(pdf, "long.pdf", max_bytes=10_000_000, max_expanded_bytes=10_000_000)
+    assert [block.text for block in result.blocks] == ["A long page"]
