@@ -117,16 +117,7 @@ def corpus_load(
             progress(len(batch))
     with transaction.atomic(), connection.cursor() as cursor:
         services._lexical_statistics_lock()
-        cursor.execute(
-            f"""
-            UPDATE knowledge_chunk c SET lexical_length = (
-                   SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
-                     FROM {services.LEXICAL_TERMS_SQL.format(text=services.LEXICAL_TEXT_SQL)})
-              FROM knowledge_document d
-             WHERE d.id = c.document_id AND c.knowledge_base_id = %s
-            """,  # noqa: S608 (literals of knowledge.services)
-            [knowledge_base.pk],
-        )
+        services.lexical_lengths_update("c.knowledge_base_id = %s", [knowledge_base.pk])
         services.postings_build("c.knowledge_base_id = %s", [knowledge_base.pk])
         services._statistics_apply("c.knowledge_base_id = %s", [knowledge_base.pk], 1)
         cursor.execute(

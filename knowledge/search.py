@@ -9,6 +9,7 @@ continues past rows the filter drops until it has k rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,16 +188,14 @@ def vector_search(
          LIMIT %s
     """  # noqa: S608
     params = [vector_text, *acl.params, vector_text, limit]
-    if ef == int(settings.KNOWLEDGE_HNSW_EF_SEARCH):
-        # the connection already runs with this ef_search and iterative scans (session_settings)
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
-    else:
-        with transaction.atomic(), connection.cursor() as cursor:
+    # The connection already runs with the configured ef_search and iterative scans (session_settings);
+    # another ef_search needs a transaction to scope its SET LOCAL.
+    other_ef = ef != int(settings.KNOWLEDGE_HNSW_EF_SEARCH)
+    with transaction.atomic() if other_ef else nullcontext(), connection.cursor() as cursor:
+        if other_ef:
             cursor.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
     # relaxed_order may return neighbours slightly out of order: sort them exactly.
     return sorted(((int(chunk_id), 1.0 - float(distance)) for chunk_id, distance in rows), key=lambda r: -r[1])
 

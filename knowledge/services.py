@@ -413,7 +413,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
         )
         lengths = lexical_lengths([lexical_input(document.title, draft.heading_path, draft.text) for _, draft in batch])
         with transaction.atomic():
-            created = Chunk.objects.bulk_create(
+            Chunk.objects.bulk_create(
                 [
                     Chunk(
                         document=document,
@@ -433,7 +433,6 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
                 ],
                 ignore_conflicts=True,
             )
-            del created
     return len(missing)
 
 
@@ -458,6 +457,22 @@ def lexical_lengths(texts: Sequence[str]) -> list[int]:
             [list(texts)],
         )
         return [int(length) for (length,) in cursor.fetchall()]
+
+
+def lexical_lengths_update(where_sql: str, params: Sequence[Any]) -> None:
+    """Set `lexical_length` of the chunks (alias c) matching `where_sql`, for loaders that insert chunks
+    in bulk without it (evaluation and benchmark corpora); ingestion computes it before the insert."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE knowledge_chunk c SET lexical_length = (
+                   SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
+                     FROM {LEXICAL_TERMS_SQL.format(text=LEXICAL_TEXT_SQL)})
+              FROM knowledge_document d
+             WHERE d.id = c.document_id AND {where_sql}
+            """,  # noqa: S608 (literals of this module and of the callers; values are parameters)
+            list(params),
+        )
 
 
 def postings_build(where_sql: str, params: Sequence[Any]) -> None:

@@ -4,6 +4,7 @@ from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
 from portal.customers.models import Customer
+from portal.customers.services import EDITABLE_FIELDS
 
 
 @admin.register(Customer)
@@ -13,18 +14,7 @@ class CustomerAdmin(GuardedModelAdmin):
 
     list_display = ("name", "organisation", "tier", "owner", "restricted")
     search_fields = ("name", "organisation")
-    readonly_fields = (
-        "name",
-        "organisation",
-        "emails",
-        "phones",
-        "postal_address",
-        "account_numbers",
-        "tier",
-        "notes",
-        "owner",
-        "restricted",
-    )
+    readonly_fields = EDITABLE_FIELDS
 
     def has_add_permission(self, request: object) -> bool:
         return False

@@ -20,6 +20,7 @@ from audit.services import audit
 from portal.customers.entities import known_entities_invalidate_on_commit
 from portal.customers.models import Customer, Tier
 from portal.customers.selectors import customers_visible_to
+from portal.customers.services import EDITABLE_FIELDS
 from portal.customers.validation import clean_account_numbers, clean_emails, clean_phones, split_values
 
 ERROR_IMPORT_PERMISSION = "Your role may not import customers."
@@ -74,19 +75,7 @@ COLUMN_ALIASES = {
     "owner": "owner",
     "restricted": "restricted",
 }
-EXPORT_COLUMNS = [
-    "id",
-    "name",
-    "organisation",
-    "emails",
-    "phones",
-    "postal_address",
-    "account_numbers",
-    "tier",
-    "notes",
-    "owner",
-    "restricted",
-]
+EXPORT_COLUMNS = ["id", *EDITABLE_FIELDS]
 TRUE_WORDS = {"1", "yes", "true", "y", "x"}
 FALSE_WORDS = {"0", "no", "false", "n", ""}
 

@@ -186,22 +186,10 @@ class Command(BaseCommand):
                         )
                 created = Chunk.objects.bulk_create(chunks, batch_size=1000)
                 ids = [chunk.pk for chunk in created]
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"""
-                        UPDATE knowledge_chunk c SET lexical_length = (
-                               SELECT COALESCE(SUM(COALESCE(array_length(t.positions, 1), 1)), 0)
-                                 FROM {services.LEXICAL_TERMS_SQL.format(text=services.LEXICAL_TEXT_SQL)})
-                          FROM knowledge_document d
-                         WHERE d.id = c.document_id AND c.id = ANY(%s)
-                        """,  # noqa: S608 (literals of knowledge.services)
-                        [ids],
-                    )
-                    services.postings_build("c.id = ANY(%s)", [ids])
-                    services._lexical_statistics_lock()
-                    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS bench_ids (id bigint) ON COMMIT DROP")
-                    cursor.execute("INSERT INTO bench_ids SELECT unnest(%s::bigint[])", [ids])
-                services._statistics_apply("c.id IN (SELECT id FROM bench_ids)", [], 1)
+                services.lexical_lengths_update("c.id = ANY(%s)", [ids])
+                services.postings_build("c.id = ANY(%s)", [ids])
+                services._lexical_statistics_lock()
+                services._statistics_apply("c.id = ANY(%s)", [ids], 1)
             made += len(created)
             bar.update(len(created))
         bar.close()
