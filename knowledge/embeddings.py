@@ -76,6 +76,19 @@ def _quantization_target() -> str:
     return "avx2"
 
 
+def _quantized_file_name() -> str:
+    """The file export_dynamic_quantized_onnx_model() writes for this CPU.
+
+    Its suffix follows the weights' type, which depends on the target: AVX2 quantizes to uint8
+    (model_quint8_avx2.onnx), AVX-512 and ARM to int8 (model_qint8_avx512_vnni.onnx).
+    """
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    target = _quantization_target()
+    config = getattr(AutoQuantizationConfig, target)(is_static=False)
+    return f"model_{config.weights_dtype.name.lower()}_{target}.onnx"
+
+
 def _onnx_cache_dir(source: Path) -> Path:
     base = Path(getattr(settings, "KNOWLEDGE_MODEL_CACHE_DIR", "") or Path(settings.VAR_DIR) / "models")
     return base / f"{source.name if source.name != 'model' else model_name()}-onnx"
@@ -86,7 +99,7 @@ def _onnx_export(source: Path) -> Path:
     from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
 
     target = _onnx_cache_dir(source)
-    quantized = target / "onnx" / f"model_qint8_{_quantization_target()}.onnx"
+    quantized = target / "onnx" / _quantized_file_name()
     if (target / "onnx" / "model.onnx").exists() and quantized.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +136,7 @@ def load_model(backend: str | None = None) -> Any:
     if backend not in BACKENDS:
         raise ValueError(ERROR_UNKNOWN_BACKEND.format(backend=backend))
     exported = _onnx_export(source)
-    file_name = "onnx/model.onnx" if backend == "onnx" else f"onnx/model_qint8_{_quantization_target()}.onnx"
+    file_name = "onnx/model.onnx" if backend == "onnx" else f"onnx/{_quantized_file_name()}"
     model_kwargs: dict[str, Any] = {"file_name": file_name, "provider": "CPUExecutionProvider"}
     if threads:
         import onnxruntime
