@@ -171,6 +171,13 @@ class Chunk(models.Model):
     def __str__(self) -> str:
         return f"{self.document_id}#{self.position}"
 
+    @property
+    def pages_label(self) -> str:
+        """Worded as search results and citations word it ("page 7", "pages 7–8")."""
+        from knowledge.selectors import pages_label
+
+        return pages_label(self.page_number, self.page_end)
+
 
 class Posting(models.Model):
     """Lexical index: one row per (term, active chunk) with the term frequency, for BM25 scoring in SQL.

@@ -123,6 +123,15 @@ def test_pdf_pages_have_anchors_for_citations(kb: KnowledgeBase, sam: Any) -> No
     assert 'id="page-1"' in body and 'id="page-2"' in body
 
 
+def test_document_page_words_chunk_pages_as_search_does(kb: KnowledgeBase, sam: Any) -> None:
+    # Short pages: the chunk runs on over the page break, so it covers pages 1 and 2.
+    pdf = ready_document(kb, "p.pdf", pdf_bytes([["Cargo bicycles are allowed."], ["Lockers are on floor two."]]))
+    chunk = pdf.chunks.get()
+    assert (chunk.page_number, chunk.page_end) == (1, 2)
+    body = client_for(sam).get(reverse("knowledge:document_detail", args=[pdf.pk])).content.decode()
+    assert "· pages 1–2" in body and "· page 1–2" not in body
+
+
 def test_download_returns_the_original_and_is_audited(document: Document, sam: Any, oscar: Any) -> None:
     url = reverse("knowledge:document_download", args=[document.pk])
     response = client_for(sam).get(url)
