@@ -314,6 +314,8 @@ KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200)
 KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 32)
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
 KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 50)
+# Run the vector leg on a second pooled connection while BM25 runs (only with DB_POOL, outside transactions).
+KNOWLEDGE_SEARCH_PARALLEL_LEGS = env_bool("KNOWLEDGE_SEARCH_PARALLEL_LEGS", True)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 
 # --- Governance (egress gate, pseudonymization vault, PII detection)

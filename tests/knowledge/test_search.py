@@ -284,3 +284,57 @@ def test_eval_retrieval_qa_counts_cited_pages_in_the_top_5(tmp_path: Any, settin
     assert figures["diagnostic_cited_or_next_page_in_top5"] == 0.75
     assert figures["cited_file_in_top5"] == 0.75
     assert not KnowledgeBase.objects.filter(name=f"eval: {tmp_path.name}").exists()  # dropped without --keep
+
+
+def _record_vector_threads(monkeypatch: Any) -> list[str]:
+    import threading
+
+    threads: list[str] = []
+    real = search.vector_search
+
+    def recording(*args: Any, **kwargs: Any) -> list[tuple[int, float]]:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "vector_search", recording)
+    return threads
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hybrid_search_runs_the_vector_leg_on_a_second_connection(monkeypatch: Any, settings: Any) -> None:
+    """Outside a transaction, with the connection pool, both legs run at once and rank as they do in turn."""
+    assert "pool" in connection.settings_dict["OPTIONS"]
+    kb = KnowledgeBaseFactory()
+    ready_document(kb, "travel.md", b"# Travel\n\nHotels in London are paid up to 220 EUR per night.")
+    ready_document(kb, "it.md", b"# IT\n\nLaptops are replaced every four years by the service desk.")
+    reader = UserFactory()
+    grant(kb, "view", user=reader)
+    threads = _record_vector_threads(monkeypatch)
+    query = "London hotel price per night"
+    parallel = search.hybrid_search(query, search.acl_for(reader), 5)
+    assert threads and threads[-1].startswith("search-vector-leg")
+    settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS = False
+    sequential = search.hybrid_search(query, search.acl_for(reader), 5)
+    assert threads[-1] == "MainThread"
+    assert parallel == sequential and len(parallel) == 2
+    # the outsider gets nothing on either path
+    settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS = True
+    assert search.hybrid_search(query, search.acl_for(UserFactory()), 5) == []
+
+
+def test_inside_a_transaction_both_legs_use_its_connection(kb_with_two_documents: Any, monkeypatch: Any) -> None:
+    """A second connection would not see what the transaction has not committed (here: the documents)."""
+    kb, reader = kb_with_two_documents
+    threads = _record_vector_threads(monkeypatch)
+    ranked = search.hybrid_search("London hotel price per night", search.acl_for(reader), 5)
+    assert threads == ["MainThread"] and len(ranked) == 2
+
+
+@pytest.fixture
+def kb_with_two_documents() -> tuple[Any, Any]:
+    kb = KnowledgeBaseFactory()
+    ready_document(kb, "travel.md", b"# Travel\n\nHotels in London are paid up to 220 EUR per night.")
+    ready_document(kb, "it.md", b"# IT\n\nLaptops are replaced every four years by the service desk.")
+    reader = UserFactory()
+    grant(kb, "view", user=reader)
+    return kb, reader
