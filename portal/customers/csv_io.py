@@ -1,26 +1,30 @@
-"""CSV import (with a validation report) and export (safe to open in a spreadsheet)."""
+"""CSV import of customers and of their interactions (with a validation report), and the customer export
+(safe to open in a spreadsheet)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from audit.exports import FORMULA_PREFIXES, neutralise_cell
 from audit.models import Outcome
 from audit.services import audit
 from portal.customers.entities import known_entities_invalidate_on_commit
-from portal.customers.models import Customer, Tier
-from portal.customers.selectors import customers_visible_to
-from portal.customers.services import EDITABLE_FIELDS
+from portal.customers.models import Channel, Customer, Interaction, Tier
+from portal.customers.selectors import customers_changeable_by, customers_visible_to
+from portal.customers.services import EDITABLE_FIELDS, ERROR_ADD_INTERACTION
 from portal.customers.validation import clean_account_numbers, clean_emails, clean_phones, split_values
 
 ERROR_IMPORT_PERMISSION = "Your role may not import customers."
@@ -44,6 +48,30 @@ ROW_ERROR_OWNER = "no user named {value!r}"
 ROW_ERROR_DUPLICATE_IN_FILE = "e-mail {value!r} already appears on line {line}"
 ROW_ERROR_DUPLICATE_EXISTING = "e-mail {value!r} already belongs to customer #{customer_id}"
 ROW_ERROR_RESTRICTED = "the restricted column must be yes/no, true/false or 1/0, not {value!r}"
+
+ERROR_INTERACTION_COLUMNS = (
+    "The header has no {missing} column. It needs a customer_id or customer_email column, "
+    "and channel, time and summary columns."
+)
+ROW_ERROR_CUSTOMER_MISSING = "no customer given (fill in the customer id or the customer e-mail)"
+ROW_ERROR_CUSTOMER_ID = "the customer id {value!r} is not a number"
+# The same words for a customer that does not exist and one the importing user may not see or change,
+# so the report does not tell which records exist.
+ROW_ERROR_CUSTOMER_NOT_FOUND = "no customer #{value}"
+ROW_ERROR_CUSTOMER_EMAIL_NOT_FOUND = "no customer with the e-mail {value!r}"
+ROW_ERROR_CUSTOMER_EMAIL_AMBIGUOUS = "the e-mail {value!r} belongs to customers {ids}; give the customer id instead"
+ROW_ERROR_CUSTOMER_EMAIL_MISMATCH = "customer #{customer_id} has no e-mail {value!r}"
+ROW_ERROR_CHANNEL_MISSING = "the channel is empty (use one of: {choices})"
+ROW_ERROR_CHANNEL = "unknown channel {value!r} (use one of: {choices})"
+ROW_ERROR_TIME_MISSING = "the time is empty"
+ROW_ERROR_TIME = (
+    "the time {value!r} is not an ISO 8601 date or date and time (for example 2026-03-02, 2026-03-02 14:30 "
+    "or 2026-03-02T14:30+01:00)"
+)
+ROW_ERROR_STAFF = "no user named {value!r}"
+ROW_ERROR_SUMMARY_MISSING = "the summary is empty"
+ROW_ERROR_INTERACTION_DUPLICATE_IN_FILE = "the same interaction is already on line {line}"
+ROW_ERROR_INTERACTION_EXISTS = "this interaction is already recorded (interaction #{interaction_id})"
 
 UserLike = User | AnonymousUser
 
@@ -74,6 +102,42 @@ COLUMN_ALIASES = {
     "note": "notes",
     "owner": "owner",
     "restricted": "restricted",
+}
+INTERACTION_COLUMN_ALIASES = {
+    "customer_id": "customer_id",
+    "customer id": "customer_id",
+    "customer number": "customer_id",
+    "customer_email": "customer_email",
+    "customer email": "customer_email",
+    "customer e-mail": "customer_email",
+    "email": "customer_email",
+    "e-mail": "customer_email",
+    "channel": "channel",
+    "medium": "channel",
+    "via": "channel",
+    "occurred_at": "occurred_at",
+    "occurred at": "occurred_at",
+    "time": "occurred_at",
+    "date": "occurred_at",
+    "when": "occurred_at",
+    "datetime": "occurred_at",
+    "timestamp": "occurred_at",
+    "staff": "staff",
+    "staff member": "staff",
+    "staff_member": "staff",
+    "user": "staff",
+    "username": "staff",
+    "summary": "summary",
+    "subject": "summary",
+    "full_text": "full_text",
+    "full text": "full_text",
+    "text": "full_text",
+    "body": "full_text",
+    "message": "full_text",
+}
+# channel values and labels, lower-cased ("email", "e-mail", "phone", "phone call", ...)
+CHANNELS = {choice.value: choice.value for choice in Channel} | {
+    choice.label.lower(): choice.value for choice in Channel
 }
 EXPORT_COLUMNS = ["id", *EDITABLE_FIELDS]
 TRUE_WORDS = {"1", "yes", "true", "y", "x"}
@@ -162,6 +226,58 @@ def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]], str]:
     return header, body(), delimiter
 
 
+def _map_columns(header: list[str], aliases: Mapping[str, str], report: ImportReport) -> list[str | None]:
+    """The canonical name of each header column (None for columns the import ignores, which the report lists)."""
+    columns: list[str | None] = []
+    for title in header:
+        canonical = aliases.get(title.strip().lower().lstrip("\ufeff"))
+        columns.append(canonical)
+        if canonical is None and title.strip():
+            report.ignored_columns.append(title.strip())
+    return columns
+
+
+def _records(
+    header: list[str], columns: list[str | None], rows: Iterator[tuple[int, list[str]]], report: ImportReport
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, {column: value}) for each non-blank row; rows with the wrong number of fields go to the report."""
+    for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        report.rows_read += 1
+        if report.rows_read > settings.CUSTOMERS_IMPORT_MAX_ROWS:
+            raise FileProblem(ERROR_TOO_MANY_ROWS.format(limit=settings.CUSTOMERS_IMPORT_MAX_ROWS))
+        if len(row) != len(header):
+            report.problems.append(RowProblem(line, ROW_ERROR_FIELD_COUNT.format(found=len(row), expected=len(header))))
+            continue
+        yield line, {column: _unescape(cell) for column, cell in zip(columns, row, strict=True) if column}
+
+
+def _active_users_by_name() -> dict[str, User]:
+    return {user.username.lower(): user for user in User.objects.filter(is_active=True)}
+
+
+def _import_save(
+    report: ImportReport, *, create: Callable[[], list[int]] | None, audit_import: Callable[[], None]
+) -> None:
+    """Create the good rows and write the audit event in one transaction: all or nothing.
+
+    When the database refuses, nothing is kept and the report says so; an import that created nothing
+    (file problem, only bad rows, database failure) is audited too, as a failure when the file was refused.
+    """
+    if create is not None:
+        try:
+            with transaction.atomic():
+                report.created_ids = create()
+                audit_import()
+            return
+        except DatabaseError as error:
+            report.created_ids = []
+            report.file_error = ERROR_DATABASE.format(problem=type(error).__name__)
+    with transaction.atomic():
+        audit_import()
+
+
 def _bool(value: str) -> bool:
     word = value.strip().lower()
     if word in TRUE_WORDS:
@@ -224,31 +340,14 @@ def customers_import(
     report = ImportReport(filename=filename[:200])
     good: list[tuple[int, Customer]] = []
     try:
-        text = _decode(data)
-        header, rows, delimiter = _rows(text)
-        columns: list[str | None] = []
-        for title in header:
-            canonical = COLUMN_ALIASES.get(title.strip().lower().lstrip("\ufeff"))
-            columns.append(canonical)
-            if canonical is None and title.strip():
-                report.ignored_columns.append(title.strip())
+        header, rows, delimiter = _rows(_decode(data))
+        columns = _map_columns(header, COLUMN_ALIASES, report)
         if "name" not in columns:
             raise FileProblem(ERROR_NO_NAME_COLUMN)
         multi_separator = re.compile(r"[\n|]" if delimiter == ";" else r"[\n;|]")
-        owners = {user.username.lower(): user for user in User.objects.filter(is_active=True)}
+        owners = _active_users_by_name()
         seen_emails: dict[str, int] = {}
-        for line, row in rows:
-            if not any(cell.strip() for cell in row):
-                continue
-            report.rows_read += 1
-            if report.rows_read > settings.CUSTOMERS_IMPORT_MAX_ROWS:
-                raise FileProblem(ERROR_TOO_MANY_ROWS.format(limit=settings.CUSTOMERS_IMPORT_MAX_ROWS))
-            if len(row) != len(header):
-                report.problems.append(
-                    RowProblem(line, ROW_ERROR_FIELD_COUNT.format(found=len(row), expected=len(header)))
-                )
-                continue
-            values = {column: _unescape(cell) for column, cell in zip(columns, row, strict=True) if column}
+        for line, values in _records(header, columns, rows, report):
             try:
                 customer = _parse_row(values, owners=owners, multi_separator=multi_separator)
             except ValidationError as error:
@@ -270,9 +369,9 @@ def customers_import(
         report.problems.clear()
         good.clear()
 
+    still_good: list[Customer] = []
     if good:
         taken = _existing_emails([email for _, customer in good for email in customer.emails])
-        still_good = []
         for line, customer in good:
             clash = next((email for email in customer.emails if email.lower() in taken), None)
             if clash:
@@ -281,19 +380,23 @@ def customers_import(
                 )
             else:
                 still_good.append(customer)
-        report.problems.sort(key=lambda problem: problem.line)
-        try:
-            with transaction.atomic():
-                created = Customer.objects.bulk_create(still_good)
-                report.created_ids = [customer.pk for customer in created]
-                _audit_import(actor=actor, report=report, request=request)
-                known_entities_invalidate_on_commit()
-        except DatabaseError as error:
-            report.created_ids = []
-            report.file_error = ERROR_DATABASE.format(problem=type(error).__name__)
-    if not report.created_ids:
-        with transaction.atomic():
-            _audit_import(actor=actor, report=report, request=request)
+    report.problems.sort(key=lambda problem: problem.line)
+
+    def create() -> list[int]:
+        created = Customer.objects.bulk_create(still_good)
+        known_entities_invalidate_on_commit()
+        return [customer.pk for customer in created]
+
+    def audit_import() -> None:
+        _audit_import(
+            actor=actor,
+            report=report,
+            request=request,
+            action="customers.customers_imported",
+            object_type="customers.customer",
+        )
+
+    _import_save(report, create=create if still_good else None, audit_import=audit_import)
     return report
 
 
@@ -311,11 +414,19 @@ def _existing_emails(emails: list[str]) -> dict[str, int]:
     return taken
 
 
-def _audit_import(*, actor: UserLike, report: ImportReport, request: HttpRequest | None) -> None:
+def _audit_import(
+    *,
+    actor: UserLike,
+    report: ImportReport,
+    request: HttpRequest | None,
+    action: str,
+    object_type: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     audit(
         actor=actor,
-        action="customers.customers_imported",
-        object_type="customers.customer",
+        action=action,
+        object_type=object_type,
         outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
         details={
             "filename": report.filename,
@@ -324,9 +435,226 @@ def _audit_import(*, actor: UserLike, report: ImportReport, request: HttpRequest
             "created_ids": report.created_ids[:5000],
             "rejected_lines": [problem.line for problem in report.problems][:5000],
             "file_error": report.file_error,
+            **(extra or {}),
         },
         request=request,
     )
+
+
+# ---- interactions -------------------------------------------------------------------------------------
+@dataclass
+class _InteractionRow:
+    line: int
+    customer_id: int | None  # from the customer id column; None: look the customer up by e-mail
+    customer_email: str  # as written
+    interaction: Interaction  # everything but the customer, already checked
+
+    @property
+    def duplicate_key(self) -> tuple[int | None, datetime, str, str]:
+        interaction = self.interaction
+        return interaction.customer_id, interaction.occurred_at, interaction.channel, interaction.summary
+
+
+def interactions_import_require_permission(*, actor: UserLike) -> None:
+    """Importing interactions needs what recording one needs, plus the right to change customer records."""
+    customers_changeable_by(user=actor)
+    if not actor.has_perm("customers.add_interaction"):
+        raise PermissionDenied(ERROR_ADD_INTERACTION)
+
+
+def _require_interaction_columns(columns: list[str | None]) -> None:
+    missing = []
+    if "customer_id" not in columns and "customer_email" not in columns:
+        missing.append("customer_id or customer_email")
+    for title, name in (("channel", "channel"), ("time", "occurred_at"), ("summary", "summary")):
+        if name not in columns:
+            missing.append(title)
+    if missing:
+        raise FileProblem(ERROR_INTERACTION_COLUMNS.format(missing=", ".join(missing)))
+
+
+def _occurred_at(value: str) -> datetime:
+    if not value:
+        raise ValidationError(ROW_ERROR_TIME_MISSING)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValidationError(ROW_ERROR_TIME.format(value=value)) from error
+    if timezone.is_naive(moment):
+        # The site's zone, not the importing user's: a file means the same times whoever imports it.
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
+
+
+def _parse_interaction_row(line: int, values: dict[str, str], *, staff_by_name: dict[str, User]) -> _InteractionRow:
+    customer_id: int | None = None
+    id_value = values.get("customer_id", "").removeprefix("#").strip()
+    email = values.get("customer_email", "")
+    if id_value:
+        if not (id_value.isascii() and id_value.isdigit()):
+            raise ValidationError(ROW_ERROR_CUSTOMER_ID.format(value=values["customer_id"]))
+        customer_id = int(id_value)
+    elif not email:
+        raise ValidationError(ROW_ERROR_CUSTOMER_MISSING)
+    channel = values.get("channel", "")
+    if not channel:
+        raise ValidationError(ROW_ERROR_CHANNEL_MISSING.format(choices=", ".join(Channel.values)))
+    if channel.lower() not in CHANNELS:
+        raise ValidationError(ROW_ERROR_CHANNEL.format(value=channel, choices=", ".join(Channel.values)))
+    occurred_at = _occurred_at(values.get("occurred_at", ""))
+    staff = None
+    if values.get("staff"):
+        staff = staff_by_name.get(values["staff"].lower())
+        if staff is None:
+            raise ValidationError(ROW_ERROR_STAFF.format(value=values["staff"]))
+    if not values.get("summary"):
+        raise ValidationError(ROW_ERROR_SUMMARY_MISSING)
+    interaction = Interaction(
+        channel=CHANNELS[channel.lower()],
+        occurred_at=occurred_at,
+        staff=staff,
+        summary=values["summary"],
+        full_text=values.get("full_text", "").replace("\r\n", "\n").strip(),
+    )
+    # The customers are looked up for all rows at once and the staff member is a loaded user: no query per row.
+    interaction.full_clean(exclude=["customer", "staff"])
+    return _InteractionRow(line=line, customer_id=customer_id, customer_email=email, interaction=interaction)
+
+
+def _resolve_customers(
+    rows: list[_InteractionRow], *, customers: QuerySet[Customer], report: ImportReport
+) -> list[_InteractionRow]:
+    """Give each row its customer, looked up only among `customers` (those the importer may see and change).
+
+    A customer outside that set is reported in the same words as one that does not exist.
+    """
+    # An id beyond the database's integer range cannot exist; leaving it out keeps the query valid.
+    ids = {row.customer_id for row in rows if row.customer_id is not None and row.customer_id < 2**63}
+    emails_by_id: dict[int, set[str]] = {}
+    if ids:
+        for pk, customer_emails in customers.filter(pk__in=ids).values_list("pk", "emails"):
+            emails_by_id[pk] = {email.lower() for email in customer_emails}
+    written = {row.customer_email for row in rows if row.customer_id is None}
+    wanted = {email.lower() for email in written}
+    ids_by_email: dict[str, list[int]] = {}
+    if wanted:
+        # Stored e-mails are lower-cased when ASCII and kept as written otherwise: ask for both spellings.
+        matching = customers.filter(emails__overlap=sorted(wanted | written)).order_by("pk")
+        for pk, customer_emails in matching.values_list("pk", "emails"):
+            for email in {email.lower() for email in customer_emails} & wanted:
+                ids_by_email.setdefault(email, []).append(pk)
+    resolved = []
+    for row in rows:
+        problem = ""
+        email = row.customer_email.lower()
+        if row.customer_id is not None:
+            if row.customer_id not in emails_by_id:
+                problem = ROW_ERROR_CUSTOMER_NOT_FOUND.format(value=row.customer_id)
+            elif email and email not in emails_by_id[row.customer_id]:
+                problem = ROW_ERROR_CUSTOMER_EMAIL_MISMATCH.format(
+                    customer_id=row.customer_id, value=row.customer_email
+                )
+            else:
+                row.interaction.customer_id = row.customer_id
+        else:
+            matches = ids_by_email.get(email, [])
+            if not matches:
+                problem = ROW_ERROR_CUSTOMER_EMAIL_NOT_FOUND.format(value=row.customer_email)
+            elif len(matches) > 1:
+                problem = ROW_ERROR_CUSTOMER_EMAIL_AMBIGUOUS.format(
+                    value=row.customer_email, ids=", ".join(f"#{pk}" for pk in matches)
+                )
+            else:
+                row.interaction.customer_id = matches[0]
+        if problem:
+            report.problems.append(RowProblem(row.line, problem))
+        else:
+            resolved.append(row)
+    return resolved
+
+
+def _drop_duplicates(rows: list[_InteractionRow], *, report: ImportReport) -> list[_InteractionRow]:
+    """Leave out rows repeating an earlier row or an interaction already recorded, so a file can be imported
+    again after fixing its rejected rows without doubling the ones that went in."""
+    if not rows:
+        return []
+    times = [row.interaction.occurred_at for row in rows]
+    recorded = Interaction.objects.filter(
+        customer_id__in={row.interaction.customer_id for row in rows}, occurred_at__range=(min(times), max(times))
+    ).values_list("pk", "customer_id", "occurred_at", "channel", "summary")
+    existing: dict[tuple[int | None, datetime, str, str], int] = {}
+    for pk, customer_id, occurred_at, channel, summary in recorded:
+        existing.setdefault((customer_id, occurred_at, channel, summary), pk)
+    first_line: dict[tuple[int | None, datetime, str, str], int] = {}
+    kept = []
+    for row in rows:
+        key = row.duplicate_key
+        if key in first_line:
+            report.problems.append(
+                RowProblem(row.line, ROW_ERROR_INTERACTION_DUPLICATE_IN_FILE.format(line=first_line[key]))
+            )
+        elif key in existing:
+            report.problems.append(
+                RowProblem(row.line, ROW_ERROR_INTERACTION_EXISTS.format(interaction_id=existing[key]))
+            )
+        else:
+            first_line[key] = row.line
+            kept.append(row)
+    return kept
+
+
+def interactions_import(
+    *, actor: UserLike, data: bytes, filename: str, request: HttpRequest | None = None
+) -> ImportReport:
+    """Add interactions to existing customers from a CSV file: every row is checked, then all good rows are
+    created in one transaction (all or nothing) with one audit event, like `customers_import`.
+
+    Rows naming a customer the actor may not see or change are reported as if that customer did not exist.
+    """
+    interactions_import_require_permission(actor=actor)
+    report = ImportReport(filename=filename[:200])
+    parsed: list[_InteractionRow] = []
+    try:
+        header, rows, _ = _rows(_decode(data))
+        columns = _map_columns(header, INTERACTION_COLUMN_ALIASES, report)
+        _require_interaction_columns(columns)
+        staff_by_name = _active_users_by_name()
+        for line, values in _records(header, columns, rows, report):
+            try:
+                parsed.append(_parse_interaction_row(line, values, staff_by_name=staff_by_name))
+            except ValidationError as error:
+                report.problems.append(RowProblem(line, _message(error)))
+    except FileProblem as problem:
+        report.file_error = str(problem)
+        report.problems.clear()
+        parsed.clear()
+
+    good = _resolve_customers(parsed, customers=customers_changeable_by(user=actor), report=report)
+    good = _drop_duplicates(good, report=report)
+    report.problems.sort(key=lambda problem: problem.line)
+    interactions = [row.interaction for row in good]
+
+    def create() -> list[int]:
+        return [interaction.pk for interaction in Interaction.objects.bulk_create(interactions)]
+
+    def audit_import() -> None:
+        imported = interactions if report.created_ids else []
+        _audit_import(
+            actor=actor,
+            report=report,
+            request=request,
+            action="customers.interactions_imported",
+            object_type="customers.interaction",
+            extra={
+                "customer_ids": sorted({interaction.customer_id for interaction in imported})[:5000],
+                "channels": sorted({interaction.channel for interaction in imported}),
+            },
+        )
+
+    # Interactions are not known entities and feed no memory (interaction_create does neither), so unlike
+    # the customer import there is nothing to tell governance after the commit.
+    _import_save(report, create=create if interactions else None, audit_import=audit_import)
+    return report
 
 
 # ---- export -------------------------------------------------------------------------------------------

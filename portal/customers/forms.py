@@ -88,3 +88,10 @@ class InteractionForm(forms.Form):
 
 class CustomerImportForm(forms.Form):
     file = forms.FileField(label="CSV file", help_text="UTF-8, first line is the header; at least a 'name' column.")
+
+
+class InteractionImportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8, first line is the header; a customer_id or customer_email column, channel, time and summary.",
+    )

@@ -51,6 +51,18 @@ def customers_visible_to(*, user: UserLike) -> QuerySet[Customer]:
     return customers.filter(Q(restricted=False) | Q(owner_id=user.pk) | Q(pk__in=granted.values("pk")))
 
 
+def customers_changeable_by(*, user: UserLike) -> QuerySet[Customer]:
+    """The records this user may see and change: the visible ones, when the role may change customers.
+
+    Raises PermissionDenied without the role permissions, like `customer_get_for_change` for one record.
+    """
+    if not user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    if not user.has_perm("customers.change_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_CHANGE)
+    return customers_visible_to(user=user)
+
+
 def customer_list(*, user: UserLike, search: str = "", tier: str = "") -> QuerySet[Customer]:
     if not user.has_perm("customers.view_customer"):
         raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("new/", views.customer_create_view, name="customer_create"),
     path("import/", views.customer_import_view, name="customer_import"),
     path("export.csv", views.customer_export_view, name="customer_export"),
+    path("interactions/import/", views.interaction_import_view, name="interaction_import"),
     path("<int:customer_id>/", views.customer_detail_view, name="customer_detail"),
     path("<int:customer_id>/edit/", views.customer_edit_view, name="customer_edit"),
     path("<int:customer_id>/delete/", views.customer_delete_view, name="customer_delete"),

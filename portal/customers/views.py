@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,8 +13,20 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.core.types import PortalRequest
-from portal.customers.csv_io import customers_export, customers_import
-from portal.customers.forms import CustomerFilterForm, CustomerForm, CustomerImportForm, InteractionForm
+from portal.customers.csv_io import (
+    ImportReport,
+    customers_export,
+    customers_import,
+    interactions_import,
+    interactions_import_require_permission,
+)
+from portal.customers.forms import (
+    CustomerFilterForm,
+    CustomerForm,
+    CustomerImportForm,
+    InteractionForm,
+    InteractionImportForm,
+)
 from portal.customers.selectors import (
     ERROR_NO_CUSTOMER_ACCESS,
     customer_get,
@@ -162,15 +175,36 @@ def customer_import_view(request: PortalRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            upload = form.cleaned_data["file"]
-            from django.conf import settings
-
-            data = upload.read(settings.CUSTOMERS_IMPORT_MAX_BYTES + 1)
-            report = customers_import(actor=request.user, data=data, filename=upload.name or "", request=request)
+            data, filename = _uploaded_csv(form)
+            report = customers_import(actor=request.user, data=data, filename=filename, request=request)
             status = 200 if report.ok else 400
         else:
             status = 400
     return render(request, "customers/customer_import.html", {"form": form, "report": report}, status=status)
+
+
+def _uploaded_csv(form: CustomerImportForm | InteractionImportForm) -> tuple[bytes, str]:
+    upload = form.cleaned_data["file"]
+    # One byte over the limit is enough for the import to refuse the file as too large.
+    return upload.read(settings.CUSTOMERS_IMPORT_MAX_BYTES + 1), upload.name or ""
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def interaction_import_view(request: PortalRequest) -> HttpResponse:
+    interactions_import_require_permission(actor=request.user)
+    form = InteractionImportForm(request.POST or None, request.FILES or None)
+    report: ImportReport | None = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data, filename = _uploaded_csv(form)
+            report = interactions_import(actor=request.user, data=data, filename=filename, request=request)
+            status = 200 if report.ok else 400
+        else:
+            status = 400
+    context = {"form": form, "report": report, "site_time_zone": settings.TIME_ZONE}
+    return render(request, "customers/interaction_import.html", context, status=status)
 
 
 @login_required
