@@ -170,41 +170,43 @@ def customer_import_view(request: PortalRequest) -> HttpResponse:
         raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
     if not request.user.has_perm("customers.import_customer"):
         raise PermissionDenied("Your role may not import customers.")
-    form = CustomerImportForm(request.POST or None, request.FILES or None)
-    report = None
+    return _import_page(request, CustomerImportForm, customers_import, "customers/customer_import.html")
+
+
+def _import_page(
+    request: PortalRequest,
+    form_class: type[CustomerImportForm] | type[InteractionImportForm],
+    run_import: Any,
+    template: str,
+    context: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """An upload form that runs `run_import` on the posted CSV and shows its report (400 when it failed)."""
+    form = form_class(request.POST or None, request.FILES or None)
+    report: ImportReport | None = None
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            data, filename = _uploaded_csv(form)
-            report = customers_import(actor=request.user, data=data, filename=filename, request=request)
+            upload = form.cleaned_data["file"]
+            # One byte over the limit is enough for the import to refuse the file as too large.
+            data = upload.read(settings.CUSTOMERS_IMPORT_MAX_BYTES + 1)
+            report = run_import(actor=request.user, data=data, filename=upload.name or "", request=request)
             status = 200 if report.ok else 400
         else:
             status = 400
-    return render(request, "customers/customer_import.html", {"form": form, "report": report}, status=status)
-
-
-def _uploaded_csv(form: CustomerImportForm | InteractionImportForm) -> tuple[bytes, str]:
-    upload = form.cleaned_data["file"]
-    # One byte over the limit is enough for the import to refuse the file as too large.
-    return upload.read(settings.CUSTOMERS_IMPORT_MAX_BYTES + 1), upload.name or ""
+    return render(request, template, {"form": form, "report": report, **(context or {})}, status=status)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def interaction_import_view(request: PortalRequest) -> HttpResponse:
     interactions_import_require_permission(actor=request.user)
-    form = InteractionImportForm(request.POST or None, request.FILES or None)
-    report: ImportReport | None = None
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data, filename = _uploaded_csv(form)
-            report = interactions_import(actor=request.user, data=data, filename=filename, request=request)
-            status = 200 if report.ok else 400
-        else:
-            status = 400
-    context = {"form": form, "report": report, "site_time_zone": settings.TIME_ZONE}
-    return render(request, "customers/interaction_import.html", context, status=status)
+    return _import_page(
+        request,
+        InteractionImportForm,
+        interactions_import,
+        "customers/interaction_import.html",
+        {"site_time_zone": settings.TIME_ZONE},
+    )
 
 
 @login_required
