@@ -136,7 +136,9 @@ def corpus_load(
 
 def knowledge_base_acl(knowledge_base: KnowledgeBase) -> Acl:
     # every chunk of an evaluation knowledge base is active (one generation, loaded at once)
-    return Acl("c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]], "p.knowledge_base_id = ANY(%s)")
+    return Acl(
+        "c.knowledge_base_id = ANY(%s)", [[knowledge_base.pk]], "p.knowledge_base_id = ANY(%s)", [knowledge_base.pk]
+    )
 
 
 def documents_ranked(chunk_ranking: Iterable[tuple[int, float]], chunk_to_doc: dict[int, str]) -> list[str]:

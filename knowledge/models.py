@@ -215,18 +215,29 @@ class Posting(models.Model):
 
 
 class TermStatistic(models.Model):
-    """Document frequency of a term over the active chunks (kept current when a generation activates)."""
+    """Document frequency of a term over one knowledge base's active chunks (kept current on activation).
 
-    term = models.CharField(max_length=100, primary_key=True)
+    Kept per knowledge base so that a search's BM25 weights come only from the knowledge bases it
+    searches: another base's content neither shifts the ranking nor shows through the scores.
+    """
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    term = models.CharField(max_length=100)
     document_frequency = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["term", "knowledge_base"], name="knowledge_termstatistic_term_base")
+        ]
 
     def __str__(self) -> str:
         return f"{self.term}: {self.document_frequency}"
 
 
 class LexicalStatistics(models.Model):
-    """One row: number of active chunks and their total length, for BM25's N and average length."""
+    """Per knowledge base: number of active chunks and their total length, for BM25's N and average length."""
 
+    knowledge_base = models.OneToOneField(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
     chunk_count = models.BigIntegerField(default=0)
     total_length = models.BigIntegerField(default=0)
 

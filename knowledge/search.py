@@ -45,6 +45,8 @@ class Acl:
     sql: str
     params: list[Any]
     posting_sql: str = "TRUE"
+    # The knowledge bases searched (None: all); BM25's statistics are summed over these only.
+    knowledge_base_ids: list[int] | None = None
 
 
 # A chunk is searchable when it belongs to its document's active generation. Activation only moves the
@@ -66,11 +68,13 @@ def acl_for(
     # Conditions as templates over the row alias {a}; the same list serves chunks and postings.
     conditions: list[str] = []
     params: list[Any] = []
-    if knowledge_base_ids is not None:
+    scope = None if knowledge_base_ids is None else sorted({int(pk) for pk in knowledge_base_ids})
+    if scope is not None:
         conditions.append("{a}.knowledge_base_id = ANY(%s)")
-        params.append(list(knowledge_base_ids))
+        params.append(scope)
     if user is None or not user.is_authenticated:
         conditions.append("FALSE")
+        scope = []
     elif not getattr(user, "is_superuser", False):
         content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
 
@@ -113,6 +117,7 @@ def acl_for(
                 [*view_params, *change_params, user.pk],
             )
             visible_ids, hidden_document_ids = cursor.fetchone()
+        scope = sorted(set(visible_ids) if scope is None else set(visible_ids) & set(scope))
         conditions.append("{a}.knowledge_base_id = ANY(%s)")
         params.append(list(visible_ids))
         if hidden_document_ids:
@@ -122,7 +127,7 @@ def acl_for(
     def render(row_alias: str, extra: list[str]) -> str:
         return " AND ".join([*extra, *(condition.replace("{a}", row_alias) for condition in conditions)]) or "TRUE"
 
-    return Acl(render(alias, []), params, render("p", []))
+    return Acl(render(alias, []), params, render("p", []), scope)
 
 
 # ---- lexical ---------------------------------------------------------------------------------------
@@ -151,16 +156,21 @@ def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
         cursor.execute(
             f"""
             WITH stats AS (
-                SELECT chunk_count::float8 AS n, total_length::float8 / chunk_count AS average_length
-                  FROM knowledge_lexicalstatistics WHERE id = 1 AND chunk_count > 0
+                SELECT SUM(chunk_count)::float8 AS n, SUM(total_length)::float8 / SUM(chunk_count) AS average_length
+                  FROM knowledge_lexicalstatistics
+                 WHERE %s::bigint[] IS NULL OR knowledge_base_id = ANY(%s::bigint[])
+                HAVING SUM(chunk_count) > 0
             ), q AS (
                 SELECT t.lexeme AS term, s.average_length,
                        COALESCE(array_length(t.positions, 1), 1)
-                         * ln(1 + (s.n - ts.document_frequency + 0.5) / (ts.document_frequency + 0.5)) AS weight
+                         * ln(1 + (s.n - f.df + 0.5) / (f.df + 0.5)) AS weight
                   FROM unnest(to_tsvector('english', %s)) t
-                  JOIN knowledge_termstatistic ts ON ts.term = t.lexeme AND ts.document_frequency > 0
                  CROSS JOIN stats s
-                 WHERE length(t.lexeme) <= 100
+                 CROSS JOIN LATERAL (
+                       SELECT SUM(ts.document_frequency)::float8 AS df FROM knowledge_termstatistic ts
+                        WHERE ts.term = t.lexeme AND (%s::bigint[] IS NULL OR ts.knowledge_base_id = ANY(%s::bigint[]))
+                       ) f
+                 WHERE length(t.lexeme) <= 100 AND f.df > 0
             )
             SELECT top.chunk_id, SUM(top.contribution) AS score
               FROM q CROSS JOIN LATERAL (
@@ -176,7 +186,11 @@ def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
              ORDER BY score DESC, top.chunk_id
              LIMIT %s
             """,  # noqa: S608 (acl.posting_sql is built from literals; values are parameters)
-            [query[:10_000], BM25_K1, BM25_K1, BM25_B, BM25_B, *acl.params, POSTINGS_PER_TERM, limit],
+            [
+                *(acl.knowledge_base_ids, acl.knowledge_base_ids, query[:10_000]),
+                *(acl.knowledge_base_ids, acl.knowledge_base_ids),
+                *(BM25_K1, BM25_K1, BM25_B, BM25_B, *acl.params, POSTINGS_PER_TERM, limit),
+            ],
         )
         return [(int(chunk_id), float(score)) for chunk_id, score in cursor.fetchall()]
 

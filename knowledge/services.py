@@ -499,29 +499,30 @@ def postings_build(where_sql: str, params: Sequence[Any]) -> None:
         )
 
 
+LEXICAL_STATISTICS_LOCK = 7_301_001  # advisory lock key: one writer of the BM25 statistics at a time
+
+
 def _lexical_statistics_lock() -> None:
-    """Serialise changes to the corpus statistics (one row, locked for the transaction)."""
+    """Serialise changes to the BM25 statistics (an advisory lock held until the transaction ends)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO knowledge_lexicalstatistics (id, chunk_count, total_length) VALUES (1, 0, 0) "
-            "ON CONFLICT (id) DO NOTHING"
-        )
-        cursor.execute("SELECT 1 FROM knowledge_lexicalstatistics WHERE id = 1 FOR UPDATE")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEXICAL_STATISTICS_LOCK])
 
 
 def _statistics_apply(where_sql: str, params: list[Any], sign: int) -> None:
-    """Add (sign 1) or remove (sign -1) the chunks matching `where_sql` to/from the BM25 statistics."""
+    """Add (sign 1) or remove (sign -1) the chunks matching `where_sql` to/from their knowledge bases'
+    BM25 statistics."""
     frequencies = f"""
-        SELECT p.term, COUNT(*) AS n FROM knowledge_posting p JOIN knowledge_chunk c ON c.id = p.chunk_id
-        WHERE {where_sql} GROUP BY p.term ORDER BY p.term
+        SELECT c.knowledge_base_id, p.term, COUNT(*) AS n
+          FROM knowledge_posting p JOIN knowledge_chunk c ON c.id = p.chunk_id
+         WHERE {where_sql} GROUP BY c.knowledge_base_id, p.term ORDER BY 1, 2
     """  # noqa: S608 (where_sql is a literal of this module; values are parameters)
     with connection.cursor() as cursor:
         if sign > 0:
             cursor.execute(
                 f"""
-                INSERT INTO knowledge_termstatistic (term, document_frequency)
-                SELECT term, n FROM ({frequencies}) f
-                ON CONFLICT (term) DO UPDATE
+                INSERT INTO knowledge_termstatistic (knowledge_base_id, term, document_frequency)
+                SELECT knowledge_base_id, term, n FROM ({frequencies}) f
+                ON CONFLICT (term, knowledge_base_id) DO UPDATE
                   SET document_frequency = knowledge_termstatistic.document_frequency + EXCLUDED.document_frequency
                 """,  # noqa: S608
                 params,
@@ -530,20 +531,34 @@ def _statistics_apply(where_sql: str, params: list[Any], sign: int) -> None:
             cursor.execute(
                 f"""
                 UPDATE knowledge_termstatistic t SET document_frequency = GREATEST(t.document_frequency - f.n, 0)
-                FROM ({frequencies}) f WHERE t.term = f.term
+                FROM ({frequencies}) f WHERE t.term = f.term AND t.knowledge_base_id = f.knowledge_base_id
                 """,  # noqa: S608
                 params,
             )
-        cursor.execute(
-            f"""
-            UPDATE knowledge_lexicalstatistics SET
-              chunk_count = GREATEST(chunk_count + %s * (SELECT COUNT(*) FROM knowledge_chunk c WHERE {where_sql}), 0),
-              total_length = GREATEST(total_length + %s * (
-                  SELECT COALESCE(SUM(c.lexical_length), 0) FROM knowledge_chunk c WHERE {where_sql}), 0)
-            WHERE id = 1
-            """,  # noqa: S608
-            [sign, *params, sign, *params],
-        )
+        sizes = f"""
+            SELECT c.knowledge_base_id, COUNT(*) AS n, COALESCE(SUM(c.lexical_length), 0) AS length
+              FROM knowledge_chunk c WHERE {where_sql} GROUP BY c.knowledge_base_id ORDER BY 1
+        """  # noqa: S608 (as above)
+        if sign > 0:
+            cursor.execute(
+                f"""
+                INSERT INTO knowledge_lexicalstatistics AS s (knowledge_base_id, chunk_count, total_length)
+                SELECT knowledge_base_id, n, length FROM ({sizes}) z
+                ON CONFLICT (knowledge_base_id) DO UPDATE
+                  SET chunk_count = s.chunk_count + EXCLUDED.chunk_count,
+                      total_length = s.total_length + EXCLUDED.total_length
+                """,  # noqa: S608
+                params,
+            )
+        else:
+            cursor.execute(
+                f"""
+                UPDATE knowledge_lexicalstatistics s SET chunk_count = GREATEST(s.chunk_count - z.n, 0),
+                       total_length = GREATEST(s.total_length - z.length, 0)
+                  FROM ({sizes}) z WHERE s.knowledge_base_id = z.knowledge_base_id
+                """,  # noqa: S608
+                params,
+            )
 
 
 def lexical_statistics_rebuild() -> None:
@@ -552,7 +567,7 @@ def lexical_statistics_rebuild() -> None:
         _lexical_statistics_lock()
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM knowledge_termstatistic")
-            cursor.execute("UPDATE knowledge_lexicalstatistics SET chunk_count = 0, total_length = 0 WHERE id = 1")
+            cursor.execute("DELETE FROM knowledge_lexicalstatistics")
         _statistics_apply(ACTIVE_CHUNK_SQL.format(a="c"), [], 1)
 
 
@@ -591,11 +606,16 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
     return DocumentStatus.READY
 
 
-def lexical_statistics() -> tuple[int, float]:
-    row = LexicalStatistics.objects.filter(pk=1).values_list("chunk_count", "total_length").first()
-    if not row or row[0] <= 0:
+def lexical_statistics(knowledge_base_ids: Sequence[int] | None = None) -> tuple[int, float]:
+    """BM25's N and average chunk length over the given knowledge bases (all when None)."""
+    rows = LexicalStatistics.objects.all()
+    if knowledge_base_ids is not None:
+        rows = rows.filter(knowledge_base_id__in=list(knowledge_base_ids))
+    count = sum(row.chunk_count for row in rows)
+    length = sum(row.total_length for row in rows)
+    if count <= 0:
         return 0, 1.0
-    return int(row[0]), max(1.0, row[1] / row[0])
+    return int(count), max(1.0, length / count)
 
 
 def actor_label(actor: AbstractBaseUser | None) -> str:

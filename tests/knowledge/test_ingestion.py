@@ -160,15 +160,23 @@ def test_bad_files_fail_with_a_message_and_leave_the_others_alone(settings: Any)
 
 def test_bm25_statistics_follow_versions_and_deletes() -> None:
     knowledge_base = KnowledgeBaseFactory()
+    other = KnowledgeBaseFactory()
     document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
-    stats = LexicalStatistics.objects.get(pk=1)
+    ready_document(other, "hotels.md", b"# Hotels\n\nHotel rooms are booked by the travel desk.")
+    stats = LexicalStatistics.objects.get(knowledge_base=knowledge_base)
     assert stats.chunk_count == 2
-    assert stats.total_length == sum(Chunk.objects.values_list("lexical_length", flat=True))
-    assert TermStatistic.objects.get(term="hotel").document_frequency == 1
+    assert stats.total_length == sum(
+        Chunk.objects.filter(knowledge_base=knowledge_base).values_list("lexical_length", flat=True)
+    )
+    assert TermStatistic.objects.get(knowledge_base=knowledge_base, term="hotel").document_frequency == 1
+    assert TermStatistic.objects.get(knowledge_base=other, term="hotel").document_frequency == 1
     services.document_delete(actor=None, document=document)
     stats.refresh_from_db()
     assert (stats.chunk_count, stats.total_length) == (0, 0)
-    assert TermStatistic.objects.get(term="hotel").document_frequency == 0
+    assert TermStatistic.objects.get(knowledge_base=knowledge_base, term="hotel").document_frequency == 0
+    # the other knowledge base's statistics are its own
+    assert LexicalStatistics.objects.get(knowledge_base=other).chunk_count == 1
+    assert TermStatistic.objects.get(knowledge_base=other, term="hotel").document_frequency == 1
 
 
 def test_the_task_marks_a_document_failed_after_an_unexpected_error(

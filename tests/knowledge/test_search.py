@@ -138,7 +138,9 @@ def test_bm25_scores_match_the_formula() -> None:
     scores = dict(search.lexical_search("cherry apple", acl, 10))
     rows = {c.pk: c for c in Chunk.objects.filter(knowledge_base=kb)}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT chunk_count, total_length FROM knowledge_lexicalstatistics")
+        cursor.execute(
+            "SELECT chunk_count, total_length FROM knowledge_lexicalstatistics WHERE knowledge_base_id = %s", [kb.pk]
+        )
         total, length = cursor.fetchone()
     average = length / total
 
@@ -338,3 +340,22 @@ def kb_with_two_documents() -> tuple[Any, Any]:
     reader = UserFactory()
     grant(kb, "view", user=reader)
     return kb, reader
+
+
+def test_bm25_weights_come_only_from_the_knowledge_bases_searched() -> None:
+    """Another knowledge base's content changes neither the scores nor, through them, what a user learns."""
+    searched = KnowledgeBaseFactory()
+    for index, text in enumerate(["Hotel rooms in Lisbon.", "Train tickets to Porto.", "Laptop repairs."]):
+        ready_document(searched, f"s{index}.txt", text.encode())
+    reader = UserFactory()
+    grant(searched, "view", user=reader)
+    before = search.lexical_search("hotel rooms", search.acl_for(reader), 10)
+    hidden = KnowledgeBaseFactory()  # the reader has no access to it
+    for index in range(5):
+        ready_document(hidden, f"h{index}.txt", f"Hotel booking number {index} for a hotel room.".encode())
+    after = search.lexical_search("hotel rooms", search.acl_for(reader), 10)
+    assert before and after == before
+    # a search over both (for a reader of both) weighs the term by both
+    grant(hidden, "view", user=reader)
+    both = dict(search.lexical_search("hotel rooms", search.acl_for(reader), 10))
+    assert both[before[0][0]] < before[0][1]  # "hotel" is now common, so it weighs less
