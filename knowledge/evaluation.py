@@ -25,13 +25,8 @@ class CorpusDocument:
 
 
 def knowledge_base_drop(name: str) -> None:
-    """Remove a knowledge base with its chunks, keeping the BM25 statistics right."""
-    old = KnowledgeBase.objects.filter(name=name).first()
-    if old is not None:
-        with transaction.atomic():
-            services._lexical_statistics_lock()
-            services._statistics_apply("c.knowledge_base_id = %s", [old.pk], -1)
-            old.delete()
+    """Remove a knowledge base with its chunks (its BM25 statistics, kept per base, go with it)."""
+    KnowledgeBase.objects.filter(name=name).delete()
 
 
 def knowledge_base_fresh(name: str, description: str = "") -> KnowledgeBase:

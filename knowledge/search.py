@@ -68,13 +68,10 @@ def acl_for(
     # Conditions as templates over the row alias {a}; the same list serves chunks and postings.
     conditions: list[str] = []
     params: list[Any] = []
-    scope = None if knowledge_base_ids is None else sorted({int(pk) for pk in knowledge_base_ids})
-    if scope is not None:
-        conditions.append("{a}.knowledge_base_id = ANY(%s)")
-        params.append(scope)
+    # The knowledge bases searched: those asked for, narrowed to those the user reads (None: all).
+    scope = None if knowledge_base_ids is None else {int(pk) for pk in knowledge_base_ids}
     if user is None or not user.is_authenticated:
-        conditions.append("FALSE")
-        scope = []
+        scope = set()
     elif not getattr(user, "is_superuser", False):
         content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
 
@@ -117,17 +114,19 @@ def acl_for(
                 [*view_params, *change_params, user.pk],
             )
             visible_ids, hidden_document_ids = cursor.fetchone()
-        scope = sorted(set(visible_ids) if scope is None else set(visible_ids) & set(scope))
-        conditions.append("{a}.knowledge_base_id = ANY(%s)")
-        params.append(list(visible_ids))
+        scope = set(visible_ids) if scope is None else set(visible_ids) & scope
         if hidden_document_ids:
             conditions.append("NOT ({a}.document_id = ANY(%s))")
             params.append(list(hidden_document_ids))
 
-    def render(row_alias: str, extra: list[str]) -> str:
-        return " AND ".join([*extra, *(condition.replace("{a}", row_alias) for condition in conditions)]) or "TRUE"
+    if scope is not None:
+        conditions.insert(0, "{a}.knowledge_base_id = ANY(%s)")
+        params.insert(0, sorted(scope))
 
-    return Acl(render(alias, []), params, render("p", []), scope)
+    def render(row_alias: str) -> str:
+        return " AND ".join(condition.replace("{a}", row_alias) for condition in conditions) or "TRUE"
+
+    return Acl(render(alias), params, render("p"), None if scope is None else sorted(scope))
 
 
 # ---- lexical ---------------------------------------------------------------------------------------
@@ -282,6 +281,7 @@ def _query_vector(query: str, query_vector: np.ndarray | None) -> np.ndarray:
     return embed_query(query)
 
 
+LEG_THREADS = 4  # vector legs running at once per process (each holds a pooled connection meanwhile)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -291,8 +291,7 @@ def _leg_executor() -> ThreadPoolExecutor:
     if _executor is None:
         with _executor_lock:
             if _executor is None:
-                workers = int(getattr(settings, "KNOWLEDGE_SEARCH_LEG_THREADS", 4))
-                _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search-vector-leg")
+                _executor = ThreadPoolExecutor(max_workers=LEG_THREADS, thread_name_prefix="search-vector-leg")
     return _executor
 
 

@@ -20,7 +20,7 @@ from audit.services import audit
 from knowledge import embeddings
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_for, extract
-from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase, LexicalStatistics
+from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase
 from knowledge.search import ACTIVE_CHUNK_SQL
 
 logger = logging.getLogger(__name__)
@@ -604,18 +604,6 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
         details={"version": document.version, "chunks": document.chunk_count, "pages": page_count},
     )
     return DocumentStatus.READY
-
-
-def lexical_statistics(knowledge_base_ids: Sequence[int] | None = None) -> tuple[int, float]:
-    """BM25's N and average chunk length over the given knowledge bases (all when None)."""
-    rows = LexicalStatistics.objects.all()
-    if knowledge_base_ids is not None:
-        rows = rows.filter(knowledge_base_id__in=list(knowledge_base_ids))
-    count = sum(row.chunk_count for row in rows)
-    length = sum(row.total_length for row in rows)
-    if count <= 0:
-        return 0, 1.0
-    return int(count), max(1.0, length / count)
 
 
 def actor_label(actor: AbstractBaseUser | None) -> str:

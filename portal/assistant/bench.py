@@ -124,12 +124,10 @@ def corpus_ensure(*, chunks: int, log: Any) -> Any:
 
 def corpus_delete(*, log: Any) -> None:
     from knowledge.models import KnowledgeBase
-    from knowledge.services import _lexical_statistics_lock, _statistics_apply
 
     for knowledge_base in KnowledgeBase.objects.filter(name=BENCH_KB_NAME):
+        # its BM25 statistics are kept per knowledge base and go with it
         with transaction.atomic():
-            _lexical_statistics_lock()
-            _statistics_apply("c.knowledge_base_id = %s", [knowledge_base.pk], -1)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "DELETE FROM knowledge_posting p USING knowledge_chunk c "
