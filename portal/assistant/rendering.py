@@ -27,9 +27,16 @@ _OWN_PAGE = re.compile(r"^(?:/(?![/\\])|#)")
 _CITATION = re.compile(r"\[(\d{1,3})\](?!\()")
 
 
+# Browsers drop tabs and newlines anywhere in a URL and C0 controls or spaces around it before parsing
+# (WHATWG URL standard), so "/\t/evil.example" opens //evil.example: judge the URL the browser will see.
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_TRIMMED = "".join(chr(code) for code in range(0x21))
+
+
 def _keep_own_links(element: str, attribute: str, value: str) -> str | None:
     if element == "a" and attribute == "href":
-        return value if _OWN_PAGE.match(value.strip()) else None
+        seen_by_browser = _URL_IGNORED.sub("", value).strip(_URL_TRIMMED)
+        return seen_by_browser if _OWN_PAGE.match(seen_by_browser) else None
     return value
 
 

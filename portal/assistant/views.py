@@ -18,7 +18,6 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -26,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from portal.assistant import selectors, services
 from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm
 from portal.assistant.models import Conversation, Message
+from portal.assistant.presentation import message_html
 from portal.core.types import PortalRequest
 
 STREAM_CONTENT_TYPE = "application/x-ndjson"
@@ -97,8 +97,9 @@ def conversation_rename_view(request: PortalRequest, conversation_id: int) -> Ht
         context = _chat_context(request, conversation, rename_form=form)
         template = "assistant/chat.html#conversation-head" if request.htmx else "assistant/chat.html"
         return render(request, template, context, status=400)
-    if request.htmx:
-        return render(request, "assistant/chat.html#conversation-head", _chat_context(request, conversation))
+    if request.htmx:  # the new title also replaces the sidebar's link (an out-of-band swap)
+        context = _chat_context(request, conversation, renamed=True)
+        return render(request, "assistant/chat.html#conversation-head", context)
     return redirect("assistant:conversation", conversation_id=conversation.pk)
 
 
@@ -114,7 +115,7 @@ def conversation_delete_view(request: PortalRequest, conversation_id: int) -> Ht
 
 # ---- asking (async) ---------------------------------------------------------------------------------------
 def _message_html(request: HttpRequest, message: Message) -> str:
-    return render_to_string("assistant/_message.html", {"message": message}, request=request)
+    return message_html(request, message)
 
 
 def _question_html_and_title(request: HttpRequest, message: Message) -> tuple[str, str]:
@@ -212,7 +213,7 @@ def cancel_view(request: PortalRequest, conversation_id: int, question_id: int) 
     except ValidationError as error:
         return HttpResponse(str(error.messages[0]), status=400)
     if request.htmx:
-        return render(request, "assistant/_message.html", {"message": question})
+        return HttpResponse(message_html(request, question))
     return redirect("assistant:conversation", conversation_id=conversation.pk)
 
 

@@ -289,21 +289,15 @@ async def model_stream(
     for destination in decision.candidates:
         deployment = OFFLINE_DEPLOYMENT if destination.key == OFFLINE_KEY else context.deployments.get(destination.key)
         if destination.key not in gated.destinations:
-            attempts.append({"model_key": destination.key, "outcome": "skipped", "error": "not cleared by the gate"})
+            attempts.append(_skipped(destination.key, deployment, "not cleared by the gate"))
             continue
         if deployment is None:
-            attempts.append({"model_key": destination.key, "outcome": "skipped", "error": "disabled in the catalog"})
+            attempts.append(_skipped(destination.key, deployment, "disabled in the catalog"))
             continue
         waiting = cooldowns.remaining(destination.key)
         if waiting:
-            attempts.append(
-                {
-                    "model_key": destination.key,
-                    "model": deployment.display_name,
-                    "outcome": "skipped",
-                    "error": f"cooling down after a failure ({waiting:.0f} s left)",
-                }
-            )
+            why = f"cooling down after a failure ({waiting:.0f} s left)"
+            attempts.append(_skipped(destination.key, deployment, why))
             failures.append(f"{deployment.display_name}: cooling down")
             continue
         last = deployment
@@ -414,6 +408,17 @@ def _offline_label(decision: RouteDecision, gated: GatedPrompt) -> str:
     if not any(key in gated.destinations for key in cloud):
         return OFFLINE_LABEL_LOCAL_ONLY
     return OFFLINE_LABEL_FALLBACK
+
+
+def _skipped(key: str, deployment: Deployment | None, why: str) -> dict[str, Any]:
+    """An attempt that never started; same keys as `_attempt_summary` so every attempt renders alike."""
+    return {
+        "model_key": key,
+        "model": deployment.display_name if deployment is not None else "",
+        "provider": deployment.provider if deployment is not None else "",
+        "outcome": "skipped",
+        "error": why,
+    }
 
 
 def _attempt_summary(usage: Usage, description: str) -> dict[str, Any]:

@@ -59,6 +59,18 @@ def test_links_may_only_point_to_the_portal_itself(href: str):
     assert "go" in html
 
 
+@pytest.mark.parametrize(
+    "href",
+    ["/&#9;/evil.example/x", "/&#10;/evil.example/x", "/&#13;\\evil.example", "&#1;//evil.example", " //evil.example"],
+)
+def test_links_the_browser_would_read_as_another_host_are_dropped(href: str):
+    # Browsers remove tabs and newlines inside a URL and control characters around it before parsing.
+    html = render_markdown(f'<a href="{href}">go</a>', {})
+
+    assert "href" not in html and "evil.example" not in html.replace("go", "")
+    assert "go" in html
+
+
 def test_relative_links_to_portal_pages_survive():
     html = render_markdown("[the handbook](/knowledge/documents/1/) and [top](#top)", {})
 

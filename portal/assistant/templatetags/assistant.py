@@ -44,3 +44,23 @@ def findings_summary(value: Any) -> str:
         return ", ".join(f"{name} ×{count}" for name, count in sorted(findings.items()))
     names = [str(item.get("data_class", item)) if isinstance(item, dict) else str(item) for item in findings]
     return ", ".join(sorted(set(names)))
+
+
+@register.filter
+def attempt_label(attempt: Any) -> str:
+    """One model attempt of an answer, in words, whatever shape an older or newer row gives it."""
+    if not isinstance(attempt, dict):
+        return str(attempt)
+    name = str(attempt.get("model") or attempt.get("model_key") or "a model")
+    outcome = str(attempt.get("outcome") or "")
+    error = str(attempt.get("error") or "")
+    label = f"{name} {outcome}".strip()
+    return f"{label}: {error}" if error else label
+
+
+@register.simple_tag(takes_context=True)
+def chat_message(context: template.Context, message: Any) -> str:
+    """One message of a conversation; a message that cannot be rendered never takes the page down with it."""
+    from portal.assistant.presentation import message_html
+
+    return message_html(context.get("request"), message)
