@@ -19,6 +19,7 @@ from audit.checkpoints import Checkpoint, checkpoint_files, load_private_key, lo
 from audit.exports import EXPORT_CHUNK_ROWS, EXPORT_COLUMNS
 from audit.filters import AuditFilter, apply_filter
 from audit.models import AuditEvent, AuditExport
+from portal.core.access import not_visible
 
 VERIFY_CHUNK_SIZE = 20_000
 EVENTS_PER_PAGE = 50
@@ -297,5 +298,5 @@ def audit_export_get(*, user: User, export_id: int) -> AuditExport:
     """Exports are private to whoever asked for them: anyone else gets a 404."""
     export = audit_exports_for_user(user=user).filter(pk=export_id).first()
     if export is None:
-        raise Http404("No such export.")
+        raise not_visible(AuditExport, export_id, "No such export.")
     return export

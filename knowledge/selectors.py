@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import Http404
 from django.urls import reverse
 from guardian.shortcuts import get_objects_for_user
 
 from audit.services import audit
 from knowledge import search
 from knowledge.models import Chunk, Document, KnowledgeBase
+from portal.core.access import not_visible
 
 ERROR_NO_ACCESS = "You do not have this access to the knowledge base."
 MAX_QUERY_LENGTH = 1000
@@ -56,7 +56,7 @@ def knowledge_base_for_user(*, user: User, pk: int, permission: str = "view") ->
     """404 for those who may not see it; PermissionDenied for viewers lacking `permission`."""
     knowledge_base = knowledge_bases_for_user(user=user).filter(pk=pk).first()
     if knowledge_base is None:
-        raise Http404("No such knowledge base.")
+        raise not_visible(KnowledgeBase, pk, "No such knowledge base.")
     if permission != "view" and not user.has_perm(f"knowledge.{permission}_knowledgebase", knowledge_base):
         raise PermissionDenied(ERROR_NO_ACCESS)
     return knowledge_base
@@ -80,7 +80,7 @@ def documents_for_user(*, user: User, knowledge_base: KnowledgeBase | None = Non
 def document_for_user(*, user: User, pk: int, permission: str = "view") -> Document:
     document = documents_for_user(user=user).filter(pk=pk).first()
     if document is None:
-        raise Http404("No such document.")
+        raise not_visible(Document, pk, "No such document.")
     if permission != "view" and not user.has_perm(f"knowledge.{permission}_knowledgebase", document.knowledge_base):
         raise PermissionDenied(ERROR_NO_ACCESS)
     return document

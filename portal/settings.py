@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # outside CSRF and the views, so it sees every refusal (see audit/middleware.py)
+    "audit.middleware.AccessDeniedAuditMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -285,6 +287,10 @@ AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS",
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(AUDIT_DIR / "exports")))
 AUDIT_EXPORT_BACKGROUND_THRESHOLD = env_int("AUDIT_EXPORT_BACKGROUND_THRESHOLD", 100_000)  # rows: offer a job above
 AUDIT_EXPORT_RETENTION_DAYS = env_int("AUDIT_EXPORT_RETENTION_DAYS", 7)
+# Refused requests (audit.access_denied): one event per user, method and path per window, and a budget per
+# user per minute, so a scan cannot flood the chain (audit/middleware.py)
+AUDIT_ACCESS_DENIED_WINDOW_SECONDS = env_int("AUDIT_ACCESS_DENIED_WINDOW_SECONDS", 600)
+AUDIT_ACCESS_DENIED_MAX_PER_MINUTE = env_int("AUDIT_ACCESS_DENIED_MAX_PER_MINUTE", 30)
 # Celery beat (started by `manage.py run` inside the worker, `celery -A portal beat` in production) runs these;
 # other features add their entries to the same dict.
 CELERY_BEAT_SCHEDULE: dict[str, Any] = globals().get("CELERY_BEAT_SCHEDULE", {})

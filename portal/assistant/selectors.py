@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404
 from guardian.shortcuts import get_objects_for_user
 
 from portal.assistant.models import AssistantProfile, Conversation, Message
+from portal.core.access import not_visible
 
 USE_ASSISTANT = "governance.use_assistant"
 USE_PROFILE = "assistant.use_assistantprofile"
@@ -39,7 +39,7 @@ def profile_get_for_use(*, user: Any, profile_id: int) -> AssistantProfile:
     require_assistant_use(user=user)
     profile = profiles_for_user(user=user).filter(pk=profile_id).first()
     if profile is None:
-        raise Http404("No such assistant profile.")
+        raise not_visible(AssistantProfile, profile_id, "No such assistant profile.")
     return profile
 
 
@@ -65,7 +65,7 @@ def conversation_get(*, user: Any, conversation_id: int) -> Conversation:
     require_assistant_use(user=user)
     conversation = conversations_for_user(user=user).filter(pk=conversation_id).first()
     if conversation is None:
-        raise Http404("No such conversation.")
+        raise not_visible(Conversation, conversation_id, "No such conversation.")
     return conversation
 
 
@@ -77,7 +77,7 @@ def message_get(*, user: Any, message_id: int) -> Message:
     require_assistant_use(user=user)
     message = Message.objects.filter(pk=message_id, conversation__owner=user).select_related("conversation").first()
     if message is None:
-        raise Http404("No such message.")
+        raise not_visible(Message, message_id, "No such message.")
     return message
 
 

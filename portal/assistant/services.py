@@ -33,6 +33,7 @@ from governance import gate
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
 from portal.assistant.selectors import ERROR_PROFILE_WITHDRAWN, profile_is_usable, require_assistant_use
+from portal.core.access import ObjectHidden
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -245,7 +246,7 @@ def authorize(*, user: Any, conversation: Conversation) -> Authorization:
     """May this user ask with this conversation's profile, and which of its knowledge bases may they read?"""
     require_assistant_use(user=user)
     if conversation.owner_id != user.pk:
-        raise Http404("No such conversation.")
+        raise ObjectHidden("No such conversation.")
     if not profile_is_usable(user=user, profile_id=conversation.profile_id):
         raise PermissionDenied(ERROR_PROFILE_WITHDRAWN)
     from knowledge.selectors import knowledge_bases_for_user

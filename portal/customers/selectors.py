@@ -10,10 +10,11 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Func, Q, QuerySet, Value
 from django.db.models.fields import TextField
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 from guardian.shortcuts import get_objects_for_user
 
 from audit.services import audit
+from portal.core.access import not_visible
 from portal.customers.models import Customer, Interaction
 
 ERROR_NO_CUSTOMER_ACCESS = "Your role does not include access to customer records."
@@ -89,7 +90,7 @@ def _visible_or_404(*, user: UserLike, customer_id: int) -> Customer:
         raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
     customer = customers_visible_to(user=user).select_related("owner").filter(pk=customer_id).first()
     if customer is None:
-        raise Http404(ERROR_CUSTOMER_NOT_FOUND)
+        raise not_visible(Customer, customer_id, ERROR_CUSTOMER_NOT_FOUND)
     return customer
 
 

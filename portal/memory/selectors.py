@@ -12,11 +12,11 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
-from django.http import Http404
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from audit.services import audit
+from portal.core.access import not_visible
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
 from portal.memory.models import MemoryItem, Scope, Status
@@ -216,7 +216,7 @@ def memory_get(*, user: UserLike, memory_id: int) -> MemoryItem:
         .first()
     )
     if memory is None:
-        raise Http404(ERROR_MEMORY_NOT_FOUND)
+        raise not_visible(MemoryItem, memory_id, ERROR_MEMORY_NOT_FOUND)
     return memory
 
 

@@ -13,11 +13,12 @@ from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from audit.services import audit
+from portal.core.access import not_visible
 from portal.customers.models import Customer
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
@@ -358,7 +359,7 @@ def answer_for_remembering(*, actor: UserLike, message_id: int) -> Any:
         .first()
     )
     if message is None:
-        raise Http404(ERROR_MESSAGE_NOT_FOUND)
+        raise not_visible(Message, message_id, ERROR_MESSAGE_NOT_FOUND)
     return message
 
 

@@ -155,13 +155,10 @@ def memory_remember_view(request: PortalRequest, message_id: int) -> HttpRespons
 @require_POST
 def memory_learn_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
     """Ask for memory proposals from one of your conversations (the task runs in the background)."""
-    from django.http import Http404
-
-    from portal.assistant.selectors import conversations_for_user
+    from portal.assistant.selectors import conversation_get
 
     _require_view(request)
-    if not conversations_for_user(user=request.user).filter(pk=conversation_id).exists():
-        raise Http404("No such conversation.")
+    conversation_get(user=request.user, conversation_id=conversation_id)  # 404 unless it is the user's own
     memory_learning_schedule(conversation_id=conversation_id)
     messages.success(request, "Proposals from this conversation will appear in the memory review queue.")
     return redirect("assistant:conversation", conversation_id)
