@@ -20,6 +20,7 @@ ERROR_NO_TEXT = "No text could be found in the file (a scanned PDF needs OCR fir
 ERROR_TOO_LARGE = "The file is {size} bytes, over the limit of {limit} bytes."
 ERROR_PDF_CORRUPT = "The PDF could not be read; it looks damaged ({detail})."
 ERROR_PDF_ENCRYPTED = "The PDF is encrypted with a password; upload an unprotected copy."
+ERROR_PDF_TOO_MANY_PAGES = "The PDF has {pages} pages, over the limit of {limit}; split it into smaller files."
 ERROR_DOCX_CORRUPT = "The DOCX file could not be read; it looks damaged ({detail})."
 ERROR_BOMB = "The file expands to more than {limit} bytes; refused as a possible decompression bomb."
 ERROR_PDF_BOMB = (
@@ -32,8 +33,29 @@ TEXT_EXTENSIONS = {".txt", ".text", ".md", ".markdown", ".csv", ".html", ".htm"}
 SUPPORTED_EXTENSIONS = {".pdf", ".docx", *TEXT_EXTENSIONS}
 
 
+ERROR_NOT_PDF = "The file is named .pdf but is not a PDF (it does not start with the PDF signature)."
+ERROR_NOT_DOCX = "The file is named .docx but is not a Word document (a .docx is a zip archive)."
+PDF_SIGNATURE_WINDOW = 1024  # readers accept the %PDF- header anywhere in the first kilobyte
+
+
 class ExtractionError(Exception):
     pass
+
+
+def upload_problem(data: bytes, filename: str, *, max_bytes: int) -> str | None:
+    """Why a file is refused at upload, before it becomes a document: cheap checks only, the rest at ingestion."""
+    extension = extension_of(filename)
+    if extension not in SUPPORTED_EXTENSIONS:
+        return ERROR_UNSUPPORTED.format(extension=extension or filename)
+    if not data:
+        return ERROR_EMPTY
+    if len(data) > max_bytes:
+        return ERROR_TOO_LARGE.format(size=len(data), limit=max_bytes)
+    if extension == ".pdf" and b"%PDF-" not in data[:PDF_SIGNATURE_WINDOW]:
+        return ERROR_NOT_PDF
+    if extension == ".docx" and not data.startswith(b"PK\x03\x04"):
+        return ERROR_NOT_DOCX
+    return None
 
 
 @dataclass
@@ -71,7 +93,9 @@ def content_type_for(filename: str) -> str:
     }.get(extension_of(filename), "application/octet-stream")
 
 
-def extract(data: bytes, filename: str, *, max_bytes: int, max_expanded_bytes: int) -> Extracted:
+def extract(
+    data: bytes, filename: str, *, max_bytes: int, max_expanded_bytes: int, max_pdf_pages: int | None = None
+) -> Extracted:
     extension = extension_of(filename)
     if extension not in SUPPORTED_EXTENSIONS:
         raise ExtractionError(ERROR_UNSUPPORTED.format(extension=extension or filename))
@@ -80,7 +104,7 @@ def extract(data: bytes, filename: str, *, max_bytes: int, max_expanded_bytes: i
     if len(data) > max_bytes:
         raise ExtractionError(ERROR_TOO_LARGE.format(size=len(data), limit=max_bytes))
     if extension == ".pdf":
-        result = _extract_pdf(data, max_expanded_bytes=max_expanded_bytes)
+        result = _extract_pdf(data, max_expanded_bytes=max_expanded_bytes, max_pages=max_pdf_pages)
     elif extension == ".docx":
         result = _extract_docx(data, max_expanded_bytes=max_expanded_bytes)
     else:
@@ -129,7 +153,7 @@ def _paragraphs(text: str) -> list[str]:
     return [_clean(part) for part in re.split(r"\n\s*\n", text) if part.strip()]
 
 
-def _extract_pdf(data: bytes, *, max_expanded_bytes: int) -> Extracted:
+def _extract_pdf(data: bytes, *, max_expanded_bytes: int, max_pages: int | None = None) -> Extracted:
     """Text lines of each page with their font style, read by PDFium (pypdfium2).
 
     PDFium is the PDF engine of Chromium: fast (about ten times pypdf on the Contoso PDFs, with the
@@ -147,6 +171,9 @@ def _extract_pdf(data: bytes, *, max_expanded_bytes: int) -> Extracted:
             raise ExtractionError(ERROR_PDF_ENCRYPTED) from error
         raise ExtractionError(ERROR_PDF_CORRUPT.format(detail=_pdfium_reason(error))) from error
     try:
+        if max_pages is not None and len(document) > max_pages:
+            # checked before any page is read: one huge file must not keep a worker busy for minutes
+            raise ExtractionError(ERROR_PDF_TOO_MANY_PAGES.format(pages=len(document), limit=max_pages))
         pages = []
         for index in range(len(document)):
             page = document[index]

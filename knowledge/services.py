@@ -19,7 +19,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from audit.services import audit
 from knowledge import embeddings
 from knowledge.chunking import ChunkDraft, chunk_blocks
-from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_for, extract
+from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_for, extract, upload_problem
 from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase
 from knowledge.search import ACTIVE_CHUNK_SQL
 
@@ -125,8 +125,20 @@ def knowledge_base_grant(
 # ---- uploads --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UploadResult:
-    document: Document
+    """What became of one uploaded file. A rejected file (empty, too large, of the wrong type) does not
+    become a document: `document` is None and `error` says why, naming nothing but the file."""
+
+    document: Document | None
     outcome: str  # "created" | "new_version" | "duplicate" | "rejected"
+    filename: str = ""
+    error: str = ""
+
+    @property
+    def stored(self) -> Document:
+        """The document of an accepted upload (callers that only upload good files)."""
+        if self.document is None:
+            raise ValueError(f"{self.filename}: {self.error}")
+        return self.document
 
 
 def _title_from_filename(filename: str) -> str:
@@ -149,35 +161,29 @@ def document_upload(
 
     The same content again in the same knowledge base is recognised by its SHA-256 and not stored twice;
     a file with the name of an existing document becomes that document's next version. `data=None` with
-    a `size` is an upload refused before reading (over the size limit): it is recorded as failed.
+    a `size` is an upload refused before reading (over the size limit). Refused files (empty, too large,
+    unsupported, not what their extension says) are audited against the knowledge base and stored nowhere.
     """
     if actor is not None:
         _require(actor, "change_knowledgebase", knowledge_base, ERROR_NO_CHANGE_PERMISSION)
     filename = filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "unnamed"
     limit = max_upload_bytes()
     actual_size = len(data) if data is not None else int(size or 0)
-    if data is None or actual_size > limit:
-        document = Document(
-            knowledge_base=knowledge_base,
-            title=(title or _title_from_filename(filename))[:300],
-            original_filename=filename,
-            content_type=content_type_for(filename),
-            size=actual_size,
-            sha256="",
-            status=DocumentStatus.FAILED,
-            error=ERROR_TOO_LARGE.format(size=actual_size, limit=limit),
-            uploaded_by=actor,
-        )
-        document.full_clean()
-        document.save()
+    problem = (
+        ERROR_TOO_LARGE.format(size=actual_size, limit=limit)
+        if data is None or actual_size > limit
+        else upload_problem(data, filename, max_bytes=limit)
+    )
+    if problem is not None:
         audit(
             actor=actor,
-            action="knowledge.document_uploaded",
-            target=document,
+            action="knowledge.document_rejected",
+            target=knowledge_base,
             outcome="failure",
-            details={"filename": filename, "size": actual_size, "error": document.error},
+            details={"filename": filename, "size": actual_size, "error": problem},
         )
-        return UploadResult(document, "rejected")
+        return UploadResult(None, "rejected", filename=filename, error=problem)
+    assert data is not None  # a missing body is refused above
 
     digest = hashlib.sha256(data).hexdigest()
     existing = (
@@ -193,7 +199,7 @@ def document_upload(
             target=existing,
             details={"filename": filename, "sha256": digest},
         )
-        return UploadResult(existing, "duplicate")
+        return UploadResult(existing, "duplicate", filename=filename)
 
     previous = (
         Document.objects.select_for_update()
@@ -249,7 +255,7 @@ def document_upload(
         },
     )
     _queue_processing(document)
-    return UploadResult(document, outcome)
+    return UploadResult(document, outcome, filename=filename)
 
 
 def _queue_processing(document: Document) -> None:
@@ -374,6 +380,7 @@ def document_process(*, document_id: int, generation: int) -> str:
             document.original_filename,
             max_bytes=max_upload_bytes(),
             max_expanded_bytes=int(_setting("KNOWLEDGE_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)),
+            max_pdf_pages=settings.KNOWLEDGE_MAX_PDF_PAGES,
         )
         drafts = chunk_blocks(
             extracted.blocks,

@@ -151,7 +151,10 @@ def document_upload(request: PortalRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "knowledge/upload_result.html", {"results": results})
     for result in results:
-        messages.info(request, f"{result.document.original_filename}: {result.outcome.replace('_', ' ')}")
+        if result.document is None:
+            messages.error(request, f"{result.filename}: not uploaded. {result.error}")
+        else:
+            messages.info(request, f"{result.filename}: {result.outcome.replace('_', ' ')}")
     return redirect("knowledge:knowledge_base_detail", pk=pk)
 
 

@@ -44,9 +44,10 @@ def ready_document(
         title=title,
         restricted_roles=list(Group.objects.filter(name__in=list(roles))),
     )
-    services.document_process(document_id=result.document.pk, generation=result.document.generation)
-    result.document.refresh_from_db()
-    return result.document
+    document = result.stored
+    services.document_process(document_id=document.pk, generation=document.generation)
+    document.refresh_from_db()
+    return document
 
 
 def pdf_bytes(pages: list[list[str]], title: str = "") -> bytes:

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
-from knowledge import embeddings, selectors, services
+from knowledge import embeddings, extraction, selectors, services
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import extract
 from knowledge.models import Chunk, Document, DocumentStatus, LexicalStatistics, Posting, TermStatistic
@@ -149,13 +149,35 @@ def test_bad_files_fail_with_a_message_and_leave_the_others_alone(settings: Any)
     binary = ready_document(knowledge_base, "binary.txt", b"\x00\x01\x02" * 100)
     too_big = services.document_upload(
         actor=None, knowledge_base=knowledge_base, filename="big.txt", data=None, size=20_000
-    ).document
+    )
     assert good.status == DocumentStatus.READY
-    for failed in (broken, binary, too_big):
+    for failed in (broken, binary):
         assert failed.status == DocumentStatus.FAILED and failed.error
         assert not Chunk.objects.filter(document=failed).exists()
-    assert "over the limit" in too_big.error
     assert AuditEvent.objects.filter(action="knowledge.document_failed", object_id=str(broken.pk)).exists()
+    # refused at upload: no document at all, the refusal audited against the knowledge base
+    assert too_big.document is None and too_big.outcome == "rejected" and "over the limit" in too_big.error
+    assert not Document.objects.filter(original_filename="big.txt").exists()
+    rejected = AuditEvent.objects.get(action="knowledge.document_rejected")
+    assert rejected.object_id == str(knowledge_base.pk) and rejected.details["filename"] == "big.txt"
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "error"),
+    [
+        ("empty.md", b"", extraction.ERROR_EMPTY),
+        ("program.pdf", b"MZ\x90\x00 this is a renamed executable", extraction.ERROR_NOT_PDF),
+        ("letter.docx", b"%PDF-1.4 not a zip", extraction.ERROR_NOT_DOCX),
+        ("tool.exe", b"MZ\x90\x00", extraction.ERROR_UNSUPPORTED.format(extension=".exe")),
+    ],
+)
+def test_files_that_cannot_be_documents_are_refused_at_upload_with_a_reason(filename: str, data: bytes, error: str):
+    knowledge_base = KnowledgeBaseFactory()
+
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename=filename, data=data)
+
+    assert (result.document, result.outcome, result.filename, result.error) == (None, "rejected", filename, error)
+    assert not Document.objects.exists()
 
 
 def test_bm25_statistics_follow_versions_and_deletes() -> None:
@@ -240,3 +262,15 @@ def test_postings_exist_only_for_the_active_version_and_carry_what_bm25_filters_
     assert second.isdisjoint(first)
     assert set(Posting.objects.values_list("chunk_id", flat=True)) == second
     assert Posting.objects.filter(term="taxi").exists() and not Posting.objects.filter(term="hotel").exists()
+
+
+def test_a_pdf_over_the_page_limit_fails_before_its_pages_are_read(settings: Any) -> None:
+    settings.KNOWLEDGE_MAX_PDF_PAGES = 3
+    knowledge_base = KnowledgeBaseFactory()
+
+    within = ready_document(knowledge_base, "short.pdf", pdf_bytes([[f"Page {n} text."] for n in range(3)]))
+    over = ready_document(knowledge_base, "long.pdf", pdf_bytes([[f"Page {n} text."] for n in range(4)]))
+
+    assert within.status == DocumentStatus.READY
+    assert over.status == DocumentStatus.FAILED
+    assert over.error == extraction.ERROR_PDF_TOO_MANY_PAGES.format(pages=4, limit=3)

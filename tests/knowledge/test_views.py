@@ -86,6 +86,31 @@ def test_upload_of_several_files_processes_each_on_its_own(
     assert AuditEvent.objects.filter(action="knowledge.document_uploaded").count() == 3
 
 
+@pytest.mark.usefixtures("eager_tasks")
+def test_an_empty_file_in_a_batch_is_refused_by_name_and_the_others_go_in(
+    kb: KnowledgeBase, olivia: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from knowledge.extraction import ERROR_EMPTY
+
+    files = [
+        SimpleUploadedFile("good.md", TEXT),
+        SimpleUploadedFile("blank.md", b""),
+        SimpleUploadedFile("b.md", TEXT + b"more"),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(olivia).post(
+            reverse("knowledge:document_upload", args=[kb.pk]), {"uploads": files}, HTTP_HX_REQUEST="true"
+        )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert sorted(Document.objects.filter(knowledge_base=kb).values_list("original_filename", flat=True)) == [
+        "b.md", "good.md"
+    ]  # fmt: skip
+    refused = html.split('data-outcome="rejected"')[1].split("</li>")[0]
+    assert "blank.md" in refused and ERROR_EMPTY in refused
+
+
 def test_upload_is_403_read_only_and_404_outsider(kb: KnowledgeBase, sam: Any, oscar: Any) -> None:
     url = reverse("knowledge:document_upload", args=[kb.pk])
     assert client_for(sam).post(url, {"uploads": [SimpleUploadedFile("a.md", TEXT)]}).status_code == 403

@@ -82,14 +82,14 @@ class Command(BaseCommand):
     def _ingest(self, knowledge_base: Any, files: list[Path]) -> int:
         chunks = 0
         for path in files:
-            result = services.document_upload(
+            document = services.document_upload(
                 actor=None, knowledge_base=knowledge_base, filename=path.name, data=path.read_bytes()
-            )
-            status = services.document_process(document_id=result.document.pk, generation=result.document.generation)
-            result.document.refresh_from_db()
+            ).stored
+            status = services.document_process(document_id=document.pk, generation=document.generation)
+            document.refresh_from_db()
             if status != DocumentStatus.READY:
-                raise CommandError(f"{path.name}: {result.document.error}")
-            chunks += result.document.chunk_count
+                raise CommandError(f"{path.name}: {document.error}")
+            chunks += document.chunk_count
         return chunks
 
     def _bare(self, model: Any, texts: list[str], batch: int) -> float:

@@ -189,14 +189,14 @@ class Command(BaseCommand):
         started = time.perf_counter()
         chunks = 0
         for path in tqdm(files, desc="ingesting", unit="file", disable=options["json"]):
-            result = services.document_upload(
+            document = services.document_upload(
                 actor=None, knowledge_base=knowledge_base, filename=path.name, data=path.read_bytes()
-            )
-            services.document_process(document_id=result.document.pk, generation=result.document.generation)
-            result.document.refresh_from_db()
-            if result.document.status != DocumentStatus.READY:
-                raise CommandError(f"{path.name}: {result.document.error}")
-            chunks += result.document.chunk_count
+            ).stored
+            services.document_process(document_id=document.pk, generation=document.generation)
+            document.refresh_from_db()
+            if document.status != DocumentStatus.READY:
+                raise CommandError(f"{path.name}: {document.error}")
+            chunks += document.chunk_count
         ingest_seconds = time.perf_counter() - started
         questions = [json.loads(line) for line in truth_path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if options["limit_queries"]:

@@ -46,7 +46,9 @@ class Command(BaseCommand):
                     actor=None, knowledge_base=knowledge_base, filename=path.name, data=data, size=size
                 )
             status = result.outcome
-            if result.outcome in {"created", "new_version"} and not options["queue"]:
+            if result.document is None:
+                tqdm.write(f"{path}: not uploaded: {result.error}")
+            elif result.outcome in {"created", "new_version"} and not options["queue"]:
                 status = services.document_process(
                     document_id=result.document.pk, generation=result.document.generation
                 )
