@@ -8,13 +8,15 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from portal.assistant.models import AssistantProfile, Conversation, Message
+from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
 from portal.core.access import not_visible
 
 USE_ASSISTANT = "governance.use_assistant"
 USE_PROFILE = "assistant.use_assistantprofile"
 ERROR_NO_ASSISTANT = "Your role may not use the assistant."
 ERROR_PROFILE_WITHDRAWN = "You may no longer use the assistant profile of this conversation."
+
+ERROR_NOT_PENDING = "This question is not waiting for confirmation."
 
 
 def may_use_assistant(*, user: Any) -> bool:
@@ -79,6 +81,16 @@ def message_get(*, user: Any, message_id: int) -> Message:
     if message is None:
         raise not_visible(Message, message_id, "No such message.")
     return message
+
+
+def pending_question_get(*, conversation: Conversation, question_id: int) -> Message:
+    """A question of this (already authorized) conversation that waits for the user's confirmation."""
+    question = conversation.messages.filter(
+        pk=question_id, role=MessageRole.USER, status=MessageStatus.AWAITING_CONFIRMATION
+    ).first()
+    if question is None:
+        raise not_visible(Message, question_id, ERROR_NOT_PENDING)
+    return question
 
 
 def profile_grants(*, profile: AssistantProfile) -> dict[str, list[str]]:

@@ -32,7 +32,12 @@ from audit.services import audit, audit_batch
 from governance import gate
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
-from portal.assistant.selectors import ERROR_PROFILE_WITHDRAWN, profile_is_usable, require_assistant_use
+from portal.assistant.selectors import (
+    ERROR_NOT_PENDING,
+    ERROR_PROFILE_WITHDRAWN,
+    profile_is_usable,
+    require_assistant_use,
+)
 from portal.core.access import ObjectHidden
 
 logger = logging.getLogger(__name__)
@@ -49,7 +54,6 @@ SYSTEM_PROMPT = (
     "answer, say so plainly. Answer in the language of the question."
 )
 ERROR_EMPTY_QUESTION = "Type a question first."
-ERROR_NOT_PENDING = "This question is not waiting for confirmation."
 ERROR_PREPARE_FAILED = (
     "The assistant could not prepare this question (nothing was sent). Please try again; if it keeps "
     "failing, tell an administrator."

@@ -158,14 +158,20 @@ async def _respond(
 
 
 def _load_for_asking(
-    *, request: PortalRequest, conversation_id: int
+    *, request: PortalRequest, conversation_id: int, question_id: int | None = None
 ) -> tuple[Any, Conversation, services.Authorization] | None:
-    """Signed-in user and their conversation, if they may ask in it (404 / 403 otherwise); None: sign in."""
+    """Signed-in user and their conversation, if they may ask in it (404 / 403 otherwise); None: sign in.
+
+    With `question_id` (a confirmation), that question must be waiting in this conversation: every refusal
+    is a 404 or 403 before the first byte of a stream, never an exception halfway through one.
+    """
     user = request.user
     if not user.is_authenticated:
         return None
     conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
     authorization = services.authorize(user=user, conversation=conversation)  # 403 before any byte of a stream
+    if question_id is not None:
+        selectors.pending_question_get(conversation=conversation, question_id=question_id)
     return user, conversation, authorization
 
 
@@ -191,7 +197,9 @@ async def confirm_view(
     request: PortalRequest, conversation_id: int, question_id: int
 ) -> HttpResponse | StreamingHttpResponse:
     """The user saw exactly what would leave and confirms it: now it is sent (if it is still the same)."""
-    loaded = await services.db_phase(_load_for_asking, request=request, conversation_id=conversation_id)
+    loaded = await services.db_phase(
+        _load_for_asking, request=request, conversation_id=conversation_id, question_id=question_id
+    )
     if loaded is None:
         return redirect_to_login(request.get_full_path())
     user, conversation, authorization = loaded

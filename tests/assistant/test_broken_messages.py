@@ -147,3 +147,24 @@ def test_a_cut_stream_keeps_its_partial_text_marked_as_an_error_without_remember
     # only the complete answer offers "Remember this"
     assert html.count("Remember this") == 1
     assert reverse("memory:remember", kwargs={"message_id": complete.pk}) in html
+
+
+@pytest.mark.parametrize("which", ["unknown", "another conversation's", "already answered"])
+def test_a_streamed_confirm_of_a_question_that_is_not_waiting_is_a_404_before_any_stream(
+    sam: Any, conversation: Any, profile: Any, which: str
+):
+    from tests.assistant.test_streaming import STREAM
+
+    other = ConversationFactory(owner=sam, profile=profile)
+    question_id = {
+        "unknown": 987654,
+        "another conversation's": MessageFactory(conversation=other, status=MessageStatus.AWAITING_CONFIRMATION).pk,
+        "already answered": MessageFactory(conversation=conversation, status=MessageStatus.COMPLETE).pk,
+    }[which]
+    url = reverse("assistant:confirm", kwargs={"conversation_id": conversation.pk, "question_id": question_id})
+
+    response, timed = post_streaming(sam, url, {})
+
+    assert response.status_code == 404 and not response.streaming and timed == []
+    assert response["Content-Type"] != STREAM
+    assert not conversation.messages.filter(role=MessageRole.ASSISTANT).exists()
