@@ -64,8 +64,10 @@ class Conversation(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     profile = models.ForeignKey(AssistantProfile, on_delete=models.PROTECT, related_name="conversations")
     title = models.CharField(max_length=200)
-    # A customer record the conversation is about (portal.customers), when that app is installed.
-    customer_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The customer record the conversation is about; deleting the record keeps the conversation.
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

@@ -187,6 +187,10 @@ def conversation_create(*, actor: Any, profile: AssistantProfile, customer_id: i
     require_assistant_use(user=actor)
     if not profile_is_usable(user=actor, profile_id=profile.pk):
         raise Http404("No such assistant profile.")
+    if customer_id is not None:
+        from portal.customers.selectors import customer_require_visible
+
+        customer_require_visible(user=actor, customer_id=customer_id)  # 404 for a record they may not see
     conversation = Conversation(owner=actor, profile=profile, title=DEFAULT_TITLE, customer_id=customer_id)
     conversation.full_clean()
     conversation.save()
@@ -321,7 +325,12 @@ def retrieve(
     customer = None
     customer_context = _optional("portal.customers.selectors", "customer_context")
     if customer_context is not None and customer_id is not None:
-        customer = customer_context(user=user, customer_id=customer_id)
+        try:
+            customer = customer_context(user=user, customer_id=customer_id)
+        except (Http404, PermissionDenied):
+            # The record was restricted, or the user's role changed, since the conversation began: answer
+            # without it (the retrieval details say so) rather than fail every later question.
+            customer = None
     return RetrievedContext(chunks=chunks, memories=memories, customer=customer)
 
 
@@ -704,6 +713,7 @@ def prepare(
                 "withheld_knowledge_bases": authorization.withheld_knowledge_bases,
                 "memory_ids": [memory.memory_id for memory in context.memories],
                 "customer_id": context.customer.customer_id if context.customer is not None else None,
+                "customer_withheld": conversation.customer_id is not None and context.customer is None,
             }
             parts = build(
                 profile=profile,

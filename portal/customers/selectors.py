@@ -52,6 +52,12 @@ def customers_visible_to(*, user: UserLike) -> QuerySet[Customer]:
     return customers.filter(Q(restricted=False) | Q(owner_id=user.pk) | Q(pk__in=granted.values("pk")))
 
 
+def customer_require_visible(*, user: UserLike, customer_id: int) -> None:
+    """Http404 (ObjectHidden when the record exists) unless the user may see this customer; not a read."""
+    if not customers_visible_to(user=user).filter(pk=customer_id).exists():
+        raise not_visible(Customer, customer_id, ERROR_CUSTOMER_NOT_FOUND)
+
+
 def customers_changeable_by(*, user: UserLike) -> QuerySet[Customer]:
     """The records this user may see and change: the visible ones, when the role may change customers.
 
