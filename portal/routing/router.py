@@ -26,6 +26,7 @@ from portal import offline as _privacy  # noqa: F401  (LITELLM_LOCAL_MODEL_COST_
 
 import litellm  # noqa: E402  isort: skip
 from litellm import CustomLLM, Router  # noqa: E402  isort: skip
+from litellm.types.router import RetryPolicy  # noqa: E402  isort: skip
 from litellm.utils import custom_llm_setup  # noqa: E402  isort: skip
 
 from portal.routing.offline import OFFLINE_LABEL, extractive_answer  # noqa: E402
@@ -189,6 +190,11 @@ class _RouterCache:
                         for deployment in everything
                     ],
                     num_retries=num_retries,
+                    # A timeout already cost the model's whole time budget: retrying it doubles the wait
+                    # before the fallback answers. Bad requests and bad keys fail the same way every time.
+                    retry_policy=RetryPolicy(
+                        TimeoutErrorRetries=0, BadRequestErrorRetries=0, AuthenticationErrorRetries=0
+                    ),
                     retry_after=retry_min_seconds,
                     disable_cooldowns=True,  # see the module docstring: Cooldowns below
                     set_verbose=False,

@@ -93,6 +93,24 @@ def test_each_fault_of_the_primary_falls_back_to_the_second_model(
     assert [event.outcome for event in events] == ["error", "success"]
 
 
+def test_a_hung_model_is_not_retried_before_the_fallback_answers(
+    sam: Any, fake_model: Any, second_model: Any, fake_provider: Any, settings: Any
+):
+    settings.ROUTING_NUM_RETRIES = 1  # retries stay on for other faults
+    fake_model.timeout_seconds = 0.5
+    fake_model.save()
+    fake_provider.state.slow_seconds = 2.0
+    fake_provider.script("slow")  # a retry of the primary would get a normal answer
+    destinations = [fake_model.destination(), second_model.destination()]
+
+    _, outcome = run_stream(user=sam, gated=gate(sam, destinations), decision=decision_for(destinations))
+
+    assert outcome.outcome == "success" and outcome.model_key == second_model.key
+    # a retry of the primary would have been answered (the script had one slow reply): it was never made
+    assert len(fake_provider.requests) == 2  # the primary once, then the fallback
+    assert [attempt["error_class"] for attempt in outcome.attempts] == ["Timeout", ""]
+
+
 def test_a_cut_stream_is_a_failure_and_the_shown_text_is_reset(
     sam: Any, fake_model: Any, second_model: Any, fake_provider: Any, settings: Any
 ):
