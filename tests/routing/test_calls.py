@@ -240,6 +240,8 @@ def test_only_destinations_cleared_by_the_gate_are_tried(
     assert outcome.model_key == second_model.key
     assert outcome.attempts[0] == {
         "model_key": fake_model.key,
+        "model": "Fake primary",
+        "provider": "openai-compatible",
         "outcome": "skipped",
         "error": "not cleared by the gate",
     }
