@@ -373,15 +373,19 @@ def egress_gate(
     roles: Sequence[str] | None = None,
     policy_document: dict[str, Any] | None = None,
     persist_vault: bool = True,
+    subject: tuple[str, str | int] | None = None,
 ) -> GatedPrompt:
     """Classify, apply the policy, pseudonymize, seal. Raises EgressBlocked when nothing may be sent.
 
-    `roles`, `policy_document` and `persist_vault=False` are for the simulator: the same code, another
-    role or a draft policy, and a throwaway vault.
+    The gate audits its own decision (`governance.egress_decided`, or `governance.egress_blocked`) for every
+    caller; `subject` is the (object type, id) the event is about, e.g. the assistant's question, by
+    default the conversation key. `roles`, `policy_document` and `persist_vault=False` are for the
+    simulator: the same code, another role or a draft policy, and a throwaway vault, and no event.
     """
     for part in parts:
         if part.kind not in PART_KINDS:
             raise EgressBlocked(ERROR_UNKNOWN_PART)
+    about = subject or ("conversation", conversation_key[:100])
     try:
         messages, manifest, cleared, entries = _apply_policy(
             user=user,
@@ -393,11 +397,11 @@ def egress_gate(
             persist_vault=persist_vault,
         )
     except EgressBlocked as blocked:
-        _audit_blocked(user=user, conversation_key=conversation_key, reason=str(blocked), simulated=not persist_vault)
+        _audit_blocked(user=user, subject=about, reason=str(blocked), simulated=not persist_vault)
         raise
     except Exception as error:  # anything unforeseen: fail closed, without the details (they may hold values)
         logger.error("egress gate failed (%s)", type(error).__name__)
-        _audit_blocked(user=user, conversation_key=conversation_key, reason="internal error", simulated=False)
+        _audit_blocked(user=user, subject=about, reason="internal error", simulated=False)
         raise EgressBlocked(ERROR_DETECTION_FAILED) from None
     gated = GatedPrompt(
         messages=tuple(messages),
@@ -407,10 +411,36 @@ def egress_gate(
         conversation_key=conversation_key,
     )
     object.__setattr__(gated, "_vault_entries", entries)
+    if persist_vault:
+        _audit_decided(user=user, subject=about, gated=gated)
     return gated
 
 
-def _audit_blocked(*, user: Any, conversation_key: str, reason: str, simulated: bool) -> None:
+def _audit_decided(*, user: Any, subject: tuple[str, str | int], gated: GatedPrompt) -> None:
+    """What was sent, withheld or pseudonymized, under which policy version: only hashes and counts (the
+    manifest itself, kept by the caller, holds no raw values either)."""
+    from audit.services import audit
+
+    decisions: dict[str, int] = {}
+    for part in gated.manifest.get("parts", []):
+        decision = str(part.get("decision", ""))
+        decisions[decision] = decisions.get(decision, 0) + 1
+    audit(
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        action="governance.egress_decided",
+        object_type=subject[0],
+        object_id=subject[1],
+        details={
+            "policy_version": gated.manifest.get("policy_version"),
+            "prompt_sha256": gated.prompt_sha256,
+            "manifest_sha256": gated.manifest_sha256,
+            "destinations": list(gated.destinations),
+            "parts_by_decision": decisions,
+        },
+    )
+
+
+def _audit_blocked(*, user: Any, subject: tuple[str, str | int], reason: str, simulated: bool) -> None:
     if simulated:
         return
     from audit.models import Outcome
@@ -421,8 +451,8 @@ def _audit_blocked(*, user: Any, conversation_key: str, reason: str, simulated: 
             audit(
                 actor=user if getattr(user, "is_authenticated", False) else None,
                 action="governance.egress_blocked",
-                object_type="conversation",
-                object_id=conversation_key[:100],
+                object_type=subject[0],
+                object_id=subject[1],
                 outcome=Outcome.DENIED,
                 details={"reason": reason},
             )

@@ -438,38 +438,22 @@ def build(
 
 
 # ---- stage 5: egress -------------------------------------------------------------------------------------
-def egress(*, user: Any, conversation: Conversation, decision: Any, parts: Sequence[PromptPart]) -> GatedPrompt:
-    """The governance gate decides what of the prompt may leave, and to which of the candidates."""
+def egress(
+    *, user: Any, conversation: Conversation, question: Message, decision: Any, parts: Sequence[PromptPart]
+) -> GatedPrompt:
+    """The governance gate decides what of the prompt may leave, and to which of the candidates; it audits
+    its decision itself, about this question."""
     destinations: Sequence[Destination] = decision.candidates
     gated = gate.egress_gate(
-        user=user, conversation_key=f"assistant-conversation-{conversation.pk}", destinations=destinations, parts=parts
+        user=user,
+        conversation_key=f"assistant-conversation-{conversation.pk}",
+        destinations=destinations,
+        parts=parts,
+        subject=("assistant.message", question.pk),
     )
     if not gated.destinations:
         raise EgressBlocked(ERROR_NO_DESTINATION)
     return gated
-
-
-def egress_audit(*, actor: Any, question: Message, gated: GatedPrompt) -> None:
-    """The policy decision on this prompt: what was sent, withheld or pseudonymized, under which version.
-
-    Only hashes and counts: the manifest itself (stored with the answer) never holds raw values either.
-    """
-    decisions: dict[str, int] = {}
-    for part in gated.manifest.get("parts", []):
-        decision = str(part.get("decision", ""))
-        decisions[decision] = decisions.get(decision, 0) + 1
-    audit(
-        actor=actor,
-        action="governance.egress_decided",
-        target=question,
-        details={
-            "policy_version": gated.manifest.get("policy_version"),
-            "prompt_sha256": gated.prompt_sha256,
-            "manifest_sha256": gated.manifest_sha256,
-            "destinations": list(gated.destinations),
-            "parts_by_decision": decisions,
-        },
-    )
 
 
 def preview_required(*, user: Any, gated: GatedPrompt | None = None) -> bool:
@@ -722,8 +706,9 @@ def prepare(
                 question=text,
             )
             clock.lap("build")
-            gated = egress(user=user, conversation=conversation, decision=decision, parts=parts)
-            egress_audit(actor=user, question=question_message, gated=gated)
+            gated = egress(
+                user=user, conversation=conversation, question=question_message, decision=decision, parts=parts
+            )
             clock.lap("egress")
         clock.lap("audit")
         retrieval["stages_ms"] = clock.laps

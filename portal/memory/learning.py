@@ -125,6 +125,7 @@ def memory_learn_from_conversation(*, conversation_id: int) -> LearningResult:
             conversation_key=f"memory-learning-{conversation_id}",
             destinations=decision.candidates,
             parts=parts,
+            subject=("assistant.conversation", conversation_id),
         )
     except (BudgetExceeded, PermissionError) as error:
         logger.info("memory learning for conversation %s not sent: %s", conversation_id, error)

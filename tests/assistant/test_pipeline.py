@@ -181,11 +181,18 @@ def test_a_local_only_memory_is_labelled_so_the_gate_keeps_it_on_the_server(sam:
 # ---- egress
 def test_egress_passes_the_candidates_to_the_gate_and_returns_the_sealed_prompt(sam: Any, conversation: Any):
     parts = [PromptPart(kind="question", text="Hi")]
-    gated = services.egress(user=sam, conversation=conversation, decision=decision(OFFLINE_DESTINATION), parts=parts)
+    question = services.question_store(actor=sam, conversation=conversation, text="Hi")
+    gated = services.egress(
+        user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION), parts=parts
+    )
 
     assert gated.destinations == ("offline",)
     gate.verify_sealed(gated, "offline")
     assert [part["kind"] for part in gated.manifest["parts"]] == ["question"]
+    # the gate audits its own decision, about the question
+    event = AuditEvent.objects.get(action="governance.egress_decided")
+    assert (event.object_type, event.object_id) == ("assistant.message", str(question.pk))
+    assert event.details["prompt_sha256"] == gated.prompt_sha256
 
 
 def test_egress_refuses_when_no_destination_is_cleared(sam: Any, conversation: Any, monkeypatch: pytest.MonkeyPatch):
@@ -196,8 +203,9 @@ def test_egress_refuses_when_no_destination_is_cleared(sam: Any, conversation: A
         return gate.GatedPrompt(gated.messages, gated.manifest, (), gated.seal)
 
     monkeypatch.setattr(gate, "egress_gate", clear_nothing)
+    question = services.question_store(actor=sam, conversation=conversation, text="Hi")
     with pytest.raises(services.EgressBlocked, match="nothing was sent"):
-        services.egress(user=sam, conversation=conversation, decision=decision(OFFLINE_DESTINATION),
+        services.egress(user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION),
                         parts=[PromptPart(kind="question", text="Hi")])  # fmt: skip
 
 

@@ -85,6 +85,10 @@ def test_the_model_proposes_memories_through_the_gate_and_they_wait_for_review(
     assert fallback.scope == "user" and fallback.kind == "fact"
     event = AuditEvent.objects.filter(action="memory.memory_proposed").latest("seq")
     assert event.actor_username == "system:memory-learning"
+    # the gate audited what it let leave, about this conversation, as it does for the assistant
+    decided = AuditEvent.objects.get(action="governance.egress_decided")
+    assert (decided.object_type, decided.object_id) == ("assistant.conversation", str(conversation.pk))
+    assert decided.actor_id == sam.pk and fake_model.key in decided.details["destinations"]
     # idempotent: the same conversation state is not learned from twice
     again = memory_learn_from_conversation(conversation_id=conversation.pk)
     assert again.proposed_ids == () and again.skipped == "already learned from"
