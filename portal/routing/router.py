@@ -10,6 +10,7 @@ group that has a single deployment, and every catalog model is its own group.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -45,6 +46,7 @@ litellm.set_verbose = False
 # the portal logs each failure itself (model key and error class only) and keeps the rest in usage rows.
 for _logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
     logging.getLogger(_logger_name).setLevel(logging.CRITICAL)
+logger = logging.getLogger(__name__)
 
 OFFLINE_PROVIDER_NAME = "portal-offline"
 OFFLINE_LABEL_KEY = "portal_offline_label"  # request metadata: why the offline model is answering
@@ -226,6 +228,33 @@ def _discard_callbacks_of(router: Router) -> None:
 
 
 router_cache = _RouterCache()
+
+
+async def release_loop_clients() -> int:
+    """Close the HTTP clients litellm cached for the running event loop, and forget them.
+
+    litellm keeps one client per provider and event loop (the loop's id is part of the cache key) and never
+    closes one it evicts. A long-lived loop (the web server's) keeps reusing its clients; a loop made for one
+    synchronous call (a Celery task) must release them when it ends, or every call leaves an aiohttp session
+    behind, logged as "Unclosed client session" once 200 of them push each other out of the cache.
+    """
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    entries = getattr(cache, "cache_dict", None)
+    if cache is None or not isinstance(entries, dict):
+        return 0
+    suffix = f"-{id(asyncio.get_running_loop())}"
+    mine = [key for key in list(entries) if isinstance(key, str) and key.endswith(suffix)]
+    for key in mine:
+        client = entries.get(key)
+        cache.delete_cache(key)
+        close = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if close is None or not asyncio.iscoroutinefunction(close):
+            continue
+        try:
+            await close()
+        except Exception:  # noqa: BLE001 - a client that fails to close must not fail the call it served
+            logger.debug("routing: closing a cached HTTP client failed", exc_info=True)
+    return len(mine)
 
 
 class Cooldowns:

@@ -41,6 +41,7 @@ from portal.routing.router import (
     attempt_cost,
     cooldowns,
     describe_error,
+    release_loop_clients,
     router_cache,
     stream_attempt,
 )
@@ -452,20 +453,23 @@ def model_complete(
     async def collect() -> tuple[str, CallOutcome]:
         pieces: list[str] = []
         outcome: CallOutcome | None = None
-        async for item in model_stream(
-            user=user,
-            gated=gated,
-            decision=decision,
-            assistant_profile_id=assistant_profile_id,
-            temperature=temperature,
-            max_tokens=max_tokens,
-        ):
-            if isinstance(item, CallOutcome):
-                outcome = item
-            elif item.reset:
-                pieces.clear()
-            else:
-                pieces.append(item.text)
+        try:
+            async for item in model_stream(
+                user=user,
+                gated=gated,
+                decision=decision,
+                assistant_profile_id=assistant_profile_id,
+                temperature=temperature,
+                max_tokens=max_tokens,
+            ):
+                if isinstance(item, CallOutcome):
+                    outcome = item
+                elif item.reset:
+                    pieces.clear()
+                else:
+                    pieces.append(item.text)
+        finally:
+            await release_loop_clients()  # this loop ends with the call (async_to_sync)
         assert outcome is not None  # model_stream always ends with one
         return "".join(pieces), outcome
 
