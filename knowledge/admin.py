@@ -53,7 +53,8 @@ class KnowledgeBaseAdmin(AuditedGuardedModelAdmin):
 class DocumentAdmin(AuditedModelAdmin):
     audit_deletions_in_service = True  # document_delete writes "knowledge.document_deleted"
     list_display = ["title", "knowledge_base", "status", "version", "chunk_count", "updated_at"]
-    list_filter = ["status", "knowledge_base"]
+    # only the bases of the documents listed: a plain filter would name every base, also unreadable ones
+    list_filter = ["status", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["title", "original_filename", "sha256"]
     fields = DOCUMENT_FIELDS
     # Only the roles a document is restricted to may change here (the search reads them at query time).

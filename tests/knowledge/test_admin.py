@@ -164,3 +164,4 @@ def test_an_administrator_does_not_see_documents_of_bases_they_may_not_change(al
     ready_document(managed, "leave.md", b"Annual leave.")
     listing = _client_for(alice).get(reverse("admin:knowledge_document_changelist")).content.decode()
     assert "leave" in listing and "merger" not in listing
+    assert "Hidden" not in listing  # not even in the knowledge base filter
