@@ -28,6 +28,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.http import HttpRequest, HttpResponse
 from guardian.admin import GuardedModelAdmin
@@ -272,11 +273,14 @@ class AuditedGuardedModelAdmin(AuditedModelAdmin, GuardedModelAdmin):  # type: i
         grantee_id: Any,
         view: Callable[[HttpRequest, Any, Any], HttpResponse],
     ) -> HttpResponse:
-        if request.method != "POST" or grantee is None or not str(object_pk).isdigit():
+        if request.method != "POST" or grantee is None:
             return view(request, object_pk, grantee_id)
         with transaction.atomic(using=router.db_for_write(self.model)):
             # the object as the screen itself finds it: only those this user may manage here
-            obj = self.get_queryset(request).filter(pk=object_pk).first()
+            try:
+                obj = self.get_queryset(request).filter(pk=object_pk).first()
+            except (ValueError, ValidationError):  # not a primary key at all: the screen answers 404
+                obj = None
             if obj is None:
                 return view(request, object_pk, grantee_id)
             perms_of = get_group_perms if isinstance(grantee, Group) else get_user_perms
