@@ -21,7 +21,10 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
     STAFF: "Uses the assistant and the knowledge bases they have been given access to.",
 }
 
-# app_label.codename for each role. Later features add their permissions here.
+# app_label.codename for each role. Later features add their permissions here. The Administrator's
+# model permissions are also what it may do in the site admin (it has `is_staff` while it has the role);
+# governance screens (term lists, policy drafts, the simulator) need governance.manage_policies, which
+# only the Governance officer has.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     ADMINISTRATOR: {
         "auth.view_user",
@@ -37,8 +40,15 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "assistant.add_assistantprofile",
         "assistant.change_assistantprofile",
         "assistant.delete_assistantprofile",
-        # knowledge bases: creating one (access to each is a per-base guardian permission)
+        # knowledge bases: creating one (access to each is a per-base guardian permission). The view and
+        # change permissions open the site admin's screens, which show a non-superuser only the bases
+        # they manage (and those bases' documents): who may read a base, its label, document restrictions.
         "knowledge.add_knowledgebase",
+        "knowledge.view_knowledgebase",
+        "knowledge.change_knowledgebase",
+        "knowledge.view_document",
+        "knowledge.change_document",
+        "knowledge.delete_document",
         # customers (restricted records: owner, guardian object permission, or view_all_customers)
         "customers.view_customer",
         "customers.add_customer",

@@ -110,3 +110,13 @@ class RestrictionForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Only for these roles",
     )
+
+
+class MoveForm(forms.Form):
+    """Where a document may go: the other knowledge bases the user may change."""
+
+    knowledge_base = forms.ModelChoiceField(queryset=KnowledgeBase.objects.none(), label="Move to")
+
+    def __init__(self, *args: Any, knowledge_bases: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["knowledge_base"].queryset = knowledge_bases  # type: ignore[attr-defined]

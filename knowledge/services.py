@@ -1,4 +1,4 @@
-"""Writes for knowledge bases: creation, access grants, uploads, ingestion, deletion."""
+"""Writes for knowledge bases: creation, access grants, uploads, moves, ingestion, deletion."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ ERROR_UNKNOWN_LEVEL = "Unknown access level {level!r}."
 ERROR_GRANTEE = "Grant access to exactly one role or one user."
 ERROR_DOCUMENT_FILE_MISSING = "The original file is no longer stored; upload it again."
 ERROR_INTERNAL = "Processing failed unexpectedly ({error}); try re-processing the document."
+ERROR_MOVE_SAME_BASE = "The document is already in this knowledge base."
+ERROR_MOVE_NAME_TAKEN = "The other knowledge base already has a document from a file with this name."
+ERROR_MOVE_DUPLICATE = "The other knowledge base already has a document with the same content."
 
 # Access levels are cumulative: change implies view, manage implies change and view.
 ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
@@ -313,6 +316,57 @@ def document_delete(*, actor: User | None, document: Document) -> None:
         transaction.on_commit(lambda: storage.delete(file_name))
 
 
+@transaction.atomic
+def document_move(*, actor: User | None, document: Document, knowledge_base: KnowledgeBase) -> Document:
+    """Move a document, with its chunks, postings and their share of the BM25 statistics, to another base.
+
+    Chunks and postings carry copies of the knowledge base id (the search filters on those columns, not
+    on the document), so all of them move with the document in this one transaction: from its commit on,
+    readers of the old base no longer find the text, readers of the new one do. The actor must be able
+    to change both knowledge bases (remove it from one, add it to the other).
+    """
+    document = Document.objects.select_for_update().select_related("knowledge_base").get(pk=document.pk)
+    source = document.knowledge_base
+    if actor is not None:
+        _require(actor, "change_knowledgebase", source, ERROR_NO_CHANGE_PERMISSION)
+        _require(actor, "change_knowledgebase", knowledge_base, ERROR_NO_CHANGE_PERMISSION)
+    if knowledge_base.pk == source.pk:
+        raise ValidationError(ERROR_MOVE_SAME_BASE)
+    # Upload recognises a new version by its file name and a duplicate by its content, per base.
+    others = Document.objects.filter(knowledge_base=knowledge_base)
+    if others.filter(original_filename=document.original_filename).exists():
+        raise ValidationError(ERROR_MOVE_NAME_TAKEN)
+    if document.sha256 and others.filter(sha256=document.sha256).exclude(status=DocumentStatus.FAILED).exists():
+        raise ValidationError(ERROR_MOVE_DUPLICATE)
+    _lexical_statistics_lock()
+    _lexical_statistics_remove(document.pk)  # from the old base's statistics (grouped by the chunks' base)
+    # Every generation moves, also one an ingestion task is still building: its chunks are searchable
+    # only once activated, and activation gives them the document's base again in any case.
+    chunks = Chunk.objects.filter(document_id=document.pk).update(knowledge_base_id=knowledge_base.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE knowledge_posting SET knowledge_base_id = %s WHERE document_id = %s",
+            [knowledge_base.pk, document.pk],
+        )
+        postings = cursor.rowcount
+    _statistics_apply(f"c.document_id = %s AND {ACTIVE_CHUNK_SQL.format(a='c')}", [document.pk], 1)
+    document.knowledge_base = knowledge_base
+    document.save(update_fields=["knowledge_base", "updated_at"])
+    audit(
+        actor=actor,
+        actor_username="" if actor else "system",
+        action="knowledge.document_moved",
+        target=document,
+        details={
+            "from_knowledge_base_id": source.pk,
+            "to_knowledge_base_id": knowledge_base.pk,
+            "chunks": chunks,
+            "postings": postings,
+        },
+    )
+    return document
+
+
 # ---- ingestion ------------------------------------------------------------------------------------
 def embedding_input(title: str, heading_path: str, text: str) -> str:
     """What the model sees: the chunk with its document title and section, which carry much meaning."""
@@ -593,6 +647,11 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
     # their rows and index entries (the HNSW graph's included) are written once, when stored.
     _lexical_statistics_remove(document_id)
     Chunk.objects.filter(document_id=document_id).exclude(generation=generation).delete()
+    # A task that started before the document was moved stored its chunks with the old base's id: the
+    # document row (locked above) says where they belong, and postings copy it from the chunks.
+    Chunk.objects.filter(document_id=document_id, generation=generation).exclude(
+        knowledge_base_id=document.knowledge_base_id
+    ).update(knowledge_base_id=document.knowledge_base_id)
     this_generation = ("c.document_id = %s AND c.generation = %s", [document_id, generation])
     postings_build(*this_generation)
     _statistics_apply(*this_generation, 1)

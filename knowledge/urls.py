@@ -18,5 +18,6 @@ urlpatterns = [
     path("documents/<int:pk>/download", views.document_download, name="document_download"),
     path("documents/<int:pk>/reprocess", views.document_reprocess, name="document_reprocess"),
     path("documents/<int:pk>/restrict", views.document_restrict, name="document_restrict"),
+    path("documents/<int:pk>/move", views.document_move, name="document_move"),
     path("documents/<int:pk>/delete", views.document_delete, name="document_delete"),
 ]

@@ -14,8 +14,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.services import audit
 from knowledge import selectors, services
-from knowledge.forms import GrantForm, KnowledgeBaseForm, RestrictionForm, SearchForm, UploadForm
-from knowledge.models import KnowledgeBase
+from knowledge.forms import GrantForm, KnowledgeBaseForm, MoveForm, RestrictionForm, SearchForm, UploadForm
+from knowledge.models import Document, KnowledgeBase
 from portal.core.types import PortalRequest
 
 SEARCH_RESULTS = 10
@@ -179,6 +179,7 @@ def document_detail(request: PortalRequest, pk: int) -> HttpResponse:
         chunk.page_anchors = list(range(first, last + 1)) if chunk.page_number else []  # type: ignore[attr-defined]
         anchored = max(anchored, last)
     can_change = request.user.has_perm("knowledge.change_knowledgebase", document.knowledge_base)
+    destinations = _move_destinations(request, document) if can_change else KnowledgeBase.objects.none()
     audit(actor=request.user, action="knowledge.document_viewed", target=document, request=request)
     return render(
         request,
@@ -189,7 +190,14 @@ def document_detail(request: PortalRequest, pk: int) -> HttpResponse:
             "can_change": can_change,
             "restriction_form": RestrictionForm(initial={"restricted_to_roles": document.restricted_to_roles.all()}),
             "restricted_roles": list(document.restricted_to_roles.all()),
+            "move_form": MoveForm(knowledge_bases=destinations) if destinations.exists() else None,
         },
+    )
+
+
+def _move_destinations(request: PortalRequest, document: Document) -> Any:
+    return selectors.knowledge_bases_for_user(user=request.user, permission="change").exclude(
+        pk=document.knowledge_base_id
     )
 
 
@@ -232,6 +240,23 @@ def document_restrict(request: PortalRequest, pk: int) -> HttpResponse:
         actor=request.user, document=document, roles=list(form.cleaned_data["restricted_to_roles"])
     )
     messages.success(request, "Document access updated.")
+    return redirect("knowledge:document_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def document_move(request: PortalRequest, pk: int) -> HttpResponse:
+    document = selectors.document_for_user(user=request.user, pk=pk, permission="change")
+    form = MoveForm(request.POST, knowledge_bases=_move_destinations(request, document))
+    if not form.is_valid():
+        return HttpResponse("Choose a knowledge base you may change.", status=400)
+    try:
+        destination = form.cleaned_data["knowledge_base"]
+        services.document_move(actor=request.user, document=document, knowledge_base=destination)
+    except ValidationError as error:
+        messages.error(request, "; ".join(error.messages))
+    else:
+        messages.success(request, f"Moved to {destination.name}.")
     return redirect("knowledge:document_detail", pk=pk)
 
 

@@ -2,6 +2,8 @@
 
 The passwords are kept in var/demo_credentials.json (readable by the owner only) so the run command can
 print them at every start; delete the demo users (or set PORTAL_DEMO=0) for a real deployment.
+Nobody in the demo is a superuser: the demo administrator has the Administrator role and with it the
+site admin (is_staff), and nothing more; an operator who needs a superuser runs `manage.py createsuperuser`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ class DemoPerson:
     first_name: str
     last_name: str
     roles: tuple[str, ...]
-    is_staff: bool = False
+
+    @property
+    def is_staff(self) -> bool:
+        return ADMINISTRATOR in self.roles  # site-admin access follows the role (portal.accounts.services)
 
 
 DEMO_PEOPLE = (
-    DemoPerson("admin", "Ada", "Admin", (ADMINISTRATOR, STAFF), is_staff=True),
+    DemoPerson("admin", "Ada", "Admin", (ADMINISTRATOR, STAFF)),
     DemoPerson("officer", "Grace", "Governance", (GOVERNANCE_OFFICER, STAFF)),
     DemoPerson("auditor", "Alan", "Auditor", (AUDITOR,)),
     DemoPerson("staff", "Sam", "Staff", (STAFF,)),
@@ -68,7 +73,6 @@ def demo_organisation_ensure() -> dict[str, str]:
             last_name=person.last_name,
             email=f"{person.username}@demo.invalid",
             is_staff=person.is_staff,
-            is_superuser=person.is_staff,
         )
         user.groups.set(Group.objects.filter(name__in=person.roles))
         credentials[person.username] = password

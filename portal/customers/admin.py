@@ -1,23 +1,33 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from guardian.admin import GuardedModelAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from audit.admin import AuditedGuardedModelAdmin
 from portal.customers.models import Customer
-from portal.customers.services import EDITABLE_FIELDS
+from portal.customers.selectors import customers_visible_to
 
 
 @admin.register(Customer)
-class CustomerAdmin(GuardedModelAdmin):
-    """Only for per-record access (Object permissions); records are edited on the portal's own pages,
-    where changes are audited and the known-entity dictionary is refreshed."""
+class CustomerAdmin(AuditedGuardedModelAdmin):
+    """Only for per-record access (Object permissions, audited as "customers.customer_access_changed").
+
+    Records are edited on the portal's own pages, where changes are audited and the known-entity
+    dictionary is refreshed; this screen shows no contact details, notes or account numbers at all.
+    """
 
     list_display = ("name", "organisation", "tier", "owner", "restricted")
     search_fields = ("name", "organisation")
-    readonly_fields = EDITABLE_FIELDS
+    fields = ("name", "organisation", "tier", "owner", "restricted")
+    readonly_fields = fields
 
-    def has_add_permission(self, request: object) -> bool:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        # the same records the portal shows this user (restricted ones only to those who may see them)
+        return customers_visible_to(user=request.user).select_related("owner")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

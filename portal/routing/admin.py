@@ -1,50 +1,22 @@
-"""Admin screens: the catalog, the task-type map and budgets are edited here; usage is read-only."""
+"""Admin screens: the catalog, the task-type map and budgets are edited here (audited); usage is read-only."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
-from django.db import models, transaction
 from django.http import HttpRequest
 
-from audit.services import audit
+from audit.admin import AuditedModelAdmin
 from portal.routing.models import Budget, CatalogModel, TaskTier, Usage
 
 
-class AuditedAdmin(admin.ModelAdmin):
-    """Every change made on these screens is written to the audit trail in the same transaction."""
-
-    audit_action_prefix = "routing"
-
-    def _audit(self, request: HttpRequest, obj: models.Model, verb: str, details: dict[str, Any]) -> None:
-        audit(
-            actor=request.user,
-            action=f"{self.audit_action_prefix}.{obj._meta.model_name}_{verb}",
-            target=obj,
-            details={"object": str(obj), **details},
-            request=request,
-        )
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            self._audit(request, obj, "changed" if change else "created", {"fields": sorted(form.changed_data)})
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        with transaction.atomic():
-            self._audit(request, obj, "deleted", {})
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        with transaction.atomic():
-            for obj in queryset:
-                self._audit(request, obj, "deleted", {})
-            super().delete_queryset(request, queryset)
-
-
 @admin.register(CatalogModel)
-class CatalogModelAdmin(AuditedAdmin):
+class CatalogModelAdmin(AuditedModelAdmin):
+    # where prompts go is what an auditor asks about: the model string, key variable name and region are
+    # configuration, never personal, so they are recorded by value (the API base only as "changed")
+    audit_value_fields = ("display_name", "litellm_model", "api_key_env", "region")
+    audit_object_repr = True
     list_display = (
         "display_name", "litellm_model", "tier", "enabled", "order", "zero_data_retention", "region",
         "api_key_env", "timeout_seconds",
@@ -60,13 +32,13 @@ class CatalogModelAdmin(AuditedAdmin):
 
 
 @admin.register(TaskTier)
-class TaskTierAdmin(AuditedAdmin):
+class TaskTierAdmin(AuditedModelAdmin):
     list_display = ("task_type", "tier")
     list_editable = ("tier",)
 
 
 @admin.register(Budget)
-class BudgetAdmin(AuditedAdmin):
+class BudgetAdmin(AuditedModelAdmin):
     list_display = ("__str__", "role", "user", "period", "limit", "action", "enabled")
     list_filter = ("period", "action", "enabled")
     autocomplete_fields = ("user",)

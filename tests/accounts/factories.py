@@ -24,4 +24,9 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def roles(self, create: bool, extracted: Iterable[str] | None, **kwargs: Any) -> None:
         if create and extracted is not None:
-            self.groups.set(Group.objects.filter(name__in=list(extracted)))  # type: ignore[attr-defined]
+            names = list(extracted)
+            self.groups.set(Group.objects.filter(name__in=names))  # type: ignore[attr-defined]
+            # as portal.accounts.services keeps it: the Administrator role comes with the site admin
+            if "Administrator" in names and not self.is_staff:  # type: ignore[attr-defined]
+                self.is_staff = True  # type: ignore[attr-defined]
+                self.save(update_fields=["is_staff"])  # type: ignore[attr-defined]

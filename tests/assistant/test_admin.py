@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_an_administrator_creates_a_profile_on_the_admin_screen_and_it_is_audited(client: Any, handbook: Any):
-    admin_user = UserFactory(username="ada", roles=["Administrator"], is_staff=True)
+    admin_user = UserFactory(username="ada", roles=["Administrator"])
     client.force_login(admin_user)
 
     response = client.post(
@@ -28,7 +28,9 @@ def test_an_administrator_creates_a_profile_on_the_admin_screen_and_it_is_audite
     profile = AssistantProfile.objects.get(name="Refund desk")
     assert list(profile.knowledge_bases.all()) == [handbook] and profile.task_type == ""
     event = AuditEvent.objects.get(action="assistant.profile_created")
-    assert event.object_id == str(profile.pk) and event.details["knowledge_base_ids"] == [handbook.pk]
+    assert event.object_id == str(profile.pk) and event.details["after"]["knowledge_bases"] == [handbook.pk]
+    assert event.details["after"]["task_type"] == "" and "instructions" in event.details["fields"]
+    assert "Be brief." not in str(event.details)  # free text is named, never copied
 
 
 def test_staff_cannot_reach_the_profile_admin(client: Any, sam: Any):
@@ -40,7 +42,7 @@ def test_staff_cannot_reach_the_profile_admin(client: Any, sam: Any):
 def test_granting_a_profile_to_a_role_on_the_object_permissions_screen_is_audited(client: Any, sam: Any):
     from django.contrib.auth.models import Group
 
-    admin_user = UserFactory(username="ada", roles=["Administrator"], is_staff=True)
+    admin_user = UserFactory(username="ada", roles=["Administrator"])
     client.force_login(admin_user)
     profile = AssistantProfile.objects.create(name="Payroll desk")
     role = Group.objects.get(name="Staff")

@@ -61,4 +61,6 @@ def test_switching_provider_is_a_change_of_data_on_the_admin_screen_and_is_audit
     assert (model.provider, model.region) == ("anthropic", "eu")
     event = AuditEvent.objects.get(action="routing.catalogmodel_changed")
     assert "litellm_model" in event.details["fields"]
+    assert event.details["before"]["litellm_model"] == "openai/gpt-4o-mini"
+    assert event.details["after"]["litellm_model"] == "anthropic/claude-haiku-4-5"
     assert CatalogModel.objects.count() == 1
