@@ -8,9 +8,15 @@ import pytest
 
 from tests.conftest import chromium_path
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
-# around it are still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+
+
+@pytest.fixture(autouse=True)
+def _allow_sync_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Playwright's sync API runs an event loop in the test thread, so Django takes the browser tests' own
+    ORM calls (synchronous and safe) for calls from async code. Allowed for these tests only, while they
+    run: everywhere else the check stays on and catches sync ORM use in the streaming code."""
+    monkeypatch.setenv(ASYNC_UNSAFE, "true")
 
 CHROMIUM_FLAGS = [
     "--headless",
