@@ -11,12 +11,21 @@ from tests.conftest import chromium_path
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
-@pytest.fixture(autouse=True)
-def _allow_sync_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Playwright's sync API runs an event loop in the test thread, so Django takes the browser tests' own
-    ORM calls (synchronous and safe) for calls from async code. Allowed for these tests only, while they
-    run: everywhere else the check stays on and catches sync ORM use in the streaming code."""
-    monkeypatch.setenv(ASYNC_UNSAFE, "true")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Playwright's sync API keeps an event loop running in the test thread while it lives, so Django takes
+    the browser tests' own ORM calls (synchronous and safe: fixtures, assertions, the database flush after
+    each test) for calls from async code. Allowed for the browser tests only, from their setup to the end
+    of their teardown; the browser (and its loop) lives per module, so every other test runs with the
+    check on and it catches sync ORM use in the streaming code."""
+    if "/e2e/" not in str(item.fspath):
+        return (yield)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        return (yield)
+    finally:
+        os.environ.pop(ASYNC_UNSAFE, None)
+
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -38,7 +47,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("browser"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
