@@ -124,7 +124,10 @@ DATABASES: dict[str, Any]
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
-    DATABASES = {"default": embedded_database_settings(VAR_DIR, env_str("PORTAL_DB_NAME", "portal"))}
+    # The data folder of the embedded server is its own setting so that a test run, which gets a var/ of its
+    # own, can still use the one server of the checkout (its test databases are separate `test_*` ones).
+    PORTAL_PGDATA_DIR = Path(env_str("PORTAL_PGDATA_DIR", str(VAR_DIR / "pgdata"))).resolve()
+    DATABASES = {"default": embedded_database_settings(PORTAL_PGDATA_DIR, env_str("PORTAL_DB_NAME", "portal"))}
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # A connection pool (psycopg_pool) per process: the assistant gives its connection back after each short
