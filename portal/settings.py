@@ -354,6 +354,20 @@ if MEMORY_LEARNING_ENABLED:
         "schedule": 5 * 60.0,
     }
 
+# --- Background jobs: a running job renews a heartbeat; a Celery beat sweep queues again the documents and audit
+# exports whose worker died (kill -9, out of memory, a lost host). See README "Background jobs".
+JOBS_STALE_AFTER_SECONDS = env_int("JOBS_STALE_AFTER_SECONDS", 300)  # no heartbeat this long: the worker is gone
+JOBS_SWEEP_INTERVAL_SECONDS = env_int("JOBS_SWEEP_INTERVAL_SECONDS", 60)
+JOBS_MAX_REQUEUES = env_int("JOBS_MAX_REQUEUES", 3)  # then the job fails (it may be what kills the worker)
+CELERY_BEAT_SCHEDULE["knowledge-documents-requeue-stalled"] = {
+    "task": "knowledge.documents_requeue_stalled",
+    "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["audit-exports-requeue-stalled"] = {
+    "task": "audit.exports_requeue_stalled",
+    "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+}
+
 # --- Assistant (portal/assistant): profiles, conversations, the streamed ask pipeline. See README "Assistant".
 # Database phases of streamed answers running at once per server process (each holds a connection only
 # for its phase, never for the whole stream), so many readers do not exhaust the database's connections.
