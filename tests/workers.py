@@ -134,7 +134,7 @@ class Worker:
 
     def stop(self) -> None:
         if self.alive():
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM)  # warm shutdown; the main process stops its children
             try:
                 self.process.wait(STOP_SECONDS)
             except subprocess.TimeoutExpired:
