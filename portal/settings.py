@@ -230,6 +230,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_BROKER_QUEUE),
         "data_folder_out": str(_BROKER_QUEUE),
         "processed_folder": str(_BROKER_PROCESSED),
+        # kombu keeps its broadcast (pidbox) exchange table here; its default is ./control of the current folder
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }

@@ -70,6 +70,7 @@ def filesystem_broker(folder: Path) -> Broker:
         "data_folder_in": str(queue),
         "data_folder_out": str(queue),
         "processed_folder": str(processed),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }

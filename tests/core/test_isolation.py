@@ -37,6 +37,7 @@ def _written_paths() -> dict[str, Path]:
         "broker queue": Path(options["data_folder_in"]),
         "broker out": Path(options["data_folder_out"]),
         "broker processed": Path(options["processed_folder"]),
+        "broker control": Path(options["control_folder"]),
     }
 
 
