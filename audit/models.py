@@ -77,6 +77,10 @@ class AuditExport(models.Model):
     status = models.CharField(max_length=8, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     file_name = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
+    # Renewed by the running export task (portal.core.jobs); a running export whose heartbeat stopped lost its
+    # worker, and the sweep queues it again, at most JOBS_MAX_REQUEUES times.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -9,13 +10,14 @@ import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, models, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ from audit.checkpoints import (
 from audit.exports import render_rows
 from audit.filters import AuditFilter
 from audit.models import AuditEvent, AuditExport, ExportFormat, ExportStatus, Outcome
+from portal.core import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -248,21 +251,40 @@ def audit_export_request(
     return export
 
 
+def _export_claim(export_id: int) -> AuditExport | None:
+    """Mark the export running (also when a requeued attempt resumes it); None when it is finished."""
+    with transaction.atomic():
+        export = AuditExport.objects.select_for_update().select_related("requested_by").filter(pk=export_id).first()
+        if export is None or export.status in {ExportStatus.DONE, ExportStatus.FAILED}:
+            return None
+        export.status, export.done, export.error = ExportStatus.RUNNING, 0, ""
+        export.heartbeat_at = timezone.now()
+        export.save(update_fields=["status", "done", "error", "heartbeat_at"])
+        return export
+
+
+def audit_export_heartbeat(*, export_id: int) -> None:
+    """The running task's sign of life (see portal.core.jobs)."""
+    AuditExport.objects.filter(pk=export_id, status=ExportStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
 def audit_export_run(*, export_id: int) -> AuditExport:
-    """Write a queued export to its file, reporting progress as it goes (idempotent: a finished one is kept)."""
+    """Write a queued export to its file, reporting progress as it goes.
+
+    Idempotent: a finished export is kept; if two attempts run at once (a requeued one beside an old one that was
+    only slow), each writes its own file and the first to finish wins, the other removes its file.
+    """
+    from audit.filters import apply_filter
     from audit.selectors import audit_export_rows
 
-    export = AuditExport.objects.select_related("requested_by").get(pk=export_id)
-    if export.status == ExportStatus.DONE:
-        return export
-    AuditExport.objects.filter(pk=export.pk).update(status=ExportStatus.RUNNING, done=0, error="")
+    export = _export_claim(export_id)
+    if export is None:
+        return AuditExport.objects.get(pk=export_id)
     directory: Path = settings.AUDIT_EXPORT_DIR
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    file_name = export.file_name or f"audit-export-{export.pk}-{secrets.token_hex(8)}.{export.export_format}"
+    file_name = f"audit-export-{export.pk}-{secrets.token_hex(8)}.{export.export_format}"
     temporary = directory / f".{file_name}.part"
     events = AuditEvent.objects.all()
-    from audit.filters import apply_filter
-
     rows = audit_export_rows(apply_filter(events, AuditFilter.from_dict(export.filters)), up_to_seq=export.up_to_seq)
     written = 0
 
@@ -281,9 +303,15 @@ def audit_export_run(*, export_id: int) -> AuditExport:
         os.replace(temporary, directory / file_name)
     except Exception as error:
         temporary.unlink(missing_ok=True)
-        AuditExport.objects.filter(pk=export.pk).update(status=ExportStatus.FAILED, error=str(error)[:500])
+        AuditExport.objects.filter(pk=export.pk).exclude(status=ExportStatus.DONE).update(
+            status=ExportStatus.FAILED, error=str(error)[:500]
+        )
         raise
     with transaction.atomic():
+        current = AuditExport.objects.select_for_update().get(pk=export.pk)
+        if current.status == ExportStatus.DONE:  # a concurrent attempt finished first: keep its file
+            (directory / file_name).unlink(missing_ok=True)
+            return current
         AuditExport.objects.filter(pk=export.pk).update(
             status=ExportStatus.DONE, done=written, total=written, file_name=file_name, finished_at=timezone.now()
         )
@@ -296,6 +324,42 @@ def audit_export_run(*, export_id: int) -> AuditExport:
         )
     export.refresh_from_db()
     return export
+
+
+@transaction.atomic
+def audit_exports_requeue_stalled(*, now: datetime | None = None) -> list[int]:
+    """Queue again the running exports whose task stopped renewing its heartbeat (its worker died).
+
+    Periodic (Celery beat). The new attempt writes the export afresh (the dead attempt's partial file is a
+    hidden `.part` file, removed by audit_export_expire). Returns the ids queued again.
+    """
+    from audit.tasks import audit_export_task
+
+    now = now or timezone.now()
+    stale = jobs.stale_before(now)
+    stalled = (
+        AuditExport.objects.select_for_update(skip_locked=True)
+        .filter(status=ExportStatus.RUNNING)
+        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale))
+        .order_by("pk")
+    )
+    requeued: list[int] = []
+    for export in stalled:
+        if export.requeues >= jobs.max_requeues():
+            export.status, export.error = ExportStatus.FAILED, jobs.ERROR_INTERRUPTED.format(count=export.requeues)
+            export.save(update_fields=["status", "error"])
+            audit(actor=None, actor_username="system", action="audit.export_failed", object_type="audit.auditexport",
+                  object_id=export.pk, outcome="failure", details={"requeues": export.requeues})  # fmt: skip
+            continue
+        export.requeues += 1
+        export.heartbeat_at = now  # a full lease for the new attempt before the next sweep looks again
+        export.save(update_fields=["requeues", "heartbeat_at"])
+        audit(actor=None, actor_username="system", action="audit.export_requeued", object_type="audit.auditexport",
+              object_id=export.pk, details={"requeues": export.requeues})  # fmt: skip
+        export_id = export.pk
+        transaction.on_commit(lambda export_id=export_id: audit_export_task.delay(export_id))  # type: ignore[misc]
+        requeued.append(export.pk)
+    return requeued
 
 
 def audit_export_expire(*, older_than_days: int | None = None) -> int:
@@ -311,4 +375,10 @@ def audit_export_expire(*, older_than_days: int | None = None) -> int:
             audit(actor=None, actor_username="system", action="audit.export_expired",
                   object_type="audit.auditexport", object_id=export.pk)  # fmt: skip
             removed += 1
+    # Partial files of attempts whose worker died (their export was queued again and written anew).
+    directory: Path = settings.AUDIT_EXPORT_DIR
+    for partial in directory.glob(".audit-export-*.part") if directory.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError):
+            if partial.stat().st_mtime < cutoff.timestamp():
+                partial.unlink()
     return removed

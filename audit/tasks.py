@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from audit.services import audit_checkpoint_create, audit_export_expire, audit_export_run
+from audit.services import (
+    audit_checkpoint_create,
+    audit_export_expire,
+    audit_export_heartbeat,
+    audit_export_run,
+    audit_exports_requeue_stalled,
+)
+from portal.core.jobs import Heartbeat
 
 
 @shared_task(name="audit.checkpoint")
@@ -14,7 +21,14 @@ def audit_checkpoint_task() -> str:
 
 @shared_task(name="audit.export")
 def audit_export_task(export_id: int) -> None:
-    audit_export_run(export_id=export_id)
+    with Heartbeat(lambda: audit_export_heartbeat(export_id=export_id)):
+        audit_export_run(export_id=export_id)
+
+
+@shared_task(name="audit.exports_requeue_stalled")
+def audit_exports_requeue_stalled_task() -> list[int]:
+    """Periodic (Celery beat): queue again the exports whose worker died while writing them."""
+    return audit_exports_requeue_stalled()
 
 
 @shared_task(name="audit.export_expire")

@@ -13,12 +13,14 @@ ever fetched from a model hub. Backends (KNOWLEDGE_EMBEDDING_BACKEND):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import platform
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ __all__ = [
     "get_model",
     "load_model",
     "model_name",
+    "prepare_model_cache",
     "token_count",
     "tokenizer",
 ]
@@ -103,16 +106,38 @@ def _onnx_cache_dir(source: Path) -> Path:
     return base / f"{source.name if source.name != 'model' else model_name()}-onnx"
 
 
+def _export_complete(target: Path) -> bool:
+    return (target / "onnx" / "model.onnx").exists() and (target / "onnx" / _quantized_file_name()).exists()
+
+
+@contextlib.contextmanager
+def _export_lock(target: Path) -> Iterator[None]:
+    """Held while one process exports: the web server and the worker of `manage.py run`, or the test workers,
+    start together, and each would otherwise export the model and swap the folder under the others."""
+    with open(target.parent / f".{target.name}.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 def _onnx_export(source: Path) -> Path:
     """Export the packaged weights to ONNX (fp32 and int8) once; later processes reuse the files."""
-    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
-
     target = _onnx_cache_dir(source)
-    quantized = target / "onnx" / _quantized_file_name()
-    if (target / "onnx" / "model.onnx").exists() and quantized.exists():
+    if _export_complete(target):  # a complete export is never replaced, so no lock is needed to read it
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a scratch folder and move it into place, so a concurrent process never sees half a model.
+    with _export_lock(target):
+        if not _export_complete(target):  # checked again under the lock: another process may have done it
+            _onnx_export_into(source, target)
+    return target
+
+
+def _onnx_export_into(source: Path, target: Path) -> None:
+    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+    # Build in a scratch folder and move it into place, so a process loading the model never sees half of it.
     scratch = Path(tempfile.mkdtemp(prefix="export-", dir=target.parent))
     try:
         work = scratch / "model"
@@ -121,13 +146,24 @@ def _onnx_export(source: Path) -> Path:
         exported.save(str(work))
         config, suffix = _quantization()
         export_dynamic_quantized_onnx_model(exported, config, str(work), file_suffix=suffix)
-        if not (target / "onnx" / "model.onnx").exists() or not quantized.exists():
-            if target.exists():
-                shutil.rmtree(target, ignore_errors=True)
-            os.replace(work, target)
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(work, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return target
+
+
+def prepare_model_cache(backend: str | None = None) -> Path | None:
+    """Export the ONNX files of `backend` now, if they are missing (the torch backend needs none).
+
+    Called once before the processes that embed start (the test run does this in its controller), so none of
+    them spends its first request exporting."""
+    backend = backend or configured_backend()
+    if backend == "torch":
+        return None
+    if backend not in BACKENDS:
+        raise ValueError(ERROR_UNKNOWN_BACKEND.format(backend=backend))
+    return _onnx_export(model_path())
 
 
 def load_model(backend: str | None = None) -> Any:

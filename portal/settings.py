@@ -126,7 +126,10 @@ DATABASES: dict[str, Any]
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
-    DATABASES = {"default": embedded_database_settings(VAR_DIR, env_str("PORTAL_DB_NAME", "portal"))}
+    # The data folder of the embedded server is its own setting so that a test run, which gets a var/ of its
+    # own, can still use the one server of the checkout (its test databases are separate `test_*` ones).
+    PORTAL_PGDATA_DIR = Path(env_str("PORTAL_PGDATA_DIR", str(VAR_DIR / "pgdata"))).resolve()
+    DATABASES = {"default": embedded_database_settings(PORTAL_PGDATA_DIR, env_str("PORTAL_DB_NAME", "portal"))}
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # A connection pool (psycopg_pool) per process: the assistant gives its connection back after each short
@@ -229,6 +232,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_BROKER_QUEUE),
         "data_folder_out": str(_BROKER_QUEUE),
         "processed_folder": str(_BROKER_PROCESSED),
+        # kombu keeps its broadcast (pidbox) exchange table here; its default is ./control of the current folder
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
@@ -357,6 +362,20 @@ if MEMORY_LEARNING_ENABLED:
         "task": "memory.learn_from_idle_conversations",
         "schedule": 5 * 60.0,
     }
+
+# --- Background jobs: a running job renews a heartbeat; a Celery beat sweep queues again the documents and audit
+# exports whose worker died (kill -9, out of memory, a lost host). See README "Background jobs".
+JOBS_STALE_AFTER_SECONDS = env_int("JOBS_STALE_AFTER_SECONDS", 300)  # no heartbeat this long: the worker is gone
+JOBS_SWEEP_INTERVAL_SECONDS = env_int("JOBS_SWEEP_INTERVAL_SECONDS", 60)
+JOBS_MAX_REQUEUES = env_int("JOBS_MAX_REQUEUES", 3)  # then the job fails (it may be what kills the worker)
+CELERY_BEAT_SCHEDULE["knowledge-documents-requeue-stalled"] = {
+    "task": "knowledge.documents_requeue_stalled",
+    "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["audit-exports-requeue-stalled"] = {
+    "task": "audit.exports_requeue_stalled",
+    "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+}
 
 # --- Assistant (portal/assistant): profiles, conversations, the streamed ask pipeline. See README "Assistant".
 # Database phases of streamed answers running at once per server process (each holds a connection only

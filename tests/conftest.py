@@ -14,6 +14,8 @@ from tests.netguard import guard
 
 guard.install()  # before any test module imports a library that could phone home
 
+pytest_plugins = ["tests.workers"]  # real Celery worker processes for the real tasks
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()

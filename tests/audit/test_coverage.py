@@ -32,6 +32,10 @@ ALLOWED_UNAUDITED: dict[str, str] = {
     # Writes a new generation of chunks that stays invisible until document_activate switches it on;
     # that switch is the audited change ("knowledge.document_ready"), in the same ingestion transaction.
     "knowledge.services.chunks_store": "stores inactive chunks; activation is audited",
+    # A running job's liveness stamp, renewed every few seconds (portal.core.jobs): it changes nothing a person
+    # sees or decides on; what the sweep does when it stops (requeue, give up) is audited.
+    "knowledge.services.document_heartbeat": "liveness stamp of the running ingestion task",
+    "audit.services.audit_export_heartbeat": "liveness stamp of the running export task",
 }
 
 ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")

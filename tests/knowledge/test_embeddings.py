@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
 from knowledge import embeddings
@@ -31,3 +34,40 @@ def test_export_is_reused_on_this_cpu():
     assert quantized.stat().st_mtime_ns == before  # found, not exported again
     vectors = embeddings.load_model("onnx-int8").encode(["refund policy"], normalize_embeddings=True)
     assert vectors.shape == (1, embeddings.EMBEDDING_DIMENSION)
+
+
+def test_a_process_waiting_for_the_export_lock_reuses_what_the_holder_exported(monkeypatch, settings, tmp_path):
+    """Two processes starting together (web and worker, test workers) export the model once, not twice."""
+    settings.KNOWLEDGE_MODEL_CACHE_DIR = str(tmp_path)
+    source = embeddings.model_path()
+    target = embeddings._onnx_cache_dir(source)
+    exports: list[Path] = []
+    monkeypatch.setattr(embeddings, "_onnx_export_into", lambda _source, folder: exports.append(folder))
+    checked = threading.Event()
+    complete = embeddings._export_complete
+
+    def spied_complete(folder: Path) -> bool:
+        result = complete(folder)
+        checked.set()
+        return result
+
+    monkeypatch.setattr(embeddings, "_export_complete", spied_complete)
+    with embeddings._export_lock(target):  # held by "another process", which is exporting
+        waiter = threading.Thread(target=embeddings._onnx_export, args=(source,))
+        waiter.start()
+        assert checked.wait(60)  # the waiter found no model and now queues for the lock
+        (target / "onnx").mkdir(parents=True)
+        for name in ("model.onnx", embeddings._quantized_file_name()):
+            (target / "onnx" / name).write_bytes(b"exported by the lock holder")
+    waiter.join(60)
+    assert not waiter.is_alive()
+    assert exports == []  # it looked again under the lock and found the holder's export
+
+
+def test_without_an_export_one_is_made_under_the_lock(monkeypatch, settings, tmp_path):
+    settings.KNOWLEDGE_MODEL_CACHE_DIR = str(tmp_path)
+    exports: list[Path] = []
+    monkeypatch.setattr(embeddings, "_onnx_export_into", lambda _source, folder: exports.append(folder))
+    embeddings.prepare_model_cache("onnx-int8")
+    assert exports == [embeddings._onnx_cache_dir(embeddings.model_path())]
+    assert embeddings.prepare_model_cache("torch") is None
