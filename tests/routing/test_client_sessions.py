@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def _open_sessions() -> int:
     gc.collect()
-    return sum(1 for item in gc.get_objects() if isinstance(item, aiohttp.ClientSession) and not item.closed)
+    return sum(1 for item in gc.get_objects() if type(item) is aiohttp.ClientSession and not item.closed)
 
 
 def test_synchronous_calls_leave_no_client_session_open(sam: Any, fake_model: Any, fake_provider: Any):
