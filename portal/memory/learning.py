@@ -96,11 +96,10 @@ def learning_parts(*, messages: list[Any], limit: int) -> list[PromptPart]:
 
 def memory_learn_from_conversation(*, conversation_id: int) -> LearningResult:
     """Idempotent: a conversation is learned from once per last message (re-running adds nothing)."""
-    from governance import gate
     from portal.assistant.models import Conversation, MessageStatus
     from portal.customers.selectors import customers_visible_to
     from portal.memory.services import MemoryDraft, memory_create
-    from portal.routing.services import BudgetExceeded, model_complete, route_decide
+    from portal.routing.services import model_complete_gated
 
     conversation = Conversation.objects.select_related("owner").filter(pk=conversation_id).first()
     if conversation is None:
@@ -117,26 +116,23 @@ def memory_learn_from_conversation(*, conversation_id: int) -> LearningResult:
         return LearningResult(conversation_id, skipped="already learned from")
     owner = conversation.owner
     limit = settings.MEMORY_LEARNING_MAX_PROPOSALS
-    parts = learning_parts(messages=messages, limit=limit)
-    try:
-        decision = route_decide(user=owner, task_type="summarize", question=LEARNING_QUESTION)
-        gated = gate.egress_gate(
-            user=owner,
-            conversation_key=f"memory-learning-{conversation_id}",
-            destinations=decision.candidates,
-            parts=parts,
-            subject=("assistant.conversation", conversation_id),
-        )
-    except (BudgetExceeded, PermissionError) as error:
-        logger.info("memory learning for conversation %s not sent: %s", conversation_id, error)
-        return LearningResult(conversation_id, skipped=f"not sent: {error}")
-    if not gated.destinations:
-        return LearningResult(conversation_id, skipped="governance cleared no model")
-    raw, outcome = model_complete(user=owner, gated=gated, decision=decision, temperature=0.0, max_tokens=600)
-    if outcome.outcome != "success":
-        return LearningResult(conversation_id, skipped=f"model call failed: {outcome.error}")
-    restorer = gated.restorer()
-    text = restorer.feed(raw) + restorer.finish()
+    completion = model_complete_gated(
+        user=owner,
+        parts=learning_parts(messages=messages, limit=limit),
+        task_type="summarize",
+        question=LEARNING_QUESTION,
+        conversation_key=f"memory-learning-{conversation_id}",
+        subject=("assistant.conversation", conversation_id),
+        temperature=0.0,
+        max_tokens=600,
+    )
+    if completion.not_sent:
+        logger.info("memory learning for conversation %s not sent: %s", conversation_id, completion.not_sent)
+        return LearningResult(conversation_id, skipped=f"not sent: {completion.not_sent}")
+    if not completion.answered:
+        error = completion.outcome.error if completion.outcome is not None else ""
+        return LearningResult(conversation_id, skipped=f"model call failed: {error}")
+    text = completion.text
     customer = None
     if conversation.customer_id is not None:
         customer = customers_visible_to(user=owner).filter(pk=conversation.customer_id).first()

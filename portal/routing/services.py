@@ -1,6 +1,7 @@
 """Routing: which models answer a question (route_decide) and calling them (model_stream).
 
-See CONTRACTS.md for the contract with the assistant. All model traffic goes through
+The assistant streams through `model_stream`; every other caller uses the gated door
+`model_complete_gated` (route, egress gate, call, restore). All model traffic goes through
 `portal.routing.router` (the only module importing litellm).
 """
 
@@ -11,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,7 +25,7 @@ from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit
-from governance.gate import Destination, GatedPrompt, verify_sealed
+from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart, egress_gate, verify_sealed
 from portal.routing import selectors
 from portal.routing.classifier import classify
 from portal.routing.models import Budget, CatalogModel, Usage
@@ -474,3 +475,55 @@ def model_complete(
         return "".join(pieces), outcome
 
     return async_to_sync(collect)()
+
+
+# ---- the gated door for everyone but the assistant's stream --------------------------------------
+@dataclass(frozen=True)
+class GatedCompletion:
+    """What came of one gated model call: the restored text, or why nothing was sent."""
+
+    text: str
+    decision: RouteDecision | None
+    gated: GatedPrompt | None
+    outcome: CallOutcome | None
+    not_sent: str = ""  # why nothing left the server (budget, governance, no model cleared); "" when sent
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome is not None and self.outcome.outcome == "success"
+
+
+def model_complete_gated(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    parts: Sequence[PromptPart],
+    task_type: str,
+    question: str,
+    conversation_key: str,
+    subject: tuple[str, str | int],
+    temperature: float = 0.2,
+    max_tokens: int = 800,
+) -> GatedCompletion:
+    """Route, gate, call and restore in one synchronous call: the door for memory learning, workflow steps
+    and any other caller that needs a cloud model outside the assistant's streamed answer.
+
+    The gate judges every part under the user's role and audits its decision about `subject`; the call
+    is audited per attempt; placeholders in the answer are restored from this call's vault. Nothing is
+    sent when the budget, the policy or the catalog says no: `not_sent` says why.
+    """
+    try:
+        decision = route_decide(user=user, task_type=task_type, question=question)
+        gated = egress_gate(
+            user=user, conversation_key=conversation_key, destinations=decision.candidates, parts=parts,
+            subject=subject,
+        )  # fmt: skip
+    except (BudgetExceeded, EgressBlocked) as refused:
+        return GatedCompletion(text="", decision=None, gated=None, outcome=None, not_sent=str(refused))
+    if not gated.destinations:
+        return GatedCompletion(text="", decision=decision, gated=gated, outcome=None, not_sent=ERROR_NO_MODEL_CLEARED)
+    raw, outcome = model_complete(
+        user=user, gated=gated, decision=decision, temperature=temperature, max_tokens=max_tokens
+    )
+    restorer = gated.restorer()
+    text = restorer.feed(raw) + restorer.finish() if outcome.outcome == "success" else ""
+    return GatedCompletion(text=text, decision=decision, gated=gated, outcome=outcome)
