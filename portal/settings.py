@@ -14,7 +14,7 @@ from typing import Any
 import dj_database_url
 
 from portal import offline  # noqa: F401  (keeps the privacy switches first)
-from portal.embedded import embedded_database_settings
+from portal.embedded import embedded_database_settings, superuser_settings
 from portal.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -125,6 +125,10 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
     DATABASES = {"default": embedded_database_settings(VAR_DIR, env_str("PORTAL_DB_NAME", "portal"))}
+# The embedded server's superuser (Unix socket, no password), for the hardening after `migrate` and the test
+# harness; the portal itself connects as the role `portal` (see audit/hardening.py). Empty with DATABASE_URL:
+# a server's superuser credentials never reach the portal (`manage.py db_harden` runs with them, once).
+DATABASE_SUPERUSER: dict[str, str] = {} if DATABASE_URL else superuser_settings(DATABASES["default"])
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # A connection pool (psycopg_pool) per process: the assistant gives its connection back after each short
