@@ -286,6 +286,11 @@ AUDIT_CHECKPOINT_PUBLIC_KEY_PATH = Path(
 )
 AUDIT_CHECKPOINT_DIR = Path(env_str("AUDIT_CHECKPOINT_DIR", str(AUDIT_DIR / "checkpoints")))
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600)  # 0: no periodic checkpoints
+# A checkpoint is also queued (to a Celery worker, which holds the key) when the chain crosses a multiple of this
+# many events, so a burst cannot outrun the periodic one; 0: off. audit_verify fails ("NOT VERIFIED") when more
+# events than AUDIT_UNCHECKPOINTED_MAX follow the newest checkpoint: keep it at about twice the former.
+AUDIT_CHECKPOINT_EVERY_EVENTS = env_int("AUDIT_CHECKPOINT_EVERY_EVENTS", 500)
+AUDIT_UNCHECKPOINTED_MAX = env_int("AUDIT_UNCHECKPOINTED_MAX", 1000)
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(AUDIT_DIR / "exports")))
 AUDIT_EXPORT_BACKGROUND_THRESHOLD = env_int("AUDIT_EXPORT_BACKGROUND_THRESHOLD", 100_000)  # rows: offer a job above
 AUDIT_EXPORT_RETENTION_DAYS = env_int("AUDIT_EXPORT_RETENTION_DAYS", 7)

@@ -35,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from tests import database
 
     database.install()  # the tests connect as the portal role; the harness's superuser work: tests/database.py
+    # Checkpoints every N events would queue Celery tasks into the broker folder during any test that writes
+    # enough events; the tests of that feature turn it on.
+    settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 0
 
 
 @pytest.fixture
