@@ -297,10 +297,15 @@ def release_statements(cursor: Any, *, role: str = PORTAL_ROLE) -> list[Statemen
     return statements
 
 
-def execute(cursor: Any, statements: list[Statement]) -> None:
-    """Run the statements in the caller's transaction, after the lock that serialises hardening."""
+def begin(cursor: Any) -> None:
+    """Start hardening in the caller's transaction: before looking at the catalogs, so that two processes that
+    start at the same moment do not both decide to create the same role."""
     cursor.execute("SET LOCAL lock_timeout = '60s'")  # ALTER ... OWNER waits for running queries on the table
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [HARDEN_LOCK_KEY])
+
+
+def execute(cursor: Any, statements: list[Statement]) -> None:
+    """Run the statements in the caller's transaction, after begin()."""
     for statement in statements:
         cursor.execute(statement.sql)
 

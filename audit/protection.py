@@ -41,6 +41,7 @@ def embedded_database_harden(*, using: str = "default") -> list[hardening.Statem
     if not settings.DATABASE_SUPERUSER or not audit_protection_problems(using=using):
         return []
     with superuser_connection(using) as conn, conn.cursor() as cursor:
+        hardening.begin(cursor)
         statements = hardening.database_statements(cursor)
         hardening.execute(cursor, statements)
     for statement in statements:
@@ -53,6 +54,7 @@ def embedded_audit_release(*, plan: list[tuple[Any, bool]], using: str = "defaul
     if not settings.DATABASE_SUPERUSER or not any(migration.app_label == "audit" for migration, _ in plan):
         return []
     with superuser_connection(using) as conn, conn.cursor() as cursor:
+        hardening.begin(cursor)
         statements = hardening.release_statements(cursor)
         hardening.execute(cursor, statements)
     if statements:

@@ -7,8 +7,8 @@ one to exit stops it (pgserver keeps the list of attached processes next to the 
 
 The portal connects as the ordinary role `portal`, not as the server's superuser `postgres`: see
 audit/hardening.py. Only this bootstrap, the hardening after `migrate` and the test harness use the
-superuser. pgserver trusts every connection over its Unix socket (the socket lives in `var/pgdata`, mode
-700), so the roles have no password: the separation protects the audit trail against what arrives through
+superuser. pgserver listens on no TCP port and trusts every connection over its Unix socket (which lives in
+`var/pgdata`, mode 700), so the roles have no password: the separation protects the audit trail against what arrives through
 the portal's own connection (a bug, an injected statement, a SQL console reached through the portal), not
 against a person or program that can already run code as the portal's system user, who could connect as
 `postgres` too. A server reached through DATABASE_URL uses passwords as usual.
@@ -125,9 +125,8 @@ def database_prepare(socket_dir: str, name: str) -> None:
     from audit import hardening
 
     with superuser_connect(socket_dir, "postgres") as conn, conn.cursor() as cursor:
-        statements = hardening.role_statements(cursor, create_role=True)
-        if statements:
-            hardening.execute(cursor, statements)
+        hardening.begin(cursor)
+        hardening.execute(cursor, hardening.role_statements(cursor, create_role=True))
     with superuser_connect(socket_dir, "postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
@@ -142,9 +141,9 @@ def database_harden(socket_dir: str, name: str) -> list[Any]:
     from audit import hardening
 
     with superuser_connect(socket_dir, name) as conn, conn.cursor() as cursor:
+        hardening.begin(cursor)
         statements = hardening.database_statements(cursor)
-        if statements:
-            hardening.execute(cursor, statements)
+        hardening.execute(cursor, statements)
     moved = [statement for statement in statements if " OWNER TO " in statement.sql]
     if moved:
         # once per database: the next start finds nothing to move

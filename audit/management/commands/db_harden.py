@@ -45,6 +45,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         role, audit_owner = options["role"], options["audit_owner"]
         with self._superuser_cursor() as cursor:
+            hardening.begin(cursor)
             user, superuser = self._whoami(cursor)
             if not options["sql"]:
                 if not superuser:
@@ -62,8 +63,7 @@ class Command(BaseCommand):
             if options["sql"]:
                 self._print_sql(statements)
                 return
-            if statements:
-                hardening.execute(cursor, statements)
+            hardening.execute(cursor, statements)
             remaining = hardening.problems(cursor, role=role)
             table_exists = hardening.audit_table_exists(cursor)
         for statement in statements:
