@@ -8,10 +8,10 @@ one to exit stops it (pgserver keeps the list of attached processes next to the 
 The portal connects as the ordinary role `portal`, not as the server's superuser `postgres`: see
 audit/hardening.py. Only this bootstrap, the hardening after `migrate` and the test harness use the
 superuser. pgserver listens on no TCP port and trusts every connection over its Unix socket (which lives in
-`var/pgdata`, mode 700), so the roles have no password: the separation protects the audit trail against what arrives through
-the portal's own connection (a bug, an injected statement, a SQL console reached through the portal), not
-against a person or program that can already run code as the portal's system user, who could connect as
-`postgres` too. A server reached through DATABASE_URL uses passwords as usual.
+`var/pgdata`, mode 700), so the roles have no password: the separation protects the audit trail against what
+arrives through the portal's own connection (a bug, an injected statement, a SQL console reached through the
+portal), not against a person or program that can already run code as the portal's system user, who could
+connect as `postgres` too. A server reached through DATABASE_URL uses passwords as usual.
 """
 
 from __future__ import annotations
