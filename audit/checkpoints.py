@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,11 @@ def checkpoint_files(directory: Path, public_key: Ed25519PublicKey | None) -> It
             yield CheckpointFile(path.name, checkpoint_parse(path.read_text(encoding="utf-8"), public_key))
         except (CheckpointInvalid, OSError, UnicodeDecodeError) as error:
             yield CheckpointFile(path.name, None, str(error))
+
+
+def checkpoint_time(text: str) -> datetime:
+    """The aware datetime of a checkpoint's `created_at` (the chain's time format, always UTC)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def latest_checkpoint(directory: Path) -> Checkpoint | None:

@@ -101,6 +101,12 @@ class TrailReport:
     public_key: str = ""
     tail_deleted: bool = False
     tail_deleted_note: str = ""
+    # The newest events are proven only by a signed checkpoint at or after them; these say how much is not.
+    events_after_checkpoint: int = 0
+    unchecked_limit: int = 0
+    checkpoint_age_seconds: float | None = None
+    checkpoint_age_limit_seconds: float | None = None
+    not_verified: list[str] = field(default_factory=list)
 
     @property
     def events_valid(self) -> int:
@@ -129,7 +135,13 @@ class TrailReport:
 
     @property
     def intact(self) -> bool:
+        """No sign of tampering: every event and checkpoint checks out."""
         return self.first_invalid_event is None and self.first_invalid_checkpoint is None and not self.tail_deleted
+
+    @property
+    def verified(self) -> bool:
+        """Intact, and the newest events are covered closely enough by a signed checkpoint to be proven."""
+        return self.intact and not self.not_verified
 
     def as_dict(self) -> dict[str, Any]:
         brk = self.first_invalid_event
@@ -158,6 +170,14 @@ class TrailReport:
             ),
             "tail_deleted": self.tail_deleted,
             "tail_deleted_note": self.tail_deleted_note,
+            "verified": self.verified,
+            "events_after_checkpoint": self.events_after_checkpoint,
+            "unchecked_limit": self.unchecked_limit,
+            "checkpoint_age_seconds": (
+                round(self.checkpoint_age_seconds, 1) if self.checkpoint_age_seconds is not None else None
+            ),
+            "checkpoint_age_limit_seconds": self.checkpoint_age_limit_seconds,
+            "not_verified": self.not_verified,
         }
 
 
@@ -221,7 +241,61 @@ def audit_trail_verify(*, checkpoint_dir: Path | None = None, public_key_path: P
         elif seen_hashes.get(checkpoint.head_seq) != checkpoint.head_hash:
             problem = f"event #{checkpoint.head_seq} no longer has the signed hash: the chain up to it was rewritten"
         report.checkpoints.append(CheckpointResult(item.name, checkpoint, not problem, problem))
+    _hold_the_tail_to_the_limits(report)
     return report
+
+
+NOT_VERIFIED_COUNT = "{count} events newer than the newest checkpoint (limit {limit}, AUDIT_UNCHECKPOINTED_MAX)"
+NOT_VERIFIED_NO_CHECKPOINT = "{count} events and no valid checkpoint (limit {limit}, AUDIT_UNCHECKPOINTED_MAX)"
+NOT_VERIFIED_AGE = (
+    "the newest checkpoint was signed {age} ago, more than twice AUDIT_CHECKPOINT_INTERVAL_SECONDS ({limit}): "
+    "events after it, or removed after it, cannot be told from a rewrite"
+)
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _hold_the_tail_to_the_limits(report: TrailReport) -> None:
+    """Not proven is not tampered: say which of the newest events no signed checkpoint vouches for.
+
+    Someone who can write to the database (a superuser, or anyone while the triggers are off) can remove
+    the events after the newest checkpoint and append others with correct hashes; nothing in the chain shows
+    it. Two bounds make that window small and visible: how many events may follow the newest checkpoint,
+    and how old that checkpoint may be while checkpoints are written periodically (the periodic task signs
+    even an unchanged head again, so a quiet day does not trip it).
+    """
+    from django.utils import timezone
+
+    from audit.checkpoints import checkpoint_time
+
+    report.unchecked_limit = settings.AUDIT_UNCHECKPOINTED_MAX
+    interval = settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS
+    report.checkpoint_age_limit_seconds = 2.0 * interval if interval > 0 else None
+    valid = [result.checkpoint for result in report.checkpoints if result.valid and result.checkpoint]
+    newest_head = report.latest_checkpoint
+    if newest_head is None:
+        report.events_after_checkpoint = report.events_total
+        if report.events_total > report.unchecked_limit:
+            report.not_verified.append(NOT_VERIFIED_NO_CHECKPOINT.format(count=report.events_total,
+                                                                         limit=report.unchecked_limit))  # fmt: skip
+        return
+    report.events_after_checkpoint = max(0, report.head_seq - newest_head.head_seq)
+    if report.events_after_checkpoint > report.unchecked_limit:
+        report.not_verified.append(
+            NOT_VERIFIED_COUNT.format(count=report.events_after_checkpoint, limit=report.unchecked_limit)
+        )
+    newest_signed = max(checkpoint_time(checkpoint.created_at) for checkpoint in valid)
+    report.checkpoint_age_seconds = (timezone.now() - newest_signed).total_seconds()
+    limit = report.checkpoint_age_limit_seconds
+    if limit is not None and report.checkpoint_age_seconds > limit:
+        report.not_verified.append(NOT_VERIFIED_AGE.format(age=duration_text(report.checkpoint_age_seconds),
+                                                           limit=duration_text(limit)))  # fmt: skip
 
 
 # ---- review pages ----------------------------------------------------------------------------------------

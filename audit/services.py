@@ -25,6 +25,7 @@ from audit.chain import GENESIS_HASH, HASHED_FIELDS, event_hash, format_time, no
 from audit.checkpoints import (
     Checkpoint,
     checkpoint_sign,
+    checkpoint_time,
     checkpoint_write,
     latest_checkpoint,
     load_private_key,
@@ -157,7 +158,29 @@ def _append(events: list[tuple[Any, dict[str, Any]]]) -> list[AuditEvent]:
             event._state.db = connection.alias
             written.append(event)
             head_seq, head_hash = fields["seq"], fields["hash"]
+    _checkpoint_when_crossing(written)
     return written
+
+
+def _checkpoint_when_crossing(written: list[AuditEvent]) -> None:
+    """Queue a checkpoint when these events cross a multiple of AUDIT_CHECKPOINT_EVERY_EVENTS.
+
+    After the commit, so the chain lock is long released and the checkpoint can see the events; and in a
+    Celery worker, the process that holds the signing key (web servers need not have it, and one that
+    signed without it would create a key of its own). Each multiple is crossed by exactly one committed
+    event, so bursts queue one task per N events; the task skips a head that was signed already.
+    """
+    every = settings.AUDIT_CHECKPOINT_EVERY_EVENTS
+    if every <= 0 or not written or written[-1].seq // every == (written[0].seq - 1) // every:
+        return
+    # robust: a broker that is down must not fail the request whose change is already committed
+    transaction.on_commit(_queue_checkpoint, robust=True)
+
+
+def _queue_checkpoint() -> None:
+    from audit.tasks import audit_checkpoint_task
+
+    audit_checkpoint_task.delay()
 
 
 # ---- signed checkpoints -----------------------------------------------------------------------------
@@ -170,12 +193,14 @@ def _signing_key() -> Any:
 
 
 def audit_checkpoint_create(
-    *, force: bool = False, directory: Path | None = None
+    *, force: bool = False, directory: Path | None = None, refresh_after_seconds: float | None = None
 ) -> tuple[Checkpoint | None, Path | None]:
     """Sign the current chain head and write it to the checkpoint store.
 
     Writes files only (no database row, no audit event: an event would move the head it just signed).
-    Skips when the chain is empty or its head was already checkpointed, unless `force`.
+    Skips when the chain is empty or its head was already checkpointed, unless `force`, or unless that
+    checkpoint is older than `refresh_after_seconds` (the periodic task: a recent signature is what tells
+    audit_verify that nothing after it can have been removed unnoticed, also on a quiet day).
     """
     from audit.selectors import audit_chain_head
 
@@ -185,7 +210,9 @@ def audit_checkpoint_create(
         return None, None
     previous = latest_checkpoint(target)
     if previous is not None and previous.head_seq == head_seq and not force:
-        return None, None
+        stale = refresh_after_seconds is not None and _age_seconds(previous) >= refresh_after_seconds
+        if not stale:
+            return None, None
     head = AuditEvent.objects.filter(seq=head_seq).values("hash", "created_at").get()
     checkpoint = checkpoint_sign(
         private_key=_signing_key(),
@@ -198,6 +225,13 @@ def audit_checkpoint_create(
     path = checkpoint_write(checkpoint, target)
     logger.info("audit checkpoint written: event #%s -> %s", head_seq, path)
     return checkpoint, path
+
+
+def _age_seconds(checkpoint: Checkpoint) -> float:
+    try:
+        return (timezone.now() - checkpoint_time(checkpoint.created_at)).total_seconds()
+    except ValueError:  # an unreadable time: treat it as old, sign again
+        return float("inf")
 
 
 # ---- exports ------------------------------------------------------------------------------------------

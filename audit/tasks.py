@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from audit.services import (
     audit_checkpoint_create,
@@ -14,8 +15,13 @@ from portal.core.jobs import Heartbeat
 
 @shared_task(name="audit.checkpoint")
 def audit_checkpoint_task() -> str:
-    """Periodic (Celery beat): sign the chain head. Idempotent: an unchanged head is not signed again."""
-    _, path = audit_checkpoint_create()
+    """Sign the chain head: periodically (Celery beat) and every AUDIT_CHECKPOINT_EVERY_EVENTS events.
+
+    An unchanged head is signed again once its checkpoint is half an interval old, so the newest checkpoint
+    stays younger than the bound audit_verify holds it to (twice the interval) while beat runs.
+    """
+    interval = settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS
+    _, path = audit_checkpoint_create(refresh_after_seconds=interval / 2 if interval > 0 else None)
     return str(path or "")
 
 

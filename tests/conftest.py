@@ -34,24 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # Something may already have looked a storage up while Django started: drop those cached instances.
     setting_changed.send(sender=type(settings), setting="STORAGES", value=settings.STORAGES, enter=True)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
-    _allow_test_flush_of_audit_table()
+    from tests import database
 
-
-def _allow_test_flush_of_audit_table() -> None:
-    """Let Django empty the tables between transactional tests despite the audit append-only trigger.
-
-    Only the test suite does this, as the database superuser, exactly the way an attacker with superuser
-    rights could; production code never flushes.
-    """
-    from django.db.backends.postgresql.operations import DatabaseOperations
-
-    original = DatabaseOperations.sql_flush
-
-    def sql_flush(self: DatabaseOperations, style: Any, tables: Any, **kwargs: Any) -> list[str]:
-        statements = original(self, style, tables, **kwargs)
-        return ["SET LOCAL session_replication_role = replica", *statements] if statements else statements
-
-    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+    database.install()  # the tests connect as the portal role; the harness's superuser work: tests/database.py
+    # Checkpoints every N events would queue Celery tasks into the broker folder during any test that writes
+    # enough events; the tests of that feature turn it on.
+    settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 0
 
 
 @pytest.fixture

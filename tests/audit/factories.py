@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection, transaction
+import pytest
 
 from audit.chain import GENESIS_HASH, event_hash
 from audit.models import AuditEvent
 from audit.services import audit
+from tests.database import superuser_connect, superuser_sql
+
+__all__ = ["TAMPERING", "rewrite_chain_from", "superuser_sql", "write_events"]
 
 
 def write_events(count: int, *, actor: Any = None, action: str = "test.event", **kwargs: Any) -> list[AuditEvent]:
@@ -14,11 +17,9 @@ def write_events(count: int, *, actor: Any = None, action: str = "test.event", *
             for n in range(count)]  # fmt: skip
 
 
-def superuser_sql(sql: str, params: list[Any] | None = None) -> None:
-    """Change rows the way a database superuser could: with the append-only triggers switched off."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute(sql, params or [])
+# Tampering needs the superuser's own connection, which sees only committed rows: tests that tamper are
+# `transaction=True` (TAMPERING marks them; the portal role itself cannot do any of this, see test_privileges).
+TAMPERING = pytest.mark.django_db(transaction=True)
 
 
 def rewrite_chain_from(seq: int, *, new_action: str = "test.rewritten") -> None:
@@ -27,7 +28,7 @@ def rewrite_chain_from(seq: int, *, new_action: str = "test.rewritten") -> None:
                "object_id", "outcome", "details", "previous_hash", "hash")  # fmt: skip
     rows = [dict(zip(columns, row, strict=True)) for row in AuditEvent.objects.order_by("seq").values_list(*columns)]
     previous = GENESIS_HASH
-    with transaction.atomic(), connection.cursor() as cursor:
+    with superuser_connect() as conn, conn.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
         for row in rows:
             if row["seq"] == seq:

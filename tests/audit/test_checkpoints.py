@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify, audit_trail_verify
 from audit.services import audit_checkpoint_create
 from audit.tasks import audit_checkpoint_task
-from tests.audit.factories import rewrite_chain_from, superuser_sql, write_events
+from tests.audit.factories import TAMPERING, rewrite_chain_from, superuser_sql, write_events
 
 pytestmark = pytest.mark.django_db
 
@@ -85,6 +85,7 @@ def test_an_untouched_trail_with_checkpoints_raises_no_alarm() -> None:
     assert payload["tail_deleted"] is False
 
 
+@TAMPERING
 def test_deleting_the_newest_events_is_detected_through_the_checkpoint() -> None:
     events = write_events(6)
     audit_checkpoint_create()
@@ -97,6 +98,7 @@ def test_deleting_the_newest_events_is_detected_through_the_checkpoint() -> None
     assert "deleted from the end" in payload["first_invalid_checkpoint"]["reason"]
 
 
+@TAMPERING
 def test_truncating_the_tail_and_writing_new_events_is_detected() -> None:
     events = write_events(5)
     audit_checkpoint_create()
@@ -109,6 +111,7 @@ def test_truncating_the_tail_and_writing_new_events_is_detected() -> None:
     assert "rewritten" in report.first_invalid_checkpoint.problem
 
 
+@TAMPERING
 def test_rewriting_the_chain_with_recomputed_hashes_is_detected() -> None:
     events = write_events(5)
     audit_checkpoint_create()
@@ -119,6 +122,7 @@ def test_rewriting_the_chain_with_recomputed_hashes_is_detected() -> None:
     assert report.first_invalid_checkpoint is not None
 
 
+@TAMPERING
 @pytest.mark.parametrize(
     "sql",
     [
@@ -167,6 +171,7 @@ def test_a_checkpoint_signed_with_another_key_is_invalid(settings: Any, tmp_path
     assert "another key" in payload["first_invalid_checkpoint"]["reason"]
 
 
+@TAMPERING
 def test_the_text_report_reads_like_cloudtrail_validate_logs() -> None:
     events = write_events(4)
     audit_checkpoint_create()

@@ -17,7 +17,7 @@ from audit.chain import verify_events
 from audit.exports import neutralise_cell
 from audit.models import AuditEvent, AuditExport, ExportStatus, Outcome
 from audit.services import audit, audit_checkpoint_create, audit_export_run
-from tests.audit.factories import superuser_sql, write_events
+from tests.audit.factories import TAMPERING, superuser_sql, write_events
 
 pytestmark = pytest.mark.django_db
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +180,7 @@ def test_a_jsonl_export_verifies_offline_against_signed_checkpoints(audrey: Any,
     assert json.loads(result.stdout)["first_invalid"]["line"] == 3
 
 
+@TAMPERING
 def test_a_filtered_export_verifies_line_by_line_and_against_the_database(audrey: Any, tmp_path: Path) -> None:
     write_events(3, action="test.a")
     write_events(3, action="test.b")

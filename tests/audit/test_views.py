@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
 from audit.services import audit
-from tests.audit.factories import write_events
+from tests.audit.factories import TAMPERING, superuser_sql, write_events
 
 pytestmark = pytest.mark.django_db
 
@@ -171,9 +171,8 @@ def test_every_listed_action_of_the_catalogue_is_offered(audrey: Any) -> None:
     assert b'<option value="auth.login_failed">' in response.content
 
 
+@TAMPERING
 def test_the_detail_page_flags_an_altered_event(audrey: Any) -> None:
-    from tests.audit.factories import superuser_sql
-
     (event,) = write_events(1)
     superuser_sql("UPDATE audit_auditevent SET action = 'test.forged' WHERE id = %s", [event.id])
     response = _client(audrey).get(reverse("audit:event_detail", args=[event.seq]))

@@ -6,14 +6,21 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from audit.selectors import TrailReport, audit_trail_verify
+from audit.selectors import TrailReport, audit_trail_verify, duration_text
 from audit.verify_export import ExportReport, verify_export_file
+
+NOT_VERIFIED_SUMMARY = (
+    "Audit trail NOT VERIFIED: no sign of tampering, but the newest events are not covered by a recent signed "
+    "checkpoint, so their removal or replacement could not be detected (see above)"
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Verify the audit trail: walk the hash chain, check every signed checkpoint against it and tell "
-        "whether events were deleted from the end. With --jsonl, verify an exported file against the chain."
+        "Verify the audit trail: walk the hash chain, check every signed checkpoint against it, tell whether "
+        "events were deleted from the end, and whether the newest events are covered by a recent enough "
+        "checkpoint (AUDIT_UNCHECKPOINTED_MAX, twice AUDIT_CHECKPOINT_INTERVAL_SECONDS). Exits 1 unless all is "
+        "proven. With --jsonl, verify an exported file against the chain."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,7 +38,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report.as_dict()))
         else:
             self.stdout.write(self._text(report))
-        if not report.intact:
+        if not report.verified:  # tampered, or not proven: both need a person
             raise SystemExit(1)
 
     def _text(self, report: TrailReport) -> str:
@@ -56,20 +63,25 @@ class Command(BaseCommand):
         lines.append(f"{report.checkpoints_valid}/{len(report.checkpoints)} checkpoints valid")
         latest = report.latest_checkpoint
         if latest is not None:
-            behind = report.head_seq - latest.head_seq
-            lines.append(
-                f"Latest valid checkpoint: event #{latest.head_seq}, signed {latest.created_at}"
-                + (f" ({behind} newer events not yet checkpointed)" if behind > 0 else "")
-            )
+            seconds = report.checkpoint_age_seconds
+            age = f", {duration_text(seconds)} ago" if seconds is not None else ""
+            lines.append(f"Latest valid checkpoint: event #{latest.head_seq}, signed {latest.created_at}{age}")
         else:
             lines.append("No valid checkpoint: deletions from the end cannot be detected (run audit_checkpoint)")
+        lines.append(f"Events after the newest checkpoint: {report.events_after_checkpoint} "
+                     f"(limit {report.unchecked_limit})")  # fmt: skip
+        lines += [f"NOT VERIFIED: {reason}" for reason in report.not_verified]
         if report.tail_deleted:
             lines.append(f"Events deleted from the end: YES, a checkpoint {report.tail_deleted_note}")
         else:
             lines.append("Events deleted from the end: none detected")
         lines.append("")
-        lines.append("Audit trail intact" if report.intact else "Audit trail NOT intact")
-        if report.intact:
+        if not report.intact:
+            lines.append("Audit trail NOT intact")
+        elif not report.verified:
+            lines.append(NOT_VERIFIED_SUMMARY)
+        else:
+            lines.append("Audit trail intact")
             lines.append(f"{report.events_total} events, chain intact (head #{report.head_seq})")
         return "\n".join(lines)
 

@@ -5,7 +5,8 @@ database, created with `CREATE TABLE ... (LIKE audit_auditevent INCLUDING ALL)` 
 trigger, put first on the search path of every benchmark connection, and dropped (`DROP SCHEMA ... CASCADE`)
 at the end, even on failure. The real trail is never touched. The writes use the real `audit()` (same
 advisory lock as the real chain, so run it on a quiet database); the million events are generated with a
-valid chain and loaded with COPY.
+valid chain and loaded with COPY. The portal role may not create schemas (audit/hardening.py): on the
+embedded server its superuser creates the scratch schema for it; with DATABASE_URL, run it as a role that may.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import connection, connections, transaction
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from audit.chain import event_hash, normalise_details
@@ -28,6 +30,11 @@ from audit.selectors import audit_chain_head, audit_chain_verify, audit_export_r
 from audit.services import audit
 
 SCRATCH_SCHEMA = "audit_bench_scratch"
+ERROR_NO_SCHEMA = (
+    "bench_audit needs a scratch schema, and the role it connects as may not create one (which is how the "
+    "portal's role should be): run it on the embedded server, or with a DATABASE_URL whose role has CREATE "
+    "on the database ({error})."
+)
 COPY_COLUMNS = (
     "seq", "created_at", "actor_id", "actor_username", "actor_roles", "action", "object_type", "object_id",
     "outcome", "details", "previous_hash", "hash",
@@ -62,6 +69,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.test.utils import override_settings
+
+        # the scratch chain's positions mean nothing to the real one: no checkpoints every N events of it
+        with override_settings(AUDIT_CHECKPOINT_EVERY_EVENTS=0):
+            self._handle(options)
+
+    def _handle(self, options: dict[str, Any]) -> None:
         figures: dict[str, float | int] = {}
         self._create_scratch()
         try:
@@ -113,13 +127,29 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_schema()")
             home = cursor.fetchone()[0]
-            cursor.execute(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
-            cursor.execute(f"CREATE SCHEMA {SCRATCH_SCHEMA}")
+            self._create_scratch_schema(cursor)
             cursor.execute(f"CREATE TABLE {SCRATCH_SCHEMA}.{table} (LIKE {home}.{table} INCLUDING ALL)")
             cursor.execute(
                 f"CREATE TRIGGER audit_event_no_update_delete BEFORE UPDATE OR DELETE ON {SCRATCH_SCHEMA}.{table}"
                 f" FOR EACH ROW EXECUTE FUNCTION {home}.audit_event_reject_change()"
             )
+
+    def _create_scratch_schema(self, cursor: Any) -> None:
+        if settings.DATABASE_SUPERUSER:  # the embedded server: its superuser makes the schema, owned by us
+            from audit.protection import superuser_connection
+
+            cursor.execute("SELECT current_user")
+            role = cursor.fetchone()[0]
+            with superuser_connection() as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+                conn.execute(f'CREATE SCHEMA {SCRATCH_SCHEMA} AUTHORIZATION "{role}"')
+            return
+        try:
+            with transaction.atomic():
+                cursor.execute(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+                cursor.execute(f"CREATE SCHEMA {SCRATCH_SCHEMA}")
+        except DatabaseError as error:
+            raise CommandError(ERROR_NO_SCHEMA.format(error=error)) from error
 
     def _drop_scratch(self) -> None:
         connections.close_all()  # also forgets the search path of every benchmark connection
