@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import platform
 import shutil
@@ -45,6 +46,7 @@ __all__ = [
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ERROR_UNKNOWN_BACKEND = "Unknown embedding backend {backend!r}; use one of: torch, onnx, onnx-int8."
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _models: dict[str, Any] = {}
 
@@ -205,6 +207,30 @@ def get_model(backend: str | None = None) -> Any:
                 model = load_model(backend)
                 _models[backend] = model
     return model
+
+
+_warm = threading.Event()
+
+
+def warm_up() -> None:
+    """Load the model and encode once, so the first question after a start is not the one that waits."""
+    try:
+        embed_query("warm up", cache=False)
+    except Exception:  # noqa: BLE001 - a failure here shows again, with its cause, at the first real use
+        logger.exception("knowledge: warming up the embedding model failed")
+        return
+    _warm.set()
+
+
+def warm_up_in_background() -> threading.Thread:
+    thread = threading.Thread(target=warm_up, name="embedding-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def is_warm() -> bool:
+    """Whether this process has the embedding model loaded (readiness of a web process)."""
+    return _warm.is_set() or bool(_models)
 
 
 def tokenizer() -> Any:

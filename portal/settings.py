@@ -274,6 +274,8 @@ LOGGING = {
 # --- Demo organisation (created by `manage.py run` on first start)
 PORTAL_DEMO = env_bool("PORTAL_DEMO", True)
 PORTAL_BIND = env_str("PORTAL_BIND", "127.0.0.1:8000")
+# Web processes load the embedding model when they start (not at the first question); /readyz waits for it.
+PORTAL_WARM_UP = env_bool("PORTAL_WARM_UP", True)
 
 # --- Routing (portal/routing): model calls through litellm's Router; see README "Model routing"
 ROUTING_OFFLINE_FALLBACK = env_bool("ROUTING_OFFLINE_FALLBACK", True)  # offline model last in every route

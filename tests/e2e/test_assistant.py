@@ -25,7 +25,7 @@ from tests.routing.factories import CatalogModelFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SERVER_START_SECONDS = 90
+SERVER_START_SECONDS = 180  # a ceiling: the server loads the embedding model before it is ready
 ANSWER = "Refunds are paid within 14 days [1]. This holds for every returned item, whatever the shop it came from."
 
 
@@ -58,7 +58,8 @@ def asgi_server(transactional_db: None, subprocess_env: dict[str, str], tmp_path
                 if server.poll() is not None:
                     pytest.fail("uvicorn exited:\n" + (tmp_path / "uvicorn.log").read_text())
                 try:
-                    if client.get(url + "/healthz").status_code == 200:
+                    # ready, not just alive: the embedding model is loaded, so no question waits for it
+                    if client.get(url + "/readyz").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
