@@ -12,14 +12,21 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
-from portal import offline  # noqa: F401
+from portal import offline
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _remove_telemetry_queue(**kwargs: object) -> None:
+    # A run without the privacy switches may have left onnxruntime's telemetry queue in the home folder.
+    offline.telemetry_queue_remove()
 
 
 @app.task(name="portal.ping")
