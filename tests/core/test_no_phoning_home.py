@@ -23,7 +23,8 @@ from tests.conftest import REPO_ROOT
 from tests.core.portal_run import PORTAL_STOPPED, Portal, RunResult
 from tests.core.strace_report import TraceReport, parse_trace_file
 
-pytestmark = [pytest.mark.syscalls, pytest.mark.xdist_group("portal_run")]
+# A cold start (model export, demo ingestion) plus the journey, traced, on a loaded 2-core machine.
+pytestmark = [pytest.mark.syscalls, pytest.mark.xdist_group("portal_run"), pytest.mark.timeout(900)]
 
 JOURNEY_STEPS = 5  # signed in, uploaded, searched, asked, exported
 
@@ -92,7 +93,7 @@ def test_the_journey_works_in_a_network_namespace_with_only_loopback(strace: str
     )
     command = ["unshare", "--net", "sh", "-c", driver, sys.executable, str(tmp_path), str(report_path)]
     completed = subprocess.run(
-        command, cwd=REPO_ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=900
+        command, cwd=REPO_ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=840
     )
     assert report_path.exists(), f"the driver did not run ({completed.returncode}): {completed.stderr[-3000:]}"
     result = RunResult(**json.loads(report_path.read_text(encoding="utf-8")))

@@ -10,7 +10,7 @@ import pytest
 from portal.offline import MESSAGE_QUEUE_REMOVED, TELEMETRY_QUEUE
 from tests.core.portal_run import PORTAL_STOPPED, Portal
 
-pytestmark = pytest.mark.xdist_group("portal_run")
+pytestmark = [pytest.mark.xdist_group("portal_run"), pytest.mark.timeout(600)]  # a cold start of the portal
 
 
 def test_sigint_to_the_run_command_stops_everything_and_says_so(tmp_path: Path) -> None:
