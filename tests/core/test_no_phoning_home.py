@@ -72,30 +72,33 @@ def _assert_nothing_left_the_machine(report: TraceReport) -> None:
     print(summary)  # the figures for `pytest -s`
 
 
-def test_the_portal_sends_nothing_off_the_machine_during_a_journey(strace: str, tmp_path: Path) -> None:
-    portal = Portal(tmp_path, trace=True)
+def test_the_portal_sends_nothing_off_the_machine_during_a_journey(strace: str, portal_dir: Path) -> None:
+    portal = Portal(portal_dir, trace=True)
     result = portal.run_journey()
     _assert_clean_run(result, portal.home)
     assert portal.trace_path is not None
     _assert_nothing_left_the_machine(parse_trace_file(portal.trace_path))
 
 
-def test_the_journey_works_in_a_network_namespace_with_only_loopback(strace: str, tmp_path: Path) -> None:
+def test_the_journey_works_in_a_network_namespace_with_only_loopback(strace: str, portal_dir: Path) -> None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         _unavailable("unshare (util-linux) or ip (iproute2) is not installed")
     if os.geteuid() != 0:
         _unavailable("a network namespace needs root (CI runs as root)")
-    report_path = tmp_path / "report.json"
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        _unavailable(f"no network namespace can be made here: {probe.stderr.strip()}")
+    report_path = portal_dir / "report.json"
     # Only loopback, or the test proves nothing: the driver refuses to start when another interface exists.
     driver = (
         'ip link set lo up && "$0" -c "import socket, sys; sys.exit(socket.if_nameindex() != [(1, \'lo\')])" '
         '&& exec "$0" -m tests.core.portal_run --work-dir "$1" --strace --report "$2"'
     )
-    command = ["unshare", "--net", "sh", "-c", driver, sys.executable, str(tmp_path), str(report_path)]
+    command = ["unshare", "--net", "sh", "-c", driver, sys.executable, str(portal_dir), str(report_path)]
     completed = subprocess.run(
         command, cwd=REPO_ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=840
     )
     assert report_path.exists(), f"the driver did not run ({completed.returncode}): {completed.stderr[-3000:]}"
     result = RunResult(**json.loads(report_path.read_text(encoding="utf-8")))
-    _assert_clean_run(result, tmp_path / "home")
-    _assert_nothing_left_the_machine(parse_trace_file(tmp_path / "strace.txt"))
+    _assert_clean_run(result, portal_dir / "home")
+    _assert_nothing_left_the_machine(parse_trace_file(portal_dir / "strace.txt"))

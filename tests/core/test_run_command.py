@@ -13,8 +13,8 @@ from tests.core.portal_run import PORTAL_STOPPED, Portal
 pytestmark = [pytest.mark.xdist_group("portal_run"), pytest.mark.timeout(600)]  # a cold start of the portal
 
 
-def test_sigint_to_the_run_command_stops_everything_and_says_so(tmp_path: Path) -> None:
-    portal = Portal(tmp_path)
+def test_sigint_to_the_run_command_stops_everything_and_says_so(portal_dir: Path) -> None:
+    portal = Portal(portal_dir)
     # what a run without the privacy switches leaves in the home folder
     leftover = portal.home / ".cache" / TELEMETRY_QUEUE
     leftover.mkdir(parents=True)
