@@ -10,7 +10,8 @@ import pytest
 from portal.offline import MESSAGE_QUEUE_REMOVED, TELEMETRY_QUEUE
 from tests.core.portal_run import PORTAL_STOPPED, Portal
 
-pytestmark = [pytest.mark.xdist_group("portal_run"), pytest.mark.timeout(600)]  # a cold start of the portal
+# A cold start of the portal: in the browser tests' xdist group, never beside their timeouts.
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(600)]
 
 
 def test_sigint_to_the_run_command_stops_everything_and_says_so(portal_dir: Path) -> None:
