@@ -9,6 +9,7 @@ production sets CELERY_BROKER_URL to Redis.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
@@ -23,9 +24,22 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+ERROR_WORKER_REFUSED = "The worker does not start: the privacy switches are not in force (see the errors above)."
+logger = logging.getLogger(__name__)
+
+
 @worker_init.connect
-def _remove_telemetry_queue(**kwargs: object) -> None:
-    # A run without the privacy switches may have left onnxruntime's telemetry queue in the home folder.
+def _privacy_on_start(**kwargs: object) -> None:
+    # A worker runs no `manage.py check`, so it checks the privacy switches itself and, like every manage.py
+    # command, refuses to start when they are not in force (SystemExit gets past Celery's signal dispatch).
+    from portal.core.checks import privacy_switches_check
+
+    problems = privacy_switches_check()
+    for problem in problems:
+        logger.log(problem.level, "%s %s %s", problem.id, problem.msg, problem.hint)
+    if any(problem.is_serious() for problem in problems):
+        raise SystemExit(ERROR_WORKER_REFUSED)
+    # A run without the switches may have left onnxruntime's telemetry queue in the home folder.
     offline.telemetry_queue_remove()
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,46 @@ def test_check_deploy_fails_when_the_service_environment_lacks_a_switch(subproce
     assert result.returncode != 0
     assert ERROR_SWITCH_NOT_INHERITED.format(name="ORT_DISABLE_TELEMETRY", value="missing") in result.stderr
     assert result.stderr.count("portal.E003") == 1
+
+
+def test_a_worker_refuses_to_start_when_a_protected_library_came_first(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    from portal.celery import ERROR_WORKER_REFUSED
+
+    env = dict(
+        _without(subprocess_env, "PORTAL_DEBUG", "CELERY_BROKER_URL", *OFFLINE_ENVIRONMENT),
+        CELERY_FILESYSTEM_BROKER_DIR=str(tmp_path / "broker"),
+        HOME=str(tmp_path),
+    )
+    argv = ["celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "INFO", "--without-mingle"]
+
+    def start(before: str, log: Path) -> subprocess.Popen[bytes]:
+        code = f"{before}\nimport sys\nsys.argv = {argv!r}\nfrom celery.__main__ import main\nmain()\n"
+        with log.open("wb") as output:
+            return subprocess.Popen(
+                [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            )
+
+    refused_log = tmp_path / "refused.log"
+    refused = start("import onnxruntime", refused_log)
+    try:
+        refused.wait(180)
+    finally:
+        refused.kill()  # a worker that started anyway
+        refused.wait()
+    output = refused_log.read_text()
+    assert refused.returncode != 0, output[-3000:]
+    assert "portal.E001" in output and ERROR_WORKER_REFUSED in output, output[-3000:]
+
+    started_log = tmp_path / "started.log"
+    started = start("", started_log)  # the same worker without the early import starts
+    try:
+        deadline = time.monotonic() + 180
+        while " ready." not in started_log.read_text() and started.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        started.terminate()
+        started.wait(60)
+    output = started_log.read_text()
+    assert " ready." in output and "portal.E00" not in output, output[-3000:]
