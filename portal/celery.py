@@ -9,17 +9,38 @@ production sets CELERY_BROKER_URL to Redis.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
-from portal import offline  # noqa: F401
+from portal import offline
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+ERROR_WORKER_REFUSED = "The worker does not start: the privacy switches are not in force (see the errors above)."
+logger = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _privacy_on_start(**kwargs: object) -> None:
+    # A worker runs no `manage.py check`, so it checks the privacy switches itself and, like every manage.py
+    # command, refuses to start when they are not in force (SystemExit gets past Celery's signal dispatch).
+    from portal.core.checks import privacy_switches_check
+
+    problems = privacy_switches_check()
+    for problem in problems:
+        logger.log(problem.level, "%s %s %s", problem.id, problem.msg, problem.hint)
+    if any(problem.is_serious() for problem in problems):
+        raise SystemExit(ERROR_WORKER_REFUSED)
+    # A run without the switches may have left onnxruntime's telemetry queue in the home folder.
+    offline.telemetry_queue_remove()
 
 
 @app.task(name="portal.ping")

@@ -9,6 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 application = get_wsgi_application()
+# A run without the privacy switches may have left onnxruntime's telemetry queue in the home folder.
+portal.offline.telemetry_queue_remove()
 
 from portal.readiness import web_process_started  # noqa: E402
 

@@ -42,6 +42,8 @@ litellm.callbacks = []
 litellm.success_callback = []
 litellm.failure_callback = []
 litellm.set_verbose = False
+# Token counting for llama / command-r names would download their tokenizers from huggingface.co.
+litellm.disable_hf_tokenizer_download = True
 # litellm's own log lines can carry provider error bodies (some echo part of the key) and request details;
 # the portal logs each failure itself (model key and error class only) and keeps the rest in usage rows.
 for _logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):

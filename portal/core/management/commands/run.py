@@ -28,6 +28,22 @@ class Command(BaseCommand):
         parser.add_argument("--dev", action="store_true", help="development mode (DEBUG on; set by manage.py)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Ctrl-C and SIGTERM both mean "stop", during the start too, and also when the shell started us with
+        # SIGINT ignored: each raises KeyboardInterrupt. While it serves, uvicorn puts its own handlers in,
+        # shuts down, then re-raises the signal through these.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            self._start_and_serve(options)
+        except KeyboardInterrupt:
+            pass  # the worker is stopped by now; the embedded database stops when this process exits
+        finally:
+            # Nothing may interrupt the embedded database's shutdown, which runs as this process exits.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.stdout.write("Portal stopped.")
+
+    def _start_and_serve(self, options: dict[str, Any]) -> None:
         host, _, port = options["bind"].rpartition(":")
         self.stdout.write("Preparing the database…")
         call_command("migrate", interactive=False, verbosity=0)
@@ -46,7 +62,6 @@ class Command(BaseCommand):
         finally:
             if worker is not None:
                 self._stop_worker(worker)
-        self.stdout.write("Portal stopped.")
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
         command = [
@@ -65,7 +80,7 @@ class Command(BaseCommand):
             worker.send_signal(signal.SIGTERM)  # warm shutdown: finish the running task
         try:
             worker.wait(WORKER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):  # too slow, or Ctrl-C again: stop it now
             worker.kill()
             worker.wait()
 
