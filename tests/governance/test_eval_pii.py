@@ -5,9 +5,8 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from django.core.management import call_command
-
 import pytest
+from django.core.management import call_command
 
 from governance import classes as dc
 from governance.detection import Finding
