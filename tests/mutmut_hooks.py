@@ -21,7 +21,29 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
             close_pool()
 
 
+_patched = False
+
+
 def pytest_configure(config: Any) -> None:
+    global _patched
+    if _patched:
+        return
+    _patched = True
+    # The test database is set up by the first run in mutmut's process (with --reuse-db); each child forked
+    # from it inherits the settings pointing at it, so its own setup (migrate and post_migrate, seconds per
+    # mutant) is skipped.
+    import django.test.utils as test_utils
+
+    setup_databases = test_utils.setup_databases
+    done: list[Any] = []
+
+    def setup_once(*args: Any, **kwargs: Any) -> Any:
+        if not done:
+            done.append(setup_databases(*args, **kwargs))
+        return done[0]
+
+    test_utils.setup_databases = setup_once  # type: ignore[assignment]
+
     # A killed mutant only needs the first failing example, not the smallest one: shrinking a failure of a
     # database-backed property takes minutes, for every mutant it kills.
     from hypothesis import Phase, settings
