@@ -169,7 +169,23 @@ def test_tampering_with_any_hashed_field_of_any_event_is_detected(length: int, d
 
     assert not report.intact
     assert report.first_break is not None and report.first_break.event_id == events[index]["id"]
-    assert report.checked == index  # every event before the tampered one still verifies
+    assert report.first_break.reason.startswith(REASONS.get(name, "content does not match its hash"))
+    # every event before the tampered one still verifies, and the report's head is the last of them
+    assert report.checked == report.head_seq == index
+    assert report.head_hash == (events[index - 1]["hash"] if index else GENESIS_HASH)
+
+
+REASONS = {"seq": "sequence gap: expected event #", "previous_hash": "previous_hash does not match"}
+
+
+@given(length=st.integers(0, 6))
+@settings(max_examples=20, deadline=None)
+def test_an_intact_chain_reports_its_head(length: int) -> None:
+    events = _chain(length)
+    report = verify_events(events)
+    assert report.intact and report.first_break is None
+    assert report.checked == report.head_seq == length
+    assert report.head_hash == (events[-1]["hash"] if events else GENESIS_HASH)
 
 
 # ---- the same in the database, through audit_trail_verify -----------------------------------------------
