@@ -55,6 +55,7 @@ def test_import_customers_open_one_and_ask_the_assistant_about_them(asgi_page: A
     expect(report.get_by_role("row", name=re.compile(r"^3 .*not an e-mail address"))).to_be_visible()
 
     page.get_by_role("link", name="Go to the customers").click()
+    expect(page).to_have_url(re.compile(r"/customers/$"))
     page.wait_for_load_state("load")  # htmx binds its triggers on DOMContentLoaded, which comes first
     with page.expect_response(lambda response: "q=bakeries" in response.url):
         page.get_by_label("Search").fill("bakeries")  # live search (htmx)

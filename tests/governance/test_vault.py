@@ -56,6 +56,14 @@ def test_a_value_keeps_its_placeholder_within_one_vault_and_each_class_counts_on
     assert reopened.placeholder("PERSON", "Grace") == "<PERSON_2>" and not reopened.changed
     assert reopened.placeholder("PERSON", "Joan") == "<PERSON_3>" and reopened.changed
 
+    # classes with an underscore in their name are found again after a reopen too
+    vault.placeholder("POSTAL_ADDRESS", "12 Baker Street")
+    vault.placeholder("DATE_OF_BIRTH", "12 March 1980")
+    reopened = Vault.decrypt("numbers", vault.encrypt())
+    assert reopened.placeholder("POSTAL_ADDRESS", "12 Baker Street") == "<POSTAL_ADDRESS_1>"
+    assert reopened.placeholder("DATE_OF_BIRTH", "12 March 1980") == "<DATE_OF_BIRTH_1>"
+    assert not reopened.changed
+
 
 def test_a_vault_is_written_back_only_when_it_changed() -> None:
     with transaction.atomic():
