@@ -118,10 +118,12 @@ def _canonical_value(name: str, value: Any) -> Any:
     return value
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=12)
+# PostgreSQL's JSONB (and text) cannot hold NUL characters, so the values a superuser could write have none
+json_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
+json_scalars = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | json_text
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(json_text, children, max_size=3),
     max_leaves=6,
 )
 moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)).map(
@@ -139,7 +141,7 @@ REPLACEMENTS: dict[str, st.SearchStrategy[Any]] = {
     "object_type": short_text,
     "object_id": short_text,
     "outcome": st.sampled_from(["success", "denied", "failure", "error"]),
-    "details": st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+    "details": st.dictionaries(json_text, json_values, max_size=3),
     "previous_hash": hex_hashes,
 }
 assert set(REPLACEMENTS) == set(HASHED_FIELDS)  # every hashed field can be tampered with below
