@@ -74,3 +74,11 @@ def test_without_a_policy_the_preview_is_required_and_the_lookup_failure_is_logg
     assert str(blocked.value) == ERROR_POLICY_UNAVAILABLE
     assert "preview_required: policy lookup failed" in caplog.messages
     assert "egress gate: policy lookup failed" in caplog.messages
+
+
+def test_a_refusal_without_a_user_is_audited_as_the_system(db: None) -> None:
+    """Background work (memory learning) may ask with no signed-in user: its refusals are audited too."""
+    with blocked_and_audited(None, "background"):
+        egress_gate(
+            user=None, conversation_key="background", destinations=[CLOUD], parts=[PromptPart("attachment", "")]
+        )
