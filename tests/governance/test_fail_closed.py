@@ -99,6 +99,7 @@ def test_a_valid_key_that_is_not_the_vaults_fails_closed_and_leaks_nothing(
     with blocked_and_audited(sam, "conv-keys") as blocked:
         ask(sam, PromptPart("question", question), key="conv-keys", destinations=(CLOUD, LOCAL))
     assert str(blocked.value) == ERROR_VAULT_FAILED  # clear, and the same for every vault failure
+    assert "egress gate: vault failed (InvalidToken)" in caplog.messages  # the cause, for the administrator
     # nothing leaks: not in the message, the audit event or the logs, and the vault is left as it was
     for value in customer_names:
         assert value not in str(blocked.value) and value not in caplog.text

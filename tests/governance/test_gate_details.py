@@ -82,3 +82,130 @@ def test_a_refusal_without_a_user_is_audited_as_the_system(db: None) -> None:
         egress_gate(
             user=None, conversation_key="background", destinations=[CLOUD], parts=[PromptPart("attachment", "")]
         )
+
+
+# ---- the manifest, whole --------------------------------------------------------------------------------
+CARD, SSN = "4111 1111 1111 1111", "123-45-6789"
+
+
+def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) -> None:
+    from governance.detection import NER_ABSENT
+    from tests.governance.factories import policy_with
+
+    version = publish(policy_with({"Staff": {"withheld_memory_scopes": ["customer"]}}))
+    parts = [
+        PromptPart("instructions", "Answer briefly.", role="system"),
+        PromptPart("chunk", f"Cards: {CARD} and {SSN}.", source={"citation": 1, "classification": "internal"}),
+        PromptPart("chunk", "Board minutes.", source={"citation": 2, "classification": "confidential"}),
+        PromptPart("memory", "Prefers calls.", source={"memory_id": 3, "scope": "customer"}),
+        PromptPart("customer", "Tier gold.", source={"customer_id": 4, "field": "tier", "title": "x" * 100}),
+        PromptPart("question", "Mail a@example.org and b@example.org, then a@example.org again."),
+    ]
+    gated = egress_gate(user=sam, conversation_key="manifest", destinations=[LOCAL, CLOUD], parts=parts)
+
+    assert gated.destinations == (LOCAL.key, CLOUD.key)  # the local destination first does not end the walk
+    assert gated.manifest == {
+        "gate": "policy",
+        "policy_version": version.pk,
+        "policy_version_number": version.number,
+        "policy_source": "published",
+        "roles": ["Staff"],
+        "parts": [
+            {"kind": "instructions", "source": {}, "decision": "sent", "reason": "", "chars": 15, "findings": {}},
+            {
+                "kind": "chunk",
+                "source": {"citation": 1, "classification": "internal"},
+                "decision": "withheld",
+                "reason": "contains NATIONAL_ID, PAYMENT_CARD, blocked by policy",
+                "chars": len(parts[1].text),
+                "findings": {"NATIONAL_ID": 1, "PAYMENT_CARD": 1},
+            },
+            {
+                "kind": "chunk",
+                "source": {"citation": 2, "classification": "confidential"},
+                "decision": "withheld",
+                "reason": "knowledge labelled confidential may not go to cloud models",
+                "chars": 14,
+                "findings": {},
+            },
+            {
+                "kind": "memory",
+                "source": {"memory_id": 3, "scope": "customer"},
+                "decision": "withheld",
+                "reason": "memory scope customer stays local",
+                "chars": 14,
+                "findings": {},
+            },
+            {
+                "kind": "customer",
+                "source": {"customer_id": 4, "field": "tier"},  # "title" is no id or label: left out
+                "decision": "sent",
+                "reason": "",
+                "chars": 10,
+                "findings": {},
+            },
+            {
+                "kind": "question",
+                "source": {},
+                "decision": "sent",
+                "reason": "",
+                "chars": len(parts[5].text),
+                "findings": {"EMAIL": 3},
+            },
+        ],
+        "findings": {"EMAIL": 3, "NATIONAL_ID": 1, "PAYMENT_CARD": 1},
+        "detection_layers": {"patterns": 5, "ner": NER_ABSENT},
+        "actions": {"EMAIL": "pseudonymize", "NATIONAL_ID": "block", "PAYMENT_CARD": "block"},
+        "pseudonymized": {"EMAIL": 3},
+        "redacted": {},
+        "placeholders": ["<EMAIL_1>", "<EMAIL_2>"],
+        "withheld": 3,
+        "destinations": [LOCAL.key, CLOUD.key],
+        "destinations_refused": [],
+        "local_only": False,
+        "preview_before_send": False,
+    }
+    assert [message["content"] for message in gated.messages] == [
+        "Answer briefly.",
+        "Tier gold.",
+        "Mail <EMAIL_1> and <EMAIL_2>, then <EMAIL_1> again.",
+    ]
+
+
+def test_a_draft_policy_and_every_reason_to_stay_local_are_named(sam: Any, olivia: Any) -> None:
+    from governance.policy import default_document
+
+    parts = [
+        PromptPart("chunk", "Merger: Bluebird.", source={"classification": "local_only"}),
+        PromptPart("customer", "Notes: difficult.", source={"customer_id": 4, "field": "notes", "n": "y" * 100}),
+        PromptPart("question", f"Card {CARD}, SSN {SSN}?"),
+    ]
+    draft = default_document()
+    draft["roles"]["Staff"]["withheld_customer_fields"] = ["notes"]
+    gated = egress_gate(
+        user=sam, conversation_key="draft", destinations=[CLOUD, LOCAL], parts=parts, policy_document=draft
+    )
+    manifest = gated.manifest
+    assert (manifest["policy_source"], manifest["policy_version"]) == ("draft", None)
+    assert manifest["local_only"] is True and gated.destinations == (LOCAL.key,)
+    assert [part["reason"] for part in manifest["parts"]] == [
+        "knowledge labelled local_only: local only",
+        "customer field notes stays local",
+        "local model only: nothing leaves the server",
+    ]
+    assert manifest["parts"][1]["source"] == {"customer_id": 4, "field": "notes"}
+    assert manifest["destinations_refused"] == [
+        {
+            "destination": CLOUD.key,
+            "reason": "your question contains NATIONAL_ID, PAYMENT_CARD, which your role's policy blocks from "
+            "cloud models; local-only knowledge can only be answered by the local model",
+        }
+    ]
+
+
+def test_a_source_value_of_up_to_100_characters_is_kept_in_the_manifest(sam: Any) -> None:
+    source = {"kind": "k" * 100, "scope": "s" * 101}
+    gated = egress_gate(
+        user=sam, conversation_key="source", destinations=[LOCAL], parts=[PromptPart("memory", "x", source=source)]
+    )
+    assert gated.manifest["parts"][0]["source"] == {"kind": "k" * 100}
