@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     from django.db import connections
@@ -50,3 +52,17 @@ def pytest_configure(config: Any) -> None:
 
     settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
     settings.load_profile("mutation")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftovers_from_a_killed_child(django_db_setup: None, django_db_blocker: Any) -> None:
+    """A child killed in the middle of a transactional test (a timeout) leaves its committed rows behind, and
+    every later child would see them: a stray document fails the permission tests whatever the mutant. Tests
+    leave no user behind when they finish, so a user at the start of a session means leftovers: flush them
+    (post_migrate puts the roles and the default policy back)."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        if get_user_model().objects.exists():
+            call_command("flush", interactive=False, verbosity=0)
