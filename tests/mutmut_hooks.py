@@ -58,11 +58,15 @@ def pytest_configure(config: Any) -> None:
 def _no_leftovers_from_a_killed_child(django_db_setup: None, django_db_blocker: Any) -> None:
     """A child killed in the middle of a transactional test (a timeout) leaves its committed rows behind, and
     every later child would see them: a stray document fails the permission tests whatever the mutant. Tests
-    leave no user behind when they finish, so a user at the start of a session means leftovers: flush them
-    (post_migrate puts the roles and the default policy back)."""
-    from django.contrib.auth import get_user_model
+    leave none of these rows behind when they finish, so any of them at the start of a session are leftovers:
+    flush them (post_migrate puts the roles and the default policy back)."""
     from django.core.management import call_command
+    from django.db import connection
 
-    with django_db_blocker.unblock():
-        if get_user_model().objects.exists():
+    tables = ("auth_user", "knowledge_knowledgebase", "knowledge_document", "governance_conversationvault")
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(f"(SELECT 1 FROM {table} LIMIT 1)" for table in tables))  # noqa: S608
+        leftovers = cursor.fetchone() is not None
+    if leftovers:
+        with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
