@@ -382,11 +382,11 @@ def egress_gate(
     default the conversation key. `roles`, `policy_document` and `persist_vault=False` are for the
     simulator: the same code, another role or a draft policy, and a throwaway vault, and no event.
     """
-    for part in parts:
-        if part.kind not in PART_KINDS:
-            raise EgressBlocked(ERROR_UNKNOWN_PART)
     about = subject or ("conversation", conversation_key[:100])
     try:
+        # inside the try: a refusal for a malformed prompt is audited like every other refusal
+        if any(part.kind not in PART_KINDS for part in parts):
+            raise EgressBlocked(ERROR_UNKNOWN_PART)
         messages, manifest, cleared, entries = _apply_policy(
             user=user,
             conversation_key=conversation_key,

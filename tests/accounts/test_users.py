@@ -100,8 +100,13 @@ def test_every_navigation_link_works_for_every_role(alice: Any, olivia: Any, aud
 
     for person in (alice, olivia, audrey, sam, oscar):
         client = _client_for(person)
-        for link in navigation_for(person):
-            assert client.get(link.url).status_code == 200, (person.username, link.url)
+        links = navigation_for(person)
+        assert links, person.username
+        for link in links:
+            response = client.get(link.url)
+            assert response.status_code == 200, (person.username, link.url)
+            assert response.resolver_match.url_name == link.url_name.split(":")[-1], (person.username, link.url)
+            assert link.label in response.content.decode()  # the navigation shows it, on its own page too
 
 
 def test_the_roles_exist_with_descriptions_and_permissions() -> None:

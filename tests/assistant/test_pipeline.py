@@ -14,13 +14,14 @@ from guardian.shortcuts import remove_perm
 
 from audit.models import AuditEvent
 from governance import gate
-from governance.gate import Destination, EgressBlocked, PromptPart, egress_gate
+from governance.gate import Destination, PromptPart, egress_gate
 from portal.assistant import services
 from portal.assistant.models import Message, MessageStatus
 from portal.routing.types import OFFLINE_DESTINATION, CallOutcome, RouteDecision
 from tests.assistant.conftest import REFUND_TEXT
 from tests.assistant.factories import ConversationFactory, MessageFactory, knowledge_base_with
 from tests.assistant.helpers import run_answer, stored_answer, streamed_text
+from tests.governance.helpers import assert_one_blocked_event, audit_head, blocked_and_audited
 
 pytestmark = pytest.mark.django_db
 
@@ -74,8 +75,11 @@ def test_route_classifies_the_question_when_the_profile_is_automatic(sam: Any, p
     profile.task_type = ""
     route = services.route(user=sam, profile=profile, question="Summarize the refund policy in three bullet points.")
 
-    assert route.task_type in {"routine", "summarize", "draft", "analyze", "research"}
-    assert route.reason and "assistant profile" not in route.reason
+    assert route.task_type == "summarize"
+    assert route.reason.startswith("summarize: asks for a summary (matched 'summarize')")
+    draft = services.route(user=sam, profile=profile, question="Draft a reply to the customer's letter.")
+    assert draft.task_type == "draft" and "assistant profile" not in draft.reason
+    assert services.route(user=sam, profile=profile, question="When are refunds paid?").task_type == "routine"
 
 
 # ---- retrieve
@@ -174,7 +178,7 @@ def test_a_local_only_memory_is_labelled_so_the_gate_keeps_it_on_the_server(sam:
     (memory_part,) = [part for part in parts if part.kind == "memory"]
     assert memory_part.source["classification"] == "local_only"
     cloud = Destination(key="model:1", provider="openai")
-    with pytest.raises(EgressBlocked):
+    with blocked_and_audited(sam, "memory-label", match="local-only knowledge"):
         egress_gate(user=sam, conversation_key="memory-label", destinations=[cloud], parts=parts)
 
 
@@ -280,6 +284,47 @@ def test_a_block_by_the_gate_stores_the_question_and_a_clear_message_and_sends_n
     assert fake_provider.requests == []
     assert conversation.messages.filter(role="user", content__startswith="What is the card").exists()
     assert AuditEvent.objects.get(action="assistant.answer_stored").outcome == "denied"
+
+
+def test_a_card_number_in_an_earlier_turn_stops_the_cloud_call_of_the_next_question(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, settings: Any
+):
+    """The earlier question goes back to the model as history; the policy blocks cards, so nothing is sent
+    (withholding that turn and sending the rest would pass off an answer without its context)."""
+    settings.ROUTING_OFFLINE_FALLBACK = False  # only the cloud model is a candidate
+    card = "4111 1111 1111 1111"
+    MessageFactory(conversation=conversation, role="user", content=f"Is my card {card} on file?")
+    MessageFactory(conversation=conversation, role="assistant", content="I cannot look up cards.")
+
+    before = audit_head()
+    answer = stored_answer(run_answer(user=sam, conversation=conversation, question="When are refunds paid?"))
+
+    assert answer.status == MessageStatus.BLOCKED
+    assert "your conversation history contains PAYMENT_CARD" in answer.error and card not in answer.error
+    assert fake_provider.requests == []
+    key = f"assistant-conversation-{conversation.pk}"
+    assert_one_blocked_event(since=before, user=sam, conversation_key=key, reason=answer.error)
+
+
+def test_a_vault_key_that_cannot_open_the_conversations_vault_stops_the_answer(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, settings: Any
+):
+    from cryptography.fernet import Fernet
+
+    from governance.gate import ERROR_VAULT_FAILED
+
+    key = f"assistant-conversation-{conversation.pk}"
+    settings.GOVERNANCE_VAULT_KEY = Fernet.generate_key().decode()
+    egress_gate(user=sam, conversation_key=key, destinations=[fake_model.destination()],
+                parts=[PromptPart(kind="question", text="Mail refunds@example.org")])  # fmt: skip
+    settings.GOVERNANCE_VAULT_KEY = Fernet.generate_key().decode()  # valid, but not the vault's key
+    before = audit_head()
+
+    answer = stored_answer(run_answer(user=sam, conversation=conversation, question="When are refunds paid?"))
+
+    assert answer.status == MessageStatus.BLOCKED and answer.error == ERROR_VAULT_FAILED
+    assert fake_provider.requests == []
+    assert_one_blocked_event(since=before, user=sam, conversation_key=key, reason=ERROR_VAULT_FAILED)
 
 
 def test_an_unexpected_failure_before_the_call_fails_closed(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,8 +21,12 @@ pytestmark = pytest.mark.django_db
 STREAM = "application/x-ndjson"
 
 
-def post_streaming(user: Any, url: str, data: dict[str, str]) -> tuple[Any, list[tuple[float, dict[str, Any]]]]:
-    """POST as assistant.js does and read the body as it arrives: (arrival time, event) per line."""
+def post_streaming(
+    user: Any, url: str, data: dict[str, str], on_event: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[Any, list[tuple[float, dict[str, Any]]]]:
+    """POST as assistant.js does and read the body as it arrives: (arrival time, event) per line.
+
+    `on_event` sees each event as it arrives, while the rest of the answer is still to come."""
 
     async def go() -> tuple[Any, list[tuple[float, dict[str, Any]]]]:
         client = AsyncClient()
@@ -31,7 +36,11 @@ def post_streaming(user: Any, url: str, data: dict[str, str]) -> tuple[Any, list
         if response.streaming:
             async for chunk in response.streaming_content:
                 arrived = time.perf_counter()
-                events += [(arrived, json.loads(line)) for line in chunk.decode().splitlines() if line.strip()]
+                for line in chunk.decode().splitlines():
+                    if line.strip():
+                        events.append((arrived, json.loads(line)))
+                        if on_event is not None:
+                            on_event(events[-1][1])
         return response, events
 
     return async_to_sync(go)()
@@ -44,17 +53,27 @@ def ask_url(conversation: Any) -> str:
 def test_the_answer_streams_piece_by_piece_before_the_stored_answer_arrives(
     sam: Any, conversation: Any, fake_model: Any, fake_provider: Any
 ):
-    fake_provider.state.chunk_delay = 0.05  # the provider takes ~0.6 s to stream its answer
-    response, timed = post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"})
+    fake_provider.hold_stream(after_words=3)  # the provider stops after three words until released
+    head = "".join(DEFAULT_REPLY.split(" ")[i] + " " for i in range(3))  # "This is the "
+    seen_while_held: list[str] = []
 
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] != "delta" or seen_while_held:
+            return
+        fake_provider.wait_until_held()  # the provider has sent three words and is paused
+        seen_while_held.append(event["text"])
+        fake_provider.release()
+
+    response, timed = post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"}, on_event)
+
+    # the first words reached the reader while the provider was provably still holding the rest back
+    assert seen_while_held and head.startswith(seen_while_held[0]) and seen_while_held[0]
     assert response.status_code == 200 and response["Content-Type"] == STREAM
     kinds = [event["event"] for _, event in timed]
     assert kinds[0] == "question" and kinds[-1] == "done"
     assert kinds.count("delta") >= 5 and set(kinds[1:-1]) == {"delta"}
-    deltas = [(arrived, event) for arrived, event in timed if event["event"] == "delta"]
-    done_at = timed[-1][0]
-    assert done_at - deltas[0][0] > 0.3  # the first words were readable well before the end
-    assert "".join(event["text"] for _, event in deltas) == DEFAULT_REPLY
+    deltas = [event for _, event in timed if event["event"] == "delta"]
+    assert "".join(event["text"] for event in deltas) == DEFAULT_REPLY
     answer = conversation.messages.get(role="assistant")
     assert answer.content == DEFAULT_REPLY and answer.status == MessageStatus.COMPLETE
     done = timed[-1][1]

@@ -153,7 +153,7 @@ def test_audit_verify_reports_the_exact_altered_event() -> None:
     assert "chain intact" in out.getvalue()
     superuser_sql("UPDATE audit_auditevent SET outcome = 'denied' WHERE id = %s", [events[1].id])
     out = StringIO()
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, check=lambda exit_: exit_.code == 1):
         call_command("audit_verify", stdout=out)
     assert f"BROKEN at event #{events[1].seq} (id {events[1].id})" in out.getvalue()
     assert "altered" in out.getvalue()

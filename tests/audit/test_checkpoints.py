@@ -27,7 +27,8 @@ def _verify_json(*args: str) -> tuple[dict[str, Any], bool]:
     try:
         call_command("audit_verify", "--json", *args, stdout=out)
         failed = False
-    except SystemExit:
+    except SystemExit as exit_:
+        assert exit_.code == 1, exit_.code  # audit_verify's "not intact", not an argument error (2)
         failed = True
     return json.loads(out.getvalue()), failed
 
@@ -183,7 +184,7 @@ def test_the_text_report_reads_like_cloudtrail_validate_logs() -> None:
     assert "Events deleted from the end: none detected" in text
     superuser_sql("DELETE FROM audit_auditevent WHERE seq >= %s", [events[2].seq])
     out = StringIO()
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, check=lambda exit_: exit_.code == 1):
         call_command("audit_verify", stdout=out)
     text = out.getvalue()
     assert "0/1 checkpoints valid" in text

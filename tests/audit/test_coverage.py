@@ -201,7 +201,7 @@ def test_sign_in_sign_out_and_failed_sign_in_are_audited(sam: Any) -> None:
     client.post(reverse("login"), {"username": "sam", "password": "wrong password"})
     failed = AuditEvent.objects.filter(action="auth.login_failed").latest("seq")
     assert failed.actor_username == "sam" and failed.outcome == "failure"
-    assert "password" not in str(failed.details).replace('"username"', "")
+    assert "wrong password" not in str(failed.details) and set(failed.details) <= {"username", "ip"}
     client.post(reverse("login"), {"username": "sam", "password": DEFAULT_PASSWORD})
     login = AuditEvent.objects.filter(action="auth.login").latest("seq")
     assert login.actor_id == sam.pk and login.actor_roles == ["Staff"]

@@ -87,8 +87,11 @@ def test_a_restricted_record_can_be_shared_with_a_role(sam: Any) -> None:
     from django.contrib.auth.models import Group
 
     hidden = CustomerFactory(restricted=True)
+    url = reverse("customers:customer_detail", args=[hidden.pk])
+    assert _client_for(sam).get(url).status_code == 404  # before the grant: not there at all
     assign_perm("customers.view_customer", Group.objects.get(name="Staff"), hidden)
-    assert _client_for(sam).get(reverse("customers:customer_detail", args=[hidden.pk])).status_code == 200
+    response = _client_for(sam).get(url)
+    assert response.status_code == 200 and response.context["customer"] == hidden
 
 
 def test_an_unknown_customer_is_a_404(sam: Any) -> None:
@@ -210,8 +213,12 @@ def test_per_record_access_is_configured_in_the_site_admin() -> None:
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
     customer = CustomerFactory(restricted=True)
     client = _client_for(root)
-    assert client.get(reverse("admin:customers_customer_permissions", args=[customer.pk])).status_code == 200
-    assert client.get(reverse("admin:customers_customer_change", args=[customer.pk])).status_code == 200
+    permissions = client.get(reverse("admin:customers_customer_permissions", args=[customer.pk]))
+    assert permissions.status_code == 200 and "admin/guardian/model/obj_perms_manage.html" in [
+        template.name for template in permissions.templates
+    ]
+    change = client.get(reverse("admin:customers_customer_change", args=[customer.pk]))
+    assert change.status_code == 200 and change.context["original"] == customer
 
 
 def test_only_the_owner_or_an_administrator_changes_who_may_see_a_record(sam: Any, alice: Any) -> None:

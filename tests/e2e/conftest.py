@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import chromium_path
+from tests.e2e.waits import PAGE_WAIT_MS
 
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
@@ -65,7 +66,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, live_server: Any) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server.url)
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(PAGE_WAIT_MS)
     opened = context.new_page()
     yield opened
     context.close()

@@ -21,6 +21,7 @@ from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.assistant.conftest import FAKE_KEY, KEY_VARIABLE, REFUND_TEXT
 from tests.assistant.factories import AssistantProfileFactory, knowledge_base_with
 from tests.e2e.conftest import sign_in
+from tests.e2e.waits import PAGE_WAIT_MS, WORK_WAIT_MS
 from tests.routing.factories import CatalogModelFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +81,7 @@ def asgi_server(transactional_db: None, subprocess_env: dict[str, str], tmp_path
 @pytest.fixture
 def asgi_page(browser: Any, asgi_server: str) -> Iterator[Any]:
     context = browser.new_context(base_url=asgi_server)
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(PAGE_WAIT_MS)
     yield context.new_page()
     context.close()
 
@@ -95,7 +96,7 @@ def test_staff_asks_watches_the_answer_stream_opens_details_and_a_citation(asgi_
     AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
     CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
     fake_provider.answer_with(ANSWER)
-    fake_provider.state.chunk_delay = 0.15  # about three seconds for the whole answer
+    fake_provider.hold_stream(after_words=3)  # "Refunds are paid ", then nothing until the test releases it
 
     sign_in(page, "sam", DEFAULT_PASSWORD)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Assistant").click()
@@ -105,10 +106,12 @@ def test_staff_asks_watches_the_answer_stream_opens_details_and_a_citation(asgi_
 
     # the first words show while the provider is still streaming: no stored answer (details) yet
     streaming = page.locator(".streaming-text")
-    # (generous timeout: the server process loads the embedding model on its first question)
-    expect(streaming).to_contain_text("Refunds are paid", timeout=90_000)
+    # (the server process loads the embedding model on its first question)
+    expect(streaming).to_contain_text("Refunds are paid", timeout=WORK_WAIT_MS)
+    fake_provider.wait_until_held()  # the provider has sent three words and holds back the rest
     assert page.locator(".answer-details").count() == 0
-    assert "whatever the shop" not in streaming.inner_text()
+    assert "within 14 days" not in streaming.inner_text()
+    fake_provider.release()
 
     # then the stored, sanitized answer replaces the streamed text
     answer = page.locator(".chat-assistant").last

@@ -14,6 +14,7 @@ from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.assistant.factories import AssistantProfileFactory
 from tests.e2e.conftest import sign_in
 from tests.e2e.test_assistant import asgi_page, asgi_server  # noqa: F401 - fixtures (uvicorn, so answers stream)
+from tests.e2e.waits import WORK_WAIT_MS
 from tests.routing.factories import CatalogModelFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,7 +55,8 @@ def test_import_customers_open_one_and_ask_the_assistant_about_them(asgi_page: A
     expect(report.get_by_role("row", name=re.compile(r"^3 .*not an e-mail address"))).to_be_visible()
 
     page.get_by_role("link", name="Go to the customers").click()
-    page.wait_for_load_state("networkidle")  # htmx has bound its triggers
+    expect(page).to_have_url(re.compile(r"/customers/$"))
+    page.wait_for_load_state("load")  # htmx binds its triggers on DOMContentLoaded, which comes first
     with page.expect_response(lambda response: "q=bakeries" in response.url):
         page.get_by_label("Search").fill("bakeries")  # live search (htmx)
     table = page.locator("#customer-table")
@@ -74,7 +76,7 @@ def test_import_customers_open_one_and_ask_the_assistant_about_them(asgi_page: A
     page.get_by_label("Your question").fill("Draft a reply to this customer's last e-mail.")
     page.get_by_role("button", name="Ask").click()
     answer = page.locator(".chat-assistant").last
-    expect(answer.locator(".answer-details")).to_have_count(1, timeout=90_000)  # first use loads the local models
+    expect(answer.locator(".answer-details")).to_have_count(1, timeout=WORK_WAIT_MS)  # first use loads the models
     expect(answer.locator(".chat-text")).to_contain_text("Dear Elodie Marchetti, the credit note for order 5521")
     answer.get_by_text("Details", exact=True).click()
     manifest = answer.locator("table.manifest")

@@ -14,6 +14,7 @@ from tests.assistant.conftest import REFUND_TEXT
 from tests.assistant.factories import AssistantProfileFactory, knowledge_base_with
 from tests.e2e.conftest import sign_in
 from tests.e2e.test_assistant import asgi_page, asgi_server  # noqa: F401 - fixtures shared with the assistant test
+from tests.e2e.waits import PAGE_WAIT_MS, WORK_WAIT_MS
 from tests.routing.factories import CatalogModelFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SAW_PLACEHOLDER = "The provider only saw a placeholder for the address."
 SAW_ADDRESS = "The provider saw the address itself."
 ADDRESS = "jo.bloggs@example.org"
-WAIT = 15_000  # ms: a page load or an answer through the portal and the fake provider
+WAIT = PAGE_WAIT_MS  # a page load, or an answer through the portal and the fake provider
 
 
 def _what_the_provider_saw(body: dict[str, Any]) -> str:
@@ -33,7 +34,7 @@ def _ask(page: Any, question: str) -> Any:
     page.get_by_label("Your question").fill(question)
     page.get_by_role("button", name="Ask").click()
     answer = page.locator(".chat-assistant").last
-    expect(answer.locator(".answer-details")).to_have_count(1, timeout=60_000)  # a ceiling, on a busy machine
+    expect(answer.locator(".answer-details")).to_have_count(1, timeout=WORK_WAIT_MS)  # a ceiling, on a busy machine
     return answer
 
 
@@ -65,7 +66,7 @@ def test_an_officer_relaxes_a_rule_and_the_next_answer_follows_it(
     expect(first.locator(".manifest-json")).to_contain_text("<EMAIL_1>", timeout=WAIT)
 
     officer_context = browser.new_context(base_url=asgi_server)
-    officer_context.set_default_timeout(20_000)
+    officer_context.set_default_timeout(PAGE_WAIT_MS)
     officer = officer_context.new_page()
     try:
         sign_in(officer, "olivia", DEFAULT_PASSWORD)

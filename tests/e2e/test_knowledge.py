@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.e2e.conftest import sign_in
+from tests.e2e.waits import WORK_WAIT_MS
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +62,7 @@ def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Pat
     page.get_by_role("button", name="Upload").click()
     upload = page.locator("#upload-list")
     expect(upload).to_contain_text("travel_policy.pdf")
-    expect(upload).to_contain_text("Ready", timeout=60_000)
+    expect(upload).to_contain_text("Ready", timeout=WORK_WAIT_MS)
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Search").click()
     page.get_by_label("Search").fill("London hotel limit")

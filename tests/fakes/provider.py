@@ -3,6 +3,11 @@
 Speaks OpenAI chat completions (`POST /v1/chat/completions`, JSON and server-sent events) and Anthropic
 messages (`POST /v1/messages`, JSON and its event stream). Every request body is recorded. A test can
 script the next responses: "ok", "slow", "429", "500", "malformed", "disconnect".
+
+Pauses are under the test's control, not timed: `hold_stream(after_words=3)` makes the next streamed
+answers stop after three words until the test calls `release()` (`wait_until_held()` tells when a stream
+has got there), and a "slow" answer waits until `reset()` lets it go (`slow_seconds` is only a ceiling),
+long after the client's timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 DEFAULT_REPLY = "This is the fake provider's answer. It cites nothing and knows nothing."
 MODES = frozenset({"ok", "slow", "429", "500", "malformed", "disconnect"})
+HOLD_CEILING_SECONDS = 120.0  # a held stream goes on by itself after this, so a failed test never hangs
 
 
 @dataclass
@@ -40,10 +46,21 @@ class FakeProviderState:
     requests: list[RecordedRequest] = field(default_factory=list)
     script: deque[str] = field(default_factory=deque)
     reply: Callable[[dict[str, Any]], str] = lambda body: DEFAULT_REPLY
-    slow_seconds: float = 3.0
+    slow_seconds: float = 3.0  # the most a "slow" answer waits (reset() lets it go at once)
     chunk_delay: float = 0.0
     retry_after: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hold_after_words: int | None = None
+    held: threading.Event = field(default_factory=threading.Event)  # a stream is waiting at the hold
+    released: threading.Event = field(default_factory=threading.Event)
+    unstalled: threading.Event = field(default_factory=threading.Event)  # lets "slow" answers go
+
+    def hold_point(self, words_sent: int) -> None:
+        """Called after each streamed word: wait here while the test holds the stream."""
+        if self.hold_after_words is not None and words_sent == self.hold_after_words:
+            released = self.released
+            self.held.set()
+            released.wait(HOLD_CEILING_SECONDS)
 
     def next_mode(self) -> str:
         with self.lock:
@@ -149,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         if mode == "slow":
-            time.sleep(state.slow_seconds)
+            state.unstalled.wait(state.slow_seconds)
         text = state.reply(body)
         stream = bool(body.get("stream"))
         if protocol == "openai":
@@ -203,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._abort()
                 return
             self._sse(chunk({"content": word}))
+            self.server.state.hold_point(index + 1)
             if self.server.state.chunk_delay:
                 time.sleep(self.server.state.chunk_delay)
         self._sse(chunk({}, finish="stop", with_usage=True))
@@ -248,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}
             self._sse(json.dumps(delta), event="content_block_delta")
+            self.server.state.hold_point(index + 1)
             if self.server.state.chunk_delay:
                 time.sleep(self.server.state.chunk_delay)
         self._sse(json.dumps({"type": "content_block_stop", "index": 0}), event="content_block_stop")
@@ -316,6 +335,25 @@ class FakeProvider:
             self.state.script.clear()
         self.state.reply = lambda body: DEFAULT_REPLY
         self.state.chunk_delay = 0.0
+        self.release()
+        # answers still waiting in "slow" (for clients that gave up) go now, not after slow_seconds
+        stalled, self.state.unstalled = self.state.unstalled, threading.Event()
+        stalled.set()
+
+    def hold_stream(self, *, after_words: int) -> None:
+        """Streamed answers stop after `after_words` words until release()."""
+        self.state.held = threading.Event()
+        self.state.released = threading.Event()
+        self.state.hold_after_words = after_words
+
+    def wait_until_held(self, timeout: float = HOLD_CEILING_SECONDS) -> None:
+        """Block until a stream waits at the hold; fail the test if none gets there in time."""
+        if not self.state.held.wait(timeout):
+            raise AssertionError(f"no stream reached the hold within {timeout} s")
+
+    def release(self) -> None:
+        self.state.hold_after_words = None
+        self.state.released.set()
 
     def script(self, *modes: str) -> None:
         unknown = set(modes) - MODES

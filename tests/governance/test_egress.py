@@ -10,8 +10,8 @@ from governance import classes as dc
 from governance.gate import (
     ERROR_DETECTION_FAILED,
     ERROR_POLICY_UNAVAILABLE,
+    ERROR_UNKNOWN_PART,
     ERROR_VAULT_FAILED,
-    EgressBlocked,
     GatedPrompt,
     PromptPart,
     egress_gate,
@@ -21,6 +21,7 @@ from governance.gate import (
 from governance.models import ConversationVault, PolicyVersion
 from tests.governance.conftest import CLOUD, CLOUD_EU_ZDR, LOCAL
 from tests.governance.factories import policy_with
+from tests.governance.helpers import blocked_and_audited
 
 pytestmark = pytest.mark.django_db
 
@@ -85,10 +86,10 @@ def test_allow_sends_the_value_unchanged(sam: Any, publish: Any) -> None:
 
 
 def test_a_blocked_class_in_the_question_stops_the_cloud_call(sam: Any) -> None:
-    with pytest.raises(EgressBlocked, match="PAYMENT_CARD"):
+    with blocked_and_audited(sam, "conv-1", match="your question contains PAYMENT_CARD"):
         ask(sam, PromptPart("question", f"Is {CARD} still valid?"), destinations=[CLOUD])
     event = AuditEvent.objects.filter(action="governance.egress_blocked").latest("seq")
-    assert event.outcome == "denied" and CARD not in json.dumps(event.details)
+    assert CARD not in json.dumps(event.details)
 
 
 def test_a_blocked_question_may_still_be_answered_by_the_local_model(sam: Any) -> None:
@@ -122,7 +123,7 @@ def test_local_only_knowledge_never_reaches_a_cloud_destination(sam: Any) -> Non
     assert gated.destinations == (LOCAL.key,)
     with pytest.raises(PermissionError):
         verify_sealed(gated, CLOUD.key)
-    with pytest.raises(EgressBlocked, match="local model"):
+    with blocked_and_audited(sam, "conv-1", match="local model"):
         ask(sam, *parts, destinations=[CLOUD, CLOUD_EU_ZDR])
 
 
@@ -191,7 +192,7 @@ def test_it_fails_closed_when_detection_breaks(sam: Any, monkeypatch: pytest.Mon
         raise RuntimeError(f"boom on {text}")
 
     monkeypatch.setattr("governance.detection.detect", broken)
-    with pytest.raises(EgressBlocked) as blocked:
+    with blocked_and_audited(sam, "conv-1") as blocked:
         ask(sam, PromptPart("question", "Call Marguerite"))
     assert str(blocked.value) == ERROR_DETECTION_FAILED
     assert "Marguerite" not in json.dumps(AuditEvent.objects.latest("seq").details)
@@ -205,15 +206,16 @@ def test_it_fails_closed_when_a_known_entity_source_breaks(sam: Any) -> None:
 
     known_entities.register_source("broken", broken)
     try:
-        with pytest.raises(EgressBlocked, match="could not be checked"):
+        with blocked_and_audited(sam, "conv-1") as blocked:
             ask(sam, PromptPart("question", "Hello"))
+        assert str(blocked.value) == ERROR_DETECTION_FAILED
     finally:
         known_entities._sources.pop("broken", None)
 
 
 def test_it_fails_closed_without_a_policy(sam: Any) -> None:
     PolicyVersion.objects.all().delete()
-    with pytest.raises(EgressBlocked) as blocked:
+    with blocked_and_audited(sam, "conv-1") as blocked:
         ask(sam, PromptPart("question", "Hello"))
     assert str(blocked.value) == ERROR_POLICY_UNAVAILABLE
     assert preview_required(sam) is True
@@ -222,14 +224,25 @@ def test_it_fails_closed_without_a_policy(sam: Any) -> None:
 def test_it_fails_closed_when_the_vault_key_is_wrong(sam: Any, settings: Any, customer_names: list[str]) -> None:
     ask(sam, PromptPart("question", f"Who is {customer_names[0]}?"), key="conv-key")
     settings.GOVERNANCE_VAULT_KEY = "not-a-fernet-key"
-    with pytest.raises(EgressBlocked) as blocked:
+    with blocked_and_audited(sam, "conv-key") as blocked:
         ask(sam, PromptPart("question", f"Who is {customer_names[0]}?"), key="conv-key")
     assert str(blocked.value) == ERROR_VAULT_FAILED
 
 
 def test_an_unknown_part_kind_is_refused(sam: Any) -> None:
-    with pytest.raises(EgressBlocked):
+    with blocked_and_audited(sam, "conv-1") as blocked:
         ask(sam, PromptPart("attachment", "Hello"))
+    assert str(blocked.value) == ERROR_UNKNOWN_PART
+
+
+def test_an_unforeseen_failure_fails_closed_with_a_generic_reason(sam: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("<PERSON_1> = Marguerite Okonkwo-Lind")  # details of a failure may hold values
+
+    monkeypatch.setattr("governance.gate._apply_policy", broken)
+    with blocked_and_audited(sam, "conv-1", reason="internal error") as blocked:
+        ask(sam, PromptPart("question", "Hello"))
+    assert str(blocked.value) == ERROR_DETECTION_FAILED
 
 
 def test_the_manifest_keeps_only_ids_and_labels_of_a_parts_source(sam: Any) -> None:

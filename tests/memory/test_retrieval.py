@@ -50,6 +50,8 @@ def test_only_approved_memories_are_retrieved(sam: Any) -> None:
     for status in ("proposed", "rejected", "archived"):
         MemoryItemFactory(text=f"Invoices are paid within 30 days ({status}).", status=status)
     assert memory_retrieve(user=sam, query=QUESTION) == []
+    MemoryItemFactory(text="Invoices are paid within 30 days (approved).", status="approved")
+    assert _texts(memory_retrieve(user=sam, query=QUESTION)) == {"Invoices are paid within 30 days (approved)."}
 
 
 def test_customer_memories_need_the_customer_and_access_to_it(sam: Any) -> None:
@@ -91,6 +93,7 @@ def test_unrelated_questions_get_no_memories_and_use_is_recorded(sam: Any) -> No
 
 def test_inactive_and_roleless_users_get_only_what_their_scope_allows(sam: Any, oscar: Any) -> None:
     MemoryItemFactory(text="Staff check invoices are paid.", scope="role", scope_role=Group.objects.get(name="Staff"))
+    assert _texts(memory_retrieve(user=sam, query=QUESTION)) == {"Staff check invoices are paid."}
     assert memory_retrieve(user=oscar, query=QUESTION) == []
     sam.is_active = False
     sam.save()

@@ -112,10 +112,11 @@ def test_a_hung_model_is_not_retried_before_the_fallback_answers(
 
 
 def test_a_cut_stream_is_a_failure_and_the_shown_text_is_reset(
-    sam: Any, fake_model: Any, second_model: Any, fake_provider: Any, settings: Any
+    sam: Any, fake_model: Any, second_model: Any, fake_provider: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ):
     settings.ROUTING_NUM_RETRIES = 0
     fake_provider.script("disconnect")
+    cuts = _record_stream_cuts(monkeypatch)
     destinations = [fake_model.destination(), second_model.destination()]
     deltas, outcome = run_stream(user=sam, gated=gate(sam, destinations), decision=decision_for(destinations))
 
@@ -124,7 +125,22 @@ def test_a_cut_stream_is_a_failure_and_the_shown_text_is_reset(
     assert shown_text(deltas) == DEFAULT_REPLY
     assert Usage.objects.get(model_key=fake_model.key).error_class == "StreamCut"
     assert outcome.attempts[0]["error"] == "the answer stream was cut off"
-    assert ERROR_STREAM_CUT
+    assert cuts == [ERROR_STREAM_CUT]  # a cut after some text, not an empty answer (ERROR_EMPTY)
+
+
+def _record_stream_cuts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The messages of the StreamCut errors the router raises (the class keeps its name for describe_error)."""
+    from portal.routing import router
+
+    messages: list[str] = []
+
+    class StreamCut(router.StreamCut):
+        def __init__(self, message: str) -> None:
+            messages.append(message)
+            super().__init__(message)
+
+    monkeypatch.setattr(router, "StreamCut", StreamCut)
+    return messages
 
 
 @pytest.mark.parametrize("fault", ["500", "429", "malformed", "disconnect", "slow"])
