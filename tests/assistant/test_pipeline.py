@@ -303,7 +303,8 @@ def test_a_card_number_in_an_earlier_turn_stops_the_cloud_call_of_the_next_quest
     assert "your conversation history contains PAYMENT_CARD" in answer.error and card not in answer.error
     assert fake_provider.requests == []
     key = f"assistant-conversation-{conversation.pk}"
-    assert_one_blocked_event(since=before, user=sam, conversation_key=key, reason=answer.error)
+    question = ("assistant.message", str(answer.reply_to_id))  # the gate's event is about the question
+    assert_one_blocked_event(since=before, user=sam, conversation_key=key, reason=answer.error, subject=question)
 
 
 def test_a_vault_key_that_cannot_open_the_conversations_vault_stops_the_answer(
@@ -324,7 +325,8 @@ def test_a_vault_key_that_cannot_open_the_conversations_vault_stops_the_answer(
 
     assert answer.status == MessageStatus.BLOCKED and answer.error == ERROR_VAULT_FAILED
     assert fake_provider.requests == []
-    assert_one_blocked_event(since=before, user=sam, conversation_key=key, reason=ERROR_VAULT_FAILED)
+    question = ("assistant.message", str(answer.reply_to_id))
+    assert_one_blocked_event(since=before, user=sam, conversation_key=key, reason=ERROR_VAULT_FAILED, subject=question)
 
 
 def test_an_unexpected_failure_before_the_call_fails_closed(

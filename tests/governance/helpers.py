@@ -17,15 +17,17 @@ def audit_head() -> int:
     return int(AuditEvent.objects.aggregate(head=Max("seq"))["head"] or 0)
 
 
-def assert_one_blocked_event(*, since: int, user: Any, conversation_key: str, reason: str) -> None:
-    """Exactly one `governance.egress_blocked` event after `since`, naming the asker, the conversation and
-    the reason the user was given; nothing else in its details."""
+def assert_one_blocked_event(
+    *, since: int, user: Any, conversation_key: str, reason: str, subject: tuple[str, str] | None = None
+) -> None:
+    """Exactly one `governance.egress_blocked` event after `since`, naming the asker, what it is about (the
+    caller's subject, by default the conversation) and the reason the user was given; nothing else."""
     events = list(AuditEvent.objects.filter(action="governance.egress_blocked", seq__gt=since))
     assert len(events) == 1, [event.details for event in events]
     (event,) = events
     assert event.outcome == "denied"
     assert event.actor_id == (user.pk if user is not None else None)
-    assert (event.object_type, event.object_id) == ("conversation", conversation_key[:100])
+    assert (event.object_type, event.object_id) == (subject or ("conversation", conversation_key[:100]))
     assert event.details == {"reason": reason}
 
 
