@@ -97,8 +97,16 @@ class PolicyForm(forms.Form):
         ]
 
     def role_settings(self) -> list[dict[str, Any]]:
-        names = ("preview", "zdr", "regions", "blocked_providers", "memory_scopes", "customer_fields",
-                 "flagged_passages", "injection")
+        names = (
+            "preview",
+            "zdr",
+            "regions",
+            "blocked_providers",
+            "memory_scopes",
+            "customer_fields",
+            "flagged_passages",
+            "injection",
+        )
         return [{"role": role, "fields": [self[f"{_slug(role)}__{name}"] for name in names]} for role in self.roles]
 
     def to_document(self) -> dict[str, Any]:

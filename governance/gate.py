@@ -240,7 +240,9 @@ def _transform(plan: _PartPlan, policy: Any, vault: Any, done: dict[str, Counter
 
 # Only identifiers and labels of a part's source go into the manifest: a title or a customer name there
 # would carry the very values the gate keeps from leaving into stored answers and audit hashes.
-MANIFEST_SOURCE_KEYS = frozenset({"classification", "scope", "field", "citation", "kind", "injection", "sensitivity_flag"})
+MANIFEST_SOURCE_KEYS = frozenset(
+    {"classification", "scope", "field", "citation", "kind", "injection", "sensitivity_flag"}
+)
 
 
 def _manifest_source(source: Mapping[str, Any]) -> dict[str, Any]:

@@ -151,14 +151,63 @@ HANDWRITTEN_CUSTOMERS = (
 # Invented names; each customer has a tier, a preferred channel, a contact rhythm and a propensity to
 # complain; after complaints some stop calling (the churn the models learn to see coming).
 FIRST_NAMES = (
-    "Aisha", "Bruno", "Carys", "Dmitri", "Esme", "Farid", "Greta", "Hamish", "Ines", "Jonas", "Keziah", "Lorcan",
-    "Mireille", "Nnamdi", "Orla", "Piotr", "Quinn", "Rosalind", "Soren", "Tamsin", "Ulrich", "Valentina",
-    "Wendell", "Ximena", "Yusuf", "Zofia", "Anouk", "Bastian", "Celeste", "Dorian",
+    "Aisha",
+    "Bruno",
+    "Carys",
+    "Dmitri",
+    "Esme",
+    "Farid",
+    "Greta",
+    "Hamish",
+    "Ines",
+    "Jonas",
+    "Keziah",
+    "Lorcan",
+    "Mireille",
+    "Nnamdi",
+    "Orla",
+    "Piotr",
+    "Quinn",
+    "Rosalind",
+    "Soren",
+    "Tamsin",
+    "Ulrich",
+    "Valentina",
+    "Wendell",
+    "Ximena",
+    "Yusuf",
+    "Zofia",
+    "Anouk",
+    "Bastian",
+    "Celeste",
+    "Dorian",
 )
 LAST_NAMES = (
-    "Abernethy", "Brightwater", "Castellane", "Dunmore", "Eskdale", "Fairbrook", "Galloway", "Holloway",
-    "Ingleby", "Jessop", "Kilbride", "Lowther", "Marchbank", "Northcote", "Ormsby", "Pendleford", "Quarrie",
-    "Redfern", "Selkirk", "Thornaby", "Underwood", "Vasquez-Hale", "Westerby", "Yardley", "Zennor",
+    "Abernethy",
+    "Brightwater",
+    "Castellane",
+    "Dunmore",
+    "Eskdale",
+    "Fairbrook",
+    "Galloway",
+    "Holloway",
+    "Ingleby",
+    "Jessop",
+    "Kilbride",
+    "Lowther",
+    "Marchbank",
+    "Northcote",
+    "Ormsby",
+    "Pendleford",
+    "Quarrie",
+    "Redfern",
+    "Selkirk",
+    "Thornaby",
+    "Underwood",
+    "Vasquez-Hale",
+    "Westerby",
+    "Yardley",
+    "Zennor",
 )
 BUSINESS_KINDS = ("Couriers", "Catering", "Bakery", "Hotels", "Florists", "Logistics", "Cafe", "Deliveries",
                   "Cycle Hire", "Grocers")  # fmt: skip
@@ -197,8 +246,10 @@ def generated_customers(count: int = GENERATED_COUNT, seed: int = GENERATED_SEED
             complaint = rng.random() < complaint_rate
             channel = rng.choice(("phone", "email")) if complaint else (
                 preferred if rng.random() < 0.7 else rng.choice(channels))  # fmt: skip
-            summary = (rng.choice(COMPLAINT_SUMMARIES) if complaint else rng.choice(ROUTINE_SUMMARIES[channel]))
-            items.append(DemoInteraction(max(1, round(days_ago)), channel, summary.format(n=rng.randint(5000, 9999)), ""))
+            summary = rng.choice(COMPLAINT_SUMMARIES) if complaint else rng.choice(ROUTINE_SUMMARIES[channel])
+            items.append(
+                DemoInteraction(max(1, round(days_ago)), channel, summary.format(n=rng.randint(5000, 9999)), "")
+            )
             hazard = (0.28 if complaint else 0.02) * (0.5 if tier == "key" else 1.0)
             if rng.random() < hazard:
                 break  # they stop getting in touch

@@ -225,6 +225,8 @@ def customer_histories(*, customer_ids: list[int] | None = None) -> list[Custome
         for pk, tier, created in customers.values_list("pk", "tier", "created_at")
     }
     rows = Interaction.objects.filter(customer_id__in=list(histories)).order_by("customer_id", "occurred_at", "pk")
-    for customer_id, occurred_at, channel, summary in rows.values_list("customer_id", "occurred_at", "channel", "summary"):
+    for customer_id, occurred_at, channel, summary in rows.values_list(
+        "customer_id", "occurred_at", "channel", "summary"
+    ):
         histories[customer_id].interactions.append((occurred_at, channel, summary))
     return list(histories.values())

@@ -31,6 +31,10 @@ def per_class_bars(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 def calibration_bars(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     bins = ((metrics.get("model") or {}).get("calibration") or {}).get("bins", [])
     return [
-        {**item, "confidence_percent": round(item["confidence"] * 100, 1), "accuracy_percent": round(item["accuracy"] * 100, 1)}
+        {
+            **item,
+            "confidence_percent": round(item["confidence"] * 100, 1),
+            "accuracy_percent": round(item["accuracy"] * 100, 1),
+        }
         for item in bins
     ]

@@ -10,8 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 CHANNELS = ("email", "phone", "meeting", "chat", "letter", "other")
-CHANNEL_LABELS = {"email": "e-mail", "phone": "phone", "meeting": "meeting", "chat": "chat", "letter": "letter",
-                  "other": "other"}  # fmt: skip
+CHANNEL_LABELS = {
+    "email": "e-mail",
+    "phone": "phone",
+    "meeting": "meeting",
+    "chat": "chat",
+    "letter": "letter",
+    "other": "other",
+}
 TIERS = ("standard", "priority", "key")
 NO_CONTACT_DAYS = 400.0  # "never" / "long ago", so the number stays in range
 COMPLAINT = re.compile(

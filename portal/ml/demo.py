@@ -18,15 +18,35 @@ from portal.ml.models import Purpose, TrainingRun
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TASK_QUESTIONS = DATA_DIR / "task_questions.tsv"
 DEMO_BASES = (
-    ("Larkspur news and products", Classification.PUBLIC, "public_news_and_products.md",
-     "Press releases, product pages and shop news (public).", {STAFF: "view", GOVERNANCE_OFFICER: "view"}),
-    ("Larkspur board and finance", Classification.CONFIDENTIAL, "confidential_board_and_finance.md",
-     "Board minutes, margins, supplier prices, negotiations (confidential).", {GOVERNANCE_OFFICER: "view"}),
-    ("Larkspur people records", Classification.LOCAL_ONLY, "local_only_people_records.md",
-     "Health, disciplinary and personal records of staff (local only).", {GOVERNANCE_OFFICER: "view"}),
-)  # fmt: skip
-DEMO_PURPOSES = (Purpose.TASK_ROUTER, Purpose.INJECTION, Purpose.SENSITIVITY, Purpose.CUSTOMER_CHURN,
-                 Purpose.CUSTOMER_NEXT_CHANNEL)  # fmt: skip
+    (
+        "Larkspur news and products",
+        Classification.PUBLIC,
+        "public_news_and_products.md",
+        "Press releases, product pages and shop news (public).",
+        {STAFF: "view", GOVERNANCE_OFFICER: "view"},
+    ),
+    (
+        "Larkspur board and finance",
+        Classification.CONFIDENTIAL,
+        "confidential_board_and_finance.md",
+        "Board minutes, margins, supplier prices, negotiations (confidential).",
+        {GOVERNANCE_OFFICER: "view"},
+    ),
+    (
+        "Larkspur people records",
+        Classification.LOCAL_ONLY,
+        "local_only_people_records.md",
+        "Health, disciplinary and personal records of staff (local only).",
+        {GOVERNANCE_OFFICER: "view"},
+    ),
+)
+DEMO_PURPOSES = (
+    Purpose.TASK_ROUTER,
+    Purpose.INJECTION,
+    Purpose.SENSITIVITY,
+    Purpose.CUSTOMER_CHURN,
+    Purpose.CUSTOMER_NEXT_CHANNEL,
+)
 
 
 def task_examples() -> list[tuple[str, str]]:
@@ -50,12 +70,17 @@ def demo_knowledge_bases_ensure() -> int:
         for role_name, level in {**grants, ADMINISTRATOR: "manage"}.items():
             group = Group.objects.filter(name=role_name).first()
             if group is not None:
-                knowledge_services.knowledge_base_grant(actor=None, knowledge_base=knowledge_base, level=level, group=group)
+                knowledge_services.knowledge_base_grant(
+                    actor=None, knowledge_base=knowledge_base, level=level, group=group
+                )
         path = DATA_DIR / "demo_sensitivity" / filename
         knowledge_services.document_upload(
-            actor=None, knowledge_base=knowledge_base, filename=filename, data=path.read_bytes(),
+            actor=None,
+            knowledge_base=knowledge_base,
+            filename=filename,
+            data=path.read_bytes(),
             title=name.removeprefix("Larkspur ").capitalize(),
-        )  # fmt: skip
+        )
         created += 1
     return created
 

@@ -22,9 +22,7 @@ def classification_metrics(
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     present = [label for label in labels if label in set(y_true) | set(y_pred)]
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=present, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
     result: dict[str, Any] = {
         "examples": len(y_true),
         "accuracy": _round(accuracy_score(y_true, y_pred)),
@@ -64,9 +62,14 @@ def calibration(y_true: Sequence[str], labels: Sequence[str], probabilities: np.
         accuracy = float(correct[inside].mean())
         ece += count / len(y_true) * abs(mean_confidence - accuracy)
         bins.append(
-            {"low": _round(low), "high": _round(high), "count": count, "confidence": _round(mean_confidence),
-             "accuracy": _round(accuracy)}
-        )  # fmt: skip
+            {
+                "low": _round(low),
+                "high": _round(high),
+                "count": count,
+                "confidence": _round(mean_confidence),
+                "accuracy": _round(accuracy),
+            }
+        )
     brier = float(((probabilities - truth) ** 2).sum(axis=1).mean())
     return {"ece": _round(ece), "brier": _round(brier), "bins": bins}
 

@@ -114,5 +114,7 @@ def text_scores(
     result = []
     for row in probabilities:
         best = int(np.argmax(row))
-        result.append((str(labels[best]), float(row[best]), {label: float(p) for label, p in zip(labels, row, strict=True)}))
+        result.append(
+            (str(labels[best]), float(row[best]), {label: float(p) for label, p in zip(labels, row, strict=True)})
+        )
     return result

@@ -107,13 +107,22 @@ def relabel_queue(*, user: UserLike, limit: int = 50) -> list[QueueItem]:
     _require(user, "ml.relabel_questions", ERROR_NO_RELABEL)
     questions = questions_for_training(limit=limit, automatic_only=True)
     labels = dict(
-        TaskLabel.objects.filter(message_id__in=[q.message_id for q in questions]).values_list("message_id", "task_type")
+        TaskLabel.objects.filter(message_id__in=[q.message_id for q in questions]).values_list(
+            "message_id", "task_type"
+        )
     )
     return [
-        QueueItem(message_id=q.message_id, text=q.text, created_at=q.created_at, routed_as=q.route_task_type,
-                  reason=q.route_reason, label=labels.get(q.message_id, ""), feedback=q.answer_feedback)
+        QueueItem(
+            message_id=q.message_id,
+            text=q.text,
+            created_at=q.created_at,
+            routed_as=q.route_task_type,
+            reason=q.route_reason,
+            label=labels.get(q.message_id, ""),
+            feedback=q.answer_feedback,
+        )
         for q in questions
-    ]  # fmt: skip
+    ]
 
 
 def queue_item(*, user: UserLike, message_id: int) -> QueueItem:
@@ -125,8 +134,15 @@ def queue_item(*, user: UserLike, message_id: int) -> QueueItem:
         raise not_visible(TaskLabel, None, "No such question.")
     q = found[0]
     label = TaskLabel.objects.filter(message_id=message_id).values_list("task_type", flat=True).first() or ""
-    return QueueItem(message_id=q.message_id, text=q.text, created_at=q.created_at, routed_as=q.route_task_type,
-                     reason=q.route_reason, label=label, feedback=q.answer_feedback)  # fmt: skip
+    return QueueItem(
+        message_id=q.message_id,
+        text=q.text,
+        created_at=q.created_at,
+        routed_as=q.route_task_type,
+        reason=q.route_reason,
+        label=label,
+        feedback=q.answer_feedback,
+    )
 
 
 # ---- officers' review --------------------------------------------------------------------------------------
@@ -141,7 +157,9 @@ def flags_for_review(*, user: UserLike, status: str = FlagStatus.OPEN, limit: in
 
 def flag_get(*, user: UserLike, flag_id: int) -> PassageFlag:
     _require(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
-    flag = PassageFlag.objects.select_related("chunk", "document", "document__knowledge_base").filter(pk=flag_id).first()
+    flag = (
+        PassageFlag.objects.select_related("chunk", "document", "document__knowledge_base").filter(pk=flag_id).first()
+    )
     if flag is None:
         raise not_visible(PassageFlag, flag_id, "No such flag.")
     return flag
@@ -217,9 +235,14 @@ def predictions_for_customers(*, user: UserLike, customer_ids: Iterable[int]) ->
     result: dict[int, list[Prediction]] = {}
     for row in rows:
         result.setdefault(row.customer_id, []).append(
-            Prediction(purpose=row.purpose, title=Purpose(row.purpose).label, label=row.label,
-                       probability=row.probability, reasons=list(row.reasons),
-                       model_version=row.model_version.version)  # fmt: skip
+            Prediction(
+                purpose=row.purpose,
+                title=Purpose(row.purpose).label,
+                label=row.label,
+                probability=row.probability,
+                reasons=list(row.reasons),
+                model_version=row.model_version.version,
+            )
         )
     return result
 

@@ -84,8 +84,12 @@ def training_request(*, actor: Actor, purpose: str, parameters: dict[str, Any] |
     run = TrainingRun(purpose=purpose, parameters=parameters, requested_by=actor if actor is not None else None)
     run.full_clean()
     run.save()
-    audit(**_system(actor), action="ml.training_requested", target=run,
-          details={"purpose": purpose, "parameters": parameters})  # fmt: skip
+    audit(
+        **_system(actor),
+        action="ml.training_requested",
+        target=run,
+        details={"purpose": purpose, "parameters": parameters},
+    )
     from portal.ml.tasks import training_run_task
 
     run_id = run.pk
@@ -109,24 +113,33 @@ def training_run_execute(*, run_id: int) -> str:
             return run.status if run is not None else "missing"  # a redelivered message: done already
         run.status, run.started_at, run.stage = RunStatus.RUNNING, timezone.now(), "starting"
         run.save(update_fields=["status", "started_at", "stage"])
-        audit(actor=None, actor_username="system", action="ml.training_started", target=run,
-              details={"purpose": run.purpose})  # fmt: skip
+        audit(
+            actor=None,
+            actor_username="system",
+            action="ml.training_started",
+            target=run,
+            details={"purpose": run.purpose},
+        )
     started = time.perf_counter()
     try:
         current = active_model(run.purpose)
         trained = training.train(
-            purpose=run.purpose, parameters=run.parameters,
+            purpose=run.purpose,
+            parameters=run.parameters,
             progress=lambda percent, stage: training_progress(run_id=run_id, percent=percent, stage=stage),
             active=current.artifact if current is not None else None,
-        )  # fmt: skip
+        )
         training_progress(run_id=run_id, percent=95, stage="saving the model file")
         if current is not None and "active" in trained.metrics:
             trained.metrics["active"]["version"] = current.version.version
         with transaction.atomic():
-            version_number = (ModelVersion.objects.filter(purpose=run.purpose).aggregate(n=Max("version"))["n"] or 0) + 1
+            version_number = (
+                ModelVersion.objects.filter(purpose=run.purpose).aggregate(n=Max("version"))["n"] or 0
+            ) + 1
             saved = registry.artifact_save(artifact=trained.artifact, stem=f"{run.purpose}-v{version_number}")
-            model = _candidate_create(run=run, version=version_number, trained=trained, saved=saved,
-                                      seconds=time.perf_counter() - started)  # fmt: skip
+            model = _candidate_create(
+                run=run, version=version_number, trained=trained, saved=saved, seconds=time.perf_counter() - started
+            )
     except training.NotEnoughData as error:
         _run_fail(run_id=run_id, message=str(error), reason="not_enough_data")
         return RunStatus.FAILED
@@ -141,23 +154,41 @@ def training_run_execute(*, run_id: int) -> str:
 
 def _candidate_create(*, run: TrainingRun, version: int, trained: Any, saved: Any, seconds: float) -> ModelVersion:
     model = ModelVersion(
-        purpose=run.purpose, version=version, state=ModelState.CANDIDATE, algorithm=trained.algorithm[:200],
-        file_name=saved.file_name, sha256=saved.sha256, size_bytes=saved.size_bytes,
-        training_data=trained.training_data, metrics=trained.metrics, parameters=trained.parameters,
-        trained_by=run.requested_by, training_seconds=round(seconds, 2),
-    )  # fmt: skip
+        purpose=run.purpose,
+        version=version,
+        state=ModelState.CANDIDATE,
+        algorithm=trained.algorithm[:200],
+        file_name=saved.file_name,
+        sha256=saved.sha256,
+        size_bytes=saved.size_bytes,
+        training_data=trained.training_data,
+        metrics=trained.metrics,
+        parameters=trained.parameters,
+        trained_by=run.requested_by,
+        training_seconds=round(seconds, 2),
+    )
     model.full_clean()
     model.save()
     TrainingRun.objects.filter(pk=run.pk).update(
         status=RunStatus.DONE, progress=100, stage="done", finished_at=timezone.now(), model_version=model
     )
     audit(
-        actor=None, actor_username="system", action="ml.model_trained", target=model,
-        details={"purpose": run.purpose, "version": version, "run_id": run.pk, "sha256": saved.sha256,
-                 "examples": trained.training_data.get("examples"), "macro_f1": primary_score(model),
-                 "baseline_macro_f1": baseline_score(model), "requested_by_id": run.requested_by_id,
-                 "seconds": round(seconds, 2)},
-    )  # fmt: skip
+        actor=None,
+        actor_username="system",
+        action="ml.model_trained",
+        target=model,
+        details={
+            "purpose": run.purpose,
+            "version": version,
+            "run_id": run.pk,
+            "sha256": saved.sha256,
+            "examples": trained.training_data.get("examples"),
+            "macro_f1": primary_score(model),
+            "baseline_macro_f1": baseline_score(model),
+            "requested_by_id": run.requested_by_id,
+            "seconds": round(seconds, 2),
+        },
+    )
     return model
 
 
@@ -166,8 +197,15 @@ def _run_fail(*, run_id: int, message: str, reason: str) -> None:
     TrainingRun.objects.filter(pk=run_id).update(
         status=RunStatus.FAILED, stage="failed", message=message, finished_at=timezone.now()
     )
-    audit(actor=None, actor_username="system", action="ml.training_failed", object_type="ml.trainingrun",
-          object_id=run_id, outcome=Outcome.FAILURE, details={"reason": reason, "message": message})  # fmt: skip
+    audit(
+        actor=None,
+        actor_username="system",
+        action="ml.training_failed",
+        object_type="ml.trainingrun",
+        object_id=run_id,
+        outcome=Outcome.FAILURE,
+        details={"reason": reason, "message": message},
+    )
 
 
 def primary_score(model: ModelVersion) -> float | None:
@@ -202,11 +240,19 @@ def model_activate(*, actor: Actor, model: ModelVersion, reason: str = "") -> Mo
     model.activated_by = actor if actor is not None else None
     model.save(update_fields=["state", "activated_at", "activated_by"])
     audit(
-        **_system(actor), action="ml.model_activated", target=model,
-        details={"purpose": model.purpose, "version": model.version, "sha256": model.sha256,
-                 "replaced_versions": [old.version for old in previous], "macro_f1": primary_score(model),
-                 "baseline_macro_f1": baseline_score(model), "reason": reason[:200]},
-    )  # fmt: skip
+        **_system(actor),
+        action="ml.model_activated",
+        target=model,
+        details={
+            "purpose": model.purpose,
+            "version": model.version,
+            "sha256": model.sha256,
+            "replaced_versions": [old.version for old in previous],
+            "macro_f1": primary_score(model),
+            "baseline_macro_f1": baseline_score(model),
+            "reason": reason[:200],
+        },
+    )
     from portal.ml import tasks
 
     transaction.on_commit(lambda: tasks.after_activation_queue(model.purpose))
@@ -226,8 +272,12 @@ def model_retire(*, actor: Actor, model: ModelVersion) -> ModelVersion:
     model.save(update_fields=["state", "retired_at", "retired_by"])
     if model.purpose in CUSTOMER_PURPOSES:
         CustomerPrediction.objects.filter(model_version=model).delete()  # nobody is shown a retired model's guess
-    audit(**_system(actor), action="ml.model_retired", target=model,
-          details={"purpose": model.purpose, "version": model.version, "was": was})  # fmt: skip
+    audit(
+        **_system(actor),
+        action="ml.model_retired",
+        target=model,
+        details={"purpose": model.purpose, "version": model.version, "was": was},
+    )
     return model
 
 
@@ -236,8 +286,15 @@ def model_load_failure_record(*, model_id: int, reason: str) -> None:
     """A model's file could not be used (hash mismatch, unreadable): shown on the models page; the
     baseline answers meanwhile."""
     ModelVersion.objects.filter(pk=model_id).update(load_error=reason[:1000], load_error_at=timezone.now())
-    audit(actor=None, actor_username="system", action="ml.model_load_failed", object_type="ml.modelversion",
-          object_id=model_id, outcome=Outcome.ERROR, details={"reason": reason[:300]})  # fmt: skip
+    audit(
+        actor=None,
+        actor_username="system",
+        action="ml.model_load_failed",
+        object_type="ml.modelversion",
+        object_id=model_id,
+        outcome=Outcome.ERROR,
+        details={"reason": reason[:300]},
+    )
 
 
 # ---- task labels ---------------------------------------------------------------------------------------
@@ -257,8 +314,13 @@ def task_label_set(*, actor: Actor, message_id: int, task_type: str) -> TaskLabe
         message_id=message_id,
         defaults={"task_type": task_type, "source": LabelSource.RELABEL, "created_by": actor, "text": ""},
     )
-    audit(**_system(actor), action="ml.question_relabelled", object_type="assistant.message", object_id=message_id,
-          details={"task_type": task_type, "routed_as": question[0].route_task_type, "new": created})  # fmt: skip
+    audit(
+        **_system(actor),
+        action="ml.question_relabelled",
+        object_type="assistant.message",
+        object_id=message_id,
+        details={"task_type": task_type, "routed_as": question[0].route_task_type, "new": created},
+    )
     return label
 
 
@@ -267,9 +329,16 @@ def demo_task_labels_ensure(*, examples: list[tuple[str, str]]) -> int:
     """The shipped example questions (demo setup), once."""
     if TaskLabel.objects.filter(source=LabelSource.DEMO).exists():
         return 0
-    TaskLabel.objects.bulk_create([TaskLabel(text=text, task_type=task, source=LabelSource.DEMO) for text, task in examples])
-    audit(actor=None, actor_username="system", action="ml.demo_labels_created", object_type="ml.tasklabel",
-          details={"examples": len(examples), "by_task_type": dict(Counter(task for _, task in examples))})  # fmt: skip
+    TaskLabel.objects.bulk_create(
+        [TaskLabel(text=text, task_type=task, source=LabelSource.DEMO) for text, task in examples]
+    )
+    audit(
+        actor=None,
+        actor_username="system",
+        action="ml.demo_labels_created",
+        object_type="ml.tasklabel",
+        details={"examples": len(examples), "by_task_type": dict(Counter(task for _, task in examples))},
+    )
     return len(examples)
 
 
@@ -285,9 +354,19 @@ def flag_review(*, actor: Actor, flag: PassageFlag, verdict: str) -> PassageFlag
         raise ValidationError(ERROR_REVIEWED)
     flag.status, flag.reviewed_by, flag.reviewed_at = verdict, actor, timezone.now()
     flag.save(update_fields=["status", "reviewed_by", "reviewed_at"])
-    audit(**_system(actor), action="ml.flag_reviewed", target=flag,
-          details={"kind": flag.kind, "verdict": verdict, "chunk_id": flag.chunk_id, "document_id": flag.document_id,
-                   "base_label": flag.base_label, "predicted_label": flag.predicted_label})  # fmt: skip
+    audit(
+        **_system(actor),
+        action="ml.flag_reviewed",
+        target=flag,
+        details={
+            "kind": flag.kind,
+            "verdict": verdict,
+            "chunk_id": flag.chunk_id,
+            "document_id": flag.document_id,
+            "base_label": flag.base_label,
+            "predicted_label": flag.predicted_label,
+        },
+    )
     return flag
 
 
@@ -319,35 +398,61 @@ def passages_scan(*, chunks: list[Any]) -> dict[str, int]:
         for chunk, (label, probability, _) in zip(chunks, text_scores(sensitivity, texts, embeddings), strict=True):
             by_document.setdefault(chunk.document_id, []).append((label, probability))
             if LABEL_RANK.get(label, 0) > LABEL_RANK.get(chunk.label, 0) and probability >= FLAG_PROBABILITY:
-                flags.append(PassageFlag(chunk_id=chunk.chunk_id, document_id=chunk.document_id,
-                                         kind=FlagKind.SENSITIVITY, base_label=chunk.label, predicted_label=label,
-                                         probability=round(probability, 4), model_version=sensitivity.version))  # fmt: skip
+                flags.append(
+                    PassageFlag(
+                        chunk_id=chunk.chunk_id,
+                        document_id=chunk.document_id,
+                        kind=FlagKind.SENSITIVITY,
+                        base_label=chunk.label,
+                        predicted_label=label,
+                        probability=round(probability, 4),
+                        model_version=sensitivity.version,
+                    )
+                )
     if injection is not None:
         for chunk, (_, _, scores) in zip(chunks, text_scores(injection, texts, None), strict=True):
             if scores.get("injection", 0.0) >= FLAG_PROBABILITY:
-                flags.append(PassageFlag(chunk_id=chunk.chunk_id, document_id=chunk.document_id,
-                                         kind=FlagKind.INJECTION, base_label=chunk.label, predicted_label="injection",
-                                         probability=round(scores["injection"], 4),
-                                         model_version=injection.version))  # fmt: skip
+                flags.append(
+                    PassageFlag(
+                        chunk_id=chunk.chunk_id,
+                        document_id=chunk.document_id,
+                        kind=FlagKind.INJECTION,
+                        base_label=chunk.label,
+                        predicted_label="injection",
+                        probability=round(scores["injection"], 4),
+                        model_version=injection.version,
+                    )
+                )
     base = {chunk.document_id: chunk.label for chunk in chunks}
     flagged: Counter[int] = Counter(flag.document_id for flag in flags if flag.kind == FlagKind.SENSITIVITY)
-    return _flags_store(flags=flags, by_document=by_document, base=base, flagged=flagged, model=sensitivity,
-                        chunks=len(chunks))  # fmt: skip
+    return _flags_store(
+        flags=flags, by_document=by_document, base=base, flagged=flagged, model=sensitivity, chunks=len(chunks)
+    )
 
 
 @transaction.atomic
 def _flags_store(
-    *, flags: list[PassageFlag], by_document: dict[int, list[tuple[str, float]]], base: dict[int, str],
-    flagged: Counter[int], model: Any, chunks: int,
-) -> dict[str, int]:  # fmt: skip
+    *,
+    flags: list[PassageFlag],
+    by_document: dict[int, list[tuple[str, float]]],
+    base: dict[int, str],
+    flagged: Counter[int],
+    model: Any,
+    chunks: int,
+) -> dict[str, int]:
     created = PassageFlag.objects.bulk_create(flags, ignore_conflicts=True)  # a reviewed flag is kept as it is
     for document_id, scores in by_document.items():
         label, probability = _document_label(scores, base[document_id])
         DocumentSuggestion.objects.update_or_create(
             document_id=document_id,
-            defaults={"base_label": base[document_id], "suggested_label": label, "probability": probability,
-                      "flagged_passages": flagged.get(document_id, 0), "model_version": model.version if model else None},
-        )  # fmt: skip
+            defaults={
+                "base_label": base[document_id],
+                "suggested_label": label,
+                "probability": probability,
+                "flagged_passages": flagged.get(document_id, 0),
+                "model_version": model.version if model else None,
+            },
+        )
     counts = {
         "passages": chunks,
         "documents": len(base),
@@ -356,8 +461,14 @@ def _flags_store(
         "suggestions": len(by_document),
         "stored": len(created),
     }
-    audit(actor=None, actor_username="system", action="ml.passages_scanned", object_type="knowledge.document",
-          object_id=next(iter(base)) if len(base) == 1 else "", details={**counts, "document_ids": sorted(base)[:200]})  # fmt: skip
+    audit(
+        actor=None,
+        actor_username="system",
+        action="ml.passages_scanned",
+        object_type="knowledge.document",
+        object_id=next(iter(base)) if len(base) == 1 else "",
+        details={**counts, "document_ids": sorted(base)[:200]},
+    )
     return counts
 
 
@@ -405,19 +516,37 @@ def customer_predictions_refresh(*, purpose: str, customer_ids: list[int] | None
         else:
             weights = classifier.coef_[classes.index(label)]
         reasons = cf.top_reasons(values.tolist(), (weights * scaled_row).tolist())
-        predictions.append(CustomerPrediction(customer_id=history.customer_id, purpose=purpose,
-                                              model_version=loaded.version, label=label,
-                                              probability=round(float(row[best]), 4), reasons=reasons))  # fmt: skip
+        predictions.append(
+            CustomerPrediction(
+                customer_id=history.customer_id,
+                purpose=purpose,
+                model_version=loaded.version,
+                label=label,
+                probability=round(float(row[best]), 4),
+                reasons=reasons,
+            )
+        )
     return _predictions_store(purpose=purpose, predictions=predictions, model=loaded.version)
 
 
 @transaction.atomic
 def _predictions_store(*, purpose: str, predictions: list[CustomerPrediction], model: ModelVersion) -> int:
     CustomerPrediction.objects.bulk_create(
-        predictions, update_conflicts=True, unique_fields=["customer", "purpose"],
+        predictions,
+        update_conflicts=True,
+        unique_fields=["customer", "purpose"],
         update_fields=["model_version", "label", "probability", "reasons", "created_at"],
-    )  # fmt: skip
-    audit(actor=None, actor_username="system", action="ml.predictions_made", target=model,
-          details={"purpose": purpose, "version": model.version, "customers": len(predictions),
-                   "labels": dict(Counter(p.label for p in predictions))})  # fmt: skip
+    )
+    audit(
+        actor=None,
+        actor_username="system",
+        action="ml.predictions_made",
+        target=model,
+        details={
+            "purpose": purpose,
+            "version": model.version,
+            "customers": len(predictions),
+            "labels": dict(Counter(p.label for p in predictions)),
+        },
+    )
     return len(predictions)

@@ -36,10 +36,7 @@ SENSITIVITY_LABELS = ("public", "internal", "confidential", "local_only")
 INJECTION_LABELS = ("benign", "injection")
 CHURN_LABELS = ("active", "churn")
 ERROR_TOO_FEW = "Only {count} labelled examples; at least {needed} are needed ({more} more)."
-ERROR_ONE_CLASS = (
-    "Only one class has {per_class} or more examples ({classes}); at least two are needed. "
-    "{hint}"
-)
+ERROR_ONE_CLASS = "Only one class has {per_class} or more examples ({classes}); at least two are needed. {hint}"
 ERROR_FEW_PER_CLASS_HINT = "Closest: {label} with {count} ({more} more needed)."
 OWN_INJECTION_EXAMPLES = Path(__file__).resolve().parent / "data" / "injection_examples.jsonl"
 
@@ -160,11 +157,11 @@ def _fit_text(
 
 def text_predict(artifact: dict[str, Any], texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
     """Probabilities over artifact["labels"] (columns in that order)."""
-    matrix = features.artifact_features(artifact, texts, embeddings)
     classifier = artifact["classifier"]
-    probabilities = classifier.predict_proba(matrix)
-    order = [list(classifier.classes_).index(label) if label in classifier.classes_ else -1
-             for label in artifact["labels"]]  # fmt: skip
+    probabilities = features.linear_probabilities(artifact, texts, embeddings)
+    order = [
+        list(classifier.classes_).index(label) if label in classifier.classes_ else -1 for label in artifact["labels"]
+    ]
     result = np.zeros((len(texts), len(artifact["labels"])))
     for column, source in enumerate(order):
         if source >= 0:
@@ -211,10 +208,13 @@ def task_router_dataset() -> Dataset:
 
     tiers = task_tiers()
     relabels = dict(TaskLabel.objects.filter(message__isnull=False).values_list("message_id", "task_type"))
-    dataset = Dataset(labels=[], source_query=(
-        "questions (assistant.Message, role user): relabels (ml.TaskLabel), else the profile's fixed task type, "
-        "else a poor rating on an economy-tier answer (one tier up); plus demo examples (ml.TaskLabel, source demo)"
-    ))  # fmt: skip
+    dataset = Dataset(
+        labels=[],
+        source_query=(
+            "questions (assistant.Message, role user): relabels (ml.TaskLabel), else the profile's fixed task type, "
+            "else a poor rating on an economy-tier answer (one tier up); plus demo examples (ml.TaskLabel, source demo)"
+        ),
+    )
     for question in questions_for_training():
         label, source = "", ""
         if question.message_id in relabels:
@@ -228,9 +228,9 @@ def task_router_dataset() -> Dataset:
             dataset.labels.append(label)
             dataset.sources[source] += 1
             dataset.dates.append(question.created_at)
-    for text, task_type, created_at in TaskLabel.objects.filter(source=LabelSource.DEMO, message__isnull=True).values_list(
-        "text", "task_type", "created_at"
-    ):
+    for text, task_type, created_at in TaskLabel.objects.filter(
+        source=LabelSource.DEMO, message__isnull=True
+    ).values_list("text", "task_type", "created_at"):
         if task_type in TASK_TYPES and text:
             dataset.texts.append(text)
             dataset.labels.append(task_type)
@@ -242,8 +242,11 @@ def task_router_dataset() -> Dataset:
 def _one_tier_up(tier: str, tiers: dict[str, str], task_types: Sequence[str], tier_order: Sequence[str]) -> str:
     """The task type of the cheapest tier above `tier`: where a poorly rated economy answer should go."""
     rank = tier_order.index(tier) if tier in tier_order else 0
-    above = [(tier_order.index(tiers[t]), t) for t in task_types if tiers.get(t) in tier_order
-             and tier_order.index(tiers[t]) > rank]  # fmt: skip
+    above = [
+        (tier_order.index(tiers[t]), t)
+        for t in task_types
+        if tiers.get(t) in tier_order and tier_order.index(tiers[t]) > rank
+    ]
     return min(above)[1] if above else ""
 
 
@@ -258,10 +261,13 @@ def sensitivity_dataset() -> Dataset:
         ).values_list("chunk_id", "status", "predicted_label", "base_label")
     }
     chunks = labelled_chunks()
-    dataset = Dataset(labels=[], source_query=(
-        "searchable chunks (knowledge.Chunk of each document's active generation) labelled with their knowledge "
-        "base's classification; governance officers' reviews of flagged passages override it"
-    ))  # fmt: skip
+    dataset = Dataset(
+        labels=[],
+        source_query=(
+            "searchable chunks (knowledge.Chunk of each document's active generation) labelled with their knowledge "
+            "base's classification; governance officers' reviews of flagged passages override it"
+        ),
+    )
     vectors = []
     for chunk in chunks:
         label = corrections.get(chunk.chunk_id, chunk.label)
@@ -332,9 +338,12 @@ def customer_dataset(purpose: str, churn_days: int) -> Dataset:
     dataset.sources["customer histories"] = len(dataset.labels)
     dataset.source_query = (
         "customers.Interaction per customer, cut at past points in time: the features use only what came before"
-        + (f"; churn = no interaction within {churn_days} days" if purpose == Purpose.CUSTOMER_CHURN
-           else "; label = the channel of the next interaction")
-    )  # fmt: skip
+        + (
+            f"; churn = no interaction within {churn_days} days"
+            if purpose == Purpose.CUSTOMER_CHURN
+            else "; label = the channel of the next interaction"
+        )
+    )
     return dataset
 
 
@@ -354,9 +363,16 @@ def train(
 
 
 def _text_trained(
-    *, dataset: Dataset, labels: Sequence[str], progress: Progress, active: dict[str, Any] | None, char_ngrams: bool,
-    algorithm: str, parameters: dict[str, Any], baseline: Callable[[list[int]], dict[str, Any]] | None = None,
-) -> tuple[Trained, np.ndarray, dict[str, Any]]:  # fmt: skip
+    *,
+    dataset: Dataset,
+    labels: Sequence[str],
+    progress: Progress,
+    active: dict[str, Any] | None,
+    char_ngrams: bool,
+    algorithm: str,
+    parameters: dict[str, Any],
+    baseline: Callable[[list[int]], dict[str, Any]] | None = None,
+) -> tuple[Trained, np.ndarray, dict[str, Any]]:
     kept = _check_enough(dataset, labels)
     dataset = _keep(dataset, kept)
     progress(40, "splitting and fitting")
@@ -364,8 +380,10 @@ def _text_trained(
     artifact = _fit_text(dataset, train_rows, kept, char_ngrams=char_ngrams)
     progress(70, "scoring the held-out split")
     model_metrics = _evaluate_text(artifact, dataset, test_rows, kept)
-    metrics: dict[str, Any] = {"model": _strip_private(model_metrics), "split": {
-        "train": int(len(train_rows)), "test": int(len(test_rows)), "seed": SEED, "test_share": TEST_SHARE}}  # fmt: skip
+    metrics: dict[str, Any] = {
+        "model": _strip_private(model_metrics),
+        "split": {"train": int(len(train_rows)), "test": int(len(test_rows)), "seed": SEED, "test_share": TEST_SHARE},
+    }
     if baseline is not None:
         metrics["baseline"] = baseline(test_rows.tolist())
     else:
@@ -379,8 +397,9 @@ def _text_trained(
             metrics["active"] = _strip_private(_evaluate_text(active, dataset, test_rows, kept))
         except Exception as error:  # noqa: BLE001 - an unusable active model is reported, not fatal
             metrics["active"] = {"error": type(error).__name__}
-    trained = Trained(artifact=artifact, metrics=metrics, training_data=dataset.summary(), algorithm=algorithm,
-                      parameters=parameters)  # fmt: skip
+    trained = Trained(
+        artifact=artifact, metrics=metrics, training_data=dataset.summary(), algorithm=algorithm, parameters=parameters
+    )
     return trained, test_rows, model_metrics
 
 
@@ -407,10 +426,15 @@ def _train_task_router(
         return metrics
 
     trained, test_rows, model_metrics = _text_trained(
-        dataset=dataset, labels=TASK_TYPES, progress=progress, active=active, char_ngrams=False,
+        dataset=dataset,
+        labels=TASK_TYPES,
+        progress=progress,
+        active=active,
+        char_ngrams=False,
         algorithm="logistic regression on word TF-IDF (1-2 grams) + all-MiniLM-L6-v2 embedding",
-        parameters=parameters, baseline=keyword_baseline,
-    )  # fmt: skip
+        parameters=parameters,
+        baseline=keyword_baseline,
+    )
     kept_dataset = _keep(dataset, kept)
     trained.metrics["model"]["routing"] = routing_costs(model_metrics["_predicted"])
     trained.metrics["truth_routing"] = routing_costs([kept_dataset.labels[i] for i in test_rows])
@@ -423,10 +447,14 @@ def _train_sensitivity(
     progress(5, "reading labelled passages")
     dataset = sensitivity_dataset()
     trained, _, _ = _text_trained(
-        dataset=dataset, labels=SENSITIVITY_LABELS, progress=progress, active=active, char_ngrams=False,
+        dataset=dataset,
+        labels=SENSITIVITY_LABELS,
+        progress=progress,
+        active=active,
+        char_ngrams=False,
         algorithm="logistic regression on word TF-IDF (1-2 grams) + the chunks' stored embeddings",
         parameters=parameters,
-    )  # fmt: skip
+    )
     return trained
 
 
@@ -436,9 +464,14 @@ def _train_injection(
     progress(5, "reading labelled texts")
     dataset = injection_dataset(parameters.get("dataset"))
     trained, _, _ = _text_trained(
-        dataset=dataset, labels=INJECTION_LABELS, progress=progress, active=active, char_ngrams=True,
-        algorithm="logistic regression on word (1-2) and character (2-5) TF-IDF", parameters=parameters,
-    )  # fmt: skip
+        dataset=dataset,
+        labels=INJECTION_LABELS,
+        progress=progress,
+        active=active,
+        char_ngrams=True,
+        algorithm="logistic regression on word (1-2) and character (2-5) TF-IDF",
+        parameters=parameters,
+    )
     progress(90, "cross-validating")
     trained.metrics["cross_validation"] = injection_cross_validation(dataset)
     return trained
@@ -482,26 +515,38 @@ def _train_customer(
     train_rows, test_rows = split(dataset)
     assert dataset.numeric is not None
     scaler = StandardScaler().fit(dataset.numeric[train_rows])
-    classifier = _classifier(c=1.0).fit(scaler.transform(dataset.numeric[train_rows]),
-                                        [dataset.labels[i] for i in train_rows])  # fmt: skip
-    artifact = {"format": 1, "scaler": scaler, "classifier": classifier, "labels": list(kept),
-                "feature_names": list(cf.FEATURE_NAMES), "parameters": parameters}  # fmt: skip
+    classifier = _classifier(c=1.0).fit(
+        scaler.transform(dataset.numeric[train_rows]), [dataset.labels[i] for i in train_rows]
+    )
+    artifact = {
+        "format": 1,
+        "scaler": scaler,
+        "classifier": classifier,
+        "labels": list(kept),
+        "feature_names": list(cf.FEATURE_NAMES),
+        "parameters": parameters,
+    }
     progress(70, "scoring the held-out split")
     metrics: dict[str, Any] = {
         "model": evaluate_customer(artifact, dataset, test_rows, kept),
-        "baseline": {**majority_baseline([dataset.labels[i] for i in train_rows],
-                                         [dataset.labels[i] for i in test_rows], kept), "name": "majority class"},
+        "baseline": {
+            **majority_baseline([dataset.labels[i] for i in train_rows], [dataset.labels[i] for i in test_rows], kept),
+            "name": "majority class",
+        },
         "split": {"train": int(len(train_rows)), "test": int(len(test_rows)), "seed": SEED, "by": "customer"},
-    }  # fmt: skip
+    }
     if active is not None and list(active.get("feature_names", [])) == list(cf.FEATURE_NAMES):
         try:
             metrics["active"] = evaluate_customer(active, dataset, test_rows, kept)
         except Exception as error:  # noqa: BLE001 - reported, not fatal
             metrics["active"] = {"error": type(error).__name__}
     return Trained(
-        artifact=artifact, metrics=metrics, training_data=dataset.summary(), parameters=parameters,
+        artifact=artifact,
+        metrics=metrics,
+        training_data=dataset.summary(),
+        parameters=parameters,
         algorithm="logistic regression on standardised history features (recency, frequency, complaints, channels)",
-    )  # fmt: skip
+    )
 
 
 def customer_probabilities(artifact: dict[str, Any], rows: np.ndarray) -> np.ndarray:
@@ -559,9 +604,15 @@ def tier_prices() -> dict[str, dict[str, Any]]:
             deployment = deployment_from(catalog[tier])
             source = "catalog"
         else:
-            deployment = Deployment(key=f"reference:{tier}", display_name=REFERENCE_MODELS[tier], provider="",
-                                    litellm_model=REFERENCE_MODELS[tier], api_base="", api_key_env="",
-                                    timeout_seconds=60)  # fmt: skip
+            deployment = Deployment(
+                key=f"reference:{tier}",
+                display_name=REFERENCE_MODELS[tier],
+                provider="",
+                litellm_model=REFERENCE_MODELS[tier],
+                api_base="",
+                api_key_env="",
+                timeout_seconds=60,
+            )
             source = "reference (litellm price map)"
         cost, _ = attempt_cost(deployment, TOKENS_IN_PER_QUESTION, TOKENS_OUT_PER_QUESTION)
         prices[tier] = {"model": deployment.litellm_model, "cost_per_question": float(cost), "source": source}

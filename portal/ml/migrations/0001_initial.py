@@ -6,151 +6,351 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('assistant', '0002_conversation_customer_foreign_key'),
-        ('customers', '0001_initial'),
-        ('knowledge', '0009_per_base_lexical_statistics'),
+        ("assistant", "0002_conversation_customer_foreign_key"),
+        ("customers", "0001_initial"),
+        ("knowledge", "0009_per_base_lexical_statistics"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('task_router', 'Task router'), ('sensitivity', 'Sensitivity classifier'), ('injection', 'Prompt-injection detector'), ('customer_churn', 'Customer churn risk'), ('customer_next_channel', "Customer's next channel")], max_length=32)),
-                ('version', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('candidate', 'Candidate'), ('active', 'Active'), ('retired', 'Retired')], default='candidate', max_length=16)),
-                ('algorithm', models.CharField(blank=True, max_length=200)),
-                ('file_name', models.CharField(max_length=200)),
-                ('sha256', models.CharField(max_length=64)),
-                ('size_bytes', models.PositiveBigIntegerField(default=0)),
-                ('training_data', models.JSONField(blank=True, default=dict)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('training_seconds', models.FloatField(default=0)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
-                ('retired_at', models.DateTimeField(blank=True, null=True)),
-                ('load_error', models.TextField(blank=True)),
-                ('load_error_at', models.DateTimeField(blank=True, null=True)),
-                ('activated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('retired_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('trained_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("task_router", "Task router"),
+                            ("sensitivity", "Sensitivity classifier"),
+                            ("injection", "Prompt-injection detector"),
+                            ("customer_churn", "Customer churn risk"),
+                            ("customer_next_channel", "Customer's next channel"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("candidate", "Candidate"), ("active", "Active"), ("retired", "Retired")],
+                        default="candidate",
+                        max_length=16,
+                    ),
+                ),
+                ("algorithm", models.CharField(blank=True, max_length=200)),
+                ("file_name", models.CharField(max_length=200)),
+                ("sha256", models.CharField(max_length=64)),
+                ("size_bytes", models.PositiveBigIntegerField(default=0)),
+                ("training_data", models.JSONField(blank=True, default=dict)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("training_seconds", models.FloatField(default=0)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
+                ("retired_at", models.DateTimeField(blank=True, null=True)),
+                ("load_error", models.TextField(blank=True)),
+                ("load_error_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "activated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "retired_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "trained_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['purpose', '-version'],
-                'permissions': [('train_model', 'Can train local models'), ('activate_model', 'Can activate and retire local models'), ('relabel_questions', 'Can correct the task type of questions'), ('review_sensitivity', 'Can review sensitivity and injection flags')],
+                "ordering": ["purpose", "-version"],
+                "permissions": [
+                    ("train_model", "Can train local models"),
+                    ("activate_model", "Can activate and retire local models"),
+                    ("relabel_questions", "Can correct the task type of questions"),
+                    ("review_sensitivity", "Can review sensitivity and injection flags"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DocumentSuggestion',
+            name="DocumentSuggestion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('base_label', models.CharField(max_length=20)),
-                ('suggested_label', models.CharField(max_length=20)),
-                ('probability', models.FloatField(default=0)),
-                ('flagged_passages', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now=True)),
-                ('document', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='knowledge.document')),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='ml.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("base_label", models.CharField(max_length=20)),
+                ("suggested_label", models.CharField(max_length=20)),
+                ("probability", models.FloatField(default=0)),
+                ("flagged_passages", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now=True)),
+                (
+                    "document",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="knowledge.document"
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="ml.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='CustomerPrediction',
+            name="CustomerPrediction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('task_router', 'Task router'), ('sensitivity', 'Sensitivity classifier'), ('injection', 'Prompt-injection detector'), ('customer_churn', 'Customer churn risk'), ('customer_next_channel', "Customer's next channel")], max_length=32)),
-                ('label', models.CharField(max_length=40)),
-                ('probability', models.FloatField()),
-                ('reasons', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now=True)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='customers.customer')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='ml.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("task_router", "Task router"),
+                            ("sensitivity", "Sensitivity classifier"),
+                            ("injection", "Prompt-injection detector"),
+                            ("customer_churn", "Customer churn risk"),
+                            ("customer_next_channel", "Customer's next channel"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("label", models.CharField(max_length=40)),
+                ("probability", models.FloatField()),
+                ("reasons", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now=True)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="customers.customer"
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="ml.modelversion"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['customer', 'purpose'],
+                "ordering": ["customer", "purpose"],
             },
         ),
         migrations.CreateModel(
-            name='PassageFlag',
+            name="PassageFlag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('sensitivity', 'More sensitive than its knowledge base'), ('injection', 'Possible prompt injection')], max_length=16)),
-                ('base_label', models.CharField(blank=True, max_length=20)),
-                ('predicted_label', models.CharField(blank=True, max_length=20)),
-                ('probability', models.FloatField(default=0)),
-                ('status', models.CharField(choices=[('open', 'Waiting for review'), ('confirmed', 'Confirmed'), ('dismissed', 'Dismissed')], default='open', max_length=16)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('chunk', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='knowledge.chunk')),
-                ('document', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='knowledge.document')),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='ml.modelversion')),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("sensitivity", "More sensitive than its knowledge base"),
+                            ("injection", "Possible prompt injection"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("base_label", models.CharField(blank=True, max_length=20)),
+                ("predicted_label", models.CharField(blank=True, max_length=20)),
+                ("probability", models.FloatField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Waiting for review"),
+                            ("confirmed", "Confirmed"),
+                            ("dismissed", "Dismissed"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "chunk",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="knowledge.chunk"
+                    ),
+                ),
+                (
+                    "document",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="knowledge.document"
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="ml.modelversion",
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='TaskLabel',
+            name="TaskLabel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField(blank=True)),
-                ('task_type', models.CharField(max_length=20)),
-                ('source', models.CharField(choices=[('relabel', 'Corrected by an administrator'), ('demo', 'Demo examples')], default='relabel', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('message', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='assistant.message')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("text", models.TextField(blank=True)),
+                ("task_type", models.CharField(max_length=20)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("relabel", "Corrected by an administrator"), ("demo", "Demo examples")],
+                        default="relabel",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "message",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="assistant.message",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(choices=[('task_router', 'Task router'), ('sensitivity', 'Sensitivity classifier'), ('injection', 'Prompt-injection detector'), ('customer_churn', 'Customer churn risk'), ('customer_next_channel', "Customer's next channel")], max_length=32)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('progress', models.PositiveSmallIntegerField(default=0)),
-                ('stage', models.CharField(blank=True, max_length=200)),
-                ('message', models.TextField(blank=True)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='training_runs', to='ml.modelversion')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("task_router", "Task router"),
+                            ("sensitivity", "Sensitivity classifier"),
+                            ("injection", "Prompt-injection detector"),
+                            ("customer_churn", "Customer churn risk"),
+                            ("customer_next_channel", "Customer's next channel"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.PositiveSmallIntegerField(default=0)),
+                ("stage", models.CharField(blank=True, max_length=200)),
+                ("message", models.TextField(blank=True)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="training_runs",
+                        to="ml.modelversion",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('purpose', 'version'), name='ml_model_version_unique'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(fields=("purpose", "version"), name="ml_model_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'active')), fields=('purpose',), name='ml_one_active_model_per_purpose'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "active")), fields=("purpose",), name="ml_one_active_model_per_purpose"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customerprediction',
-            constraint=models.UniqueConstraint(fields=('customer', 'purpose'), name='ml_one_prediction_per_customer_and_purpose'),
+            model_name="customerprediction",
+            constraint=models.UniqueConstraint(
+                fields=("customer", "purpose"), name="ml_one_prediction_per_customer_and_purpose"
+            ),
         ),
         migrations.AddIndex(
-            model_name='passageflag',
-            index=models.Index(fields=['kind', 'status'], name='ml_passagef_kind_b75b7f_idx'),
+            model_name="passageflag",
+            index=models.Index(fields=["kind", "status"], name="ml_passagef_kind_b75b7f_idx"),
         ),
         migrations.AddConstraint(
-            model_name='passageflag',
-            constraint=models.UniqueConstraint(fields=('chunk', 'kind'), name='ml_one_flag_per_chunk_and_kind'),
+            model_name="passageflag",
+            constraint=models.UniqueConstraint(fields=("chunk", "kind"), name="ml_one_flag_per_chunk_and_kind"),
         ),
     ]

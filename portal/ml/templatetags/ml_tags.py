@@ -1,7 +1,7 @@
 """Customer predictions on the customers app's pages, without that app importing this one:
 
-    {% load ml_tags %}{% customer_predictions customer %}            on a record's page
-    {% predictions_for page as predictions %} ... {% prediction_cell predictions customer.pk %}   in the list
+{% load ml_tags %}{% customer_predictions customer %}            on a record's page
+{% predictions_for page as predictions %} ... {% prediction_cell predictions customer.pk %}   in the list
 """
 
 from __future__ import annotations
