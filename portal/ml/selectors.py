@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
@@ -25,7 +25,7 @@ from portal.ml.models import (
     TrainingRun,
 )
 
-UserLike = AbstractBaseUser | AnonymousUser
+UserLike = User | AnonymousUser
 VIEW_PERMISSION = "ml.view_modelversion"
 ERROR_NO_VIEW = "Your role may not see the local models."
 ERROR_NO_REVIEW = "Your role may not review sensitivity and injection flags."
@@ -33,7 +33,7 @@ ERROR_NO_RELABEL = "Your role may not correct the task type of questions."
 
 
 def _require(user: UserLike, permission: str, message: str) -> None:
-    if not user.is_authenticated or not user.has_perm(permission):  # type: ignore[union-attr]
+    if not user.is_authenticated or not user.has_perm(permission):
         raise PermissionDenied(message)
 
 

@@ -8,7 +8,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+import datetime as dt
+
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -33,7 +35,7 @@ from portal.ml.models import (
 )
 
 logger = logging.getLogger(__name__)
-Actor = AbstractBaseUser | AnonymousUser | None
+Actor = User | None
 
 TRAIN_PERMISSION = "ml.train_model"
 ACTIVATE_PERMISSION = "ml.activate_model"
@@ -51,7 +53,9 @@ ERROR_REVIEWED = "This flag was already reviewed."
 ERROR_BAD_VERDICT = "Confirm or dismiss the flag."
 ERROR_CHURN_DAYS = "Churn days must be between 7 and 365."
 LABEL_RANK = {"public": 0, "internal": 1, "confidential": 2, "local_only": 3}
-FLAG_PROBABILITY = 0.6  # a passage is flagged above this probability of a higher label / of an injection
+# A passage is flagged when the model gives at least this probability to the labels above its base (or to
+# "injection"): with four labels and a few hundred passages the top label alone is rarely very confident.
+FLAG_PROBABILITY = 0.5
 MAX_RUN_SECONDS = 15 * 60
 
 
@@ -75,7 +79,7 @@ def training_request(*, actor: Actor, purpose: str, parameters: dict[str, Any] |
         days = int(parameters["churn_days"])
         if not 7 <= days <= 365:
             raise ValidationError(ERROR_CHURN_DAYS)
-    stale = timezone.now() - timezone.timedelta(seconds=MAX_RUN_SECONDS)
+    stale = timezone.now() - dt.timedelta(seconds=MAX_RUN_SECONDS)
     busy = TrainingRun.objects.select_for_update().filter(
         purpose=purpose, status__in=[RunStatus.QUEUED, RunStatus.RUNNING], created_at__gte=stale
     )
@@ -395,9 +399,18 @@ def passages_scan(*, chunks: list[Any]) -> dict[str, int]:
     flags: list[PassageFlag] = []
     by_document: dict[int, list[tuple[str, float]]] = {}
     if sensitivity is not None:
-        for chunk, (label, probability, _) in zip(chunks, text_scores(sensitivity, texts, embeddings), strict=True):
-            by_document.setdefault(chunk.document_id, []).append((label, probability))
-            if LABEL_RANK.get(label, 0) > LABEL_RANK.get(chunk.label, 0) and probability >= FLAG_PROBABILITY:
+        scores = _unseen_scores(sensitivity, chunks, text_scores(sensitivity, texts, embeddings))
+        for chunk, probabilities in zip(chunks, scores, strict=True):
+            top = max(probabilities, key=probabilities.__getitem__)
+            by_document.setdefault(chunk.document_id, []).append((top, probabilities[top]))
+            higher = {
+                label: p
+                for label, p in probabilities.items()
+                if LABEL_RANK.get(label, 0) > LABEL_RANK.get(chunk.label, 0)
+            }
+            probability = sum(higher.values())
+            label = max(higher, key=higher.__getitem__) if higher else chunk.label
+            if higher and probability >= FLAG_PROBABILITY:
                 flags.append(
                     PassageFlag(
                         chunk_id=chunk.chunk_id,
@@ -428,6 +441,17 @@ def passages_scan(*, chunks: list[Any]) -> dict[str, int]:
     return _flags_store(
         flags=flags, by_document=by_document, base=base, flagged=flagged, model=sensitivity, chunks=len(chunks)
     )
+
+
+def _unseen_scores(model: Any, chunks: list[Any], scores: list[tuple[str, float, Any]]) -> list[dict[str, float]]:
+    """The model's probabilities per passage; for passages it was trained on, the out-of-fold ones."""
+    artifact = model.artifact
+    labels = artifact["labels"]
+    oof: dict[int, dict[str, float]] = {}
+    if "oof_ids" in artifact:
+        for chunk_id, row in zip(artifact["oof_ids"], artifact["oof_probabilities"], strict=True):
+            oof[int(chunk_id)] = {label: float(p) for label, p in zip(labels, row, strict=True)}
+    return [oof.get(chunk.chunk_id, probabilities) for chunk, (_, _, probabilities) in zip(chunks, scores, strict=True)]
 
 
 @transaction.atomic

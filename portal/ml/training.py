@@ -52,6 +52,7 @@ class Dataset:
     embeddings: np.ndarray | None = None
     numeric: np.ndarray | None = None
     groups: list[int] | None = None
+    ids: list[int] = field(default_factory=list)  # the examples' own ids (chunk ids), where they have one
     sources: Counter[str] = field(default_factory=Counter)
     dates: list[dt.datetime] = field(default_factory=list)
     source_query: str = ""
@@ -106,6 +107,7 @@ def _keep(dataset: Dataset, kept: Sequence[str]) -> Dataset:
         embeddings=dataset.embeddings[rows] if dataset.embeddings is not None else None,
         numeric=dataset.numeric[rows] if dataset.numeric is not None else None,
         groups=[dataset.groups[i] for i in rows] if dataset.groups is not None else None,
+        ids=[dataset.ids[i] for i in rows] if dataset.ids else [],
         sources=dataset.sources,
         dates=dataset.dates,
         source_query=dataset.source_query,
@@ -273,6 +275,7 @@ def sensitivity_dataset() -> Dataset:
         label = corrections.get(chunk.chunk_id, chunk.label)
         dataset.sources["officer review" if chunk.chunk_id in corrections else "knowledge base label"] += 1
         dataset.texts.append(chunk.text)
+        dataset.ids.append(chunk.chunk_id)
         dataset.labels.append(label)
         vectors.append(chunk.embedding or [0.0] * 384)
     dataset.embeddings = np.asarray(vectors, dtype=np.float32) if vectors else None
@@ -455,7 +458,29 @@ def _train_sensitivity(
         algorithm="logistic regression on word TF-IDF (1-2 grams) + the chunks' stored embeddings",
         parameters=parameters,
     )
+    progress(90, "out-of-fold predictions for the passages it learned from")
+    trained.artifact.update(out_of_fold(_keep(dataset, trained.artifact["labels"]), trained.artifact["labels"]))
     return trained
+
+
+def out_of_fold(dataset: Dataset, labels: Sequence[str], folds: int = 5) -> dict[str, Any]:
+    """For each training passage, the prediction of a model that did not see it.
+
+    A model trained on a passage labelled with its knowledge base's label tends to repeat that label for
+    it, so scanning the very passages it learned from would hide the ones that look more sensitive
+    than their base (the salary table in a public base). The scan uses these predictions instead.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = min(Counter(dataset.labels).values())
+    splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=SEED)
+    probabilities = np.zeros((len(dataset.labels), len(labels)))
+    for train_rows, test_rows in splitter.split(dataset.texts, dataset.labels):
+        artifact = _fit_text(dataset, train_rows, labels, char_ngrams=False)
+        assert dataset.embeddings is not None
+        scores = text_predict(artifact, [dataset.texts[i] for i in test_rows], dataset.embeddings[test_rows])
+        probabilities[test_rows] = scores
+    return {"oof_ids": np.asarray(dataset.ids, dtype=np.int64), "oof_probabilities": probabilities}
 
 
 def _train_injection(
@@ -504,7 +529,7 @@ def _train_customer(
 ) -> Trained:
     from sklearn.preprocessing import StandardScaler
 
-    churn_days = int(parameters.get("churn_days") or getattr(settings, "ML_CHURN_DAYS", 60))
+    churn_days = int(parameters.get("churn_days") or settings.ML_CHURN_DAYS)
     parameters = {**parameters, "churn_days": churn_days} if purpose == Purpose.CUSTOMER_CHURN else parameters
     progress(5, "reading customer histories")
     dataset = customer_dataset(purpose, churn_days)
@@ -595,7 +620,7 @@ def tier_prices() -> dict[str, dict[str, Any]]:
     from portal.routing.selectors import catalog_enabled, deployment_from
     from portal.routing.types import TIERS
 
-    catalog = {}
+    catalog: dict[str, Any] = {}
     for model in catalog_enabled():
         catalog.setdefault(model.tier, model)
     prices = {}

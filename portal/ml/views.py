@@ -117,7 +117,7 @@ def relabel_set_view(request: PortalRequest, message_id: int) -> HttpResponse:
     _require(request, services.RELABEL_PERMISSION, services.ERROR_NO_RELABEL)
     form = RelabelForm(request.POST)
     if not form.is_valid():
-        return HttpResponse(" ".join(form.errors.get("task_type", [])), status=400)
+        return HttpResponse(" ".join(str(e) for e in form.errors.get("task_type", [])), status=400)
     try:
         services.task_label_set(actor=request.user, message_id=message_id, task_type=form.cleaned_data["task_type"])
     except ValidationError as error:
@@ -145,7 +145,7 @@ def flag_review_view(request: PortalRequest, flag_id: int) -> HttpResponse:
     flag = selectors.flag_get(user=request.user, flag_id=flag_id)
     form = FlagReviewForm(request.POST)
     if not form.is_valid():
-        return HttpResponse(" ".join(form.errors.get("verdict", [])), status=400)
+        return HttpResponse(" ".join(str(e) for e in form.errors.get("verdict", [])), status=400)
     try:
         flag = services.flag_review(actor=request.user, flag=flag, verdict=form.cleaned_data["verdict"])
     except ValidationError as error:
