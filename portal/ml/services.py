@@ -101,7 +101,7 @@ def training_request(*, actor: Actor, purpose: str, parameters: dict[str, Any] |
     return run
 
 
-def training_progress(*, run_id: int, percent: int, stage: str) -> None:
+def _progress_store(*, run_id: int, percent: int, stage: str) -> None:
     """Progress of a running training (shown by the polling page); not an audited change."""
     TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(progress=min(99, percent), stage=stage[:200])
 
@@ -130,10 +130,10 @@ def training_run_execute(*, run_id: int) -> str:
         trained = training.train(
             purpose=run.purpose,
             parameters=run.parameters,
-            progress=lambda percent, stage: training_progress(run_id=run_id, percent=percent, stage=stage),
+            progress=lambda percent, stage: _progress_store(run_id=run_id, percent=percent, stage=stage),
             active=current.artifact if current is not None else None,
         )
-        training_progress(run_id=run_id, percent=95, stage="saving the model file")
+        _progress_store(run_id=run_id, percent=95, stage="saving the model file")
         if current is not None and "active" in trained.metrics:
             trained.metrics["active"]["version"] = current.version.version
         with transaction.atomic():
