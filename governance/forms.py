@@ -74,6 +74,7 @@ class PolicyForm(forms.Form):
                 label=f"{role}: withhold passages flagged as more sensitive until an officer reviews them",
             )
             self.fields[f"{slug}__injection"] = forms.ChoiceField(
+                required=False,  # not posted: the default, wrap
                 choices=[("wrap", "send wrapped as untrusted quoted material"), ("withhold", "withhold")],
                 initial=rules.get("injection_action", "wrap"),
                 label=f"{role}: passages flagged as possible prompt injections",
@@ -126,7 +127,7 @@ class PolicyForm(forms.Form):
                 "withheld_memory_scopes": data[f"{slug}__memory_scopes"],
                 "withheld_customer_fields": data[f"{slug}__customer_fields"],
                 "withhold_flagged_passages": data[f"{slug}__flagged_passages"],
-                "injection_action": data[f"{slug}__injection"],
+                "injection_action": data[f"{slug}__injection"] or "wrap",
             }
         return {"roles": roles}
 
