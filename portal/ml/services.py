@@ -3,12 +3,11 @@ Each is audited in its own transaction (audit.services.audit()); training itself
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections import Counter
 from typing import Any
-
-import datetime as dt
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -423,8 +422,8 @@ def passages_scan(*, chunks: list[Any]) -> dict[str, int]:
                     )
                 )
     if injection is not None:
-        for chunk, (_, _, scores) in zip(chunks, text_scores(injection, texts, None), strict=True):
-            if scores.get("injection", 0.0) >= FLAG_PROBABILITY:
+        for chunk, (_, _, injection_scores) in zip(chunks, text_scores(injection, texts, None), strict=True):
+            if injection_scores.get("injection", 0.0) >= FLAG_PROBABILITY:
                 flags.append(
                     PassageFlag(
                         chunk_id=chunk.chunk_id,
@@ -432,7 +431,7 @@ def passages_scan(*, chunks: list[Any]) -> dict[str, int]:
                         kind=FlagKind.INJECTION,
                         base_label=chunk.label,
                         predicted_label="injection",
-                        probability=round(scores["injection"], 4),
+                        probability=round(injection_scores["injection"], 4),
                         model_version=injection.version,
                     )
                 )

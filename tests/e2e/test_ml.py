@@ -61,15 +61,46 @@ def portal_with_worker(transactional_db: None, subprocess_env: dict[str, str], t
     port = _free_port()
     web_log, worker_log = (tmp_path / "uvicorn.log").open("wb"), (tmp_path / "worker.log").open("wb")
     web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off", "--log-level", "warning"],
-        env=env, cwd=REPO_ROOT, stdout=web_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=web_log,
+        stderr=subprocess.STDOUT,
+    )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        env=dict(env, DB_POOL="0"), cwd=REPO_ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env=dict(env, DB_POOL="0"),
+        cwd=REPO_ROOT,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(timeout=2) as client:

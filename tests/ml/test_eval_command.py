@@ -19,8 +19,16 @@ def _figures(output: str) -> dict[str, str]:
 
 def test_eval_models_scores_every_model_against_its_baseline_on_the_demo_data(tmp_path: Path) -> None:
     out = io.StringIO()
-    call_command("eval_models", "--demo", "--injection-data", str(tmp_path / "absent.jsonl"),
-                 "--contoso", str(tmp_path / "absent"), stdout=out, stderr=io.StringIO())  # fmt: skip
+    call_command(
+        "eval_models",
+        "--demo",
+        "--injection-data",
+        str(tmp_path / "absent.jsonl"),
+        "--contoso",
+        str(tmp_path / "absent"),
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     figures = _figures(out.getvalue())
     assert float(figures["router_macro_f1_learned"]) > float(figures["router_macro_f1_keyword"])
     assert float(figures["router_cv5_macro_f1_learned"]) > float(figures["router_cv5_macro_f1_keyword"])

@@ -46,10 +46,18 @@ def flagged(labelled_bases: None) -> dict[str, PassageFlag]:
 def _chunk_part(flag: PassageFlag, profile: Any) -> Any:
     chunk = flag.chunk
     retrieved = RetrievedChunk(
-        chunk_id=chunk.pk, document_id=chunk.document_id, document_title="News", knowledge_base_id=chunk.knowledge_base_id,
-        knowledge_base_name="Larkspur news and products", classification="public", heading_path="", page_number=None,
-        text=chunk.text, score=1.0, url="/",
-    )  # fmt: skip
+        chunk_id=chunk.pk,
+        document_id=chunk.document_id,
+        document_title="News",
+        knowledge_base_id=chunk.knowledge_base_id,
+        knowledge_base_name="Larkspur news and products",
+        classification="public",
+        heading_path="",
+        page_number=None,
+        text=chunk.text,
+        score=1.0,
+        url="/",
+    )
     parts = assistant.build(
         profile=profile, history=[], context=assistant.RetrievedContext(chunks=(retrieved,)), question="Any news?"
     )
@@ -82,8 +90,14 @@ def test_a_flagged_injection_is_wrapped_and_the_manifest_says_so(flagged: dict[s
     part = _chunk_part(flagged[FlagKind.INJECTION], AssistantProfileFactory())
     assert part.text.startswith(UNTRUSTED_NOTICE) and part.source["injection"] is True
 
-    gated = egress_gate(user=sam, conversation_key="t", destinations=[CLOUD], parts=[part], persist_vault=False,
-                        policy_document=default_document())  # fmt: skip
+    gated = egress_gate(
+        user=sam,
+        conversation_key="t",
+        destinations=[CLOUD],
+        parts=[part],
+        persist_vault=False,
+        policy_document=default_document(),
+    )
 
     assert gated.messages[0]["content"].startswith(UNTRUSTED_NOTICE)
     row = gated.manifest["parts"][0]
@@ -97,8 +111,14 @@ def test_the_policy_may_withhold_flagged_injections(flagged: dict[str, PassageFl
     for rules in document["roles"].values():
         rules["injection_action"] = "withhold"
 
-    gated = egress_gate(user=sam, conversation_key="t", destinations=[CLOUD], parts=[part], persist_vault=False,
-                        policy_document=document)  # fmt: skip
+    gated = egress_gate(
+        user=sam,
+        conversation_key="t",
+        destinations=[CLOUD],
+        parts=[part],
+        persist_vault=False,
+        policy_document=document,
+    )
 
     assert gated.messages == ()
     assert gated.manifest["parts"][0]["reason"] == INJECTION_WITHHELD

@@ -67,7 +67,7 @@ def test_the_customer_page_and_list_show_the_prediction(churn: Any, sam: Any) ->
     page = client.get(reverse("customers:customer_detail", args=[customer.pk])).content.decode()
     assert "Predictions" in page and "churn risk" in page and prediction.reasons[0]["text"] in page
     listing = client.get(reverse("customers:customer_list")).content.decode()
-    assert "<th scope=\"col\">Prediction</th>" in listing and "churn risk" in listing
+    assert '<th scope="col">Prediction</th>' in listing and "churn risk" in listing
 
 
 def test_a_retired_model_shows_no_predictions(churn: Any, sam: Any) -> None:
@@ -83,8 +83,9 @@ def test_the_assistant_gets_the_prediction_as_a_customer_field_the_gate_can_keep
 
     customer = Customer.objects.filter(restricted=False).first()
     assert customer is not None
-    context = assistant.retrieve(user=sam, question="How is this customer doing?", knowledge_bases=[],
-                                 customer_id=customer.pk)  # fmt: skip
+    context = assistant.retrieve(
+        user=sam, question="How is this customer doing?", knowledge_bases=[], customer_id=customer.pk
+    )
     assert "predictions" in context.customer_predictions
     parts = assistant.build(profile=AssistantProfileFactory(), history=[], context=context, question="How?")
     part = next(p for p in parts if p.source.get("field") == "predictions")
@@ -92,7 +93,13 @@ def test_the_assistant_gets_the_prediction_as_a_customer_field_the_gate_can_keep
     document = default_document()
     for rules in document["roles"].values():
         rules["withheld_customer_fields"] = ["predictions"]
-    gated = egress_gate(user=sam, conversation_key="t", destinations=[Destination(key="model:1", provider="openai")],
-                        parts=parts, persist_vault=False, policy_document=document)  # fmt: skip
+    gated = egress_gate(
+        user=sam,
+        conversation_key="t",
+        destinations=[Destination(key="model:1", provider="openai")],
+        parts=parts,
+        persist_vault=False,
+        policy_document=document,
+    )
     row = next(r for r in gated.manifest["parts"] if r["source"].get("field") == "predictions")
     assert row["decision"] == "withheld"

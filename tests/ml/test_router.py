@@ -76,14 +76,25 @@ def test_training_labels_come_from_fixed_profiles_relabels_and_poor_economy_rati
     automatic = ConversationFactory(owner=sam, profile=AssistantProfileFactory(task_type=""))
     from_profile = MessageFactory(conversation=fixed, content="Sum up the onboarding notes.")
     relabelled = MessageFactory(conversation=automatic, content="What should we do about the surcharge?")
-    MessageFactory(conversation=automatic, role="assistant", reply_to=relabelled,
-                   route={"task_type": "routine", "tier": "economy"})  # fmt: skip
+    MessageFactory(
+        conversation=automatic, role="assistant", reply_to=relabelled, route={"task_type": "routine", "tier": "economy"}
+    )
     rated = MessageFactory(conversation=automatic, content="Is the new supplier better than the old one?")
-    MessageFactory(conversation=automatic, role="assistant", reply_to=rated, feedback=-1,
-                   route={"task_type": "routine", "tier": "economy"})  # fmt: skip
+    MessageFactory(
+        conversation=automatic,
+        role="assistant",
+        reply_to=rated,
+        feedback=-1,
+        route={"task_type": "routine", "tier": "economy"},
+    )
     unlabelled = MessageFactory(conversation=automatic, content="When is payday?")
-    MessageFactory(conversation=automatic, role="assistant", reply_to=unlabelled, feedback=1,
-                   route={"task_type": "routine", "tier": "economy"})  # fmt: skip
+    MessageFactory(
+        conversation=automatic,
+        role="assistant",
+        reply_to=unlabelled,
+        feedback=1,
+        route={"task_type": "routine", "tier": "economy"},
+    )
 
     services.task_label_set(actor=alice, message_id=relabelled.pk, task_type="analyze")
     dataset = training.task_router_dataset()

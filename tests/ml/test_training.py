@@ -34,8 +34,9 @@ def test_the_task_router_trains_on_the_examples_and_beats_the_keyword_classifier
 
 
 def test_too_few_labels_say_how_many_more_are_needed_and_make_no_model() -> None:
-    TaskLabel.objects.bulk_create([TaskLabel(text=f"how many days {n}", task_type="routine", source="demo")
-                                   for n in range(12)])  # fmt: skip
+    TaskLabel.objects.bulk_create(
+        [TaskLabel(text=f"how many days {n}", task_type="routine", source="demo") for n in range(12)]
+    )
     run = train(Purpose.TASK_ROUTER)
     assert run.status == RunStatus.FAILED
     assert run.message == training.ERROR_TOO_FEW.format(count=12, needed=training.MIN_EXAMPLES, more=8)

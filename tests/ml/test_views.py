@@ -29,7 +29,9 @@ def model(db: None) -> Any:
     return trained_model(Purpose.INJECTION)
 
 
-def test_administrators_see_the_models_and_others_are_refused(alice: Any, olivia: Any, sam: Any, oscar: Any, model: Any):
+def test_administrators_see_the_models_and_others_are_refused(
+    alice: Any, olivia: Any, sam: Any, oscar: Any, model: Any
+):
     assert client_for(alice).get(reverse("ml:overview")).status_code == 200
     for user in (olivia, sam, oscar):
         assert client_for(user).get(reverse("ml:overview")).status_code == 403
@@ -97,8 +99,12 @@ def test_a_broken_active_model_is_reported_on_the_models_page(alice: Any, model:
 def test_relabelling_is_one_click_for_administrators(alice: Any, sam: Any):
     conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(task_type=""))
     question = MessageFactory(conversation=conversation, content="Which van should we buy?")
-    MessageFactory(conversation=conversation, role="assistant", reply_to=question,
-                   route={"task_type": "routine", "tier": "economy", "reason": "routine: a short factual question"})  # fmt: skip
+    MessageFactory(
+        conversation=conversation,
+        role="assistant",
+        reply_to=question,
+        route={"task_type": "routine", "tier": "economy", "reason": "routine: a short factual question"},
+    )
     client = client_for(alice)
     page = client.get(reverse("ml:relabel")).content.decode()
     assert "Which van should we buy?" in page and "routine: a short factual question" in page

@@ -37,8 +37,21 @@ def worker(tmp_path: Path, subprocess_env: dict[str, str], model_dir: Path) -> I
         DB_POOL="0",
     )
     env.pop("CELERY_BROKER_URL", None)
-    command = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "INFO",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     log = tmp_path / "worker.log"
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     client = Celery("ml-test-client", broker="filesystem://")

@@ -101,8 +101,9 @@ def _measure(user: Any, profile: Any, router: Any, options: dict[str, Any], log:
     from portal.ml.models import ModelState, ModelVersion
     from portal.ml.predict import TaskPrediction, task_type_predict
 
-    samples: dict[str, dict[str, list[float]]] = {state: {"overhead": [], "route": [], "retrieve": []}
-                                                  for state in ("on", "off")}  # fmt: skip
+    samples: dict[str, dict[str, list[float]]] = {
+        state: {"overhead": [], "route": [], "retrieve": []} for state in ("on", "off")
+    }
     predictions: list[float] = []
     learned = 0
     seed = 100
@@ -133,8 +134,12 @@ def _measure(user: Any, profile: Any, router: Any, options: dict[str, Any], log:
             p50, p95 = percentiles(values)
             figures[f"router_{state}_{name}_p50_ms"] = p50
             figures[f"router_{state}_{name}_p95_ms"] = p95
-    figures["overhead_p95_on_vs_off"] = round(figures["router_on_overhead_p95_ms"] / figures["router_off_overhead_p95_ms"], 3)
-    figures["overhead_p50_on_vs_off"] = round(figures["router_on_overhead_p50_ms"] / figures["router_off_overhead_p50_ms"], 3)
+    figures["overhead_p95_on_vs_off"] = round(
+        figures["router_on_overhead_p95_ms"] / figures["router_off_overhead_p95_ms"], 3
+    )
+    figures["overhead_p50_on_vs_off"] = round(
+        figures["router_on_overhead_p50_ms"] / figures["router_off_overhead_p50_ms"], 3
+    )
     p50, p95 = percentiles(predictions)
     figures["prediction_p50_ms"] = p50
     figures["prediction_p95_ms"] = p95
