@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,8 @@ def artifact_load(*, file_name: str, sha256: str) -> dict[str, Any]:
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[int, str], dict[str, Any]] = {}
-_failures: dict[tuple[int, str], str] = {}
+_failures: dict[tuple[int, str], tuple[float, str]] = {}
+FAILURE_RETRY_SECONDS = 60.0  # a restored file is picked up again without restarting the process
 
 
 def cached_load(*, model_id: int, file_name: str, sha256: str) -> dict[str, Any]:
@@ -99,16 +101,18 @@ def cached_load(*, model_id: int, file_name: str, sha256: str) -> dict[str, Any]
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-        if key in _failures:
-            raise ModelLoadError(_failures[key])
+        failed = _failures.get(key)
+        if failed is not None and time.monotonic() - failed[0] < FAILURE_RETRY_SECONDS:
+            raise ModelLoadError(failed[1])
     try:
         artifact = artifact_load(file_name=file_name, sha256=sha256)
     except ModelLoadError as error:
         with _cache_lock:
-            _failures[key] = str(error)
+            _failures[key] = (time.monotonic(), str(error))
         raise
     with _cache_lock:
         _cache[key] = artifact
+        _failures.pop(key, None)
     return artifact
 
 
