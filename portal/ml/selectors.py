@@ -101,11 +101,21 @@ class QueueItem:
 
 
 def relabel_queue(*, user: UserLike, limit: int = 50) -> list[QueueItem]:
-    """Recent automatically routed questions with the type they were given, for one-click correction."""
+    """Recent automatically routed questions with the type they were given, for one-click correction.
+
+    These are other people's questions (conversations are otherwise private), so the read is audited
+    with the ids of the questions shown."""
+    from audit.services import audit
     from portal.assistant.selectors import questions_for_training
 
     _require(user, "ml.relabel_questions", ERROR_NO_RELABEL)
     questions = questions_for_training(limit=limit, automatic_only=True)
+    audit(
+        actor=user,
+        action="ml.relabel_queue_viewed",
+        object_type="assistant.message",
+        details={"message_ids": [q.message_id for q in questions]},
+    )
     labels = dict(
         TaskLabel.objects.filter(message_id__in=[q.message_id for q in questions]).values_list(
             "message_id", "task_type"

@@ -108,6 +108,8 @@ def test_relabelling_is_one_click_for_administrators(alice: Any, sam: Any):
     client = client_for(alice)
     page = client.get(reverse("ml:relabel")).content.decode()
     assert "Which van should we buy?" in page and "routine: a short factual question" in page
+    viewed = AuditEvent.objects.get(action="ml.relabel_queue_viewed")  # other people's questions: audited
+    assert viewed.details["message_ids"] == [question.pk] and viewed.actor_username == "alice"
     url = reverse("ml:relabel_set", args=[question.pk])
     row = client.post(url, {"task_type": "analyze"}, HTTP_HX_REQUEST="true")
     assert row.status_code == 200 and "<strong>analyze</strong>" in row.content.decode()
