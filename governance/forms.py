@@ -67,6 +67,18 @@ class PolicyForm(forms.Form):
                 initial=", ".join(rules["withheld_customer_fields"]),
                 label=f"{role}: customer fields kept local",
             )
+            # passages flagged by the local models (portal/ml)
+            self.fields[f"{slug}__flagged_passages"] = forms.BooleanField(
+                required=False,
+                initial=rules.get("withhold_flagged_passages", False),
+                label=f"{role}: withhold passages flagged as more sensitive until an officer reviews them",
+            )
+            self.fields[f"{slug}__injection"] = forms.ChoiceField(
+                required=False,  # not posted: the default, wrap
+                choices=[("wrap", "send wrapped as untrusted quoted material"), ("withhold", "withhold")],
+                initial=rules.get("injection_action", "wrap"),
+                label=f"{role}: passages flagged as possible prompt injections",
+            )
 
     def matrix(self) -> list[dict[str, Any]]:
         """Rows for the template: per data class, the bound field of each role."""
@@ -86,7 +98,16 @@ class PolicyForm(forms.Form):
         ]
 
     def role_settings(self) -> list[dict[str, Any]]:
-        names = ("preview", "zdr", "regions", "blocked_providers", "memory_scopes", "customer_fields")
+        names = (
+            "preview",
+            "zdr",
+            "regions",
+            "blocked_providers",
+            "memory_scopes",
+            "customer_fields",
+            "flagged_passages",
+            "injection",
+        )
         return [{"role": role, "fields": [self[f"{_slug(role)}__{name}"] for name in names]} for role in self.roles]
 
     def to_document(self) -> dict[str, Any]:
@@ -105,6 +126,8 @@ class PolicyForm(forms.Form):
                 },
                 "withheld_memory_scopes": data[f"{slug}__memory_scopes"],
                 "withheld_customer_fields": data[f"{slug}__customer_fields"],
+                "withhold_flagged_passages": data[f"{slug}__flagged_passages"],
+                "injection_action": data[f"{slug}__injection"] or "wrap",
             }
         return {"roles": roles}
 

@@ -191,12 +191,30 @@ def _classify(parts: Sequence[PromptPart], policy: Any) -> list[_PartPlan]:
             plan.decision, plan.reason = "withheld", f"memory scope {part.source.get('scope')} stays local"
         if part.kind == "customer" and str(part.source.get("field", "")).lower() in policy.withheld_customer_fields:
             plan.decision, plan.reason = "withheld", f"customer field {part.source.get('field')} stays local"
+        _apply_passage_flags(plan, policy)
         plan.blocked_classes = sorted(c for c in plan.findings if policy.classes.get(c, dc.BLOCK) == dc.BLOCK)
         if plan.blocked_classes and plan.decision == "sent" and part.kind in WITHHOLDABLE_KINDS:
             plan.decision = "withheld"
             plan.reason = f"contains {', '.join(plan.blocked_classes)}, blocked by policy"
         plans.append(plan)
     return plans
+
+
+INJECTION_WRAPPED = "flagged as a possible prompt injection: sent wrapped as quoted, untrusted material"
+INJECTION_WITHHELD = "flagged as a possible prompt injection: withheld by policy"
+FLAGGED_WITHHELD = "flagged as more sensitive than its knowledge base: withheld until an officer reviews it"
+
+
+def _apply_passage_flags(plan: _PartPlan, policy: Any) -> None:
+    """Marks the assistant's build stage put on passages the local models flagged (portal/ml)."""
+    source = plan.part.source
+    if source.get("sensitivity_flag") == "unreviewed" and policy.withhold_flagged_passages and plan.decision == "sent":
+        plan.decision, plan.reason = "withheld", FLAGGED_WITHHELD
+    if source.get("injection"):
+        if policy.injection_action == "withhold" and plan.decision == "sent":
+            plan.decision, plan.reason = "withheld", INJECTION_WITHHELD
+        elif plan.decision == "sent" and not plan.reason:
+            plan.reason = INJECTION_WRAPPED
 
 
 def _transform(plan: _PartPlan, policy: Any, vault: Any, done: dict[str, Counter[str]]) -> str:
@@ -222,7 +240,9 @@ def _transform(plan: _PartPlan, policy: Any, vault: Any, done: dict[str, Counter
 
 # Only identifiers and labels of a part's source go into the manifest: a title or a customer name there
 # would carry the very values the gate keeps from leaving into stored answers and audit hashes.
-MANIFEST_SOURCE_KEYS = frozenset({"classification", "scope", "field", "citation", "kind"})
+MANIFEST_SOURCE_KEYS = frozenset(
+    {"classification", "scope", "field", "citation", "kind", "injection", "sensitivity_flag"}
+)
 
 
 def _manifest_source(source: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,6 +373,11 @@ def _apply_policy(
         "redacted": dict(sorted(done["redacted"].items())),
         "placeholders": sorted(used_placeholders),
         "withheld": sum(1 for row in part_rows if row["decision"] == "withheld"),
+        "flagged_passages": {
+            "injection_wrapped": sum(1 for row in part_rows if row["reason"] == INJECTION_WRAPPED),
+            "injection_withheld": sum(1 for row in part_rows if row["reason"] == INJECTION_WITHHELD),
+            "sensitivity_withheld": sum(1 for row in part_rows if row["reason"] == FLAGGED_WITHHELD),
+        },
         "destinations": cleared,
         "destinations_refused": refused,
         "local_only": only_local,

@@ -7,7 +7,12 @@ A policy document is plain JSON, stored whole in each immutable PolicyVersion:
         "labels": {"public": "send", "internal": "send", "confidential": "withhold", "local_only": "local"},
         "preview_before_send": false,
         "providers": {"require_zero_data_retention": false, "allowed_regions": [], "blocked_providers": []},
-        "withheld_memory_scopes": [], "withheld_customer_fields": []}}}
+        "withheld_memory_scopes": [], "withheld_customer_fields": [],
+        "withhold_flagged_passages": false, "injection_action": "wrap"}}}
+
+The last two concern passages the local models flagged (portal/ml): one more sensitive than its knowledge
+base and not reviewed yet is withheld from cloud prompts when `withhold_flagged_passages` is on; a possible
+prompt injection is sent wrapped as quoted untrusted material (`wrap`) or withheld (`withhold`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from governance.roles import ROLE_ORDER
 ERROR_UNKNOWN_ACTION = "Unknown action {action!r} for {data_class} in role {role}."
 ERROR_UNKNOWN_LABEL_ACTION = "Unknown label rule {action!r} for {label} in role {role}."
 ERROR_NOT_A_POLICY = "A policy must be a JSON object with a 'roles' object."
+ERROR_UNKNOWN_INJECTION_ACTION = "Unknown rule {action!r} for flagged prompt injections in role {role}."
+INJECTION_WRAP = "wrap"
+INJECTION_WITHHOLD = "withhold"
+INJECTION_ACTIONS = (INJECTION_WRAP, INJECTION_WITHHOLD)  # least to most restrictive
 
 BLOCKED_BY_DEFAULT = (dc.CREDENTIAL, dc.NATIONAL_ID, dc.PAYMENT_CARD, dc.BANK_ACCOUNT)
 # Health/financial findings are single words ("diabetes", "salary"); once people are pseudonymized they
@@ -48,6 +57,8 @@ def default_role_rules() -> dict[str, Any]:
         "providers": {"require_zero_data_retention": False, "allowed_regions": [], "blocked_providers": []},
         "withheld_memory_scopes": [],
         "withheld_customer_fields": [],
+        "withhold_flagged_passages": False,
+        "injection_action": INJECTION_WRAP,
     }
 
 
@@ -90,6 +101,11 @@ def normalise_document(document: Any, role_names: Iterable[str] = ()) -> dict[st
         }
         rules["withheld_memory_scopes"] = _string_list(given.get("withheld_memory_scopes"))
         rules["withheld_customer_fields"] = _string_list(given.get("withheld_customer_fields"))
+        rules["withhold_flagged_passages"] = bool(given.get("withhold_flagged_passages", False))
+        injection = given.get("injection_action", INJECTION_WRAP) or INJECTION_WRAP
+        if injection not in INJECTION_ACTIONS:
+            raise ValidationError(ERROR_UNKNOWN_INJECTION_ACTION.format(action=injection, role=role))
+        rules["injection_action"] = injection
         result["roles"][role] = rules
     return result
 
@@ -107,6 +123,8 @@ class EffectivePolicy:
     blocked_providers: frozenset[str]
     withheld_memory_scopes: frozenset[str] = field(default_factory=frozenset)
     withheld_customer_fields: frozenset[str] = field(default_factory=frozenset)
+    withhold_flagged_passages: bool = False
+    injection_action: str = INJECTION_WRAP
 
     def label_action(self, label: str | None) -> str:
         if not label:
@@ -152,6 +170,8 @@ def effective_policy(document: dict[str, Any], role_names: Sequence[str]) -> Eff
         blocked_providers=frozenset(p for r in rules for p in r["providers"]["blocked_providers"]),
         withheld_memory_scopes=frozenset(s for r in rules for s in r["withheld_memory_scopes"]),
         withheld_customer_fields=frozenset(s for r in rules for s in r["withheld_customer_fields"]),
+        withhold_flagged_passages=any(r.get("withhold_flagged_passages", False) for r in rules),
+        injection_action=max((r.get("injection_action", INJECTION_WRAP) for r in rules), key=INJECTION_ACTIONS.index),
     )
 
 
@@ -170,6 +190,10 @@ def _flatten(document: dict[str, Any]) -> dict[str, str]:
         flat[f"{role} · blocked providers"] = ", ".join(providers["blocked_providers"]) or "none"
         flat[f"{role} · memory scopes withheld"] = ", ".join(rules["withheld_memory_scopes"]) or "none"
         flat[f"{role} · customer fields withheld"] = ", ".join(rules["withheld_customer_fields"]) or "none"
+        flat[f"{role} · flagged passages withheld until reviewed"] = (
+            "yes" if rules.get("withhold_flagged_passages") else "no"
+        )
+        flat[f"{role} · flagged prompt injections"] = rules.get("injection_action", INJECTION_WRAP)
     return flat
 
 

@@ -77,6 +77,11 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "routing.add_budget",
         "routing.change_budget",
         "routing.delete_budget",
+        # local models (portal/ml): the registry, training, activation, the relabelling queue
+        "ml.view_modelversion",
+        "ml.train_model",
+        "ml.activate_model",
+        "ml.relabel_questions",
     },
     GOVERNANCE_OFFICER: {
         "governance.manage_policies",
@@ -88,6 +93,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "memory.delete_memoryitem",
         "memory.review_memoryitem",
         "routing.view_catalogmodel",  # where prompts may go: providers, retention, regions
+        # local models: the sensitivity suggestions and flagged passages (their verdicts train the models)
+        "ml.view_modelversion",
+        "ml.review_sensitivity",
     },
     AUDITOR: {
         "audit.review_auditevent",

@@ -179,3 +179,37 @@ def _hydrate(ranked: list[tuple[int, float]], snippet_query: str, query: str = "
             )
         )
     return results
+
+
+# ---- reads for the local models (portal/ml): system reads, not on behalf of a user ------------------
+@dataclass(frozen=True)
+class LabelledChunk:
+    chunk_id: int
+    document_id: int
+    knowledge_base_id: int
+    label: str  # the knowledge base's classification
+    text: str
+    embedding: list[float] | None = None
+
+
+def labelled_chunks(
+    *, document_id: int | None = None, after_id: int = 0, limit: int | None = None, with_embeddings: bool = True
+) -> list[LabelledChunk]:
+    """Searchable chunks with their knowledge base's label, in id order: training data for the sensitivity
+    classifier and the passages its scan looks at. No permission filter: only background tasks call this."""
+    from knowledge.search import ACTIVE_CHUNK_SQL
+
+    chunks = Chunk.objects.filter(pk__gt=after_id).extra(where=[ACTIVE_CHUNK_SQL.format(a="knowledge_chunk")])
+    if document_id is not None:
+        chunks = chunks.filter(document_id=document_id)
+    fields = ["pk", "document_id", "knowledge_base_id", "knowledge_base__classification", "text"]
+    rows = chunks.order_by("pk").values_list(*fields, *(["embedding"] if with_embeddings else []))
+    if limit is not None:
+        rows = rows[:limit]
+    return [
+        LabelledChunk(
+            chunk_id=row[0], document_id=row[1], knowledge_base_id=row[2], label=row[3], text=row[4],
+            embedding=[float(value) for value in row[5]] if with_embeddings and row[5] is not None else None,
+        )
+        for row in rows
+    ]  # fmt: skip

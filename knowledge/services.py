@@ -723,6 +723,9 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
         target=document,
         details={"version": document.version, "chunks": document.chunk_count, "pages": page_count},
     )
+    from knowledge.hooks import document_ready
+
+    transaction.on_commit(lambda: document_ready(document_id))  # e.g. the local sensitivity scan (portal/ml)
     return DocumentStatus.READY
 
 

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "portal.assistant",
     "portal.customers",
     "portal.memory",
+    "portal.ml",
 ]
 
 MIDDLEWARE = [
@@ -393,3 +394,11 @@ CELERY_BEAT_SCHEDULE["audit-exports-requeue-stalled"] = {
 # for its phase, never for the whole stream), so many readers do not exhaust the database's connections.
 ASSISTANT_DB_CONCURRENCY = env_int("ASSISTANT_DB_CONCURRENCY", 8)
 KNOWLEDGE_CHUNK_ACROSS_PAGES = env_bool("KNOWLEDGE_CHUNK_ACROSS_PAGES", True)
+
+# --- Local models (portal/ml): registry, training in the worker, task router, sensitivity and injection
+# classifiers, customer predictions. See README "Local models".
+ML_MODEL_DIR = Path(env_str("ML_MODEL_DIR", str(VAR_DIR / "ml")))  # skops files, checked by SHA-256 at load
+ML_CHURN_DAYS = env_int("ML_CHURN_DAYS", 60)  # default churn target: no interaction for this many days
+# Labelled injection examples ({text, label} lines) to train on besides the portal's own; empty: none.
+ML_INJECTION_DATASET = env_str("ML_INJECTION_DATASET", "")
+ML_DEMO_TRAINING = env_bool("ML_DEMO_TRAINING", True)  # the demo setup trains each model and activates it if better

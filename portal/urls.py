@@ -24,5 +24,6 @@ urlpatterns = [
     path("memory/", include("portal.memory.urls")),
     path("governance/", include("governance.urls")),
     path("routing/", include("portal.routing.urls")),
+    path("ml/", include("portal.ml.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -105,3 +106,50 @@ def profile_grants(*, profile: AssistantProfile) -> dict[str, list[str]]:
         "roles": sorted(group.name for group, perms in groups.items() if "use_assistantprofile" in perms),
         "users": sorted(user.get_username() for user, perms in users.items() if "use_assistantprofile" in perms),
     }
+
+
+# ---- reads for the local task router (portal/ml): system reads by training and review screens --------
+@dataclass(frozen=True)
+class QuestionForTraining:
+    message_id: int
+    text: str
+    created_at: Any
+    profile_task_type: str  # "" when the profile routes automatically
+    route_task_type: str  # what the route decision chose
+    route_tier: str
+    route_reason: str
+    answer_feedback: int | None  # the rating of its answer (1 / -1), if any
+
+
+def questions_for_training(
+    *, limit: int = 5000, automatic_only: bool = False, message_ids: list[int] | None = None
+) -> list[QuestionForTraining]:
+    """Stored questions with their route and the feedback on their answer, newest first."""
+    from django.db.models import OuterRef, Subquery
+
+    questions = Message.objects.filter(role=MessageRole.USER).exclude(content="")
+    if automatic_only:
+        questions = questions.filter(conversation__profile__task_type="")
+    if message_ids is not None:
+        questions = questions.filter(pk__in=message_ids)
+    answers = Message.objects.filter(reply_to=OuterRef("pk"), role=MessageRole.ASSISTANT).order_by("-pk")
+    rows = (
+        questions.annotate(
+            answer_route=Subquery(answers.values("route")[:1]),
+            answer_feedback=Subquery(answers.values("feedback")[:1]),
+        )
+        .order_by("-created_at", "-pk")
+        .values_list("pk", "content", "created_at", "conversation__profile__task_type", "route", "answer_route",
+                     "answer_feedback")[:limit]
+    )  # fmt: skip
+    result = []
+    for pk, text, created_at, profile_task_type, route, answer_route, feedback in rows:
+        decided = route or answer_route or {}
+        result.append(
+            QuestionForTraining(
+                message_id=pk, text=text, created_at=created_at, profile_task_type=profile_task_type or "",
+                route_task_type=str(decided.get("task_type", "")), route_tier=str(decided.get("tier", "")),
+                route_reason=str(decided.get("reason", "")), answer_feedback=feedback,
+            )
+        )  # fmt: skip
+    return result

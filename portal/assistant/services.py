@@ -78,6 +78,7 @@ class RetrievedContext:
     chunks: tuple[Any, ...] = ()  # knowledge.selectors.RetrievedChunk
     memories: tuple[Any, ...] = ()  # portal.memory.selectors.RetrievedMemory
     customer: Any | None = None  # portal.customers.selectors.CustomerContext
+    customer_predictions: dict[str, str] = field(default_factory=dict)  # portal.ml: field "predictions"
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,11 @@ def retrieve(
             # The record was restricted, or the user's role changed, since the conversation began: answer
             # without it (the retrieval details say so) rather than fail every later question.
             customer = None
-    return RetrievedContext(chunks=chunks, memories=memories, customer=customer)
+    predictions: dict[str, str] = {}
+    prediction_fields = _optional("portal.ml.selectors", "customer_prediction_fields")
+    if customer is not None and prediction_fields is not None:
+        predictions = prediction_fields(user=user, customer_id=customer.customer_id)
+    return RetrievedContext(chunks=chunks, memories=memories, customer=customer, customer_predictions=predictions)
 
 
 def _optional(module_name: str, attribute: str) -> Any:
@@ -394,20 +399,20 @@ def build(
                 source={"message_id": message.pk},
             )
         )
+    flagged = _optional("portal.ml.prompt", "marks_for")  # passages the local models flagged (portal/ml)
+    marks = flagged(context.chunks) if flagged is not None and context.chunks else {}
     for number, chunk in enumerate(context.chunks, start=1):
-        parts.append(
-            PromptPart(
-                kind="chunk",
-                text=f"[{number}] Source: {chunk.document_title}{_pages_suffix(chunk)}\n{chunk.text}",
-                source={
-                    "citation": number,
-                    "chunk_id": chunk.chunk_id,
-                    "document_id": chunk.document_id,
-                    "knowledge_base_id": chunk.knowledge_base_id,
-                    "classification": chunk.classification,
-                },
-            )
-        )
+        text = f"[{number}] Source: {chunk.document_title}{_pages_suffix(chunk)}\n{chunk.text}"
+        source = {
+            "citation": number,
+            "chunk_id": chunk.chunk_id,
+            "document_id": chunk.document_id,
+            "knowledge_base_id": chunk.knowledge_base_id,
+            "classification": chunk.classification,
+        }
+        if chunk.chunk_id in marks:
+            text, source = _optional("portal.ml.prompt", "passage_part")(text, source, marks[chunk.chunk_id])
+        parts.append(PromptPart(kind="chunk", text=text, source=source))
     for memory in context.memories:
         parts.append(
             PromptPart(
@@ -425,7 +430,7 @@ def build(
         )
     if context.customer is not None:
         customer = context.customer
-        for name, value in customer.fields.items():
+        for name, value in {**customer.fields, **context.customer_predictions}.items():
             parts.append(
                 PromptPart(
                     kind="customer",

@@ -98,4 +98,8 @@ def demo_organisation_ensure() -> dict[str, str]:
 
     demo_customers_ensure()
     demo_memories_ensure()
+    # Local models (portal/ml): example questions, labelled knowledge bases, and a training run per model.
+    from portal.ml.demo import demo_ml_ensure
+
+    demo_ml_ensure()
     return {name: credentials[name] for name in credentials if User.objects.filter(username=name).exists()}

@@ -31,6 +31,8 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage"),
     NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel"),
+    NavEntry("Local models", "ml:overview", permission="ml.train_model"),
+    NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity"),
     NavEntry("Site admin", "admin:index", staff_only=True),
 ]
 

@@ -5,6 +5,7 @@ end in .example)."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
@@ -38,7 +39,7 @@ class DemoCustomer:
     restricted: bool = False
 
 
-DEMO_CUSTOMERS = (
+HANDWRITTEN_CUSTOMERS = (
     DemoCustomer(
         name="Elodie Marchetti",
         organisation="Marchetti Fine Bakeries",
@@ -146,6 +147,129 @@ DEMO_CUSTOMERS = (
 )
 
 
+# ---- generated histories, so the local prediction models (portal/ml) have enough to learn from ------------
+# Invented names; each customer has a tier, a preferred channel, a contact rhythm and a propensity to
+# complain; after complaints some stop calling (the churn the models learn to see coming).
+FIRST_NAMES = (
+    "Aisha",
+    "Bruno",
+    "Carys",
+    "Dmitri",
+    "Esme",
+    "Farid",
+    "Greta",
+    "Hamish",
+    "Ines",
+    "Jonas",
+    "Keziah",
+    "Lorcan",
+    "Mireille",
+    "Nnamdi",
+    "Orla",
+    "Piotr",
+    "Quinn",
+    "Rosalind",
+    "Soren",
+    "Tamsin",
+    "Ulrich",
+    "Valentina",
+    "Wendell",
+    "Ximena",
+    "Yusuf",
+    "Zofia",
+    "Anouk",
+    "Bastian",
+    "Celeste",
+    "Dorian",
+)
+LAST_NAMES = (
+    "Abernethy",
+    "Brightwater",
+    "Castellane",
+    "Dunmore",
+    "Eskdale",
+    "Fairbrook",
+    "Galloway",
+    "Holloway",
+    "Ingleby",
+    "Jessop",
+    "Kilbride",
+    "Lowther",
+    "Marchbank",
+    "Northcote",
+    "Ormsby",
+    "Pendleford",
+    "Quarrie",
+    "Redfern",
+    "Selkirk",
+    "Thornaby",
+    "Underwood",
+    "Vasquez-Hale",
+    "Westerby",
+    "Yardley",
+    "Zennor",
+)
+BUSINESS_KINDS = ("Couriers", "Catering", "Bakery", "Hotels", "Florists", "Logistics", "Cafe", "Deliveries",
+                  "Cycle Hire", "Grocers")  # fmt: skip
+ROUTINE_SUMMARIES = {
+    "email": ("Order for spring stock", "Asked for delivery dates", "Invoice query", "Quote request for cargo bikes",
+              "Confirmed the next order"),
+    "phone": ("Called about order status", "Booked a fleet service", "Asked about spare parts", "Changed a delivery"),
+    "meeting": ("Quarterly account review", "Visit to see the new range", "Planning meeting for the season"),
+    "chat": ("Asked about opening hours", "Question about a part number", "Checked stock of tyres"),
+    "letter": ("Signed contract returned", "Change of address notice"),
+    "other": ("Met at the trade fair",),
+}  # fmt: skip
+COMPLAINT_SUMMARIES = (
+    "Complaint: late delivery of order {n}", "Unhappy about a damaged frame on delivery {n}",
+    "Asked for a refund on faulty brakes (order {n})", "Said they may move to other suppliers after delays",
+    "Billing error: overcharged on invoice {n}", "Escalated a missing part in order {n}",
+)  # fmt: skip
+GENERATED_COUNT = 140
+GENERATED_SEED = 20261201
+
+
+def generated_customers(count: int = GENERATED_COUNT, seed: int = GENERATED_SEED) -> tuple[DemoCustomer, ...]:
+    rng = random.Random(seed)
+    names = [(first, last) for first in FIRST_NAMES for last in LAST_NAMES]
+    rng.shuffle(names)
+    channels = ("email", "phone", "meeting", "chat", "letter")
+    customers = []
+    for first, last in names[:count]:
+        tier = rng.choices(("standard", "priority", "key"), weights=(60, 25, 15))[0]
+        preferred = rng.choices(channels, weights=(40, 30, 12, 14, 4))[0]
+        rhythm = {"key": 14.0, "priority": 24.0, "standard": 42.0}[tier] * rng.uniform(0.7, 1.4)
+        complaint_rate = rng.uniform(0.02, 0.3)
+        days_ago = float(rng.randint(360, 720))
+        items = []
+        while days_ago > 0:
+            complaint = rng.random() < complaint_rate
+            channel = rng.choice(("phone", "email")) if complaint else (
+                preferred if rng.random() < 0.7 else rng.choice(channels))  # fmt: skip
+            summary = rng.choice(COMPLAINT_SUMMARIES) if complaint else rng.choice(ROUTINE_SUMMARIES[channel])
+            items.append(
+                DemoInteraction(max(1, round(days_ago)), channel, summary.format(n=rng.randint(5000, 9999)), "")
+            )
+            hazard = (0.28 if complaint else 0.02) * (0.5 if tier == "key" else 1.0)
+            if rng.random() < hazard:
+                break  # they stop getting in touch
+            days_ago -= rng.expovariate(1 / rhythm) + 1
+        organisation = f"{last} {rng.choice(BUSINESS_KINDS)}"
+        customers.append(
+            DemoCustomer(
+                name=f"{first} {last}", organisation=organisation,
+                emails=(f"{first.lower()}.{last.lower()}@{last.lower()}-trade.example",), phones=(),
+                postal_address="", account_numbers=(), tier=tier,
+                notes="Generated demo customer (history for the local prediction models).",
+                interactions=tuple(items),
+            )
+        )  # fmt: skip
+    return tuple(customers)
+
+
+DEMO_CUSTOMERS = HANDWRITTEN_CUSTOMERS + generated_customers()
+
+
 @transaction.atomic
 def demo_customers_ensure() -> int:
     """Create the demo customers that do not exist yet (matched by name); returns how many were created."""
@@ -168,15 +292,19 @@ def demo_customers_ensure() -> int:
             owner=admin if demo.restricted else owner,
             restricted=demo.restricted,
         )
-        for item in demo.interactions:
-            Interaction.objects.create(
-                customer=customer,
-                channel=item.channel,
-                occurred_at=now - dt.timedelta(days=item.days_ago, hours=2),
-                staff=owner,
-                summary=item.summary,
-                full_text=item.full_text,
-            )
+        Interaction.objects.bulk_create(
+            [
+                Interaction(
+                    customer=customer,
+                    channel=item.channel,
+                    occurred_at=now - dt.timedelta(days=item.days_ago, hours=2),
+                    staff=owner,
+                    summary=item.summary,
+                    full_text=item.full_text,
+                )
+                for item in demo.interactions
+            ]
+        )
         audit(
             actor=None,
             actor_username="system",

@@ -203,3 +203,30 @@ def customers_listed(*, user: UserLike, customer_ids: list[int], search: str, re
         details={"customer_ids": customer_ids, "search": bool(search)},
         request=request,
     )
+
+
+# ---- reads for the local prediction models (portal/ml): system reads by background tasks --------------
+@dataclass(frozen=True)
+class CustomerHistory:
+    customer_id: int
+    tier: str
+    created_at: Any
+    interactions: list[tuple[Any, str, str]]  # (occurred_at, channel, summary), oldest first
+
+
+def customer_histories(*, customer_ids: list[int] | None = None) -> list[CustomerHistory]:
+    """Every customer's tier and interaction timeline, for training and scoring prediction models (no
+    permission filter: who may see a prediction is decided when it is shown, with customers_visible_to)."""
+    customers = Customer.objects.order_by("pk")
+    if customer_ids is not None:
+        customers = customers.filter(pk__in=customer_ids)
+    histories = {
+        pk: CustomerHistory(customer_id=pk, tier=tier, created_at=created, interactions=[])
+        for pk, tier, created in customers.values_list("pk", "tier", "created_at")
+    }
+    rows = Interaction.objects.filter(customer_id__in=list(histories)).order_by("customer_id", "occurred_at", "pk")
+    for customer_id, occurred_at, channel, summary in rows.values_list(
+        "customer_id", "occurred_at", "channel", "summary"
+    ):
+        histories[customer_id].interactions.append((occurred_at, channel, summary))
+    return list(histories.values())

@@ -127,10 +127,22 @@ def _exceeded_budgets(user: AbstractBaseUser) -> list[_BudgetState]:
     return sorted(exceeded, key=lambda state: (state.budget.action != Budget.Action.REFUSE, not state.budget.user_id))
 
 
+def _classify_task(question: str) -> tuple[str, str]:
+    """The learned task router when one is active (portal/ml), else the keyword classifier, which also
+    answers whenever the learned one cannot (its file is missing or tampered with)."""
+    from portal.ml.predict import TaskPrediction, task_type_predict
+
+    learned = task_type_predict(question)
+    if isinstance(learned, TaskPrediction):
+        return learned.task_type, learned.reason
+    classification = classify(question)
+    note = f" ({learned.note})" if learned is not None else ""
+    return classification.task_type, classification.reason + note
+
+
 def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | None, question: str) -> RouteDecision:
     if task_type in (None, "", "auto"):
-        classification = classify(question)
-        task_type, reason = classification.task_type, classification.reason
+        task_type, reason = _classify_task(question)
     elif task_type in TASK_TYPES:
         reason = f"{task_type}: set by the assistant profile"
     else:

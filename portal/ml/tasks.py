@@ -1,0 +1,68 @@
+"""Celery tasks of the local-model app: they take ids and call services. Training runs only here, in the
+worker, never in a web process."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+from portal.ml.models import CUSTOMER_PURPOSES, Purpose
+
+logger = logging.getLogger(__name__)
+SCAN_BATCH = 500
+
+
+@shared_task(name="ml.train", acks_late=True)
+def training_run_task(run_id: int) -> str:
+    from portal.ml.services import training_run_execute
+
+    return training_run_execute(run_id=run_id)
+
+
+@shared_task(name="ml.document_scan", acks_late=True)
+def document_scan_task(document_id: int) -> dict[str, int]:
+    from portal.ml.services import document_scan
+
+    return document_scan(document_id=document_id)
+
+
+@shared_task(name="ml.scan_all_passages", acks_late=True)
+def scan_all_passages_task() -> int:
+    """All searchable passages, in batches (after a sensitivity or injection model was activated)."""
+    from knowledge.selectors import labelled_chunks
+    from portal.ml.services import passages_scan
+
+    after, scanned = 0, 0
+    while True:
+        chunks = labelled_chunks(after_id=after, limit=SCAN_BATCH)
+        if not chunks:
+            return scanned
+        passages_scan(chunks=chunks)
+        scanned += len(chunks)
+        after = chunks[-1].chunk_id
+
+
+@shared_task(name="ml.customer_predictions", acks_late=True)
+def customer_predictions_task(purpose: str) -> int:
+    from portal.ml.services import customer_predictions_refresh
+
+    return customer_predictions_refresh(purpose=purpose)
+
+
+def document_scan_queue(document_id: int) -> None:
+    """knowledge's document-ready hook: scan the new version in the worker, if a model could flag it."""
+    from portal.ml.models import ModelState, ModelVersion
+
+    wanted = ModelVersion.objects.filter(state=ModelState.ACTIVE, purpose__in=[Purpose.SENSITIVITY, Purpose.INJECTION])
+    if wanted.exists():
+        document_scan_task.delay(document_id)
+
+
+def after_activation_queue(purpose: str) -> None:
+    """What a newly active model changes: existing passages are rescanned, customer predictions redone."""
+    if purpose in (Purpose.SENSITIVITY, Purpose.INJECTION):
+        transaction.on_commit(scan_all_passages_task.delay)
+    elif purpose in CUSTOMER_PURPOSES:
+        transaction.on_commit(lambda: customer_predictions_task.delay(purpose))
