@@ -160,6 +160,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
         "redacted": {},
         "placeholders": ["<EMAIL_1>", "<EMAIL_2>"],
         "withheld": 3,
+        "flagged_passages": {"injection_wrapped": 0, "injection_withheld": 0, "sensitivity_withheld": 0},
         "destinations": [LOCAL.key, CLOUD.key],
         "destinations_refused": [],
         "local_only": False,
