@@ -244,7 +244,11 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     # acks_late: a running task must not be redelivered, so visibility outlasts the hard time limit
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+    # global_keyprefix: several portals (or test runs) can share one Redis without taking each other's jobs
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 300,
+        "global_keyprefix": env_str("CELERY_REDIS_KEY_PREFIX", ""),
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None

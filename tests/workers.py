@@ -82,14 +82,21 @@ def redis_broker() -> Broker:
     import redis
     from django.conf import settings
 
+    # Keys of this test alone: another run on the same machine (a second checkout, CI beside a developer) shares
+    # Redis db 12, and a flush or a worker of that run must not take or drop this test's jobs, nor this its.
+    prefix = f"portal-test-{uuid.uuid4().hex}:"
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()  # nothing left over from an earlier test or run
+
+    def cleanup() -> None:
+        for key in client.scan_iter(match=f"{prefix}*", count=500):
+            client.delete(key)
+
     return Broker(
         "redis",
         REDIS_URL,
-        {"visibility_timeout": settings.CELERY_TASK_TIME_LIMIT + 300},
-        {"CELERY_BROKER_URL": REDIS_URL},
-        cleanup=client.flushdb,
+        {"visibility_timeout": settings.CELERY_TASK_TIME_LIMIT + 300, "global_keyprefix": prefix},
+        {"CELERY_BROKER_URL": REDIS_URL, "CELERY_REDIS_KEY_PREFIX": prefix},
+        cleanup=cleanup,
     )
 
 
