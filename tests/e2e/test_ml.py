@@ -26,7 +26,9 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import sign_in
 from tests.ml.helpers import seed_task_examples
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Training in the worker may take up to TRAINING_MS on a loaded machine; pytest's default 300 s would cut the
+# wait short of its own ceiling (a run under load 19 timed out there while training went on).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(1200)]
 START_SECONDS = 90
 TRAINING_MS = 600_000  # a loaded 2-core machine: the worker loads the embedding model, embeds, fits
 
