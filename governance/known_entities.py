@@ -429,7 +429,11 @@ class KnownEntityIndex:
                 continue
             titled = bool(_TITLE_BEFORE_RE.search(folded, max(0, start_index - 14), start_index))
             if entry.data_class is not None:  # a spelling of everyday words
-                words_capitalised = all(word[:1].isupper() for word in text[start:end].split() if word[:1].isalpha())
+                words_capitalised = all(
+                    word[:1].isupper()
+                    for word in text[start:end].split()
+                    if word[:1].isalpha() and word.lower() not in NAME_PARTICLES
+                )
                 if words_capitalised:
                     results[text_index].append(Finding(start, end, entry.data_class, LAYER_KNOWN, "known_entity"))
                     mentioned |= entry.persons

@@ -24,11 +24,12 @@ _CLASSES = "|".join(
 )
 PLACEHOLDER_RE = regex.compile(
     r"(?P<open>\\?<|&lt;|\\?\[|\{)?"
-    r"(?<![^\W_])(?P<cls>" + _CLASSES + r")" + _SEPARATOR + r"(?P<number>\d+)(?!\d)"
+    r"(?<![^\W_])(?P<cls>" + _CLASSES + r")" + _SEPARATOR + r"(?P<number>\d+)(?![^\W_])"
     r"(?P<close>\\?>|&gt;|\\?\]|\})?",
     regex.IGNORECASE | regex.VERSION0,
 )
 _PAIRS = {"[": "]", "{": "}"}
+_CLOSINGS = ("\\>", "&gt;", "\\]", ">", "]", "}")
 MAX_PENDING = 64
 
 
@@ -88,7 +89,9 @@ def _safe_cut(buffer: str) -> int:
     window = max(0, len(buffer) - MAX_PENDING)
     cut = len(buffer)
     for match in PLACEHOLDER_RE.finditer(buffer, window, partial=True):
-        if match.end() == len(buffer) and match.end() > match.start():
+        rest = buffer[match.end() :]
+        # a match at the end, or followed only by the start of a closing bracket ("\\", "&g"), may still grow
+        if match.end() > match.start() and (not rest or any(close.startswith(rest) for close in _CLOSINGS)):
             cut = match.start()
             break
     # an opening bracket, backslash or entity start at the very end may begin a placeholder
