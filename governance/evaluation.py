@@ -42,6 +42,8 @@ def counts_for(finding_class: str, gold_class: str | None) -> bool:
     return gold_class is not None and (
         finding_class == gold_class or finding_class in ALSO_COUNTS_FOR.get(gold_class, frozenset())
     )
+
+
 VALIDATED_TYPES = ("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "PHONE_NUMBER", "US_SSN", "IP_ADDRESS")
 PRESIDIO_PUBLISHED = {"precision": 0.685, "recall": 0.603}
 TIMING_ROUNDS = 3
@@ -163,7 +165,9 @@ def unscored_types(samples: Sequence[Sample]) -> dict[str, int]:
 
 
 def _person_names(samples: Sequence[Sample]) -> list[str]:
-    names = {sample.text[g.start : g.end].strip() for sample in samples for g in sample.spans if g.dataset_type == "PERSON"}
+    names = {
+        sample.text[g.start : g.end].strip() for sample in samples for g in sample.spans if g.dataset_type == "PERSON"
+    }
     return sorted(name for name in names if name)
 
 
@@ -192,18 +196,13 @@ def person_split(samples: Sequence[Sample]) -> dict[str, Any]:
             name = sample.text[gold.start : gold.end].strip()
             group = "in_dictionary" if name in dictionary else "held_out"
             support[group] += 1
-            if any(
-                f.data_class == dc.PERSON and _overlaps(f.start, f.end, gold.start, gold.end) for f in findings
-            ):
+            if any(f.data_class == dc.PERSON and _overlaps(f.start, f.end, gold.start, gold.end) for f in findings):
                 found[group] += 1
     return {
         "dictionary_names": len(dictionary),
         "held_out_names": len(held_out),
         **{f"{group}_support": support[group] for group in support},
-        **{
-            f"recall_{group}": round(found[group] / support[group], 4) if support[group] else None
-            for group in support
-        },
+        **{f"recall_{group}": round(found[group] / support[group], 4) if support[group] else None for group in support},
     }
 
 
@@ -257,7 +256,8 @@ def figure_lines(result: dict[str, Any]) -> list[str]:
         f" dictionary of {split['dictionary_names']} names, scored on the other {split['held_out_names']})"
     )
     lines.append(
-        f"person_split.recall_in_dictionary: {split['recall_in_dictionary']}  (support {split['in_dictionary_support']})"
+        f"person_split.recall_in_dictionary: {split['recall_in_dictionary']}"
+        f"  (support {split['in_dictionary_support']})"
     )
     for name, count in result["unscored_types"].items():
         lines.append(f"unscored_type.{name}: {count}  (no data class: not scored)")

@@ -170,9 +170,7 @@ class _PartPlan:
 def detection_context(parts: Sequence[PromptPart]) -> set[str]:
     """Who the prompt is about: the customers whose record or memories are among its parts."""
     return {
-        f"customer:{part.source['customer_id']}"
-        for part in parts
-        if part.source.get("customer_id") not in (None, "")
+        f"customer:{part.source['customer_id']}" for part in parts if part.source.get("customer_id") not in (None, "")
     }
 
 

@@ -154,9 +154,7 @@ TITLES = (
     "sr", "sra", "srta", "senor", "senora", "senorita", "don", "dona", "dhr", "mevr", "mw", "mej",
     "sig", "sig.ra", "signor", "signora", "signorina", "pan", "pani", "dear", "hi", "hello", "thanks",
 )  # fmt: skip
-_TITLE_BEFORE_RE = re.compile(
-    r"(?<![\w.])(?:(?:" + "|".join(re.escape(title) for title in TITLES) + r")\.?|m\.) $"
-)
+_TITLE_BEFORE_RE = re.compile(r"(?<![\w.])(?:(?:" + "|".join(re.escape(title) for title in TITLES) + r")\.?|m\.) $")
 NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "phd", "ph.d.", "md", "m.d.", "esq", "esq."})
 NAME_PARTICLES = frozenset(
     {"van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "von", "zu", "la", "le", "ten",
@@ -165,16 +163,17 @@ NAME_PARTICLES = frozenset(
 # Given names and surnames that are also everyday English words: alone or in lower case they match only
 # where that person is in the prompt's context.
 COMMON_WORDS = frozenset(
-    """will may june april august grace hope faith joy mark bill frank guy art sue pat rich penny ivy lily dawn
-    amber summer autumn brown white green black young king wood hill page street rose daisy holly heather ruby
-    crystal iris jack jean gene ray rob jay dean lane hunter mason cook baker smith taylor miller carter
-    parker ward bishop fox hall long short little rock stone river sky sunny honey hazel olive pearl violet
-    sandy bob chase cash crane drew gray grey hart hardy hale noble price rice rivers sharp snow strong
-    sterling sweet swift true wells west north south east love moody nash page park pope read reed may
-    miles banks best bell bond bush case child church close cross day fair field ford free friend gay gold
-    good hand hay head hope house hunt key lamb lord major mars marsh martin may mercy moon moss new oak paris
-    pike pool post power sage sale sea shaw ship shore sims spring star steel sun tower wall warren waters
-    wise won york just norman harry lee will chance christian""".split()
+    """
+    amber april art august autumn baker banks bell best bill bishop black bob bond brown bush carter case cash
+    chance chase child christian church close cook crane cross crystal daisy dawn day dean drew east fair faith
+    field ford fox frank free friend gay gene gold good grace gray green grey guy hale hall hand hardy harry
+    hart hay hazel head heather hill holly honey hope house hunt hunter iris ivy jack jay jean joy june just key
+    king lamb lane lee lily little long lord love major mark mars marsh martin mason may mercy miles miller
+    moody moon moss nash new noble norman north oak olive page paris park parker pat pearl penny pike pool pope
+    post power price ray read reed rice rich river rivers rob rock rose ruby sage sale sandy sea sharp shaw ship
+    shore short sims sky smith snow south spring star steel sterling stone street strong sue summer sun sunny
+    sweet swift taylor tower true violet wall ward warren waters wells west white will wise won wood york young
+    """.split()  # noqa: SIM905
 )
 
 
@@ -205,7 +204,7 @@ def parse_person(value: str) -> PersonName | None:
             return _person(given_tokens, family_tokens, suffix)
     while tokens and tokens[0].rstrip(".") in TITLES and len(tokens) > 2:
         tokens = tokens[1:]
-    suffix_tokens = []
+    suffix_tokens: list[str] = []
     while len(tokens) > 2 and tokens[-1] in NAME_SUFFIXES:
         suffix_tokens.insert(0, tokens.pop())
     if len(tokens) < 2:
@@ -329,7 +328,9 @@ class KnownEntityIndex:
                 full, givens, families = person_variants(entity.value)
                 whole = normalise_value(entity.value)
                 for spelling in full:
-                    common = all(token.strip(".") in COMMON_WORDS or len(token.strip(".")) <= 1 for token in spelling.split())
+                    common = all(
+                        token.strip(".") in COMMON_WORDS or len(token.strip(".")) <= 1 for token in spelling.split()
+                    )
                     self._add(entries, spelling, entity, person=key_of, guarded=spelling != whole or common)
                 for part in givens | families:
                     if len(part) >= 2:
@@ -349,7 +350,13 @@ class KnownEntityIndex:
 
     @staticmethod
     def _add(
-        entries: dict[str, _Entry], key: str, entity: KnownEntity, *, person: str, guarded: bool, normalised: bool = False
+        entries: dict[str, _Entry],
+        key: str,
+        entity: KnownEntity,
+        *,
+        person: str,
+        guarded: bool,
+        normalised: bool = False,
     ) -> None:
         if len(key) < (MIN_COMPACT_LENGTH if normalised else MIN_VALUE_LENGTH) or not any(ch.isalnum() for ch in key):
             return

@@ -19,9 +19,7 @@ import regex
 from governance.classes import DATA_CLASSES
 
 _SEPARATOR = r"(?:\\?_|[- ])"
-_CLASSES = "|".join(
-    name.replace("_", _SEPARATOR) for name in sorted(DATA_CLASSES, key=len, reverse=True)
-)
+_CLASSES = "|".join(name.replace("_", _SEPARATOR) for name in sorted(DATA_CLASSES, key=len, reverse=True))
 PLACEHOLDER_RE = regex.compile(
     r"(?P<open>\\?<|&lt;|\\?\[|\{)?"
     r"(?<![^\W_])(?P<cls>" + _CLASSES + r")" + _SEPARATOR + r"(?P<number>\d+)(?![^\W_])"

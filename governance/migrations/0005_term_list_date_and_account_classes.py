@@ -4,15 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('governance', '0004_default_policy'),
+        ("governance", "0004_default_policy"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='termlist',
-            name='data_class',
-            field=models.CharField(choices=[('PERSON', 'PERSON'), ('EMAIL', 'EMAIL'), ('PHONE', 'PHONE'), ('POSTAL_ADDRESS', 'POSTAL_ADDRESS'), ('NATIONAL_ID', 'NATIONAL_ID'), ('PAYMENT_CARD', 'PAYMENT_CARD'), ('BANK_ACCOUNT', 'BANK_ACCOUNT'), ('IP_ADDRESS', 'IP_ADDRESS'), ('CREDENTIAL', 'CREDENTIAL'), ('DATE_OF_BIRTH', 'DATE_OF_BIRTH'), ('DATE', 'DATE'), ('HEALTH', 'HEALTH'), ('FINANCIAL', 'FINANCIAL'), ('CUSTOMER_FIELD', 'CUSTOMER_FIELD'), ('ACCOUNT_NUMBER', 'ACCOUNT_NUMBER')], max_length=32),
+            model_name="termlist",
+            name="data_class",
+            field=models.CharField(
+                choices=[
+                    ("PERSON", "PERSON"),
+                    ("EMAIL", "EMAIL"),
+                    ("PHONE", "PHONE"),
+                    ("POSTAL_ADDRESS", "POSTAL_ADDRESS"),
+                    ("NATIONAL_ID", "NATIONAL_ID"),
+                    ("PAYMENT_CARD", "PAYMENT_CARD"),
+                    ("BANK_ACCOUNT", "BANK_ACCOUNT"),
+                    ("IP_ADDRESS", "IP_ADDRESS"),
+                    ("CREDENTIAL", "CREDENTIAL"),
+                    ("DATE_OF_BIRTH", "DATE_OF_BIRTH"),
+                    ("DATE", "DATE"),
+                    ("HEALTH", "HEALTH"),
+                    ("FINANCIAL", "FINANCIAL"),
+                    ("CUSTOMER_FIELD", "CUSTOMER_FIELD"),
+                    ("ACCOUNT_NUMBER", "ACCOUNT_NUMBER"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

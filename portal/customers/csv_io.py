@@ -255,7 +255,9 @@ def _map_columns(header: list[str], aliases: Mapping[str, str], report: ImportRe
         if canonical in first_title:
             if canonical in MERGED_FIELDS:
                 report.merged_columns.append(shown)
-                report.column_notes.append(NOTE_MERGED.format(title=shown, first=first_title[canonical], field=field_name))
+                report.column_notes.append(
+                    NOTE_MERGED.format(title=shown, first=first_title[canonical], field=field_name)
+                )
                 columns.append(canonical)
             else:
                 report.ignored_columns.append(shown)

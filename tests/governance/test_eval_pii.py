@@ -229,8 +229,9 @@ def test_the_targets_hold_on_the_presidio_research_data(shared_data: Path) -> No
 def test_a_detector_that_flags_every_word_misses_the_precision_targets(
     shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every word not otherwise found becomes a finding (one that overlaps no pattern finding and is never longer than a name, so it changes no
-    overlap): recall stays as it is, and only the precision targets can notice."""
+    """Every word not otherwise found becomes a finding (one that overlaps no pattern finding and is never
+    longer than a name, so it changes no overlap): recall stays as it is, and only the precision targets
+    can notice."""
     import re
 
     from governance import evaluation

@@ -69,7 +69,9 @@ births = st.builds(
     st.integers(1940, 2005),
 )
 dates = st.builds(
-    lambda day, month, year, form: form.format(day=day, month=month, year=year, m=["March", "July", "Dec"].index(month) + 3),
+    lambda day, month, year, form: form.format(
+        day=day, month=month, year=year, m=["March", "July", "Dec"].index(month) + 3
+    ),
     st.integers(1, 28),
     st.sampled_from(["March", "July", "Dec"]),
     st.integers(1990, 2030),
