@@ -247,9 +247,28 @@ STREET_SUFFIX = (
 STREET_RE = re.compile(
     r"(?<![\w])\d{1,6}[A-Za-z]?(?:[ ,-]+[^\W\d_][\w'.-]*){1,5}[ ]+" + STREET_SUFFIX + r"\.?(?![\w])"
     r"(?:,?\s*(?:Apt\.?|Suite|Unit|#)\s*[\w-]+)?"
-    r"|(?<![\w])[^\W\d_][\w-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|katu|gatan|vägen|vej|laan|straat|gade)"
+    r"|(?<![\w])[^\W\d_][\w-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|katu|gatan|vägen|vej|laan|straat|gade"
+    r"|gracht|plein|kade|dreef|singel|dijk|steeg|kuja|polku|[^\W\d_]{3}tie|väg|gata|stien|veien|utca|ulice|iela|gatve)"
     r"\s+\d{1,5}[a-zA-Z]?(?:\s*(?:Apt\.?|Suite|Unit)\s*[\w-]+)?"
     r"|(?<![\w])\d{1,5}[ ,]+(?:rue|avenue|boulevard|chemin|place|via|calle|rua|avenida|viale|piazza)\b[^\n,]{2,40}",
+    re.IGNORECASE,
+)
+# A street name after a word that opens one in Romance and Slavic languages, then its number ("Rua Diadema
+# 1903", "Via Roma 131", "ul. Słowicza 10"): the name must be capitalised, so "Via email 24" is not one.
+_CAPITALISED = r"[A-ZÀ-ÖØ-ÞĀ-Ž][\w'.-]*"
+_NAME_LINK = r"(?:de|del|della|dei|di|da|do|dos|das|des|du|la|le|las|los|von|van|y|e)"
+STREET_LEADING_RE = re.compile(
+    r"(?<![\w])(?:Rua|Via|Viale|Vicolo|Corso|Piazza|Strada|Calle|Carrer|Avenida|Avinguda|Plaza|Praça|Largo|Travessa"
+    r"|Rue|Chemin|Boulevard|Allée|Impasse|Quai|Place|ul\.|ulica|Calea|Strada)"
+    r"\s+(?:" + _NAME_LINK + r"\s+)*" + _CAPITALISED + r"(?:\s+(?:" + _NAME_LINK + r"|" + _CAPITALISED + r")){0,4}"
+    r",?\s+\d{1,5}[a-zA-Z]?(?![\w])"
+)
+# Units, post boxes and US military addresses: shapes nothing else has.
+ADDRESS_UNIT_RE = re.compile(
+    r"(?<![\w])(?:(?:Apt|Apartment|Suite)\.?\s*#?\d{1,5}[A-Za-z]?(?![\w])"
+    r"|P\.?\s?O\.?\s?Box\s+\d{1,6}(?![\w])"
+    r"|(?:(?:PSC|Unit|CMR)\s+\d{1,5},?\s*Box\s+\d{1,5}\s+|(?:USNS|USNV|USS|USCGC)\s+[\w-]+\s+)?(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}"
+    r"(?![\w]))",
     re.IGNORECASE,
 )
 LEXICON: dict[str, tuple[str, ...]] = {
@@ -453,6 +472,10 @@ def _find_dates_of_birth(text: str) -> Iterator_:
 def _find_addresses(text: str) -> Iterator_:
     for match in STREET_RE.finditer(text):
         yield match.start(), match.end(), dc.POSTAL_ADDRESS, "street"
+    for match in STREET_LEADING_RE.finditer(text):
+        yield match.start(), match.end(), dc.POSTAL_ADDRESS, "street"
+    for match in ADDRESS_UNIT_RE.finditer(text):
+        yield match.start(), match.end(), dc.POSTAL_ADDRESS, "address_unit"
 
 
 def _find_lexicon(text: str) -> Iterator_:

@@ -245,3 +245,28 @@ def test_detect_parts_gives_each_part_its_findings() -> None:
     results = detect_parts(["Mail ada@example.org", "", "Meet on 3 March 2026"])
     assert [[f.data_class for f in part] for part in results] == [[dc.EMAIL], [], [dc.DATE]]
     assert detect("Meet on 3 March 2026") == results[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("He lives on the north side of Rua Diadema 1903.", "Rua Diadema 1903"),
+        ("Send it to Via Roma 131, Montafia", "Via Roma 131"),
+        ("Billing: ul. Słowicza 10 Apt. 360", "ul. Słowicza 10"),
+        ("Billing: ul. Słowicza 10 Apt. 360", "Apt. 360"),
+        ("Kevin had his address: 5049 Harjukuja 54, SEINÄJOKI", "Harjukuja 54"),
+        ("Deliver to Keizersgracht 221 tomorrow", "Keizersgracht 221"),
+        ("Write to PO Box 1234 instead", "PO Box 1234"),
+        ("PSC 4574, Box 8393\nAPO AA 81998", "PSC 4574, Box 8393\nAPO AA 81998"),
+    ],
+)
+def test_street_shapes_of_other_languages_and_units_are_addresses(text: str, value: str) -> None:
+    assert any(v == value or value in v for c, v in pattern_hits(text) if c == dc.POSTAL_ADDRESS), pattern_hits(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Via email 24 hours a day", "Spring 2024 enrolment", "Table 3 shows the plan", "Place 2 orders", "Committee 12"],
+)
+def test_capitalised_words_with_numbers_are_not_addresses(text: str) -> None:
+    assert [c for c, _ in pattern_hits(text) if c == dc.POSTAL_ADDRESS] == []
