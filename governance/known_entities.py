@@ -155,7 +155,10 @@ TITLES = (
     "sig", "sig.ra", "signor", "signora", "signorina", "pan", "pani", "dear", "hi", "hello", "thanks",
 )  # fmt: skip
 _TITLE_BEFORE_RE = re.compile(r"(?<![\w.])(?:(?:" + "|".join(re.escape(title) for title in TITLES) + r")\.?|m\.) $")
-NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "phd", "ph.d.", "md", "m.d.", "esq", "esq."})
+NAME_SUFFIXES = frozenset(
+    {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "phd", "ph.d.", "md", "m.d.", "esq", "esq.", "dds", "dvm", "mba",
+     "b.sc.", "m.sc.", "b.a.", "m.a.", "b.eng.", "m.eng.", "dipl.", "ing.", "mag.", "ll.m."}
+)  # fmt: skip
 NAME_PARTICLES = frozenset(
     {"van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "von", "zu", "la", "le", "ten",
      "ter", "bin", "binti", "al", "el", "y", "st", "st.", "mac", "vom", "op", "het", "'t", "d'", "l'"}
