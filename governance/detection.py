@@ -263,6 +263,20 @@ STREET_LEADING_RE = re.compile(
     r"\s+(?:" + _NAME_LINK + r"\s+)*" + _CAPITALISED + r"(?:\s+(?:" + _NAME_LINK + r"|" + _CAPITALISED + r")){0,4}"
     r",?\s+\d{1,5}[a-zA-Z]?(?![\w])"
 )
+# A street without a street word, then its number, a postcode and a capitalised town ("Dok Noord 12 9000
+# Ghent", "Hoge Wei 32, 1234 AB Utrecht"): the number followed by a postcode and a town is what makes it one.
+STREET_POSTCODE_CITY_RE = re.compile(
+    r"(?<![\w])" + _CAPITALISED + r"(?:\s+(?:" + _NAME_LINK + r"|" + _CAPITALISED + r")){0,3}"
+    r"\s+\d{1,4}[a-zA-Z]?(?:\s*(?:bus|box|/)\s*\d{1,4})?,?\s+(?:[A-Z]{1,2}-)?\d{4,5}(?:\s?[A-Z]{2})?,?\s+"
+    + _CAPITALISED
+)
+# Words before a number in documents that are not street names ("See Table 4 2023 Results").
+NOT_STREET_WORDS = frozenset(
+    """page pages table figure fig section chapter step part article art item level tier plan version release
+    appendix volume vol issue question room floor line row column grade year week day phase stage round option
+    rule clause paragraph note exhibit schedule form no nr number ref order invoice ticket case fy see total
+    top up to from in on at by of and or the a an""".split()  # noqa: SIM905
+)
 # Units, post boxes and US military addresses: shapes nothing else has.
 ADDRESS_UNIT_RE = re.compile(
     r"(?<![\w])(?:(?:Apt|Apartment|Suite)\.?\s*#?\d{1,5}[A-Za-z]?(?![\w])"
@@ -474,6 +488,11 @@ def _find_addresses(text: str) -> Iterator_:
         yield match.start(), match.end(), dc.POSTAL_ADDRESS, "street"
     for match in STREET_LEADING_RE.finditer(text):
         yield match.start(), match.end(), dc.POSTAL_ADDRESS, "street"
+    for match in STREET_POSTCODE_CITY_RE.finditer(text):
+        words = re.findall(r"[^\W\d_][\w'.-]*", match.group())[:-1]  # the last is the town
+        if any(word.lower().strip(".") in NOT_STREET_WORDS for word in words):
+            continue
+        yield match.start(), match.end(), dc.POSTAL_ADDRESS, "street_postcode_city"
     for match in ADDRESS_UNIT_RE.finditer(text):
         yield match.start(), match.end(), dc.POSTAL_ADDRESS, "address_unit"
 

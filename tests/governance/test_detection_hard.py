@@ -258,6 +258,8 @@ def test_detect_parts_gives_each_part_its_findings() -> None:
         ("Deliver to Keizersgracht 221 tomorrow", "Keizersgracht 221"),
         ("Write to PO Box 1234 instead", "PO Box 1234"),
         ("PSC 4574, Box 8393\nAPO AA 81998", "PSC 4574, Box 8393\nAPO AA 81998"),
+        ("The shop manager at Dok Noord 12 9000 Ghent said", "Dok Noord 12 9000 Ghent"),
+        ("Hoge Wei 32, 1234 AB Utrecht", "Hoge Wei 32, 1234 AB Utrecht"),
     ],
 )
 def test_street_shapes_of_other_languages_and_units_are_addresses(text: str, value: str) -> None:
@@ -266,7 +268,15 @@ def test_street_shapes_of_other_languages_and_units_are_addresses(text: str, val
 
 @pytest.mark.parametrize(
     "text",
-    ["Via email 24 hours a day", "Spring 2024 enrolment", "Table 3 shows the plan", "Place 2 orders", "Committee 12"],
+    [
+        "Via email 24 hours a day",
+        "Spring 2024 enrolment",
+        "Table 3 shows the plan",
+        "Place 2 orders",
+        "Committee 12",
+        "Page 3 2024 Benefits Guide",
+        "See Table 4 2023 Results",
+    ],
 )
 def test_capitalised_words_with_numbers_are_not_addresses(text: str) -> None:
     assert [c for c, _ in pattern_hits(text) if c == dc.POSTAL_ADDRESS] == []
