@@ -15,6 +15,8 @@ DATE_OF_BIRTH = "DATE_OF_BIRTH"
 HEALTH = "HEALTH"
 FINANCIAL = "FINANCIAL"
 CUSTOMER_FIELD = "CUSTOMER_FIELD"
+ACCOUNT_NUMBER = "ACCOUNT_NUMBER"
+DATE = "DATE"
 
 DATA_CLASSES: tuple[str, ...] = (
     PERSON,
@@ -27,9 +29,11 @@ DATA_CLASSES: tuple[str, ...] = (
     IP_ADDRESS,
     CREDENTIAL,
     DATE_OF_BIRTH,
+    DATE,
     HEALTH,
     FINANCIAL,
     CUSTOMER_FIELD,
+    ACCOUNT_NUMBER,
 )
 
 DATA_CLASS_DESCRIPTIONS: dict[str, str] = {
@@ -43,9 +47,11 @@ DATA_CLASS_DESCRIPTIONS: dict[str, str] = {
     IP_ADDRESS: "IPv4 and IPv6 addresses",
     CREDENTIAL: "API keys, tokens, passwords, private keys",
     DATE_OF_BIRTH: "Dates of birth",
+    DATE: "Other dates written in the text (meetings, deadlines); dates of birth are their own class",
     HEALTH: "Health information (conditions, treatments)",
     FINANCIAL: "Personal financial information (salary, debt, credit score)",
     CUSTOMER_FIELD: "Values from the local customer records",
+    ACCOUNT_NUMBER: "Customer account numbers from the local records that are not IBANs",
 }
 
 # Actions, from the most permissive to the most restrictive: "several roles -> most restrictive" is max().

@@ -167,13 +167,21 @@ class _PartPlan:
     spans: list[Any] = field(default_factory=list)
 
 
+def detection_context(parts: Sequence[PromptPart]) -> set[str]:
+    """Who the prompt is about: the customers whose record or memories are among its parts."""
+    return {
+        f"customer:{part.source['customer_id']}" for part in parts if part.source.get("customer_id") not in (None, "")
+    }
+
+
 def _classify(parts: Sequence[PromptPart], policy: Any) -> list[_PartPlan]:
-    from governance.detection import detect
+    from governance.detection import detect_parts
 
     plans = []
-    for part in parts:
+    all_spans = detect_parts([part.text for part in parts], context=detection_context(parts))
+    for part, spans in zip(parts, all_spans, strict=True):
         plan = _PartPlan(part=part)
-        plan.spans = detect(part.text) if part.text else []
+        plan.spans = spans
         for finding in plan.spans:
             plan.findings[finding.data_class] += 1
             plan.layers[finding.layer] += 1

@@ -4,8 +4,12 @@ Other apps register where their values come from (`register_source`) and call `i
 data changes; the dictionary is rebuilt lazily on the next lookup (and at the latest after
 GOVERNANCE_KNOWN_ENTITIES_TTL seconds, so other processes pick changes up too).
 
-Matching is case- and accent-insensitive ("ÉLODIE DURAND" finds "Elodie Durand") and only on word
-boundaries ("Ann" does not match inside "Annual").
+Matching is case- and accent-insensitive ("ÉLODIE DURAND" finds "Elodie Durand"), ignores format characters
+(a zero-width space inside a name still finds it), treats commas and runs of whitespace as one space, and
+only matches on word boundaries ("Ann" does not match inside "Annual"). Values that are mostly digits
+(phones, account numbers) are also matched with every separator folded away ("0612 345 678" finds
+"06-12345678"). A person's name is found in its usual spellings (see `person_variants`); a name part
+alone (surname, given name) only after a title or where that person is in the context of the prompt.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 from django.conf import settings
@@ -31,6 +36,7 @@ class KnownEntity:
     value: str
     data_class: str
     label: str = ""
+    key: str = ""  # whom the value belongs to ("customer:12", "user:3"): links a person's name to its context
 
 
 Loader = Callable[[], Iterable[KnownEntity]]
@@ -62,22 +68,38 @@ def registered_sources() -> list[str]:
 
 
 # ---- normalisation with a way back to the original offsets -------------------------------------------
+_SEPARATORS = frozenset(",;")
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+_ASCII_FOLD_RE = re.compile(r"[\s,;]{2,}|[\t\n\r\f\v,;`]")
+
+
 def normalise(text: str) -> tuple[str, list[int] | None]:
     """Case- and accent-folded text, plus for each folded character the offset of its original character.
 
-    Pure ASCII text keeps its offsets (None means identity), which is the common fast path.
+    Format characters (Unicode Cf) are dropped, commas, semicolons and whitespace runs become one space,
+    dashes a hyphen-minus. ASCII text without any of these keeps its offsets (None means identity).
     """
-    if text.isascii() and not _WHITESPACE_RUN.search(text):
-        return text.lower().translate(_ASCII_SPACES), None
+    if text.isascii():
+        lower = text.lower()
+        if not _ASCII_FOLD_RE.search(lower):
+            return lower, None
+        return _fold_ascii(lower)
     folded: list[str] = []
     offsets: list[int] = []
     for index, char in enumerate(text):
-        if char.isspace():
+        if char.isspace() or char in _SEPARATORS:
             if not folded or folded[-1] != " ":  # "Lara  Fiorentino" is "Lara Fiorentino"
                 folded.append(" ")
                 offsets.append(index)
             continue
-        for piece in unicodedata.normalize("NFKD", char):
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue
+        if category == "Pd":
+            folded.append("-")
+            offsets.append(index)
+            continue
+        for piece in unicodedata.normalize("NFKD", char.translate(_QUOTES)):
             if unicodedata.combining(piece):
                 continue
             for out in piece.casefold():
@@ -86,40 +108,322 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     return "".join(folded), offsets
 
 
-_WHITESPACE_RUN = re.compile(r"\s{2}")
-_ASCII_SPACES = str.maketrans({"\n": " ", "\t": " ", "\r": " ", "\f": " ", "\v": " "})
+def _fold_ascii(lower: str) -> tuple[str, list[int]]:
+    pieces: list[str] = []
+    offsets: list[int] = []
+    position = 0
+    for match in _ASCII_FOLD_RE.finditer(lower):
+        start = match.start()
+        pieces.append(lower[position:start])
+        offsets.extend(range(position, start))
+        if match.group() == "`":
+            pieces.append("'")
+            offsets.append(start)
+        elif not (pieces and pieces[-1].endswith(" ")) or start != position:
+            pieces.append(" ")
+            offsets.append(start)
+        position = match.end()
+    pieces.append(lower[position:])
+    offsets.extend(range(position, len(lower)))
+    folded = "".join(pieces)
+    # two separator runs side by side ("a ,b" is one match; " , " too): collapse what is left
+    if "  " in folded:
+        kept = [i for i, ch in enumerate(folded) if not (ch == " " and i and folded[i - 1] == " ")]
+        folded = "".join(folded[i] for i in kept)
+        offsets = [offsets[i] for i in kept]
+    return folded, offsets
 
 
 def normalise_value(value: str) -> str:
     return " ".join(normalise(value)[0].split())
 
 
+def compact(folded: str) -> tuple[str, list[int]]:
+    """Only the letters and digits of folded text, with the offset of each in the folded text."""
+    positions = [match.start() for match in _ALNUM_RE.finditer(folded)]
+    return "".join(folded[i] for i in positions), positions
+
+
+_ALNUM_RE = re.compile(r"[^\W_]")
+
+
+# ---- how people write a known person's name ------------------------------------------------------------
+TITLES = (
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lady", "lord", "rev", "fr",
+    "herr", "frau", "fraulein", "hr", "fru", "mme", "mlle", "madame", "monsieur", "mademoiselle",
+    "sr", "sra", "srta", "senor", "senora", "senorita", "don", "dona", "dhr", "mevr", "mw", "mej",
+    "sig", "sig.ra", "signor", "signora", "signorina", "pan", "pani", "dear", "hi", "hello", "thanks",
+)  # fmt: skip
+_TITLE_BEFORE_RE = re.compile(r"(?<![\w.])(?:(?:" + "|".join(re.escape(title) for title in TITLES) + r")\.?|m\.) $")
+NAME_SUFFIXES = frozenset(
+    {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "phd", "ph.d.", "md", "m.d.", "esq", "esq.", "dds", "dvm", "mba",
+     "b.sc.", "m.sc.", "b.a.", "m.a.", "b.eng.", "m.eng.", "dipl.", "ing.", "mag.", "ll.m."}
+)  # fmt: skip
+NAME_PARTICLES = frozenset(
+    {"van", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "von", "zu", "la", "le", "ten",
+     "ter", "bin", "binti", "al", "el", "y", "st", "st.", "mac", "vom", "op", "het", "'t", "d'", "l'"}
+)  # fmt: skip
+# Given names and surnames that are also everyday English words: alone or in lower case they match only
+# where that person is in the prompt's context.
+COMMON_WORDS = frozenset(
+    """
+    amber april art august autumn baker banks bell best bill bishop black bob bond brown bush carter case cash
+    chance chase child christian church close cook crane cross crystal daisy dawn day dean drew east fair faith
+    field ford fox frank free friend gay gene gold good grace gray green grey guy hale hall hand hardy harry
+    hart hay hazel head heather hill holly honey hope house hunt hunter iris ivy jack jay jean joy june just key
+    king lamb lane lee lily little long lord love major mark mars marsh martin mason may mercy miles miller
+    moody moon moss nash new noble norman north oak olive page paris park parker pat pearl penny pike pool pope
+    post power price ray read reed rice rich river rivers rob rock rose ruby sage sale sandy sea sharp shaw ship
+    shore short sims sky smith snow south spring star steel sterling stone street strong sue summer sun sunny
+    sweet swift taylor tower true violet wall ward warren waters wells west white will wise won wood york young
+    """.split()  # noqa: SIM905
+)
+
+
+@dataclass
+class PersonName:
+    given: str  # folded
+    middles: tuple[str, ...]
+    family: str  # with its particles: "van der berg"
+    core: str  # without them: "berg"
+    suffix: str
+
+
+def parse_person(value: str) -> PersonName | None:
+    """The parts of a name as a record stores it: "First M. Last Jr.", "Last, First", "First van der Last"."""
+    folded = normalise_value(value.replace(",", " , "))
+    tokens = folded.split()
+    if "," in value:
+        raw = value.split(",")
+        after = normalise_value(",".join(raw[1:])).split()
+        if after and all(token in NAME_SUFFIXES for token in after):  # "First Last, Jr."
+            tokens = [*normalise_value(raw[0]).split(), *after]
+        else:  # "Last, First Middle"
+            family_tokens = normalise_value(raw[0]).split()
+            given_tokens = [t for t in after if t not in NAME_SUFFIXES]
+            suffix = " ".join(t for t in after if t in NAME_SUFFIXES)
+            if not family_tokens or not given_tokens:
+                return None
+            return _person(given_tokens, family_tokens, suffix)
+    while tokens and tokens[0].rstrip(".") in TITLES and len(tokens) > 2:
+        tokens = tokens[1:]
+    suffix_tokens: list[str] = []
+    while len(tokens) > 2 and tokens[-1] in NAME_SUFFIXES:
+        suffix_tokens.insert(0, tokens.pop())
+    if len(tokens) < 2:
+        return None
+    first_family = len(tokens) - 1
+    while first_family > 1 and tokens[first_family - 1] in NAME_PARTICLES:
+        first_family -= 1
+    return _person(tokens[:first_family], tokens[first_family:], " ".join(suffix_tokens))
+
+
+def _person(given_tokens: list[str], family_tokens: list[str], suffix: str) -> PersonName:
+    core = [token for token in family_tokens if token not in NAME_PARTICLES] or family_tokens
+    return PersonName(
+        given=given_tokens[0],
+        middles=tuple(given_tokens[1:]),
+        family=" ".join(family_tokens),
+        core=" ".join(core),
+        suffix=suffix,
+    )
+
+
+def person_variants(value: str) -> tuple[set[str], set[str], set[str]]:
+    """(full-name spellings, given-name parts, surname parts), all folded, for one person's name."""
+    name = parse_person(value)
+    whole = normalise_value(value)
+    if name is None:
+        return {whole}, set(), set()
+    families = {name.family, name.core}
+    for family in list(families):
+        if "-" in family:
+            families.add(family.replace("-", " "))
+    givens = {name.given}
+    if "-" in name.given:
+        givens.add(name.given.replace("-", " "))
+    initial = name.given[0]
+    middle_forms = {""}
+    if name.middles:
+        middle_forms |= {" ".join(name.middles), " ".join(m[0] + "." for m in name.middles)}
+        middle_forms.add(" ".join(m[0] for m in name.middles))
+    full: set[str] = {whole}
+    for family in families:
+        for given in givens:
+            for middle in middle_forms:
+                first = f"{given} {middle}".strip()
+                full |= {f"{first} {family}", f"{family} {first}"}
+                if name.suffix:
+                    full.add(f"{first} {family} {name.suffix}")
+        full |= {f"{initial}. {family}", f"{family} {initial}."}
+    full = {" ".join(variant.split()) for variant in full}
+    parts_family = set(families) | {part for family in families for part in family.replace("-", " ").split()}
+    parts_family -= NAME_PARTICLES
+    parts_given = set(givens) | {part for given in givens for part in given.replace("-", " ").split()}
+    return full, {p for p in parts_given if len(p) >= 2}, {p for p in parts_family if len(p) >= 2}
+
+
+# ---- addresses ----------------------------------------------------------------------------------------
+_STREET_THEN_POSTCODE_RE = re.compile(r"(?<=\d)(?:[a-zA-Z]\b)?\s+(?=\d{4,5}(?:\s?[A-Za-z]{2})?\s+[^\W\d_])")
+
+
+def address_parts(value: str) -> set[str]:
+    """The whole address and its parts a person quotes alone: the street with its number, the postcode with
+    the city, both together. Parts without a digit (a town, a country) are not kept: they identify no one."""
+    segments: list[str] = []
+    for line in re.split(r"[\n,;]+", value):
+        segments.extend(piece.strip(" .") for piece in _STREET_THEN_POSTCODE_RE.split(line))
+    segments = [segment for segment in segments if segment]
+    parts = {value}
+    for index, segment in enumerate(segments):
+        if any(ch.isdigit() for ch in segment) and len(segment) >= 5:
+            parts.add(segment)
+            if index + 1 < len(segments):
+                parts.add(f"{segment} {segments[index + 1]}")
+            if index and any(ch.isdigit() for ch in segments[index - 1]):
+                parts.add(f"{segments[index - 1]} {segment}")
+    return parts
+
+
+# ---- the index ----------------------------------------------------------------------------------------
+NUMBER_CLASSES = frozenset({dc.PHONE, dc.ACCOUNT_NUMBER, dc.BANK_ACCOUNT, dc.PAYMENT_CARD, dc.NATIONAL_ID})
+MIN_COMPACT_LENGTH = 5
+
+
+def _number_like(value: str, data_class: str) -> bool:
+    alnum = [ch for ch in value if ch.isalnum()]
+    digits = sum(ch.isdigit() for ch in alnum)
+    if len(alnum) < MIN_COMPACT_LENGTH or digits < 3:
+        return False
+    return data_class in NUMBER_CLASSES or digits * 2 >= len(alnum)
+
+
+@dataclass
+class _Entry:
+    length: int
+    data_class: str | None = None  # the key is a whole value (or a name spelling) of this class
+    label: str = ""
+    persons: set[str] = field(default_factory=set)  # whose name this spelling is
+    guarded: bool = False  # a spelling made of everyday words: needs capitals or the person in context
+    parts: set[str] = field(default_factory=set)  # whose given name or surname this word is
+
+
+@dataclass
+class _Pending:
+    text_index: int
+    start: int
+    end: int
+    persons: set[str]
+    capitalised: bool
+    titled: bool
+    common: bool
+
+
 class KnownEntityIndex:
-    """An Aho-Corasick automaton over normalised values."""
+    """Aho-Corasick automata over normalised values (and over the digits and letters of number-like ones)."""
 
     def __init__(self, entities: Iterable[KnownEntity]) -> None:
-        self.automaton = ahocorasick.Automaton()
-        self.size = 0
+        entries: dict[str, _Entry] = {}
+        compact_entries: dict[str, _Entry] = {}
         for entity in entities:
-            key = normalise_value(entity.value)
-            if len(key) < MIN_VALUE_LENGTH or not any(ch.isalnum() for ch in key):
+            key_of = entity.key or f"{entity.data_class}:{normalise_value(entity.value)}"
+            if entity.data_class == dc.PERSON:
+                full, givens, families = person_variants(entity.value)
+                whole = normalise_value(entity.value)
+                for spelling in full:
+                    common = all(
+                        token.strip(".") in COMMON_WORDS or len(token.strip(".")) <= 1 for token in spelling.split()
+                    )
+                    self._add(entries, spelling, entity, person=key_of, guarded=spelling != whole or common)
+                for part in givens | families:
+                    if len(part) >= 2:
+                        entry = entries.setdefault(part, _Entry(len(part)))
+                        entry.parts.add(key_of)
                 continue
-            existing = self.automaton.get(key, None)
-            if existing is not None and _stricter_or_equal(existing[1], entity.data_class):
-                continue
-            if existing is None:
-                self.size += 1
-            self.automaton.add_word(key, (len(key), entity.data_class, entity.label))
-        if self.size:
-            self.automaton.make_automaton()
+            values = address_parts(entity.value) if entity.data_class == dc.POSTAL_ADDRESS else {entity.value}
+            for value in values:
+                if _number_like(value, entity.data_class):
+                    key = compact(normalise(value)[0])[0]
+                    self._add(compact_entries, key, entity, person="", guarded=False, normalised=True)
+                else:
+                    self._add(entries, normalise_value(value), entity, person="", guarded=False)
+        self.automaton = self._automaton(entries)
+        self.compact_automaton = self._automaton(compact_entries)
+        self.size = sum(1 for entry in entries.values() if entry.data_class) + len(compact_entries)
 
-    def find(self, text: str) -> list[Finding]:
-        if not self.size or not text:
-            return []
-        folded, offsets = normalise(text)
-        findings = []
-        for end_index, (length, data_class, _label) in self.automaton.iter(folded):
-            start_index = end_index - length + 1
+    @staticmethod
+    def _add(
+        entries: dict[str, _Entry],
+        key: str,
+        entity: KnownEntity,
+        *,
+        person: str,
+        guarded: bool,
+        normalised: bool = False,
+    ) -> None:
+        if len(key) < (MIN_COMPACT_LENGTH if normalised else MIN_VALUE_LENGTH) or not any(ch.isalnum() for ch in key):
+            return
+        entry = entries.get(key)
+        if entry is None:
+            entry = entries[key] = _Entry(len(key))
+        first_value = entry.data_class is None
+        if first_value or not _stricter_or_equal(entry.data_class or "", entity.data_class):
+            entry.data_class, entry.label = entity.data_class, entity.label
+        entry.guarded = guarded if first_value else (entry.guarded and guarded)
+        if person:
+            entry.persons.add(person)
+
+    @staticmethod
+    def _automaton(entries: dict[str, _Entry]) -> Any:
+        if not entries:
+            return None
+        automaton = ahocorasick.Automaton()
+        for key, entry in entries.items():
+            automaton.add_word(key, entry)
+        automaton.make_automaton()
+        return automaton
+
+    def find(self, text: str, *, context: Collection[str] = ()) -> list[Finding]:
+        return self.find_many([text], context=context)[0]
+
+    def find_many(self, texts: Sequence[str], *, context: Collection[str] = ()) -> list[list[Finding]]:
+        """The findings of each text. A name part alone, or a name spelling made of everyday words, counts
+        where its person is in `context` (e.g. "customer:12") or named in full in any of the texts."""
+        results: list[list[Finding]] = [[] for _ in texts]
+        pending: list[_Pending] = []
+        mentioned: set[str] = set(context)
+        if self.automaton is None and self.compact_automaton is None:
+            return results
+        for text_index, text in enumerate(texts):
+            if not text:
+                continue
+            folded, offsets = normalise(text)
+            if self.automaton is not None:
+                self._scan_words(text, folded, offsets, text_index, results, pending, mentioned)
+            if self.compact_automaton is not None:
+                self._scan_compact(text, folded, offsets, results[text_index])
+        for item in pending:
+            in_context = bool(item.persons & mentioned)
+            if not (item.titled or (in_context and (item.capitalised or not item.common))):
+                continue
+            found = results[item.text_index]
+            if any(f.start < item.end and item.start < f.end for f in found):
+                continue  # a part of a name already found whole
+            found.append(Finding(item.start, item.end, dc.PERSON, LAYER_KNOWN, "known_name_part"))
+        return results
+
+    def _scan_words(
+        self,
+        text: str,
+        folded: str,
+        offsets: list[int] | None,
+        text_index: int,
+        results: list[list[Finding]],
+        pending: list[_Pending],
+        mentioned: set[str],
+    ) -> None:
+        for end_index, entry in self.automaton.iter(folded):
+            start_index = end_index - entry.length + 1
             if start_index > 0 and folded[start_index - 1].isalnum():
                 continue
             if end_index + 1 < len(folded) and folded[end_index + 1].isalnum():
@@ -128,8 +432,45 @@ class KnownEntityIndex:
                 start, end = start_index, end_index + 1
             else:
                 start, end = offsets[start_index], offsets[end_index] + 1
-            findings.append(Finding(start, end, data_class, LAYER_KNOWN, "known_entity"))
-        return findings
+            capitalised = text[start].isupper()
+            if entry.data_class is not None and not entry.guarded:
+                results[text_index].append(Finding(start, end, entry.data_class, LAYER_KNOWN, "known_entity"))
+                mentioned |= entry.persons
+                continue
+            titled = bool(_TITLE_BEFORE_RE.search(folded, max(0, start_index - 14), start_index))
+            if entry.data_class is not None:  # a spelling of everyday words
+                words_capitalised = all(
+                    word[:1].isupper()
+                    for word in text[start:end].split()
+                    if word[:1].isalpha() and word.lower() not in NAME_PARTICLES
+                )
+                if words_capitalised:
+                    results[text_index].append(Finding(start, end, entry.data_class, LAYER_KNOWN, "known_entity"))
+                    mentioned |= entry.persons
+                else:
+                    pending.append(_Pending(text_index, start, end, set(entry.persons), False, titled, False))
+            if entry.parts:
+                word = folded[start_index : end_index + 1]
+                pending.append(
+                    _Pending(text_index, start, end, set(entry.parts), capitalised, titled, word in COMMON_WORDS)
+                )
+
+    def _scan_compact(self, text: str, folded: str, offsets: list[int] | None, out: list[Finding]) -> None:
+        packed, positions = compact(folded)
+        for end_index, entry in self.compact_automaton.iter(packed):
+            start_folded = positions[end_index - entry.length + 1]
+            end_folded = positions[end_index]
+            if start_folded > 0 and folded[start_folded - 1].isalnum():
+                continue
+            if end_folded + 1 < len(folded) and folded[end_folded + 1].isalnum():
+                continue
+            if start_folded > 0 and folded[start_folded - 1] == "+":
+                start_folded -= 1  # "+31610446904": the plus belongs to the number
+            if offsets is None:
+                start, end = start_folded, end_folded + 1
+            else:
+                start, end = offsets[start_folded], offsets[end_folded] + 1
+            out.append(Finding(start, end, entry.data_class or dc.CUSTOMER_FIELD, LAYER_KNOWN, "known_entity"))
 
 
 def _stricter_or_equal(existing_class: str, new_class: str) -> bool:
@@ -142,12 +483,13 @@ def _stricter_or_equal(existing_class: str, new_class: str) -> bool:
 def _user_directory() -> Iterable[KnownEntity]:
     from django.contrib.auth.models import User
 
-    for first, last, email in User.objects.filter(is_active=True).values_list("first_name", "last_name", "email"):
+    users = User.objects.filter(is_active=True).values_list("pk", "first_name", "last_name", "email")
+    for pk, first, last, email in users:
         full = f"{first} {last}".strip()
         if first and last:
-            yield KnownEntity(full, dc.PERSON, "user directory")
+            yield KnownEntity(full, dc.PERSON, "user directory", key=f"user:{pk}")
         if email:
-            yield KnownEntity(email, dc.EMAIL, "user directory")
+            yield KnownEntity(email, dc.EMAIL, "user directory", key=f"user:{pk}")
 
 
 def _term_lists() -> Iterable[KnownEntity]:
@@ -185,5 +527,11 @@ def current_index() -> KnownEntityIndex:
     return fresh
 
 
-def known_entity_findings(text: str) -> list[Finding]:
-    return current_index().find(text)
+def known_entity_findings(text: str, *, context: Collection[str] = ()) -> list[Finding]:
+    return current_index().find(text, context=context)
+
+
+def known_entity_findings_many(texts: Sequence[str], *, context: Collection[str] = ()) -> list[list[Finding]]:
+    """The findings of several texts of one prompt: a person named in one makes their given name alone count
+    in all of them."""
+    return current_index().find_many(texts, context=context)

@@ -37,8 +37,11 @@ INJECTION_ACTIONS = (INJECTION_WRAP, INJECTION_WITHHOLD)  # least to most restri
 
 BLOCKED_BY_DEFAULT = (dc.CREDENTIAL, dc.NATIONAL_ID, dc.PAYMENT_CARD, dc.BANK_ACCOUNT)
 # Health/financial findings are single words ("diabetes", "salary"); once people are pseudonymized they
-# identify no one, and hiding them would make ordinary benefits questions unanswerable.
-ALLOWED_BY_DEFAULT = (dc.HEALTH, dc.FINANCIAL)
+# identify no one, and hiding them would make ordinary benefits questions unanswerable. Dates in prose
+# (a meeting, a deadline) are the same: a date of birth is its own class and pseudonymized. Every class a
+# customer record feeds (PERSON, EMAIL, PHONE, POSTAL_ADDRESS, CUSTOMER_FIELD, ACCOUNT_NUMBER) is at least
+# pseudonymized, and IBANs are blocked (BANK_ACCOUNT).
+ALLOWED_BY_DEFAULT = (dc.HEALTH, dc.FINANCIAL, dc.DATE)
 
 
 def default_role_rules() -> dict[str, Any]:

@@ -157,6 +157,8 @@ class ImportReport:
     created_ids: list[int] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    merged_columns: list[str] = field(default_factory=list)
+    column_notes: list[str] = field(default_factory=list)  # one sentence per ignored or merged column
     file_error: str = ""
 
     @property
@@ -226,21 +228,54 @@ def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]], str]:
     return header, body(), delimiter
 
 
+# Several columns may feed a field that holds several values (their values are merged) or the notes (joined
+# line by line); for any other field the first such column is used and the others are ignored. Either way
+# the report says so: nothing in a file is dropped silently.
+MERGED_FIELDS = frozenset({"emails", "phones", "account_numbers", "notes", "full_text"})
+NOTE_IGNORED = "column {title!r} is not a field the import knows; ignored"
+NOTE_DUPLICATE = "column {title!r} is a second {field} column; ignored (column {first!r} is used)"
+NOTE_MERGED = "column {title!r} is merged with column {first!r} into {field}"
+
+
 def _map_columns(header: list[str], aliases: Mapping[str, str], report: ImportReport) -> list[str | None]:
-    """The canonical name of each header column (None for columns the import ignores, which the report lists)."""
+    """The canonical name of each header column (None for columns the import ignores). Every column that is
+    ignored or merged into another one is listed in the report with the reason."""
     columns: list[str | None] = []
+    first_title: dict[str, str] = {}
     for title in header:
-        canonical = aliases.get(title.strip().lower().lstrip("\ufeff"))
+        shown = title.strip().lstrip("\ufeff")
+        canonical = aliases.get(shown.lower())
+        if canonical is None:
+            columns.append(None)
+            if shown:
+                report.ignored_columns.append(shown)
+                report.column_notes.append(NOTE_IGNORED.format(title=shown))
+            continue
+        field_name = canonical.replace("_", " ")
+        if canonical in first_title:
+            if canonical in MERGED_FIELDS:
+                report.merged_columns.append(shown)
+                report.column_notes.append(
+                    NOTE_MERGED.format(title=shown, first=first_title[canonical], field=field_name)
+                )
+                columns.append(canonical)
+            else:
+                report.ignored_columns.append(shown)
+                report.column_notes.append(
+                    NOTE_DUPLICATE.format(title=shown, field=field_name, first=first_title[canonical])
+                )
+                columns.append(None)
+            continue
+        first_title[canonical] = shown
         columns.append(canonical)
-        if canonical is None and title.strip():
-            report.ignored_columns.append(title.strip())
     return columns
 
 
 def _records(
     header: list[str], columns: list[str | None], rows: Iterator[tuple[int, list[str]]], report: ImportReport
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line, {column: value}) for each non-blank row; rows with the wrong number of fields go to the report."""
+    """(line, {column: value}) for each non-blank row; rows with the wrong number of fields go to the report.
+    Columns merged into one field give one value, one line per column."""
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
@@ -250,7 +285,16 @@ def _records(
         if len(row) != len(header):
             report.problems.append(RowProblem(line, ROW_ERROR_FIELD_COUNT.format(found=len(row), expected=len(header))))
             continue
-        yield line, {column: _unescape(cell) for column, cell in zip(columns, row, strict=True) if column}
+        values: dict[str, str] = {}
+        for column, cell in zip(columns, row, strict=True):
+            if not column:
+                continue
+            value = _unescape(cell)
+            if column in values:
+                values[column] = "\n".join(piece for piece in (values[column], value) if piece)
+            else:
+                values[column] = value
+        yield line, values
 
 
 def _active_users_by_name() -> dict[str, User]:

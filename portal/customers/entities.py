@@ -30,8 +30,9 @@ def _known_entity_class() -> Any:
 
 
 def account_number_class(value: str) -> str:
-    """An account number that is a valid IBAN is a bank account; anything else is financial data."""
-    return "BANK_ACCOUNT" if iban.is_valid(value) else "FINANCIAL"
+    """An account number that is a valid IBAN is a bank account; any other is a customer account number
+    (a class of its own, pseudonymized by default, never the allowed-by-default FINANCIAL)."""
+    return "BANK_ACCOUNT" if iban.is_valid(value) else "ACCOUNT_NUMBER"
 
 
 def phone_variants(value: str) -> list[str]:
@@ -41,10 +42,17 @@ def phone_variants(value: str) -> list[str]:
         parsed = phonenumbers.parse(value, settings.CUSTOMERS_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
         return variants
-    for number_format in (phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.INTERNATIONAL):
+    for number_format in (
+        phonenumbers.PhoneNumberFormat.E164,
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+    ):
         formatted = phonenumbers.format_number(parsed, number_format)
         if formatted not in variants:
             variants.append(formatted)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if "00" + e164[1:] not in variants:
+        variants.append("00" + e164[1:])  # the international prefix as dialled in Europe
     return variants
 
 
@@ -67,17 +75,8 @@ def customer_entity_values() -> Iterator[tuple[str, str, str]]:
             for variant in phone_variants(phone):
                 yield variant, "PHONE", f"{label} phone"
         if postal_address.strip():
+            # governance also finds its parts (street with number, postcode with city), see address_parts
             yield postal_address.strip(), "POSTAL_ADDRESS", f"{label} address"
-            # Addresses are often quoted one line at a time. Only lines with a digit (street, postcode) count:
-            # a bare town name would turn every mention of that town into a placeholder.
-            lines = [
-                line.strip(" ,")
-                for line in postal_address.splitlines()
-                if len(line.strip(" ,")) >= 6 and any(char.isdigit() for char in line)
-            ]
-            if len(lines) > 1:
-                for line in lines:
-                    yield line, "POSTAL_ADDRESS", f"{label} address line"
         for account in account_numbers:
             yield account, account_number_class(account), f"{label} account"
 
@@ -88,7 +87,9 @@ def customer_known_entities() -> Iterator[Any]:
     if known_entity is None:
         return
     for value, data_class, label in customer_entity_values():
-        yield known_entity(value=value, data_class=data_class, label=label)
+        # "customer 12 name" -> "customer:12": the key that puts this person in a prompt's context
+        key = "customer:" + label.split()[1]
+        yield known_entity(value=value, data_class=data_class, label=label, key=key)
 
 
 def register_known_entity_source() -> bool:

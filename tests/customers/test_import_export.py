@@ -151,3 +151,37 @@ def test_the_export_is_safe_in_spreadsheets_and_imports_back_unchanged(alice: An
 
 def test_staff_may_not_export(sam: Any) -> None:
     assert _client_for(sam).get(reverse("customers:customer_export")).status_code == 403
+
+
+def test_columns_feeding_the_same_field_are_merged_or_ignored_and_the_report_says_which(alice: Any) -> None:
+    data = (
+        "name,full name,account,iban,email,e-mail,notes,note,source\n"
+        "Amara Okafor,A. Okafor,ACC-0048151623,GB82 WEST 1234 5698 7654 32,amara@okafor.example,"
+        "a.okafor@work.example,first note,second note,fair\n"
+    )
+    report = customers_import(actor=alice, data=data.encode(), filename="merge.csv")
+    assert report.ok and report.imported == 1
+    amara = Customer.objects.get()
+    # two columns mapping to account_numbers: both values kept (it used to keep only the last)
+    assert amara.account_numbers == ["ACC-0048151623", "GB82 WEST 1234 5698 7654 32"]
+    assert amara.emails == ["amara@okafor.example", "a.okafor@work.example"]
+    assert amara.notes == "first note\nsecond note"
+    assert amara.name == "Amara Okafor"  # the first name column is used
+    assert report.ignored_columns == ["full name", "source"]
+    assert report.merged_columns == ["iban", "e-mail", "note"]
+    assert report.column_notes == [
+        csv_io.NOTE_DUPLICATE.format(title="full name", field="name", first="name"),
+        csv_io.NOTE_MERGED.format(title="iban", first="account", field="account numbers"),
+        csv_io.NOTE_MERGED.format(title="e-mail", first="email", field="emails"),
+        csv_io.NOTE_MERGED.format(title="note", first="notes", field="notes"),
+        csv_io.NOTE_IGNORED.format(title="source"),
+    ]
+
+
+def test_the_import_page_lists_every_ignored_or_merged_column(alice: Any) -> None:
+    client = _client_for(alice)
+    data = b"name,account,iban\nAmara Okafor,ACC-1,ACC-2\n"
+    response = client.post(reverse("customers:customer_import"), {"file": SimpleUploadedFile("m.csv", data)})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert escape(csv_io.NOTE_MERGED.format(title="iban", first="account", field="account numbers")) in body

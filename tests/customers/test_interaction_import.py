@@ -242,7 +242,7 @@ def test_the_page_is_linked_from_the_list_renders_and_posts_with_csrf(sam: Any, 
     body = response.content.decode()
     assert response.status_code == 200
     assert "<strong>1</strong> of 2 rows imported" in body and "<td>3</td>" in body
-    assert "Columns ignored: source" in body
+    assert "Columns ignored or merged:" in body and "column &#x27;source&#x27; is not a field the import knows" in body
     assert Interaction.objects.get().summary == "Hello"
 
     bad = client.post(

@@ -52,13 +52,18 @@ def test_validated_patterns_find_tricky_values(text: str, expected: tuple[str, s
         "Order 4111 1111 1111 1112 is not a card (bad Luhn)",
         "IBAN DE89 3704 0044 0532 0130 01 has a wrong checksum",
         "Version 1.2.3.4.5 and 999.1.1.1 are no addresses",
-        "Meeting on 2024-03-05 at 10:30",
         "We sold 1500 units in 2023",
         "Revenue grew over 2019-2023 and 1998 - 2001.",
     ],
 )
 def test_invalid_or_harmless_values_are_not_reported(text: str) -> None:
     assert found(text) == []
+
+
+def test_a_date_in_prose_is_a_date_and_a_birth_date_stays_its_own_class() -> None:
+    assert found("Meeting on 2024-03-05 at 10:30") == [(dc.DATE, "2024-03-05 at 10:30")]
+    assert found("She was born on 7/30/1964. Then") == [(dc.DATE_OF_BIRTH, "7/30/1964")]
+    assert found("Date of birth. It's 9/25/1945") == [(dc.DATE_OF_BIRTH, "9/25/1945")]
 
 
 def test_a_never_issued_ssn_is_not_a_national_id() -> None:

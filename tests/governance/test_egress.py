@@ -191,7 +191,7 @@ def test_it_fails_closed_when_detection_breaks(sam: Any, monkeypatch: pytest.Mon
     def broken(text: str, **kwargs: Any) -> list[Any]:
         raise RuntimeError(f"boom on {text}")
 
-    monkeypatch.setattr("governance.detection.detect", broken)
+    monkeypatch.setattr("governance.detection.detect_parts", broken)
     with blocked_and_audited(sam, "conv-1") as blocked:
         ask(sam, PromptPart("question", "Call Marguerite"))
     assert str(blocked.value) == ERROR_DETECTION_FAILED

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
 
 EVERYTHING_PSEUDONYMIZED = {"roles": {"Staff": {"classes": dict.fromkeys(dc.DATA_CLASSES, dc.PSEUDONYMIZE)}}}
 PROJECT = "Project Nightjar"  # a term-list value (CUSTOMER_FIELD)
+ACCOUNTS = ["ACC-0048151623", "KT 7730 0421"]  # customer account numbers that are not IBANs (ACCOUNT_NUMBER)
 
 
 # ---- values of every class that detection finds ---------------------------------------------------------
@@ -66,6 +67,15 @@ births = st.builds(
     st.integers(1, 28),
     st.sampled_from(["March", "July", "Dec"]),
     st.integers(1940, 2005),
+)
+dates = st.builds(
+    lambda day, month, year, form: form.format(
+        day=day, month=month, year=year, m=["March", "July", "Dec"].index(month) + 3
+    ),
+    st.integers(1, 28),
+    st.sampled_from(["March", "July", "Dec"]),
+    st.integers(1990, 2030),
+    st.sampled_from(["{day} {month} {year}", "{month} {day}, {year}", "{year}-{m:02d}-{day:02d}"]),
 )
 health = st.sampled_from(["diabetes", "asthma", "chemotherapy", "sick leave"])
 financial = st.sampled_from(["salary", "overdraft", "credit score", "payslips"])
@@ -109,6 +119,8 @@ def texts_of_every_class(draw: Any) -> tuple[str, list[str], list[str]]:
         dc.HEALTH: health,
         dc.FINANCIAL: financial,
         dc.CUSTOMER_FIELD: st.just(PROJECT),
+        dc.ACCOUNT_NUMBER: st.sampled_from(ACCOUNTS),
+        dc.DATE: dates,
     }
     chosen = draw(st.lists(st.sampled_from(dc.DATA_CLASSES), min_size=1, max_size=8))
     pieces, values = [draw(filler)], []
@@ -123,6 +135,7 @@ def texts_of_every_class(draw: Any) -> tuple[str, list[str], list[str]]:
 def _loaders(names: list[str]) -> Iterator[known_entities.KnownEntity]:
     yield from (known_entities.KnownEntity(name, dc.PERSON) for name in names)
     yield known_entities.KnownEntity(PROJECT, dc.CUSTOMER_FIELD)
+    yield from (known_entities.KnownEntity(account, dc.ACCOUNT_NUMBER) for account in ACCOUNTS)
 
 
 def _gate(user: Any, text: str, names: list[str]) -> GatedPrompt:
@@ -177,6 +190,8 @@ EXAMPLES = {
     dc.HEALTH: ("Off with diabetes?", "diabetes"),
     dc.FINANCIAL: ("Her salary: high.", "salary"),
     dc.CUSTOMER_FIELD: (f"Re: {PROJECT}!", PROJECT),
+    dc.ACCOUNT_NUMBER: ("| Account | ACC-0048151623 |", "ACC-0048151623"),
+    dc.DATE: ("Meet on 3 March 2026.", "3 March 2026"),
 }
 
 
@@ -201,6 +216,7 @@ def test_overlapping_names_take_the_longest_and_the_rest_stays(sam: Any) -> None
     gated = _gate(sam, text, names)
 
     sent = gated.messages[0]["content"]
-    assert sent == "<PERSON_1>, <PERSON_2>, <PERSON_3> and <PERSON_4> (Lovelace)."
+    # the surname alone is masked too: the people it belongs to are named in full in the same prompt
+    assert sent == "<PERSON_1>, <PERSON_2>, <PERSON_3> and <PERSON_4> (<PERSON_5>)."
     restorer = gated.restorer()
     assert restorer.feed(sent) + restorer.finish() == text
