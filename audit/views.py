@@ -62,7 +62,7 @@ def event_list_view(request: PortalRequest) -> HttpResponse:
     page = audit_event_page(user=request.user, audit_filter=audit_filter, before=before, after=after)
     object_link = None
     if audit_filter.object_type and audit_filter.object_id:
-        object_link = links.object_url(audit_filter.object_type, audit_filter.object_id)
+        object_link = links.object_url(audit_filter.object_type, audit_filter.object_id, viewer=request.user)
     context = {
         "form": form,
         "page": page,
@@ -90,10 +90,10 @@ def event_detail_view(request: PortalRequest, seq: int) -> HttpResponse:
         "hash_matches": event_hash(fields) == event.hash,
         "previous_seq": previous_seq,
         "next_seq": next_seq,
-        "object_link": links.object_url(event.object_type, event.object_id),
+        "object_link": links.object_url(event.object_type, event.object_id, viewer=request.user),
         "object_events_query": urlencode({"object_type": event.object_type, "object_id": event.object_id}),
         "actor_events_query": urlencode({"actor": event.actor_username}),
-        "related": links.related_links(event.details),
+        "related": links.related_links(event.details, viewer=request.user),
     }
     return render(request, "audit/event_detail.html", context)
 
