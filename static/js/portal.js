@@ -15,3 +15,39 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+
+// The main menu: on narrow screens it folds behind the Menu button (CSS decides when; this only says whether
+// it is open). Menus on the bar (<details>) close on Escape and on a click elsewhere, as menus do.
+(() => {
+  const topbar = document.getElementById("topbar");
+  const toggle = topbar && topbar.querySelector(".nav-toggle");
+  if (toggle) {
+    topbar.classList.add("collapsible");
+    toggle.hidden = false;
+    toggle.addEventListener("click", () => {
+      const open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", String(open));
+      topbar.classList.toggle("open", open);
+    });
+  }
+  const closeMenus = (except) => {
+    document.querySelectorAll(".mainnav details[open]").forEach((menu) => {
+      if (menu !== except) menu.open = false;
+    });
+  };
+  document.addEventListener("click", (event) => {
+    const inside = event.target instanceof Element ? event.target.closest(".mainnav details") : null;
+    closeMenus(inside);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const menu = document.querySelector(".mainnav details[open]");
+    if (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    } else if (toggle && toggle.getAttribute("aria-expanded") === "true" && topbar.contains(document.activeElement)) {
+      toggle.click();
+      toggle.focus();
+    }
+  });
+})();

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import open_menu_link, sign_in
 from tests.routing.factories import UsageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,7 +18,7 @@ def test_an_administrator_reads_spend_on_the_usage_page_and_changes_the_period(p
     UsageFactory(user=alice, username="alice", roles=["Administrator"], model_name="Claude", cost=Decimal("1.25"))
     sign_in(page, "alice", DEFAULT_PASSWORD)
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="AI usage").click()
+    open_menu_link(page, "AI usage")
 
     expect(page.get_by_role("heading", name="AI usage and spend")).to_be_visible()
     expect(page.get_by_role("img", name="Spend per day")).to_be_visible()  # the inline SVG chart
