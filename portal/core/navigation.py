@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.urls import reverse
 
-
 MANAGE = "Manage"  # the menu that holds the administrators' screens, so the bar fits on one line
 
 
