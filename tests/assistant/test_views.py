@@ -180,7 +180,8 @@ def test_the_details_panel_shows_route_model_tokens_cost_and_manifest(sam_client
     assert "<dt>Candidates</dt><dd>Offline extractive model (built in)</dd>" in page
     assert "<code>offline</code>" not in page
     assert "<dt>Kept on this server</dt>" in page and "<dt>Sent</dt>" not in page
-    assert "<td>kept on this server</td>" in page and "<td>sent</td>" not in page
+    assert '<td data-label="Decision">kept on this server</td>' in page
+    assert '<td data-label="Decision">sent</td>' not in page
 
 
 def test_those_who_review_the_audit_trail_get_a_link_to_the_answers_events(client: Any, alice: Any, profile: Any):
@@ -210,7 +211,7 @@ def test_a_cloud_answer_names_its_candidates_and_says_what_was_sent(sam_client: 
     page = sam_client.get(conversation_url(conversation)).content.decode()
     assert "<dt>Candidates</dt><dd>Claude Sonnet, Offline extractive model (built in)</dd>" in page
     assert model.key not in page
-    assert "<dt>Sent</dt>" in page and "<td>sent</td>" in page
+    assert "<dt>Sent</dt>" in page and '<td data-label="Decision">sent</td>' in page
 
 
 def test_the_heading_names_the_customer_only_for_those_who_may_see_the_record(client: Any, sam: Any, profile: Any):
@@ -239,6 +240,28 @@ def test_thumbs_down_with_a_comment_is_saved_and_audited(sam_client: Any, conver
     assert (answer.feedback, answer.feedback_comment) == (-1, "Wrong: 14 days.")
     event = AuditEvent.objects.get(action="assistant.feedback_given")
     assert event.details["rating"] == -1 and event.object_id == str(answer.pk)
+
+
+def test_the_feedback_control_is_two_thumbs_then_an_optional_comment_and_absent_under_errors(
+    sam_client: Any, conversation: Any
+):
+    answer = MessageFactory(conversation=conversation, role="assistant", content="Within 14 days.")
+    failed = MessageFactory(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR,
+                            error="No model could answer right now.")  # fmt: skip
+    page = sam_client.get(conversation_url(conversation)).content.decode()
+    assert f'id="feedback-{answer.pk}"' in page and f'id="feedback-{failed.pk}"' not in page
+    assert 'name="rating" value="1"' in page and "Add a comment" not in page  # not rated yet: thumbs only
+
+    url = reverse("assistant:feedback", kwargs={"message_id": answer.pk})
+    rated = sam_client.post(url, {"rating": "1", "comment": ""}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'aria-pressed="true"' in rated and "Add a comment (optional)" in rated
+    assert '<details class="feedback-comment" open>' in rated  # the comment box opens after a thumb
+    sam_client.post(url, {"rating": "1", "comment": "Exactly right."}, HTTP_HX_REQUEST="true")
+    # changing the thumb keeps the comment (the thumbs form carries it)
+    again = sam_client.post(url, {"rating": "-1", "comment": "Exactly right."}, HTTP_HX_REQUEST="true")
+    answer.refresh_from_db()
+    assert (answer.feedback, answer.feedback_comment) == (-1, "Exactly right.")
+    assert 'name="comment" value="Exactly right."' in again.content.decode()
 
 
 def test_feedback_needs_a_rating_and_only_applies_to_answers(sam_client: Any, conversation: Any):
