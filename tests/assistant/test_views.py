@@ -251,6 +251,7 @@ def test_the_feedback_control_is_two_thumbs_then_an_optional_comment_and_absent_
     page = sam_client.get(conversation_url(conversation)).content.decode()
     assert f'id="feedback-{answer.pk}"' in page and f'id="feedback-{failed.pk}"' not in page
     assert 'name="rating" value="1"' in page and "Add a comment" not in page  # not rated yet: thumbs only
+    assert "{#" not in page and "{% comment" not in page  # no template comment leaks into the page
 
     url = reverse("assistant:feedback", kwargs={"message_id": answer.pk})
     rated = sam_client.post(url, {"rating": "1", "comment": ""}, HTTP_HX_REQUEST="true").content.decode()
