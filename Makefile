@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: run dev test lint install lock browsers clean mutation
+.PHONY: run dev test lint install lock browsers axe clean mutation
 
 run: install  ## start the portal on the embedded default (Ctrl-C stops it)
 	$(PY) manage.py run
@@ -13,7 +13,7 @@ run: install  ## start the portal on the embedded default (Ctrl-C stops it)
 dev: install  ## the same with DEBUG on
 	$(PY) manage.py run --dev
 
-test: install browsers lint  ## every test, browser tests included, then lint
+test: install browsers axe lint  ## every test, browser tests included, then lint
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 # Mutation testing (not part of `make test`): mutants of the egress gate, the vault, the audit chain and the
@@ -41,6 +41,13 @@ browsers:  ## Debian's chromium for the browser tests (never a browser download)
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+axe:  ## axe-core for the accessibility browser test: npm ci from tests/e2e/axe/package-lock.json (integrity-checked)
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; fi; }
+	@test -f tests/e2e/axe/node_modules/axe-core/axe.min.js || \
+	  npm ci --prefix tests/e2e/axe --ignore-scripts --no-audit --no-fund --silent
 
 lock:  ## re-resolve requirements/*.txt from requirements/*.in (needs the package index)
 	$(PIP) install --quiet pip-tools

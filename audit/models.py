@@ -44,6 +44,7 @@ class AuditEvent(models.Model):
         permissions = [
             ("review_auditevent", "Can review the audit trail"),
             ("export_auditevent", "Can export the audit trail"),
+            ("verify_auditevent", "Can verify the audit chain from the browser"),
         ]
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
@@ -93,3 +94,34 @@ class AuditExport(models.Model):
         if self.status == ExportStatus.DONE:
             return 100
         return int(self.done * 100 / self.total) if self.total else 0
+
+
+class AuditVerification(models.Model):
+    """One run of the chain verification (what `manage.py audit_verify` does), asked for from the browser and
+    run by a worker; the report is the command's, as JSON (counts, positions, hashes, file names: no content)."""
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    total = models.BigIntegerField(default=0, help_text="Events in the chain when the run was asked for.")
+    done = models.BigIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"verification #{self.pk} ({self.status})"
+
+    @property
+    def running(self) -> bool:
+        return self.status in {ExportStatus.QUEUED, ExportStatus.RUNNING}
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        return min(100, int(self.done * 100 / self.total)) if self.total else 0

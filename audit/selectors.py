@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from audit.chain import HASHED_FIELDS, ChainBreak, ChainReport, format_time, ver
 from audit.checkpoints import Checkpoint, checkpoint_files, load_private_key, load_public_key
 from audit.exports import EXPORT_CHUNK_ROWS, EXPORT_COLUMNS
 from audit.filters import AuditFilter, apply_filter
-from audit.models import AuditEvent, AuditExport
+from audit.models import AuditEvent, AuditExport, AuditVerification
 from portal.core.access import not_visible
 
 VERIFY_CHUNK_SIZE = 20_000
@@ -27,6 +27,8 @@ REVIEW_PERMISSION = "audit.review_auditevent"
 EXPORT_PERMISSION = "audit.export_auditevent"
 ERROR_REVIEW = "Reviewing the audit trail is for auditors and administrators."
 ERROR_EXPORT = "Exporting the audit trail is for auditors and administrators."
+VERIFY_PERMISSION = "audit.verify_auditevent"
+ERROR_VERIFY = "Verifying the audit chain is for auditors."
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -196,8 +198,14 @@ def verification_public_key(public_key_path: Path | None = None) -> tuple[Ed2551
     return None, ""
 
 
-def audit_trail_verify(*, checkpoint_dir: Path | None = None, public_key_path: Path | None = None) -> TrailReport:
-    """Walk the chain and hold every signed checkpoint against it."""
+def audit_trail_verify(
+    *,
+    checkpoint_dir: Path | None = None,
+    public_key_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TrailReport:
+    """Walk the chain and hold every signed checkpoint against it; `progress(events walked)` is called for
+    every event (keep it cheap: the browser's run reads the count from another thread)."""
     directory = checkpoint_dir or settings.AUDIT_CHECKPOINT_DIR
     public_key, key_origin = verification_public_key(public_key_path)
     files = list(checkpoint_files(directory, public_key))
@@ -205,9 +213,11 @@ def audit_trail_verify(*, checkpoint_dir: Path | None = None, public_key_path: P
     seen_hashes: dict[int, str] = {}
 
     def observed(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for event in events:
+        for walked, event in enumerate(events, start=1):
             if event["seq"] in wanted:
                 seen_hashes[event["seq"]] = event["hash"]
+            if progress is not None:
+                progress(walked)
             yield event
 
     head_seq, count = audit_chain_head()
@@ -374,3 +384,17 @@ def audit_export_get(*, user: User, export_id: int) -> AuditExport:
     if export is None:
         raise not_visible(AuditExport, export_id, "No such export.")
     return export
+
+
+# ---- verification runs asked for from the browser --------------------------------------------------------
+def audit_verifications_for_user(*, user: User) -> QuerySet[AuditVerification]:
+    """The runs this user asked for (each person sees their own, like exports); 403 without the permission."""
+    _require(user, VERIFY_PERMISSION, ERROR_VERIFY)
+    return AuditVerification.objects.filter(requested_by=user.pk)
+
+
+def audit_verification_get(*, user: User, verification_id: int) -> AuditVerification:
+    verification = audit_verifications_for_user(user=user).filter(pk=verification_id).first()
+    if verification is None:
+        raise not_visible(AuditVerification, verification_id, "No such verification.")
+    return verification

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -34,7 +35,7 @@ from audit.checkpoints import (
 )
 from audit.exports import render_rows
 from audit.filters import AuditFilter
-from audit.models import AuditEvent, AuditExport, ExportFormat, ExportStatus, Outcome
+from audit.models import AuditEvent, AuditExport, AuditVerification, ExportFormat, ExportStatus, Outcome
 from portal.core import jobs
 
 logger = logging.getLogger(__name__)
@@ -416,3 +417,118 @@ def audit_export_expire(*, older_than_days: int | None = None) -> int:
             if partial.stat().st_mtime < cutoff.timestamp():
                 partial.unlink()
     return removed
+
+
+# ---- verifying the chain from the browser ----------------------------------------------------------------
+VERIFY_PROGRESS_SECONDS = 0.5  # how often a running verification writes how far it got
+ERROR_VERIFICATION_WORKER_LOST = "The worker running this verification stopped; it was not finished."
+ERROR_VERIFICATION_FAILED = "The verification could not be completed ({error}); see the worker's log."
+
+
+@transaction.atomic
+def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest | None = None) -> AuditVerification:
+    """Queue a walk of the whole chain (what `audit_verify` does) for a worker; one at a time per person.
+
+    Pressing the button again while a run is going returns that run: a walk of millions of events is not
+    something to queue twice by accident. A run whose worker stopped beating is marked failed first.
+    """
+    from audit.selectors import ERROR_VERIFY, VERIFY_PERMISSION, audit_chain_head
+    from audit.tasks import audit_verify_task
+
+    if not actor.has_perm(VERIFY_PERMISSION):  # type: ignore[attr-defined]
+        raise PermissionDenied(ERROR_VERIFY)
+    unfinished = AuditVerification.objects.select_for_update().filter(
+        requested_by=actor.pk, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
+    )
+    for verification in unfinished:
+        beat = verification.heartbeat_at or verification.created_at
+        if beat >= jobs.stale_before():
+            return verification
+        verification.status, verification.error = ExportStatus.FAILED, ERROR_VERIFICATION_WORKER_LOST
+        verification.finished_at = timezone.now()
+        verification.save(update_fields=["status", "error", "finished_at"])
+    head_seq, count = audit_chain_head()
+    verification = AuditVerification(requested_by=actor, total=count)  # type: ignore[misc]
+    verification.full_clean()
+    verification.save()
+    audit(actor=actor, action="audit.verification_requested", object_type="audit.auditverification",
+          object_id=verification.pk, details={"events": count, "head_seq": head_seq}, request=request)  # fmt: skip
+    verification_id = verification.pk
+    transaction.on_commit(lambda: audit_verify_task.delay(verification_id))
+    return verification
+
+
+def _verification_claim(verification_id: int) -> AuditVerification | None:
+    with transaction.atomic():
+        verification = (
+            AuditVerification.objects.select_for_update().select_related("requested_by")
+            .filter(pk=verification_id).first()
+        )  # fmt: skip
+        if verification is None or verification.status in {ExportStatus.DONE, ExportStatus.FAILED}:
+            return None
+        verification.status, verification.done, verification.error = ExportStatus.RUNNING, 0, ""
+        verification.heartbeat_at = timezone.now()
+        verification.save(update_fields=["status", "done", "error", "heartbeat_at"])
+        return verification
+
+
+def audit_verification_run(*, verification_id: int) -> AuditVerification:
+    """Walk the chain for a queued verification, writing how far it got, then store and audit the result.
+
+    The walk reads inside one transaction (a server-side cursor), so its progress is written from a thread
+    with a connection of its own (portal.core.jobs.Heartbeat), which other requests can see at once.
+    """
+    from audit.selectors import audit_trail_verify
+
+    verification = _verification_claim(verification_id)
+    if verification is None:
+        return AuditVerification.objects.get(pk=verification_id)
+    walked = [0]
+
+    def beat() -> None:
+        AuditVerification.objects.filter(pk=verification_id, status=ExportStatus.RUNNING).update(
+            done=walked[0], heartbeat_at=timezone.now()
+        )
+
+    def progress(count: int) -> None:
+        walked[0] = count
+
+    try:
+        with jobs.Heartbeat(beat, interval=VERIFY_PROGRESS_SECONDS):
+            report = audit_trail_verify(progress=progress)
+    except Exception as error:  # noqa: BLE001 - the person waiting must see that it ended
+        logger.exception("audit: verification %s failed", verification_id)
+        return _verification_finish(verification, error=ERROR_VERIFICATION_FAILED.format(error=type(error).__name__))
+    return _verification_finish(verification, report=report.as_dict())
+
+
+@transaction.atomic
+def _verification_finish(
+    verification: AuditVerification, *, report: dict[str, Any] | None = None, error: str = ""
+) -> AuditVerification:
+    verification.finished_at = timezone.now()
+    details: dict[str, Any]
+    if report is None:
+        verification.status, verification.error = ExportStatus.FAILED, error
+        outcome, details = Outcome.ERROR, {"error": error}  # a fixed message and an exception class name
+    else:
+        verification.status, verification.report = ExportStatus.DONE, report
+        verification.done, verification.total = report["events_valid"], report["events_total"]
+        outcome = Outcome.SUCCESS if report["verified"] else Outcome.FAILURE
+        first_invalid = report["first_invalid_event"]
+        details = {
+            "intact": report["intact"],
+            "verified": report["verified"],
+            "events_total": report["events_total"],
+            "events_valid": report["events_valid"],
+            "head_seq": report["head_seq"],
+            "first_invalid_seq": first_invalid["seq"] if first_invalid else None,
+            "checkpoints_total": report["checkpoints_total"],
+            "checkpoints_valid": report["checkpoints_valid"],
+            "events_after_checkpoint": report["events_after_checkpoint"],
+            "tail_deleted": report["tail_deleted"],
+        }
+    verification.save(update_fields=["finished_at", "status", "error", "report", "done", "total"])
+    audit(actor=verification.requested_by, action="audit.chain_verified", object_type="audit.auditverification",
+          object_id=verification.pk, outcome=outcome, details=details)  # fmt: skip
+    return verification

@@ -9,6 +9,7 @@ from audit.services import (
     audit_export_heartbeat,
     audit_export_run,
     audit_exports_requeue_stalled,
+    audit_verification_run,
 )
 from portal.core.jobs import Heartbeat
 
@@ -40,3 +41,9 @@ def audit_exports_requeue_stalled_task() -> list[int]:
 @shared_task(name="audit.export_expire")
 def audit_export_expire_task() -> int:
     return audit_export_expire()
+
+
+@shared_task(name="audit.verify")
+def audit_verify_task(verification_id: int) -> str:
+    """Walk the chain for a verification asked for from the browser (the `audit_verify` command's check)."""
+    return str(audit_verification_run(verification_id=verification_id).status)

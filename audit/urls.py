@@ -15,4 +15,6 @@ urlpatterns = [
     path("exports/new/", views.export_request_view, name="export_request"),
     path("exports/<int:export_id>/", views.export_status_view, name="export_status"),
     path("exports/<int:export_id>/download/", views.export_download_view, name="export_download"),
+    path("verify/", views.verify_view, name="verify"),
+    path("verify/<int:verification_id>/", views.verify_status_view, name="verify_status"),
 ]

@@ -11,7 +11,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import links
 from audit.chain import HASHED_FIELDS, event_hash
@@ -23,6 +23,7 @@ from audit.models import ExportFormat, ExportStatus
 from audit.selectors import (
     ERROR_EXPORT,
     EXPORT_PERMISSION,
+    VERIFY_PERMISSION,
     audit_event_get,
     audit_event_neighbours,
     audit_event_page,
@@ -31,8 +32,10 @@ from audit.selectors import (
     audit_export_rows,
     audit_exports_for_user,
     audit_head_seq,
+    audit_verification_get,
+    audit_verifications_for_user,
 )
-from audit.services import audit_export_record, audit_export_request
+from audit.services import audit_export_record, audit_export_request, audit_verification_request
 from portal.accounts.selectors import role_groups
 from portal.core.types import PortalRequest
 
@@ -62,7 +65,7 @@ def event_list_view(request: PortalRequest) -> HttpResponse:
     page = audit_event_page(user=request.user, audit_filter=audit_filter, before=before, after=after)
     object_link = None
     if audit_filter.object_type and audit_filter.object_id:
-        object_link = links.object_url(audit_filter.object_type, audit_filter.object_id)
+        object_link = links.object_url(audit_filter.object_type, audit_filter.object_id, viewer=request.user)
     context = {
         "form": form,
         "page": page,
@@ -71,6 +74,7 @@ def event_list_view(request: PortalRequest) -> HttpResponse:
         "object_link": object_link,
         "actions": audited_actions(),
         "can_export": request.user.has_perm(EXPORT_PERMISSION),
+        "can_verify": request.user.has_perm(VERIFY_PERMISSION),
         "background_threshold": settings.AUDIT_EXPORT_BACKGROUND_THRESHOLD,
     }
     template = "audit/event_list.html#event-results" if request.htmx else "audit/event_list.html"
@@ -90,10 +94,10 @@ def event_detail_view(request: PortalRequest, seq: int) -> HttpResponse:
         "hash_matches": event_hash(fields) == event.hash,
         "previous_seq": previous_seq,
         "next_seq": next_seq,
-        "object_link": links.object_url(event.object_type, event.object_id),
+        "object_link": links.object_url(event.object_type, event.object_id, viewer=request.user),
         "object_events_query": urlencode({"object_type": event.object_type, "object_id": event.object_id}),
         "actor_events_query": urlencode({"actor": event.actor_username}),
-        "related": links.related_links(event.details),
+        "related": links.related_links(event.details, viewer=request.user),
     }
     return render(request, "audit/event_detail.html", context)
 
@@ -175,3 +179,27 @@ def export_download_view(request: PortalRequest, export_id: int) -> FileResponse
         filename=f"audit-export-{export.pk}.{export.export_format}",
         content_type=CONTENT_TYPES[ExportFormat(export.export_format)],
     )
+
+
+# ---- verifying the chain ----------------------------------------------------------------------------------
+@login_required
+@require_http_methods(["GET", "POST"])
+def verify_view(request: PortalRequest) -> HttpResponse:
+    """The "Verify the chain" page: the person's latest run and the button; POST queues a new run."""
+    runs = audit_verifications_for_user(user=request.user)  # 403 without the permission, GET or POST
+    if request.method == "POST":
+        verification = audit_verification_request(actor=request.user, request=request)
+        if request.htmx:
+            return render(request, "audit/verify.html#verification", {"verification": verification})
+        return redirect("audit:verify_status", verification_id=verification.pk)
+    return render(request, "audit/verify.html", {"verification": runs.first(), "earlier": list(runs[1:11])})
+
+
+@login_required
+@require_GET
+def verify_status_view(request: PortalRequest, verification_id: int) -> HttpResponse:
+    verification = audit_verification_get(user=request.user, verification_id=verification_id)
+    if request.htmx:
+        return render(request, "audit/verify.html#verification", {"verification": verification})
+    runs = audit_verifications_for_user(user=request.user).exclude(pk=verification.pk)
+    return render(request, "audit/verify.html", {"verification": verification, "earlier": list(runs[:10])})

@@ -100,6 +100,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     AUDITOR: {
         "audit.review_auditevent",
         "audit.export_auditevent",
+        "audit.verify_auditevent",  # the "Verify the chain" button (audit_verify, run by a worker)
         "memory.view_memoryitem",  # read-only
     },
     STAFF: {

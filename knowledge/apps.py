@@ -21,3 +21,13 @@ class KnowledgeConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(_configure_search_session, dispatch_uid="knowledge.search_session")
+
+        from audit import links
+        from knowledge.selectors import documents_for_user, knowledge_bases_for_user
+
+        links.register_visibility(
+            "knowledge.document", links.numeric_check(lambda viewer: documents_for_user(user=viewer))
+        )
+        links.register_visibility(
+            "knowledge.knowledgebase", links.numeric_check(lambda viewer: knowledge_bases_for_user(user=viewer))
+        )

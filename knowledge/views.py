@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.services import audit
 from knowledge import selectors, services
+from knowledge.consumers import knowledge_base_consumers
 from knowledge.forms import GrantForm, KnowledgeBaseForm, MoveForm, RestrictionForm, SearchForm, UploadForm
 from knowledge.models import Document, KnowledgeBase
 from portal.core.types import PortalRequest
@@ -33,6 +34,16 @@ def _access_rows(knowledge_base: KnowledgeBase) -> list[dict[str, object]]:
     for user, perms in users.items():
         rows.append({"kind": "User", "name": user.get_username(), "level": _level_of(perms)})
     return rows
+
+
+def _readers(knowledge_base: KnowledgeBase) -> dict[str, object]:
+    """Who may read the base, for every viewer: the roles by name, people granted one by one as a count."""
+    from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
+
+    groups: Any = get_groups_with_perms(knowledge_base, attach_perms=True)
+    roles = sorted(group.name for group, perms in groups.items() if "view_knowledgebase" in perms)
+    people = get_users_with_perms(knowledge_base, with_group_users=False, only_with_perms_in=["view_knowledgebase"])
+    return {"roles": roles, "people": len(people)}
 
 
 def _level_of(perms: list[str]) -> str:
@@ -80,6 +91,8 @@ def _detail_context(request: PortalRequest, knowledge_base: KnowledgeBase) -> di
         "can_change": request.user.has_perm("knowledge.change_knowledgebase", knowledge_base),
         "can_manage": can_manage,
         "access_rows": _access_rows(knowledge_base) if can_manage else [],
+        "readers": _readers(knowledge_base),
+        "consumers": knowledge_base_consumers(knowledge_base_id=knowledge_base.pk, viewer=request.user),
     }
 
 

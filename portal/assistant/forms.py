@@ -46,8 +46,11 @@ class AskForm(forms.Form):
     )
 
 
+ERROR_EMPTY_TITLE = "Enter a title: a conversation cannot be renamed to nothing."
+
+
 class RenameForm(forms.Form):
-    title = forms.CharField(max_length=200, strip=True, label="Title")
+    title = forms.CharField(max_length=200, strip=True, label="Title", error_messages={"required": ERROR_EMPTY_TITLE})
 
 
 class FeedbackForm(forms.Form):

@@ -56,6 +56,20 @@ def profiles_for_management(*, user: Any) -> QuerySet[AssistantProfile]:
     return AssistantProfile.objects.prefetch_related("knowledge_bases").order_by("name")
 
 
+def profiles_using_knowledge_base(*, knowledge_base_id: int, viewer: Any) -> Any:
+    """Active profiles that search this knowledge base, for its page: by name those the viewer may use (all of
+    them for whoever manages profiles), the rest only counted."""
+    from knowledge.consumers import Consumers
+
+    using = AssistantProfile.objects.filter(is_active=True, knowledge_bases=knowledge_base_id)
+    if viewer.has_perm("assistant.view_assistantprofile"):
+        named = using
+    else:
+        named = profiles_for_user(user=viewer).filter(knowledge_bases=knowledge_base_id)
+    names = list(named.order_by("name").values_list("name", flat=True).distinct())
+    return Consumers("assistant profile", names, using.count() - len(names))
+
+
 def conversations_for_user(*, user: Any) -> QuerySet[Conversation]:
     """Only the user's own conversations: nobody reads another user's conversation, not even admins."""
     if not may_use_assistant(user=user):

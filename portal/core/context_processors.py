@@ -4,12 +4,13 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from portal.core.navigation import navigation_for
+from portal.core.navigation import navigation_bar, navigation_for
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None:
-        return {"navigation": []}
+        return {"navigation": [], "navigation_bar": []}
     current = getattr(getattr(request, "resolver_match", None), "view_name", "")
-    return {"navigation": navigation_for(user), "current_view": current}
+    links = navigation_for(user)
+    return {"navigation": links, "navigation_bar": navigation_bar(links, current), "current_view": current}

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.urls import reverse
 
+MANAGE = "Manage"  # the menu that holds the administrators' screens, so the bar fits on one line
+
 
 @dataclass(frozen=True)
 class NavEntry:
@@ -17,6 +19,7 @@ class NavEntry:
     url_name: str
     permission: str | None = None  # None: every signed-in user
     staff_only: bool = False
+    group: str = ""  # "": on the bar itself
 
 
 NAVIGATION: list[NavEntry] = [
@@ -27,13 +30,13 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Customers", "customers:customer_list", permission="customers.view_customer"),
     NavEntry("Memory", "memory:memory_list", permission="memory.view_memoryitem"),
     NavEntry("Governance", "governance:overview", permission="governance.manage_policies"),
-    NavEntry("Users", "accounts:user_list", permission="governance.manage_users"),
     NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
-    NavEntry("AI usage", "routing:usage", permission="routing.view_usage"),
-    NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel"),
-    NavEntry("Local models", "ml:overview", permission="ml.train_model"),
-    NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity"),
-    NavEntry("Site admin", "admin:index", staff_only=True),
+    NavEntry("Users", "accounts:user_list", permission="governance.manage_users", group=MANAGE),
+    NavEntry("AI usage", "routing:usage", permission="routing.view_usage", group=MANAGE),
+    NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel", group=MANAGE),
+    NavEntry("Local models", "ml:overview", permission="ml.train_model", group=MANAGE),
+    NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity", group=MANAGE),
+    NavEntry("Site admin", "admin:index", staff_only=True, group=MANAGE),
 ]
 
 
@@ -42,6 +45,16 @@ class NavLink:
     label: str
     url: str
     url_name: str
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class NavMenu:
+    """A menu on the bar and the links under it."""
+
+    label: str
+    links: list[NavLink]
+    current: bool = False  # the page shown is one of its links
 
 
 def navigation_for(user: AbstractBaseUser | AnonymousUser) -> list[NavLink]:
@@ -53,5 +66,24 @@ def navigation_for(user: AbstractBaseUser | AnonymousUser) -> list[NavLink]:
             continue
         if entry.permission and not user.has_perm(entry.permission):  # type: ignore[attr-defined]
             continue
-        links.append(NavLink(entry.label, reverse(entry.url_name), entry.url_name))
+        links.append(NavLink(entry.label, reverse(entry.url_name), entry.url_name, entry.group))
     return links
+
+
+def navigation_bar(links: list[NavLink], current_view: str = "") -> list[NavLink | NavMenu]:
+    """The bar: ungrouped links in order, each group as one menu where its first link would be. A group of
+    one link stays a plain link (a menu around one item is a click for nothing)."""
+    grouped: dict[str, list[NavLink]] = {}
+    for link in links:
+        if link.group:
+            grouped.setdefault(link.group, []).append(link)
+    bar: list[NavLink | NavMenu] = []
+    placed: set[str] = set()
+    for link in links:
+        members = grouped.get(link.group, [])
+        if not link.group or len(members) < 2:
+            bar.append(link)
+        elif link.group not in placed:
+            placed.add(link.group)
+            bar.append(NavMenu(link.group, members, any(item.url_name == current_view for item in members)))
+    return bar

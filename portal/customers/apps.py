@@ -13,3 +13,10 @@ class CustomersConfig(AppConfig):
 
         # Every customer value becomes a known entity for the egress gate's detector.
         register_known_entity_source()
+
+        from audit import links
+        from portal.customers.selectors import customers_visible_to
+
+        links.register_visibility(
+            "customers.customer", links.numeric_check(lambda viewer: customers_visible_to(user=viewer))
+        )

@@ -183,15 +183,28 @@ def customer_context(*, user: UserLike, customer_id: int) -> CustomerContext:
     )
 
 
-def customer_choices_for_user(*, user: UserLike, search: str = "", limit: int = 20) -> list[tuple[int, str]]:
+def customer_choices_for_user(
+    *, user: UserLike, search: str = "", limit: int = 20, only_ids: list[int] | None = None
+) -> list[tuple[int, str]]:
     """(id, label) of customers the user may see, for pickers (memory scope, assistant). Not a record read."""
     customers = customers_visible_to(user=user)
+    if only_ids is not None:
+        customers = customers.filter(pk__in=only_ids)
     if search:
         customers = customers.filter(Q(name__icontains=search) | Q(organisation__icontains=search))
     return [
         (pk, f"{name} ({organisation})" if organisation else name)
         for pk, name, organisation in customers.order_by("name").values_list("pk", "name", "organisation")[:limit]
     ]
+
+
+def customer_label_for(*, user: UserLike, customer_id: int | None) -> str | None:
+    """The name a conversation about this customer is shown with, only for a user who may see the record
+    (None otherwise); like the pickers, a label, not a read of the record."""
+    if customer_id is None:
+        return None
+    labels = customer_choices_for_user(user=user, limit=1, only_ids=[customer_id])
+    return labels[0][1] if labels else None
 
 
 def customers_listed(*, user: UserLike, customer_ids: list[int], search: str, request: HttpRequest | None) -> None:

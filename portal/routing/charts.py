@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from portal.routing.money import money_text
+
 WIDTH = 720
 HEIGHT = 220
 MARGIN_LEFT = 56
@@ -73,15 +75,15 @@ def daily_cost_chart(rows: list[dict[str, Any]], *, currency: str) -> BarChart:
                 width=round(slot * 0.8, 2),
                 height=round(height, 2),
                 label=day.strftime("%d %b"),
-                title=f"{day:%Y-%m-%d}: {currency} {cost:.4f}, {row['calls']} calls, {row['errors']} failed",
+                title=f"{day:%Y-%m-%d}: {currency} {money_text(cost)}, {row['calls']} calls, {row['errors']} failed",
                 show_label=index % label_every == 0,
                 error_height=round(height * error_share, 2),
             )
         )
     ticks = [
-        (round(MARGIN_TOP + plot_height * (1 - fraction), 2), f"{top * Decimal(str(fraction)):.2f}")
+        (round(MARGIN_TOP + plot_height * (1 - fraction), 2), money_text(top * Decimal(str(fraction))))
         for fraction in (0, 0.5, 1)
     ]
     total = sum((Decimal(row["cost"]) for row in rows), Decimal(0))
-    caption = f"Spend per day ({currency}), {len(rows)} days, total {total:.2f}"
+    caption = f"Spend per day ({currency}), {len(rows)} days, total {money_text(total)}"
     return BarChart(WIDTH, HEIGHT, MARGIN_LEFT, MARGIN_TOP + plot_height, MARGIN_TOP, bars, ticks, caption)

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from portal.routing.models import Budget, CatalogModel, TaskTier, Usage
-from portal.routing.router import Deployment
+from portal.routing.router import OFFLINE_DEPLOYMENT, Deployment
 
 DEFAULT_TASK_TIERS: dict[str, str] = {
     "routine": "economy",
@@ -26,6 +26,17 @@ DEFAULT_TASK_TIERS: dict[str, str] = {
 }
 VIEW_USAGE_PERMISSION = "routing.view_usage"
 VIEW_CATALOG_PERMISSION = "routing.view_catalogmodel"
+
+
+def model_display_names(*, keys: list[str]) -> dict[str, str]:
+    """Catalog key ("model:3", "offline") -> the name people know the model by; unknown keys are left out.
+
+    Names of catalog models are not secret (every answer's details show the model that wrote it)."""
+    names = {OFFLINE_DEPLOYMENT.key: OFFLINE_DEPLOYMENT.display_name} if OFFLINE_DEPLOYMENT.key in keys else {}
+    ids = [int(key.removeprefix("model:")) for key in keys if key.startswith("model:") and key[6:].isdigit()]
+    for pk, name in CatalogModel.objects.filter(pk__in=ids).values_list("pk", "display_name"):
+        names[f"model:{pk}"] = name
+    return names
 
 
 def catalog_enabled() -> list[CatalogModel]:

@@ -29,6 +29,7 @@ from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart,
 from portal.routing import selectors
 from portal.routing.classifier import classify
 from portal.routing.models import Budget, CatalogModel, Usage
+from portal.routing.money import money_text
 from portal.routing.offline import (
     OFFLINE_LABEL,
     OFFLINE_LABEL_BUDGET,
@@ -62,6 +63,12 @@ ERROR_BUDGET_REFUSED = "{scope} {period} AI budget of {currency} {limit} is used
 ERROR_NO_MODEL_CLEARED = "No model is cleared for this prompt, so nothing was sent."
 ERROR_ALL_FAILED = "No model could answer right now ({details}). Your question is saved; please try again later."
 NOTE_DOWNGRADED = ERROR_BUDGET_REFUSED.replace(" {when}", "") + " Answering with the {to} tier instead of {from_}."
+# The offline model costs nothing, so a budget that refuses cloud calls does not refuse it (unless the
+# operator turned the offline fallback off).
+NOTE_REFUSED_OFFLINE = (
+    ERROR_BUDGET_REFUSED.replace(" {when}", "")
+    + " Answering with the built-in offline model on this server instead, which costs nothing. {when}"
+)
 BUDGET_RESETS = {"day": "It resets tomorrow.", "month": "It resets at the start of next month."}
 ACTION_MODEL_CALLED = "routing.model_called"
 logger = logging.getLogger(__name__)
@@ -101,8 +108,8 @@ class _BudgetState:
             scope=scope,
             period="daily" if self.budget.period == Budget.Period.DAY else "monthly",
             currency=settings.ROUTING_CURRENCY,
-            limit=f"{self.budget.limit:.2f}",
-            spent=f"{self.spent:.2f}",
+            limit=money_text(self.budget.limit),
+            spent=money_text(self.spent),
             when=BUDGET_RESETS[self.budget.period],
             **extra,
         )
@@ -165,7 +172,10 @@ def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | Non
     if exceeded:
         worst = exceeded[0]
         if worst.budget.action == Budget.Action.REFUSE:
-            raise BudgetExceeded(worst.message(ERROR_BUDGET_REFUSED))
+            if not offline_fallback:
+                raise BudgetExceeded(worst.message(ERROR_BUDGET_REFUSED))
+            note = worst.message(NOTE_REFUSED_OFFLINE)
+            return RouteDecision(task_type, OFFLINE_TIER, (OFFLINE_DESTINATION,), f"{reason}; over budget", note)
         cheaper = _cheaper_tier(tier, {name for name, rows in by_tier.items() if rows})
         budget_note = worst.message(NOTE_DOWNGRADED, to=cheaper, from_=tier)
         if cheaper == OFFLINE_TIER:

@@ -10,6 +10,7 @@ from django.urls import reverse
 from guardian.shortcuts import remove_perm
 
 from audit.models import AuditEvent
+from portal.assistant.forms import ERROR_EMPTY_TITLE
 from portal.assistant.models import Conversation, Message, MessageStatus
 from tests.accounts.factories import UserFactory
 from tests.assistant.factories import AssistantProfileFactory, ConversationFactory, MessageFactory
@@ -133,8 +134,11 @@ def test_rename_and_delete_a_conversation(sam_client: Any, conversation: Any):
     conversation.refresh_from_db()
     assert conversation.title == "Refunds"
 
-    response = sam_client.post(conversation_url(conversation, "rename"), {"title": ""})
+    response = sam_client.post(conversation_url(conversation, "rename"), {"title": "   "})
     assert response.status_code == 400
+    html = response.content.decode()  # the error is shown, in the opened rename panel
+    assert '<details class="conversation-actions" open>' in html
+    assert ERROR_EMPTY_TITLE in html
 
     response = sam_client.post(conversation_url(conversation, "delete"))
     assert response.status_code == 302 and not Conversation.objects.exists()
@@ -169,7 +173,59 @@ def test_the_details_panel_shows_route_model_tokens_cost_and_manifest(sam_client
     for expected in (answer.route["reason"], answer.usage["model_name"], "Tokens", "Cost", "first token",
                      "Full egress manifest", "question"):  # fmt: skip
         assert expected in page
+    # staff may not read the audit trail: no link to it (it would be a 403)
+    assert "/audit/?object_type=assistant.message" not in page
+    # the offline model answered: names, not catalog keys, and nothing is said to have been sent
+    assert answer.route["candidates"] == ["offline"]
+    assert "<dt>Candidates</dt><dd>Offline extractive model (built in)</dd>" in page
+    assert "<code>offline</code>" not in page
+    assert "<dt>Kept on this server</dt>" in page and "<dt>Sent</dt>" not in page
+    assert '<td data-label="Decision">kept on this server</td>' in page
+    assert '<td data-label="Decision">sent</td>' not in page
+
+
+def test_those_who_review_the_audit_trail_get_a_link_to_the_answers_events(client: Any, alice: Any, profile: Any):
+    from guardian.shortcuts import assign_perm
+
+    assign_perm("assistant.use_assistantprofile", alice, profile)
+    conversation = Conversation.objects.create(owner=alice, profile=profile)
+    client.force_login(alice)
+    client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
+    answer = conversation.messages.get(role="assistant")
+    page = client.get(conversation_url(conversation)).content.decode()
     assert f"/audit/?object_type=assistant.message&amp;object_id={answer.pk}" in page
+
+
+def test_a_cloud_answer_names_its_candidates_and_says_what_was_sent(sam_client: Any, conversation: Any):
+    from tests.routing.factories import CatalogModelFactory
+
+    model = CatalogModelFactory(display_name="Claude Sonnet")
+    MessageFactory(
+        conversation=conversation, role="assistant", content="Within 14 days.", status=MessageStatus.COMPLETE,
+        route={"task_type": "routine", "tier": "economy", "reason": "r", "candidates": [model.key, "offline"]},
+        usage={"model_key": model.key, "model_name": "Claude Sonnet", "provider": "anthropic",
+               "attempts": [{"model_key": model.key, "model": "Claude Sonnet", "provider": "anthropic",
+                             "outcome": "success"}]},
+        manifest={"parts": [{"kind": "question", "decision": "sent", "chars": 10}]},
+    )  # fmt: skip
+    page = sam_client.get(conversation_url(conversation)).content.decode()
+    assert "<dt>Candidates</dt><dd>Claude Sonnet, Offline extractive model (built in)</dd>" in page
+    assert model.key not in page
+    assert "<dt>Sent</dt>" in page and '<td data-label="Decision">sent</td>' in page
+
+
+def test_the_heading_names_the_customer_only_for_those_who_may_see_the_record(client: Any, sam: Any, profile: Any):
+    from tests.customers.factories import CustomerFactory
+
+    customer = CustomerFactory(name="Ada Lovelace", restricted=True, owner=sam)
+    conversation = Conversation.objects.create(owner=sam, profile=profile, customer_id=customer.pk)
+    client.force_login(sam)
+    page = client.get(conversation_url(conversation)).content.decode()
+    assert "about Ada Lovelace" in page and f"customer #{customer.pk}" not in page
+    customer.owner = None
+    customer.save()
+    page = client.get(conversation_url(conversation)).content.decode()
+    assert "Ada Lovelace" not in page and "about a customer record you cannot see" in page
 
 
 # ---- feedback
@@ -184,6 +240,29 @@ def test_thumbs_down_with_a_comment_is_saved_and_audited(sam_client: Any, conver
     assert (answer.feedback, answer.feedback_comment) == (-1, "Wrong: 14 days.")
     event = AuditEvent.objects.get(action="assistant.feedback_given")
     assert event.details["rating"] == -1 and event.object_id == str(answer.pk)
+
+
+def test_the_feedback_control_is_two_thumbs_then_an_optional_comment_and_absent_under_errors(
+    sam_client: Any, conversation: Any
+):
+    answer = MessageFactory(conversation=conversation, role="assistant", content="Within 14 days.")
+    failed = MessageFactory(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR,
+                            error="No model could answer right now.")  # fmt: skip
+    page = sam_client.get(conversation_url(conversation)).content.decode()
+    assert f'id="feedback-{answer.pk}"' in page and f'id="feedback-{failed.pk}"' not in page
+    assert 'name="rating" value="1"' in page and "Add a comment" not in page  # not rated yet: thumbs only
+    assert "{#" not in page and "{% comment" not in page  # no template comment leaks into the page
+
+    url = reverse("assistant:feedback", kwargs={"message_id": answer.pk})
+    rated = sam_client.post(url, {"rating": "1", "comment": ""}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'aria-pressed="true"' in rated and "Add a comment (optional)" in rated
+    assert '<details class="feedback-comment" open>' in rated  # the comment box opens after a thumb
+    sam_client.post(url, {"rating": "1", "comment": "Exactly right."}, HTTP_HX_REQUEST="true")
+    # changing the thumb keeps the comment (the thumbs form carries it)
+    again = sam_client.post(url, {"rating": "-1", "comment": "Exactly right."}, HTTP_HX_REQUEST="true")
+    answer.refresh_from_db()
+    assert (answer.feedback, answer.feedback_comment) == (-1, "Exactly right.")
+    assert 'name="comment" value="Exactly right."' in again.content.decode()
 
 
 def test_feedback_needs_a_rating_and_only_applies_to_answers(sam_client: Any, conversation: Any):

@@ -8,8 +8,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AuditEvent, Outcome
+from audit import links
+from audit.models import AuditEvent, AuditExport, Outcome
 from audit.services import audit
+from portal.assistant.models import Conversation
+from tests.assistant.factories import AssistantProfileFactory
 from tests.audit.factories import TAMPERING, superuser_sql, write_events
 
 pytestmark = pytest.mark.django_db
@@ -139,15 +142,39 @@ def test_htmx_gets_only_the_results_fragment(audrey: Any) -> None:
     assert b"<html" not in response.content
 
 
-def test_the_object_page_lists_its_events_and_links_to_the_object(audrey: Any, sam: Any) -> None:
+def test_the_object_page_lists_its_events_and_links_to_the_object(alice: Any, audrey: Any, sam: Any) -> None:
     event = audit(actor=audrey, action="user.updated", target=sam)
-    client = _client(audrey)
+    client = _client(alice)  # an administrator: reviews the trail and may open the user's page
     response = client.get(reverse("audit:event_list"), {"object_type": "auth.user", "object_id": sam.pk})
     assert event.seq in _listed_seqs(response)
     assert response.context["object_link"] == reverse("accounts:user_edit", args=[sam.pk])
     detail = client.get(reverse("audit:event_detail", args=[event.seq]))
     assert reverse("accounts:user_edit", args=[sam.pk]).encode() in detail.content
     assert b"all events of this object" in detail.content
+
+
+def test_an_auditor_gets_no_link_to_a_page_they_cannot_open(audrey: Any, sam: Any, alice: Any) -> None:
+    """An auditor reads the events, but the user screen (manage_users), another person's conversation and
+    another person's export are not theirs to open: no link that would end in a 403 or 404."""
+    conversation = Conversation.objects.create(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
+    export = AuditExport.objects.create(requested_by=alice, export_format="csv", up_to_seq=1)
+    event = audit(
+        actor=sam, action="assistant.answered", target=sam,
+        details={"conversation_id": conversation.pk, "export_id": export.pk},
+    )  # fmt: skip
+    client = _client(audrey)
+    detail = client.get(reverse("audit:event_detail", args=[event.seq]))
+    assert detail.context["object_link"] is None
+    assert detail.context["related"] == []
+    assert reverse("accounts:user_edit", args=[sam.pk]).encode() not in detail.content
+    assert reverse("assistant:conversation", args=[conversation.pk]).encode() not in detail.content
+    listing = client.get(reverse("audit:event_list"), {"object_type": "auth.user", "object_id": sam.pk})
+    assert listing.context["object_link"] is None
+    # the conversation's owner (not an auditor here) would get the link; the export's owner too
+    assert links.object_url("assistant.conversation", conversation.pk, viewer=sam) is not None
+    assert links.object_url("assistant.conversation", conversation.pk, viewer=alice) is None
+    assert links.object_url("audit.auditexport", export.pk, viewer=alice) is not None
+    assert links.object_url("audit.auditexport", export.pk, viewer=audrey) is None
 
 
 def test_the_detail_page_links_to_its_neighbours_in_the_chain(audrey: Any) -> None:
@@ -158,8 +185,6 @@ def test_the_detail_page_links_to_its_neighbours_in_the_chain(audrey: Any) -> No
 
 
 def test_an_object_type_without_a_page_gets_no_link() -> None:
-    from audit import links
-
     assert links.object_url("nothing.here", "1") is None
     links.register_url_name("test.dangling", "no-such-url")
     assert links.object_url("test.dangling", "1") is None
@@ -181,9 +206,8 @@ def test_the_detail_page_flags_an_altered_event(audrey: Any) -> None:
 
 
 def test_ids_in_the_details_link_to_their_objects(audrey: Any, sam: Any) -> None:
-    from audit import links
-
     links.register_url_name("test.thing", "accounts:user_edit", "user_id")
+    links.register_visibility("test.thing", lambda viewer, object_id: True)
     links.DETAIL_KEY_TYPES["thing_ids"] = "test.thing"
     try:
         event = audit(actor=sam, action="test.linked", details={"thing_ids": [sam.pk, "x"]})

@@ -77,3 +77,12 @@ def sign_in(page: Any, username: str, password: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def open_menu_link(page: Any, name: str) -> None:
+    """Follow a link of the main menu, opening the "Manage" menu (administrators' screens) when it holds it."""
+    navigation = page.get_by_role("navigation", name="Main")
+    link = navigation.get_by_role("link", name=name, exact=True)
+    if not link.is_visible():
+        navigation.locator("summary", has_text="Manage").click()
+    link.click()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,31 @@ def test_staff_get_no_audit_link_and_a_403(page: Any) -> None:
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit")).to_have_count(0)
     response = page.goto("/audit/")
     assert response is not None and response.status == 403
+
+
+@pytest.fixture
+def eager_worker() -> Iterator[None]:
+    """The live server runs in this process: run the verification there instead of in a Celery worker."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def test_an_auditor_verifies_the_chain_from_the_browser(page: Any, eager_worker: None) -> None:
+    UserFactory(username="audrey", first_name="Audrey", roles=["Auditor"])
+    for n in range(3):
+        audit(actor=None, action="test.event", details={"n": n})
+    sign_in(page, "audrey", DEFAULT_PASSWORD)
+    page.goto("/audit/")
+    page.get_by_role("link", name="Verify the chain").click()
+    expect(page.get_by_role("heading", name="Verify the audit chain")).to_be_visible()
+    expect(page.get_by_role("heading", name="No verification yet")).to_be_visible()
+    page.get_by_role("button", name="Verify the chain").click()
+    result = page.locator("#verification")
+    expect(result).to_contain_text("Audit trail intact")
+    expect(result).to_contain_text("Latest valid checkpoint")
+    verified = AuditEvent.objects.get(action="audit.chain_verified")
+    assert verified.actor_username == "audrey" and verified.outcome == "success"

@@ -75,3 +75,20 @@ def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Pat
     expect(page).to_have_url(re.compile(r"/knowledge/documents/\d+/#page-2$"))
     expect(page.locator("#page-2")).to_be_visible()
     expect(page.get_by_text("Hotels in London are reimbursed up to 220 EUR per night.")).to_be_visible()
+
+
+def test_a_reader_sees_who_reads_the_base_and_that_no_assistant_uses_it_yet(page: Any) -> None:
+    from tests.assistant.factories import AssistantProfileFactory
+
+    UserFactory(username="sam", roles=["Staff"])
+    handbook = KnowledgeBaseFactory(name="Handbook")
+    grant(handbook, "view", role="Staff")
+    sign_in(page, "sam", DEFAULT_PASSWORD)
+    page.goto(f"/knowledge/{handbook.pk}/")
+    usage = page.get_by_role("region", name="Who reads it, what uses it")
+    expect(usage).to_contain_text("Readable by the role Staff")
+    expect(usage).to_contain_text("No assistant profile searches this knowledge base yet")
+
+    AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"]).knowledge_bases.add(handbook)
+    page.reload()
+    expect(usage).to_contain_text("Searched by the assistant profile Handbook helper")

@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.assistant.factories import AssistantProfileFactory
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import open_menu_link, sign_in
 from tests.ml.helpers import seed_task_examples
 
 # Training in the worker may take up to TRAINING_MS on a loaded machine; pytest's default 300 s would cut the
@@ -143,7 +143,7 @@ def test_an_administrator_trains_activates_and_the_router_routes_the_next_questi
     AssistantProfileFactory(name="Automatic helper", task_type="", usable_by=["Administrator"])
 
     sign_in(page, "alice", DEFAULT_PASSWORD)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Local models").click()
+    open_menu_link(page, "Local models")
     page.get_by_role("button", name="Train task router").click()
     expect(page.get_by_role("heading", name="Training run")).to_be_visible()
     candidate = page.get_by_role("link", name="Candidate v1: compare and activate")

@@ -216,3 +216,23 @@ def test_search_page_shows_highlighted_results_and_audits(document: Document, sa
 def test_search_rejects_a_knowledge_base_the_user_cannot_see(document: Document, oscar: Any) -> None:
     response = client_for(oscar).get(reverse("knowledge:search"), {"q": "bikes", "kb": document.knowledge_base_id})
     assert response.status_code == 400
+
+
+def test_the_page_says_who_reads_it_and_which_assistant_profiles_search_it(
+    kb: KnowledgeBase, sam: Any, alice: Any
+) -> None:
+    from tests.assistant.factories import AssistantProfileFactory
+
+    page = client_for(sam).get(reverse("knowledge:knowledge_base_detail", args=[kb.pk])).content.decode()
+    assert "Readable by</strong>" in page and "Staff" in page.split("Readable by</strong>")[1].split("</p>")[0]
+    assert "No assistant profile searches this knowledge base yet" in page  # uploads would go unused
+
+    helper = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"])
+    helper.knowledge_bases.add(kb)
+    board = AssistantProfileFactory(name="Board helper", usable_by=["Administrator"])
+    board.knowledge_bases.add(kb)
+    page = client_for(sam).get(reverse("knowledge:knowledge_base_detail", args=[kb.pk])).content.decode()
+    assert '<span class="tag">Handbook helper</span>' in page
+    assert "Board helper" not in page and "1 you do not use" in page  # another role's profile: counted only
+    page = client_for(alice).get(reverse("knowledge:knowledge_base_detail", args=[kb.pk])).content.decode()
+    assert '<span class="tag">Board helper</span>' in page and "you do not use" not in page

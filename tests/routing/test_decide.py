@@ -140,7 +140,8 @@ def test_over_budget_in_the_cheapest_tier_only_the_offline_model_answers(sam: An
     assert decision.tier == "offline" and decision.candidates == (OFFLINE_DESTINATION,)
 
 
-def test_a_role_budget_counts_everyone_in_the_role_and_can_refuse(sam: Any, alice: Any):
+def test_a_role_budget_counts_everyone_in_the_role_and_can_refuse(sam: Any, alice: Any, settings: Any):
+    settings.ROUTING_OFFLINE_FALLBACK = False  # with the offline fallback on, the free offline model answers
     CatalogModelFactory(tier="economy")
     BudgetFactory(role=Group.objects.get(name="Staff"), limit=Decimal("2.00"), period="month", action="refuse")
     UsageFactory(user=None, roles=["Staff"], cost=Decimal("1.50"))
@@ -174,3 +175,18 @@ def test_a_disabled_budget_is_ignored(sam: Any):
     BudgetFactory(user=sam, limit=Decimal("0"), action="refuse", enabled=False)
 
     assert route_decide(user=sam, task_type="routine", question="x").tier == "economy"
+
+
+def test_a_used_up_budget_does_not_refuse_the_free_offline_model(sam: Any):
+    CatalogModelFactory(tier="economy")
+    BudgetFactory(user=sam, limit=Decimal("0.0001"), period="day", action="refuse")
+    UsageFactory(user=sam, cost=Decimal("0.00015"))
+
+    decision = route_decide(user=sam, task_type="routine", question="x")
+
+    assert decision.tier == "offline" and decision.candidates == (OFFLINE_DESTINATION,)
+    # and the money in the note is true: not "USD 0.00 is used up (USD 0.00 spent)"
+    assert decision.budget_note == (
+        "Your daily AI budget of USD 0.0001 is used up (USD 0.00015 spent). Answering with the built-in offline"
+        " model on this server instead, which costs nothing. It resets tomorrow."
+    )

@@ -19,9 +19,15 @@ def assistant_markdown(message: Any) -> SafeString:
     return render_markdown(message.content, urls)
 
 
-@register.simple_tag
-def audit_events_url(message: Any) -> str:
-    """Link to the audit events of this answer, only once the audit review page exists."""
+AUDIT_REVIEW_PERMISSION = "audit.review_auditevent"
+
+
+@register.simple_tag(takes_context=True)
+def audit_events_url(context: template.Context, message: Any) -> str:
+    """Link to the audit events of this answer, for those who may open them (the page answers 403 otherwise)."""
+    user = context.get("user")
+    if user is None or not user.is_authenticated or not user.has_perm(AUDIT_REVIEW_PERMISSION):
+        return ""
     try:
         resolve("/audit/")
     except Resolver404:
@@ -64,3 +70,46 @@ def chat_message(context: template.Context, message: Any) -> str:
     from portal.assistant.presentation import message_html
 
     return message_html(context.get("request"), message)
+
+
+@register.filter
+def model_names(keys: Any) -> list[str]:
+    """Catalog keys of a route ("model:1", "offline") as the models' names, in the route's order."""
+    from portal.routing.selectors import model_display_names
+
+    if not isinstance(keys, list):
+        return []
+    wanted = [str(key) for key in keys]
+    names = model_display_names(keys=wanted)
+    return [names.get(key, key) for key in wanted]
+
+
+@register.filter
+def kept_local(message: Any) -> bool:
+    """True when no part of this answer's prompt left the server: the gate cleared it for a local model
+    only, or every model actually tried was the built-in offline one (a cloud model that was tried and
+    failed may have received the prompt, so that does not count)."""
+    manifest = message.manifest if isinstance(message.manifest, dict) else {}
+    if manifest.get("local_only"):
+        return True
+    usage = message.usage if isinstance(message.usage, dict) else {}
+    tried = [
+        attempt
+        for attempt in usage.get("attempts") or []
+        if isinstance(attempt, dict) and attempt.get("outcome") != "skipped"
+    ]
+    if tried:
+        return all(attempt.get("provider") == "offline" for attempt in tried)
+    return usage.get("provider") == "offline"
+
+
+@register.simple_tag(takes_context=True)
+def customer_label(context: template.Context, conversation: Any) -> str | None:
+    """The customer a conversation is about, by name, if the viewer may see that record."""
+    from portal.customers.selectors import customer_label_for
+
+    customer_id = getattr(conversation, "customer_id", None)
+    user = context.get("user")
+    if customer_id is None or user is None:
+        return None
+    return customer_label_for(user=user, customer_id=customer_id)
