@@ -32,6 +32,7 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage"),
     NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel"),
     NavEntry("Local models", "ml:overview", permission="ml.train_model"),
+    NavEntry("Workflows", "workflows:workflow_list"),  # lists only what the user may run (all for admins)
     NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity"),
     NavEntry("Site admin", "admin:index", staff_only=True),
 ]
