@@ -312,7 +312,7 @@ def complete(found: Claim, result: StepResult | None, failure: StepFailed | None
             return
     run.seq += 1
     run.heartbeat_at = now
-    run.save(update_fields=["state", "seq", "heartbeat_at", "cost", "status", "error", "finished_at"])
+    run.save(update_fields=["state", "seq", "heartbeat_at", "cost", "status", "error", "finished_at", "requeues"])
     if run.status == Status.RUNNING:
         queue_advance(run, program)
 
@@ -329,6 +329,7 @@ def _step_done(run: Run, step_run: StepRun, instruction: Instruction, result: St
     step_run.error = ""
     step_run.save()
     run.cost += result.cost or Decimal(0)
+    run.requeues = 0  # progress: JOBS_MAX_REQUEUES counts interruptions of one step, not of the whole run
     state = run.state
     step = instruction.step
     assert step is not None
