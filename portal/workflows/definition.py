@@ -292,7 +292,10 @@ def _locate(document: Any, location: tuple[str | int, ...]) -> tuple[tuple[str |
 def _from_pydantic(document: Any, error: ValidationError) -> list[DefinitionError]:
     errors = []
     for item in error.errors(include_url=False):
-        path, step, field = _locate(document, tuple(item["loc"]))
+        location = tuple(item["loc"])
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            location = (*location, "kind")  # the problem is the kind itself, on its own line
+        path, step, field = _locate(document, location)
         message = str(item["msg"]).removeprefix("Value error, ")
         errors.append(DefinitionError(path=path, step=step, field=field, message=message))
     return errors
