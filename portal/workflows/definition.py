@@ -28,7 +28,9 @@ EVENT_VARIABLES = {
 MAX_STEPS = 200
 
 ERROR_DUPLICATE_STEP = "Another step already has the id {step_id!r}; step ids are unique in a workflow."
-ERROR_UNKNOWN_VARIABLE = "{reference!r} is not a variable here: use inputs.<name>, an earlier step's steps.<id>, {loops}."
+ERROR_UNKNOWN_VARIABLE = (
+    "{reference!r} is not a variable here: use inputs.<name>, an earlier step's steps.<id>, {loops}."
+)
 ERROR_TOO_MANY_STEPS = f"A workflow has at most {MAX_STEPS} steps."
 ERROR_DUPLICATE_INPUT = "Two inputs are called {name!r}."
 ERROR_EVENT_VARIABLE = "{reference!r} is not a variable of the {event} event (it has: {names})."
@@ -177,10 +179,17 @@ class NotifyStep(_Step):
 
 
 Step = Annotated[
-    SearchStep | AskStep | ClassifyStep | ConditionStep | ForEachStep | ApprovalStep | MemoryStep | InteractionStep
+    SearchStep
+    | AskStep
+    | ClassifyStep
+    | ConditionStep
+    | ForEachStep
+    | ApprovalStep
+    | MemoryStep
+    | InteractionStep
     | NotifyStep,
     Field(discriminator="kind"),
-]  # fmt: skip
+]
 
 
 class ManualTrigger(_Strict):
@@ -224,12 +233,16 @@ class EventTrigger(_Strict):
 Trigger = Annotated[ManualTrigger | ScheduleTrigger | EventTrigger, Field(discriminator="kind")]
 
 
+def _manual_only() -> list[ManualTrigger | ScheduleTrigger | EventTrigger]:
+    return [ManualTrigger(kind="manual")]
+
+
 class Definition(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     description: str = ""
     inputs: list[Input] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
-    triggers: list[Trigger] = Field(default_factory=lambda: [ManualTrigger(kind="manual")])
+    triggers: list[Trigger] = Field(default_factory=_manual_only)
 
 
 ConditionStep.model_rebuild()
@@ -237,9 +250,16 @@ ForEachStep.model_rebuild()
 Definition.model_rebuild()
 
 AnyStep = (
-    SearchStep | AskStep | ClassifyStep | ConditionStep | ForEachStep | ApprovalStep | MemoryStep | InteractionStep
+    SearchStep
+    | AskStep
+    | ClassifyStep
+    | ConditionStep
+    | ForEachStep
+    | ApprovalStep
+    | MemoryStep
+    | InteractionStep
     | NotifyStep
-)  # fmt: skip
+)
 
 
 # ---- errors ---------------------------------------------------------------------------------------
@@ -310,9 +330,9 @@ def children(step: AnyStep) -> Iterator[tuple[str, list[Any]]]:
         yield "steps", step.steps
 
 
-def walk(steps: list[Any], path: tuple[str | int, ...] = ("steps",), loops: tuple[str, ...] = ()) -> Iterator[
-    tuple[AnyStep, tuple[str | int, ...], tuple[str, ...]]
-]:
+def walk(
+    steps: list[Any], path: tuple[str | int, ...] = ("steps",), loops: tuple[str, ...] = ()
+) -> Iterator[tuple[AnyStep, tuple[str | int, ...], tuple[str, ...]]]:
     """Every step in document order with its path and the loop variables in force."""
     for index, step in enumerate(steps):
         here = (*path, index)
@@ -376,12 +396,16 @@ def _check_semantics(definition: Definition) -> list[DefinitionError]:
                         message = ERROR_EVENT_VARIABLE.format(
                             reference=reference, event=trigger.event, names=", ".join(f"event.{n}" for n in allowed)
                         )
-                        errors.append(DefinitionError(("triggers", index, "inputs", name), "", f"triggers.{index}", message))
+                        errors.append(
+                            DefinitionError(("triggers", index, "inputs", name), "", f"triggers.{index}", message)
+                        )
         if isinstance(trigger, ScheduleTrigger | EventTrigger):
             for name in trigger.inputs:
                 if name not in input_names:
                     message = f"{name!r} is not an input of this workflow."
-                    errors.append(DefinitionError(("triggers", index, "inputs", name), "", f"triggers.{index}", message))
+                    errors.append(
+                        DefinitionError(("triggers", index, "inputs", name), "", f"triggers.{index}", message)
+                    )
     return errors
 
 

@@ -11,6 +11,7 @@ effect is written in the completing transaction (memory, interaction, notify, ..
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -53,9 +54,7 @@ Enqueue = Callable[[int, int, int, float], None]
 def _celery_enqueue(run_id: int, seq: int, timeout: int, countdown: float) -> None:
     from portal.workflows.tasks import run_advance_task
 
-    run_advance_task.apply_async(
-        (run_id, seq), countdown=countdown or None, soft_time_limit=timeout, time_limit=timeout + 30
-    )
+    run_advance_task.apply_async((run_id, seq), countdown=countdown, soft_time_limit=timeout, time_limit=timeout + 30)
 
 
 enqueue: Enqueue = _celery_enqueue
@@ -80,7 +79,11 @@ def _run_vars(run: Run) -> dict[str, Any]:
     return variables(
         inputs=run.inputs,
         state=run.state,
-        run={"id": run.pk, "owner": run.owner.get_username(), "started_at": (run.started_at or run.created_at).isoformat()},
+        run={
+            "id": run.pk,
+            "owner": run.owner.get_username(),
+            "started_at": (run.started_at or run.created_at).isoformat(),
+        },
     )
 
 
@@ -100,9 +103,14 @@ def run_finish(run: Run, status: str, error: str = "") -> None:
         action="workflows.run_finished",
         target=run,
         outcome="success" if status == Status.DONE else "failure",
-        details={"workflow_id": run.workflow_id, "version": run.version.number, "status": status,
-                 "steps": run.steps.count(), "cost": str(run.cost)},
-    )  # fmt: skip
+        details={
+            "workflow_id": run.workflow_id,
+            "version": run.version.number,
+            "status": status,
+            "steps": run.steps.count(),
+            "cost": str(run.cost),
+        },
+    )
 
 
 def _step_internal(run: Run, instruction: Instruction) -> None:
@@ -172,17 +180,22 @@ def _approval_open(run: Run, step_run: StepRun, step: ApprovalStep, program: Pro
     from portal.workflows.steps import preview, recipients
 
     context = _context(run, step_run)
-    following = program.instructions[run.state["pc"] + 1].step if run.state["pc"] + 1 < len(program.instructions) else None
+    following = (
+        program.instructions[run.state["pc"] + 1].step if run.state["pc"] + 1 < len(program.instructions) else None
+    )
     step_run.status = Status.WAITING
     step_run.approver_role = Group.objects.filter(name=step.approver.role).first() if step.approver.role else None
     step_run.approver_user = User.objects.filter(username=step.approver.user).first() if step.approver.user else None
-    step_run.deadline = timezone.now() + timezone.timedelta(hours=step.deadline_hours)
+    step_run.deadline = timezone.now() + dt.timedelta(hours=step.deadline_hours)
     try:
         message = render(step.message, context.variables)
     except MissingVariable as error:
         message = str(error)
-    step_run.input = {"message": message, "next_step": following.id if following else "",
-                      "preview": preview(following, context) if following else {}}  # fmt: skip
+    step_run.input = {
+        "message": message,
+        "next_step": following.id if following else "",
+        "preview": preview(following, context) if following else {},
+    }
     step_run.save()
     run.status = Status.WAITING
     run.save(update_fields=["status", "started_at", "heartbeat_at", "state"])
@@ -191,22 +204,30 @@ def _approval_open(run: Run, step_run: StepRun, step: ApprovalStep, program: Pro
         actor_username=SYSTEM,
         action="workflows.approval_requested",
         target=step_run,
-        details={"run_id": run.pk, "step": step_run.key, "role": step.approver.role,
-                 "user_id": step_run.approver_user_id, "deadline": step_run.deadline.isoformat()},
-    )  # fmt: skip
+        details={
+            "run_id": run.pk,
+            "step": step_run.key,
+            "role": step.approver.role,
+            "user_id": step_run.approver_user_id,
+            "deadline": step_run.deadline.isoformat(),
+        },
+    )
     from portal.workflows.models import Notification
 
     url = f"/workflows/approvals/{step_run.pk}/"
     for person in recipients(role=step.approver.role, user=step.approver.user):
         Notification.objects.get_or_create(
-            user=person, run=run, step_key=step_run.key,
+            user=person,
+            run=run,
+            step_key=step_run.key,
             defaults={"text": f"Approval needed: {run.workflow.name}, step {step_run.key}", "url": url},
-        )  # fmt: skip
+        )
 
 
 def _context(run: Run, step_run: StepRun) -> StepContext:
-    return StepContext(owner=run.owner, run_id=run.pk, step_run_id=step_run.pk, key=step_run.key,
-                       variables=_run_vars(run))  # fmt: skip
+    return StepContext(
+        owner=run.owner, run_id=run.pk, step_run_id=step_run.pk, key=step_run.key, variables=_run_vars(run)
+    )
 
 
 def _control(run: Run, instruction: Instruction, context: StepContext) -> StepResult:
@@ -218,12 +239,20 @@ def _control(run: Run, instruction: Instruction, context: StepContext) -> StepRe
         except MissingVariable:
             value = None
         result = compare(step.if_.op, value, step.if_.value)
-        return StepResult(output={"result": result, "branch": "then" if result else "else"},
-                          input={"var": step.if_.var, "op": step.if_.op, "value": step.if_.value,
-                                 "actual": value if isinstance(value, str | int | float | bool) else str(value)[:200]})  # fmt: skip
+        return StepResult(
+            output={"result": result, "branch": "then" if result else "else"},
+            input={
+                "var": step.if_.var,
+                "op": step.if_.op,
+                "value": step.if_.value,
+                "actual": value if isinstance(value, str | int | float | bool) else str(value)[:200],
+            },
+        )
     assert isinstance(step, ForEachStep)
     items = _items(step, context)
-    return StepResult(output={"count": len(items), "items": items}, input={"over": step.over.model_dump(exclude_none=True)})
+    return StepResult(
+        output={"count": len(items), "items": items}, input={"over": step.over.model_dump(exclude_none=True)}
+    )
 
 
 def _items(step: ForEachStep, context: StepContext) -> list[dict[str, Any]]:
@@ -234,9 +263,11 @@ def _items(step: ForEachStep, context: StepContext) -> list[dict[str, Any]]:
         spec = step.over.customers
         since = None
         if spec.interacted_within_days:
-            since = timezone.now() - timezone.timedelta(days=spec.interacted_within_days)
+            since = timezone.now() - dt.timedelta(days=spec.interacted_within_days)
         customers = customers_matching(user=context.owner, tier=spec.tier, search=spec.search, interacted_since=since)
-        return [{"id": pk, "name": name, "type": "customer"} for pk, name in customers.values_list("pk", "name")[:limit]]
+        return [
+            {"id": pk, "name": name, "type": "customer"} for pk, name in customers.values_list("pk", "name")[:limit]
+        ]
     from knowledge.selectors import documents_for_user, knowledge_bases_for_user
 
     assert step.over.documents is not None
@@ -354,10 +385,16 @@ def _step_done(run: Run, step_run: StepRun, instruction: Instruction, result: St
         actor=run.owner,
         action="workflows.step_done",
         target=step_run,
-        details={"run_id": run.pk, "step": step_run.key, "kind": step_run.kind, "attempts": step_run.attempts,
-                 "cost": str(step_run.cost), "model": step_run.model,
-                 "manifest_sha256": _manifest_sha(step_run.manifest)},
-    )  # fmt: skip
+        details={
+            "run_id": run.pk,
+            "step": step_run.key,
+            "kind": step_run.kind,
+            "attempts": step_run.attempts,
+            "cost": str(step_run.cost),
+            "model": step_run.model,
+            "manifest_sha256": _manifest_sha(step_run.manifest),
+        },
+    )
 
 
 def _manifest_sha(manifest: dict[str, Any]) -> str:
@@ -400,10 +437,18 @@ def _step_failed(run: Run, step_run: StepRun, instruction: Instruction, program:
         run.error = ERROR_STEP_FAILED.format(key=step_run.key, error=step_run.error)
         run.finished_at = timezone.now()
         audit(
-            actor=None, actor_username=SYSTEM, action="workflows.run_finished", target=run, outcome="failure",
-            details={"workflow_id": run.workflow_id, "version": run.version.number, "status": Status.FAILED,
-                     "failed_step": step_run.key},
-        )  # fmt: skip
+            actor=None,
+            actor_username=SYSTEM,
+            action="workflows.run_finished",
+            target=run,
+            outcome="failure",
+            details={
+                "workflow_id": run.workflow_id,
+                "version": run.version.number,
+                "status": Status.FAILED,
+                "failed_step": step_run.key,
+            },
+        )
 
 
 def run_advance(*, run_id: int, seq: int) -> str:

@@ -8,7 +8,9 @@ from portal.workflows.definition import Definition
 
 
 class DefinitionForm(forms.Form):
-    yaml_text = forms.CharField(label="Definition (YAML)", widget=forms.Textarea(attrs={"rows": 30, "spellcheck": "false"}))
+    yaml_text = forms.CharField(
+        label="Definition (YAML)", widget=forms.Textarea(attrs={"rows": 30, "spellcheck": "false"})
+    )
     reason = forms.CharField(label="Why this change", max_length=1000)
 
 
@@ -22,12 +24,18 @@ class RestoreForm(forms.Form):
 
 
 INPUT_FIELDS: dict[str, Any] = {
-    "text": lambda label, required: forms.CharField(label=label, required=required, widget=forms.Textarea(attrs={"rows": 3})),
+    "text": lambda label, required: forms.CharField(
+        label=label, required=required, widget=forms.Textarea(attrs={"rows": 3})
+    ),
     "number": lambda label, required: forms.FloatField(label=label, required=required),
-    "date": lambda label, required: forms.DateField(label=label, required=required, widget=forms.DateInput(attrs={"type": "date"})),
+    "date": lambda label, required: forms.DateField(
+        label=label, required=required, widget=forms.DateInput(attrs={"type": "date"})
+    ),
     "customer": lambda label, required: forms.IntegerField(label=f"{label} (customer id)", required=required),
     "document": lambda label, required: forms.IntegerField(label=f"{label} (document id)", required=required),
-    "knowledge_base": lambda label, required: forms.IntegerField(label=f"{label} (knowledge base id)", required=required),
+    "knowledge_base": lambda label, required: forms.IntegerField(
+        label=f"{label} (knowledge base id)", required=required
+    ),
 }
 
 

@@ -16,9 +16,7 @@ ERROR_VERSION_IMMUTABLE = "A published workflow version cannot be changed; publi
 class Workflow(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.CharField(max_length=500, blank=True)
-    current = models.ForeignKey(
-        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    current = models.ForeignKey("WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -175,9 +173,7 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["user", "run", "step_key"], name="workflow_notification_once")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "run", "step_key"], name="workflow_notification_once")]
 
     def __str__(self) -> str:
         return f"Notification for {self.user_id}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
@@ -45,7 +46,7 @@ def parse_cron(expression: str) -> Cron:
         raise ValueError(ERROR_CRON_FIELDS.format(count=len(fields)))
     minute, hour, day_of_month, month, day_of_week = fields
     try:
-        parsed = crontab(
+        parsed: Any = crontab(
             minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month, day_of_week=day_of_week
         )
     except ValueError as error:

@@ -70,7 +70,7 @@ def version_get(*, user: UserLike, workflow: Workflow, number: int) -> WorkflowV
 
 
 def _approver_filter(user: UserLike) -> Q:
-    return Q(approver_user_id=user.pk) | Q(approver_role__in=user.groups.all())  # type: ignore[union-attr]
+    return Q(approver_user_id=user.pk) | Q(approver_role__in=user.groups.all())
 
 
 def runs_for_user(*, user: UserLike) -> QuerySet[Run]:
@@ -100,7 +100,7 @@ def may_decide(user: UserLike, step_run: StepRun) -> bool:
         return False
     if step_run.approver_user_id is not None:
         return step_run.approver_user_id == user.pk
-    return step_run.approver_role_id is not None and user.groups.filter(pk=step_run.approver_role_id).exists()  # type: ignore[union-attr]
+    return step_run.approver_role_id is not None and user.groups.filter(pk=step_run.approver_role_id).exists()
 
 
 def approvals_for_user(*, user: UserLike) -> QuerySet[StepRun]:

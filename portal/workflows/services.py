@@ -107,9 +107,17 @@ def _check_references(definition: Definition) -> None:
         checks: list[tuple[str, bool, str]] = []
         if step.kind == "approval":
             if step.approver.role:
-                checks.append(("approver.role", step.approver.role in roles, ERROR_UNKNOWN_ROLE.format(name=step.approver.role)))
+                checks.append(
+                    ("approver.role", step.approver.role in roles, ERROR_UNKNOWN_ROLE.format(name=step.approver.role))
+                )
             if step.approver.user:
-                checks.append(("approver.user", user_exists(step.approver.user), ERROR_UNKNOWN_USER.format(name=step.approver.user)))
+                checks.append(
+                    (
+                        "approver.user",
+                        user_exists(step.approver.user),
+                        ERROR_UNKNOWN_USER.format(name=step.approver.user),
+                    )
+                )
         if step.kind == "notify":
             if step.to.role:
                 checks.append(("to.role", step.to.role in roles, ERROR_UNKNOWN_ROLE.format(name=step.to.role)))
@@ -129,9 +137,13 @@ def _check_references(definition: Definition) -> None:
     for index, trigger in enumerate(definition.triggers):
         if isinstance(trigger, ScheduleTrigger | EventTrigger) and not user_exists(trigger.run_as):
             errors.append(
-                DefinitionError(("triggers", index, "run_as"), "", f"triggers.{index}.run_as",
-                                ERROR_UNKNOWN_USER.format(name=trigger.run_as))
-            )  # fmt: skip
+                DefinitionError(
+                    ("triggers", index, "run_as"),
+                    "",
+                    f"triggers.{index}.run_as",
+                    ERROR_UNKNOWN_USER.format(name=trigger.run_as),
+                )
+            )
     if errors:
         raise DefinitionInvalid(errors)
 
@@ -164,7 +176,9 @@ def workflow_publish(
     else:
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         if Workflow.objects.filter(name=definition.name).exclude(pk=workflow.pk).exists():
-            raise DefinitionInvalid([DefinitionError(("name",), "", "name", ERROR_NAME_TAKEN.format(name=definition.name))])
+            raise DefinitionInvalid(
+                [DefinitionError(("name",), "", "name", ERROR_NAME_TAKEN.format(name=definition.name))]
+            )
     created = workflow is None
     if workflow is None:
         workflow = Workflow(name=definition.name, created_by=actor if isinstance(actor, User) else None)
@@ -213,9 +227,13 @@ def workflow_publish(
 def workflow_restore(*, actor: UserLike, version: WorkflowVersion, reason: str) -> WorkflowVersion:
     """Bring an earlier version back by publishing a copy of it (history is never rewritten)."""
     return workflow_publish(
-        actor=actor, document=version.definition, reason=reason, source="restore", restored_from=version,
+        actor=actor,
+        document=version.definition,
+        reason=reason,
+        source="restore",
+        restored_from=version,
         workflow=version.workflow,
-    )  # fmt: skip
+    )
 
 
 def workflow_import(*, actor: UserLike, text: str, reason: str) -> WorkflowVersion:
@@ -239,11 +257,13 @@ def workflow_grant(
 ) -> None:
     """Set exactly who may run the workflow (guardian object permission to users and roles)."""
     require_manager(actor)
-    before_users = sorted(user.pk for user in get_users_with_perms(workflow, only_with_perms_in=["run_workflow"]))
-    before_roles = sorted(group.name for group in get_groups_with_perms(workflow))
-    for user in get_users_with_perms(workflow, only_with_perms_in=["run_workflow"]):
+    granted_users: Any = get_users_with_perms(workflow, only_with_perms_in=["run_workflow"], with_group_users=False)
+    granted_roles: Any = get_groups_with_perms(workflow)
+    before_users = sorted(user.pk for user in granted_users)
+    before_roles = sorted(group.name for group in granted_roles)
+    for user in list(granted_users):
         remove_perm(RUN_PERMISSION, user, workflow)
-    for group in get_groups_with_perms(workflow):
+    for group in list(granted_roles):
         remove_perm(RUN_PERMISSION, group, workflow)
     for user in users or []:
         assign_perm(RUN_PERMISSION, user, workflow)
@@ -268,9 +288,13 @@ def _schedules_sync(workflow: Workflow, version: WorkflowVersion, definition: De
     for index, trigger in enumerate(definition.triggers):
         if isinstance(trigger, ScheduleTrigger):
             Schedule.objects.create(
-                workflow=workflow, version=version, trigger_index=index, cron=trigger.cron, timezone=trigger.timezone,
+                workflow=workflow,
+                version=version,
+                trigger_index=index,
+                cron=trigger.cron,
+                timezone=trigger.timezone,
                 next_at=next_fire(trigger.cron, trigger.timezone, now),
-            )  # fmt: skip
+            )
 
 
 # ---- runs ---------------------------------------------------------------------------------------------
@@ -348,9 +372,14 @@ def run_start(
         actor_username="" if actor is not None else engine.SYSTEM,
         action="workflows.run_started",
         target=run,
-        details={"workflow_id": workflow.pk, "version": workflow.current.number, "trigger": trigger,
-                 "owner_id": run_owner.pk, "inputs": sorted(run.inputs)},
-    )  # fmt: skip
+        details={
+            "workflow_id": workflow.pk,
+            "version": workflow.current.number,
+            "trigger": trigger,
+            "owner_id": run_owner.pk,
+            "inputs": sorted(run.inputs),
+        },
+    )
     engine.queue_advance(run, program)
     return run
 
@@ -374,7 +403,9 @@ def run_cancel(*, actor: UserLike, run: Run) -> Run:
 
 
 @transaction.atomic
-def approval_decide(*, actor: UserLike | None, step_run: StepRun, approve: bool, note: str = "", expired: bool = False) -> StepRun:
+def approval_decide(
+    *, actor: UserLike | None, step_run: StepRun, approve: bool, note: str = "", expired: bool = False
+) -> StepRun:
     """Record an approver's decision (or the deadline's) and move the run on as the step says."""
     run = Run.objects.select_for_update().select_related("owner", "version", "workflow").get(pk=step_run.run_id)
     step_run = StepRun.objects.select_for_update().get(pk=step_run.pk)
@@ -386,10 +417,16 @@ def approval_decide(*, actor: UserLike | None, step_run: StepRun, approve: bool,
     instruction = program.instructions[run.state["pc"]]
     step = instruction.step
     assert step is not None and step.kind == "approval"
-    decision = ("approved" if approve else "rejected") if not expired else f"expired ({'approved' if approve else 'rejected'})"
+    decision = (
+        ("approved" if approve else "rejected") if not expired else f"expired ({'approved' if approve else 'rejected'})"
+    )
     step_run.status = Status.DONE
-    step_run.output = {"decision": decision, "approved": approve, "by": actor.get_username() if actor else engine.SYSTEM,
-                       "note": note[:1000]}  # fmt: skip
+    step_run.output = {
+        "decision": decision,
+        "approved": approve,
+        "by": actor.get_username() if actor else engine.SYSTEM,
+        "note": note[:1000],
+    }
     step_run.decided_by = actor if isinstance(actor, User) else None
     step_run.decided_at = step_run.finished_at = timezone.now()
     step_run.save()
@@ -401,9 +438,14 @@ def approval_decide(*, actor: UserLike | None, step_run: StepRun, approve: bool,
         action="workflows.approval_decided",
         target=step_run,
         outcome="success" if approve else "denied",
-        details={"run_id": run.pk, "step": step_run.key, "approved": approve, "expired": expired,
-                 "note_chars": len(note)},
-    )  # fmt: skip
+        details={
+            "run_id": run.pk,
+            "step": step_run.key,
+            "approved": approve,
+            "expired": expired,
+            "note_chars": len(note),
+        },
+    )
     if approve or step.on_reject == "continue":
         run.state["pc"] += 1
     elif step.on_reject == "skip_item" and run.state["frames"]:
@@ -418,8 +460,14 @@ def approval_decide(*, actor: UserLike | None, step_run: StepRun, approve: bool,
     if run.status == Status.RUNNING:
         engine.queue_advance(run, program)
     else:
-        audit(actor=None, actor_username=engine.SYSTEM, action="workflows.run_finished", target=run,
-              outcome="failure", details={"status": run.status, "rejected_step": step_run.key})  # fmt: skip
+        audit(
+            actor=None,
+            actor_username=engine.SYSTEM,
+            action="workflows.run_finished",
+            target=run,
+            outcome="failure",
+            details={"status": run.status, "rejected_step": step_run.key},
+        )
     return step_run
 
 
@@ -455,8 +503,14 @@ def _approval_fail(step_run: StepRun) -> None:
     run.status, run.error, run.finished_at = Status.FAILED, f"Approval {step_run.key!r} expired.", timezone.now()
     run.seq += 1
     run.save(update_fields=["status", "error", "finished_at", "seq"])
-    audit(actor=None, actor_username=engine.SYSTEM, action="workflows.step_failed", target=step_run, outcome="failure",
-          details={"run_id": run.pk, "step": step_run.key, "expired": True})  # fmt: skip
+    audit(
+        actor=None,
+        actor_username=engine.SYSTEM,
+        action="workflows.step_failed",
+        target=step_run,
+        outcome="failure",
+        details={"run_id": run.pk, "step": step_run.key, "expired": True},
+    )
 
 
 @transaction.atomic
@@ -472,14 +526,25 @@ def runs_requeue_stalled(*, now: dt.datetime | None = None) -> list[int]:
             run.finished_at = now
             run.seq += 1
             run.save(update_fields=["status", "error", "finished_at", "seq"])
-            audit(actor=None, actor_username=engine.SYSTEM, action="workflows.run_finished", target=run,
-                  outcome="failure", details={"status": Status.FAILED, "requeues": run.requeues})  # fmt: skip
+            audit(
+                actor=None,
+                actor_username=engine.SYSTEM,
+                action="workflows.run_finished",
+                target=run,
+                outcome="failure",
+                details={"status": Status.FAILED, "requeues": run.requeues},
+            )
             continue
         run.requeues += 1
         run.heartbeat_at = now
         run.save(update_fields=["requeues", "heartbeat_at"])
-        audit(actor=None, actor_username=engine.SYSTEM, action="workflows.run_requeued", target=run,
-              details={"seq": run.seq, "requeues": run.requeues})  # fmt: skip
+        audit(
+            actor=None,
+            actor_username=engine.SYSTEM,
+            action="workflows.run_requeued",
+            target=run,
+            details={"seq": run.seq, "requeues": run.requeues},
+        )
         _, program = program_for(run.version_id, run.version.definition)
         engine.queue_advance(run, program)
         requeued.append(run.pk)
@@ -490,7 +555,7 @@ def runs_requeue_stalled(*, now: dt.datetime | None = None) -> list[int]:
 def schedules_fire(*, now: dt.datetime | None = None) -> list[int]:
     """Periodic (beat, every minute): start a run for each schedule that is due, once per due time."""
     now = now or timezone.now()
-    started = []
+    started: list[int] = []
     while True:
         with transaction.atomic():
             schedule = (
@@ -513,18 +578,28 @@ def schedules_fire(*, now: dt.datetime | None = None) -> list[int]:
                 with transaction.atomic():
                     if owner is None:
                         raise PermissionDenied(ERROR_UNKNOWN_USER.format(name=trigger.run_as))
-                    run = run_start(actor=None, workflow=schedule.workflow, inputs=dict(trigger.inputs),
-                                    trigger="schedule", owner=owner)  # fmt: skip
+                    run = run_start(
+                        actor=None,
+                        workflow=schedule.workflow,
+                        inputs=dict(trigger.inputs),
+                        trigger="schedule",
+                        owner=owner,
+                    )
                 started.append(run.pk)
             except (PermissionDenied, ValidationError) as error:
-                audit(actor=None, actor_username=engine.SYSTEM, action="workflows.trigger_refused",
-                      target=schedule.workflow, outcome="denied",
-                      details={"trigger": "schedule", "reason": type(error).__name__})  # fmt: skip
+                audit(
+                    actor=None,
+                    actor_username=engine.SYSTEM,
+                    action="workflows.trigger_refused",
+                    target=schedule.workflow,
+                    outcome="denied",
+                    details={"trigger": "schedule", "reason": type(error).__name__},
+                )
 
 
 def event_dispatch(*, event: str, payload: dict[str, int]) -> list[int]:
     """Start every enabled workflow whose current version has an event trigger for `event`."""
-    started = []
+    started: list[int] = []
     for workflow in Workflow.objects.filter(enabled=True, current__isnull=False).select_related("current"):
         definition, _ = program_for(workflow.current_id, workflow.current.definition)  # type: ignore[arg-type, union-attr]
         for trigger in definition.triggers:
@@ -540,9 +615,14 @@ def event_dispatch(*, event: str, payload: dict[str, int]) -> list[int]:
                 started.append(run.pk)
             except (PermissionDenied, ValidationError) as error:
                 with transaction.atomic():
-                    audit(actor=None, actor_username=engine.SYSTEM, action="workflows.trigger_refused",
-                          target=workflow, outcome="denied",
-                          details={"trigger": "event", "event": event, "reason": type(error).__name__})  # fmt: skip
+                    audit(
+                        actor=None,
+                        actor_username=engine.SYSTEM,
+                        action="workflows.trigger_refused",
+                        target=workflow,
+                        outcome="denied",
+                        details={"trigger": "event", "event": event, "reason": type(error).__name__},
+                    )
     return started
 
 
@@ -550,8 +630,14 @@ def event_dispatch(*, event: str, payload: dict[str, int]) -> list[int]:
 def notifications_mark_read(*, actor: UserLike) -> int:
     from portal.workflows.models import Notification
 
-    count = Notification.objects.filter(user_id=actor.pk, read_at__isnull=True).update(read_at=timezone.now())
+    if not isinstance(actor, User):
+        return 0
+    count = Notification.objects.filter(user=actor, read_at__isnull=True).update(read_at=timezone.now())
     if count:
-        audit(actor=actor, action="workflows.notifications_read", object_type="workflows.notification",
-              details={"count": count})  # fmt: skip
+        audit(
+            actor=actor,
+            action="workflows.notifications_read",
+            object_type="workflows.notification",
+            details={"count": count},
+        )
     return count

@@ -222,8 +222,9 @@ def run_memory(step: MemoryStep, context: StepContext) -> StepResult:
 
     text = render(step.text, context.variables)
     customer = _customer(context, step.customer) if step.customer else None
-    draft = MemoryDraft(text=text, kind=step.memory_kind, scope="customer" if customer else "organisation",
-                        scope_customer=customer)  # fmt: skip
+    draft = MemoryDraft(
+        text=text, kind=step.memory_kind, scope="customer" if customer else "organisation", scope_customer=customer
+    )
     try:
         # actor None: a proposal waiting for review, never approved on the owner's authority
         memory = memory_create(actor=None, draft=draft)
@@ -243,9 +244,13 @@ def run_interaction(step: InteractionStep, context: StepContext) -> StepResult:
     full_text = render(step.full_text, context.variables)
     try:
         interaction = interaction_create(
-            actor=context.owner, customer=customer, channel=step.channel, occurred_at=timezone.now(),
-            summary=summary[:2000], full_text=full_text,
-        )  # fmt: skip
+            actor=context.owner,
+            customer=customer,
+            channel=step.channel,
+            occurred_at=timezone.now(),
+            summary=summary[:2000],
+            full_text=full_text,
+        )
     except (PermissionDenied, ValidationError) as error:
         raise StepFailed(str(error)) from error
     return StepResult(
@@ -303,8 +308,11 @@ def preview(step: Any, context: StepContext) -> dict[str, Any]:
                 "note": "The egress gate applies the owner's role policy to these parts when they are sent.",
             }
         if isinstance(step, MemoryStep):
-            return {"kind": "memory", "text": render(step.text, context.variables), "customer": step.customer and
-                    render(step.customer, context.variables)}  # fmt: skip
+            return {
+                "kind": "memory",
+                "text": render(step.text, context.variables),
+                "customer": step.customer and render(step.customer, context.variables),
+            }
         if isinstance(step, InteractionStep):
             return {
                 "kind": "interaction",

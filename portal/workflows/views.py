@@ -96,8 +96,9 @@ def workflow_edit_view(request: PortalRequest, workflow_id: int | None = None) -
             messages.success(request, f"Published version {version.number}.")
             return redirect("workflows:workflow_detail", workflow_id=version.workflow_id)
     status = 400 if errors or (request.method == "POST" and not form.is_valid()) else 200
-    return render(request, "workflows/workflow_edit.html", {"form": form, "workflow": workflow, "errors": errors},
-                  status=status)  # fmt: skip
+    return render(
+        request, "workflows/workflow_edit.html", {"form": form, "workflow": workflow, "errors": errors}, status=status
+    )
 
 
 @login_required
@@ -117,8 +118,9 @@ def workflow_import_view(request: PortalRequest) -> HttpResponse:
             messages.success(request, f"Imported as version {version.number} of {version.workflow.name}.")
             return redirect("workflows:workflow_detail", workflow_id=version.workflow_id)
     status = 400 if errors or (request.method == "POST" and not form.is_valid()) else 200
-    return render(request, "workflows/workflow_edit.html", {"form": form, "importing": True, "errors": errors},
-                  status=status)  # fmt: skip
+    return render(
+        request, "workflows/workflow_edit.html", {"form": form, "importing": True, "errors": errors}, status=status
+    )
 
 
 @login_required
@@ -139,8 +141,12 @@ def version_detail_view(request: PortalRequest, workflow_id: int, number: int) -
     selectors.require_manager(request.user)
     workflow = selectors.workflow_get(user=request.user, workflow_id=workflow_id)
     version = selectors.version_get(user=request.user, workflow=workflow, number=number)
-    context = {"workflow": workflow, "version": version, "yaml_text": definition_to_yaml(version.definition),
-               "restore_form": RestoreForm()}  # fmt: skip
+    context = {
+        "workflow": workflow,
+        "version": version,
+        "yaml_text": definition_to_yaml(version.definition),
+        "restore_form": RestoreForm(),
+    }
     return render(request, "workflows/version_detail.html", context)
 
 
@@ -172,8 +178,10 @@ def run_start_view(request: PortalRequest, workflow_id: int) -> HttpResponse:
     definition, _ = program_for(workflow.current.pk, workflow.current.definition)
     form = RunForm(request.POST, definition=definition)
     if form.is_valid():
-        inputs = {name: (value.isoformat() if hasattr(value, "isoformat") else value)
-                  for name, value in form.cleaned_data.items()}  # fmt: skip
+        inputs = {
+            name: (value.isoformat() if hasattr(value, "isoformat") else value)
+            for name, value in form.cleaned_data.items()
+        }
         try:
             run = services.run_start(actor=request.user, workflow=workflow, inputs=inputs)
         except ValidationError as error:
@@ -181,8 +189,12 @@ def run_start_view(request: PortalRequest, workflow_id: int) -> HttpResponse:
                 form.add_error(field if field in form.fields else None, problems)
         else:
             return redirect("workflows:run_detail", run_id=run.pk)
-    context = {"workflow": workflow, "versions": selectors.workflow_versions(workflow=workflow), "run_form": form,
-               "is_manager": selectors.is_manager(request.user)}  # fmt: skip
+    context = {
+        "workflow": workflow,
+        "versions": selectors.workflow_versions(workflow=workflow),
+        "run_form": form,
+        "is_manager": selectors.is_manager(request.user),
+    }
     return render(request, "workflows/workflow_detail.html", context, status=400)
 
 
@@ -225,8 +237,12 @@ def approval_detail_view(request: PortalRequest, step_run_id: int) -> HttpRespon
         if not form.is_valid():
             return render(request, "workflows/approval_detail.html", {"step": step_run, "form": form}, status=400)
         try:
-            services.approval_decide(actor=request.user, step_run=step_run,
-                                     approve=form.cleaned_data["decision"] == "approve", note=form.cleaned_data["note"])  # fmt: skip
+            services.approval_decide(
+                actor=request.user,
+                step_run=step_run,
+                approve=form.cleaned_data["decision"] == "approve",
+                note=form.cleaned_data["note"],
+            )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         else:

@@ -46,9 +46,13 @@ def definition_from_yaml(text: str) -> tuple[Definition, dict[str, Any]]:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
         line = mark.line + 1 if mark is not None else None
-        raise DefinitionInvalid([DefinitionError((), "", "(document)", ERROR_YAML.format(problem=problem), line)]) from error
+        raise DefinitionInvalid(
+            [DefinitionError((), "", "(document)", ERROR_YAML.format(problem=problem), line)]
+        ) from error
     try:
         definition = definition_parse(document)
     except DefinitionInvalid as invalid:
-        raise DefinitionInvalid([replace(error, line=_node_line(root, error.path)) for error in invalid.errors]) from invalid
+        raise DefinitionInvalid(
+            [replace(error, line=_node_line(root, error.path)) for error in invalid.errors]
+        ) from invalid
     return definition, document

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def follow_up_definition(name: str = "Customer follow-up", approver: dict[str, str] | None = None,
-                         on_reject: str = "skip_item") -> dict[str, Any]:  # fmt: skip
+def follow_up_definition(
+    name: str = "Customer follow-up", approver: dict[str, str] | None = None, on_reject: str = "skip_item"
+) -> dict[str, Any]:
     return {
         "name": name,
         "description": "Summarise each recently active customer, ask a manager, remember and record.",
@@ -53,7 +54,9 @@ def follow_up_definition(name: str = "Customer follow-up", approver: dict[str, s
                 "id": "anything",
                 "kind": "condition",
                 "if": {"var": "steps.each.count", "op": "greater_than", "value": 0},
-                "then": [{"id": "tell", "kind": "notify", "message": "Follow-up done for {{ steps.each.count }} customers."}],
+                "then": [
+                    {"id": "tell", "kind": "notify", "message": "Follow-up done for {{ steps.each.count }} customers."}
+                ],
             },
         ],
     }

@@ -76,7 +76,10 @@ def test_a_bad_cron_expression_and_time_zone_are_refused():
 
 def test_names_that_do_not_exist_never_publish(alice: Any):
     document = simple_definition(
-        steps=[{"id": "ok", "kind": "approval", "approver": {"role": "Wizards"}}, {"id": "n", "kind": "notify", "message": "x"}]
+        steps=[
+            {"id": "ok", "kind": "approval", "approver": {"role": "Wizards"}},
+            {"id": "n", "kind": "notify", "message": "x"},
+        ]
     )
     with pytest.raises(DefinitionInvalid) as caught:
         services.workflow_publish(actor=alice, document=document, reason="try")

@@ -78,8 +78,13 @@ def test_follow_up_runs_each_customer_through_the_gate_and_an_approval(alice: An
     assert not StepRun.objects.filter(run=run, key__in=["remember[1]", "record[1]"]).exists()
     assert Notification.objects.filter(user=sam, run=run, step_key="tell").exists()
     actions = set(AuditEvent.objects.filter(object_type__startswith="workflows.").values_list("action", flat=True))
-    assert {"workflows.run_started", "workflows.step_done", "workflows.approval_requested",
-            "workflows.approval_decided", "workflows.run_finished"} <= actions  # fmt: skip
+    assert {
+        "workflows.run_started",
+        "workflows.step_done",
+        "workflows.approval_requested",
+        "workflows.approval_decided",
+        "workflows.run_finished",
+    } <= actions
     for event in AuditEvent.objects.filter(action__startswith="workflows."):
         assert "Ada" not in str(event.details) and "Lovelace" not in str(event.details)
 

@@ -39,9 +39,16 @@ def test_both_day_fields_restricted_fire_on_either_as_cron_does():
 @pytest.mark.django_db
 def test_a_due_schedule_starts_one_run_as_its_user(alice: Any, sam: Any):
     document = simple_definition(
-        triggers=[{"kind": "schedule", "cron": "0 8 * * mon", "timezone": "Europe/London", "run_as": "sam",
-                   "inputs": {"topic": "weekly"}}]
-    )  # fmt: skip
+        triggers=[
+            {
+                "kind": "schedule",
+                "cron": "0 8 * * mon",
+                "timezone": "Europe/London",
+                "run_as": "sam",
+                "inputs": {"topic": "weekly"},
+            }
+        ]
+    )
     workflow = publish(alice, document)
     grant_run(workflow, sam)
     schedule = Schedule.objects.get(workflow=workflow)
@@ -57,8 +64,9 @@ def test_a_due_schedule_starts_one_run_as_its_user(alice: Any, sam: Any):
 
 @pytest.mark.django_db
 def test_a_schedule_whose_user_lost_the_run_permission_is_refused_and_audited(alice: Any, sam: Any):
-    document = simple_definition(triggers=[{"kind": "schedule", "cron": "* * * * *", "run_as": "sam",
-                                            "inputs": {"topic": "x"}}])  # fmt: skip
+    document = simple_definition(
+        triggers=[{"kind": "schedule", "cron": "* * * * *", "run_as": "sam", "inputs": {"topic": "x"}}]
+    )
     workflow = publish(alice, document)
     assert services.schedules_fire(now=timezone.now() + dt.timedelta(minutes=2)) == []
     assert AuditEvent.objects.filter(action="workflows.trigger_refused", object_id=str(workflow.pk)).exists()
@@ -70,16 +78,22 @@ def test_events_start_the_workflows_that_listen(alice: Any, sam: Any):
         "name": "On new customer",
         "inputs": [{"name": "customer", "type": "customer"}],
         "steps": [{"id": "hello", "kind": "interaction", "customer": "{{ inputs.customer }}", "summary": "Welcome"}],
-        "triggers": [{"kind": "event", "event": "customer_created", "run_as": "sam",
-                      "inputs": {"customer": "{{ event.customer_id }}"}}],
-    }  # fmt: skip
+        "triggers": [
+            {
+                "kind": "event",
+                "event": "customer_created",
+                "run_as": "sam",
+                "inputs": {"customer": "{{ event.customer_id }}"},
+            }
+        ],
+    }
     workflow = publish(alice, document)
     grant_run(workflow, sam)
     heard: list[dict[str, int]] = []
     customer_hooks.register("customer_created", lambda **ids: heard.append(ids))
-    from portal.customers.services import customer_create
-
     from django.test import TestCase
+
+    from portal.customers.services import customer_create
 
     with TestCase.captureOnCommitCallbacks(execute=False) as callbacks:
         customer = customer_create(actor=sam, name="Event Customer")
@@ -95,7 +109,14 @@ def test_an_event_trigger_may_only_use_its_own_variables():
     from portal.workflows.definition import DefinitionInvalid, definition_parse
 
     document = simple_definition(
-        triggers=[{"kind": "event", "event": "document_ingested", "run_as": "sam", "inputs": {"topic": "{{ event.customer_id }}"}}]
+        triggers=[
+            {
+                "kind": "event",
+                "event": "document_ingested",
+                "run_as": "sam",
+                "inputs": {"topic": "{{ event.customer_id }}"},
+            }
+        ]
     )
     with pytest.raises(DefinitionInvalid) as caught:
         definition_parse(document)

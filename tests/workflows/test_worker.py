@@ -40,10 +40,15 @@ def _definition(customer_id: int) -> dict[str, Any]:
             {"id": "summary", "kind": "ask", "prompt": "Summarise the week in one sentence.", "task_type": "summarize"},
             {"id": "approve", "kind": "approval", "approver": {"role": "Administrator"}},
             {"id": "remember", "kind": "memory", "text": "Crash test said: {{ steps.summary.text }}"},
-            {"id": "after", "kind": "interaction", "customer": str(customer_id), "summary": "After the approval",
-             "full_text": "{{ steps.summary.text }}"},
+            {
+                "id": "after",
+                "kind": "interaction",
+                "customer": str(customer_id),
+                "summary": "After the approval",
+                "full_text": "{{ steps.summary.text }}",
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def test_a_run_survives_kill_9_mid_step_with_no_step_done_twice(
@@ -58,25 +63,30 @@ def test_a_run_survives_kill_9_mid_step_with_no_step_done_twice(
     first = workers.start(**LEASE)
     run = services.run_start(actor=sam, workflow=workflow, inputs={})
 
-    workers.wait_for("the model step to start", lambda: StepRun.objects.filter(run=run, key="summary",
-                                                                              status=Status.RUNNING).exists())  # fmt: skip
+    workers.wait_for(
+        "the model step to start",
+        lambda: StepRun.objects.filter(run=run, key="summary", status=Status.RUNNING).exists(),
+    )
     fake_provider.wait_until_held()
     first.kill()  # kill -9 of the worker and its pool child while the answer is streaming
     fake_provider.release()
     workers.start(beat=True, **LEASE)
 
-    waiting = workers.wait_for(
-        "the approval", lambda: selectors.approvals_for_user(user=alice).filter(run=run).first()
-    )
+    waiting = workers.wait_for("the approval", lambda: selectors.approvals_for_user(user=alice).filter(run=run).first())
     assert StepRun.objects.get(run=run, key="summary").attempts == 2
     services.approval_decide(actor=alice, step_run=waiting, approve=True)  # queued to the worker after commit
-    done = workers.wait_for("the run to finish", lambda: Run.objects.filter(pk=run.pk, status__in=[
-        Status.DONE, Status.FAILED]).first())  # fmt: skip
+    done = workers.wait_for(
+        "the run to finish", lambda: Run.objects.filter(pk=run.pk, status__in=[Status.DONE, Status.FAILED]).first()
+    )
 
     assert done.status == Status.DONE, done.error
     steps = list(StepRun.objects.filter(run=run).order_by("position"))
     assert [(step.key, step.status) for step in steps] == [
-        ("before", "done"), ("summary", "done"), ("approve", "done"), ("remember", "done"), ("after", "done")
+        ("before", "done"),
+        ("summary", "done"),
+        ("approve", "done"),
+        ("remember", "done"),
+        ("after", "done"),
     ]
     assert Interaction.objects.filter(customer=customer, summary="Before the model step").count() == 1
     assert Interaction.objects.filter(customer=customer, summary="After the approval").count() == 1
