@@ -76,8 +76,17 @@ class AskStep(_Step):
 
 class ClassifyStep(_Step):
     kind: Literal["classify"]
-    text: Annotated[str, Field(min_length=1)]
+    text: str = ""
+    document: str = ""  # template giving a document id: its passages are the text (read as the run's owner)
     model: Literal["sensitivity"] = "sensitivity"
+
+    @field_validator("document")
+    @classmethod
+    def _text_or_document(cls, value: str, info: Any) -> str:
+        if bool(value) == bool(info.data.get("text")):
+            raise ValueError("give exactly one of text or document")
+        return value
+
     # The rule used when no local model is active: any keyword present gives `keyword_label`.
     keywords: list[str] = Field(default_factory=list)
     keyword_label: str = "confidential"
@@ -345,7 +354,7 @@ def walk(
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "search": ("query",),
     "ask": ("prompt", "customer"),
-    "classify": ("text",),
+    "classify": ("text", "document"),
     "memory": ("text", "customer"),
     "interaction": ("customer", "summary", "full_text"),
     "notify": ("message",),

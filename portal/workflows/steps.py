@@ -28,7 +28,10 @@ from portal.workflows.definition import (
 )
 from portal.workflows.program import render
 
-TEXT_CHARS = 1500  # characters of each passage kept in a search step's output
+TEXT_CHARS = 1500
+DOCUMENT_CHUNKS = (
+    20  # passages of a document a classify step reads  # characters of each passage kept in a search step's output
+)
 
 ERROR_NOT_SENT = "Nothing was sent to a model: {why}"
 ERROR_MODEL_FAILED = "The model call failed: {why}"
@@ -203,7 +206,7 @@ def run_ask(step: AskStep, context: StepContext) -> StepResult:
 def run_classify(step: ClassifyStep, context: StepContext) -> StepResult:
     from portal.ml.predict import active_model, text_scores
 
-    text = render(step.text, context.variables)
+    text = _document_text(context, step.document) if step.document else render(step.text, context.variables)
     loaded = active_model(step.model)
     if loaded is not None:
         label, probability, _ = text_scores(loaded, [text], None)[0]
@@ -215,6 +218,16 @@ def run_classify(step: ClassifyStep, context: StepContext) -> StepResult:
         label = step.keyword_label if hit else step.default_label
         output = {"label": label, "probability": None, "source": "keyword rule (no active local model)"}
     return StepResult(output=output, input={"chars": len(text), "model": step.model})
+
+
+def _document_text(context: StepContext, template: str) -> str:
+    from knowledge.selectors import document_chunks, documents_for_user
+
+    document_id = _as_id(render(template, context.variables), "document")
+    document = documents_for_user(user=context.owner).filter(pk=document_id).first()
+    if document is None:
+        raise ItemMissing(f"Document {document_id} no longer exists or is not readable by the run's owner.")
+    return "\n\n".join(chunk.text for chunk in document_chunks(document=document)[:DOCUMENT_CHUNKS])
 
 
 def run_memory(step: MemoryStep, context: StepContext) -> StepResult:
