@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import Group
 
 from portal.workflows.definition import Definition
 
@@ -12,6 +13,15 @@ class DefinitionForm(forms.Form):
         label="Definition (YAML)", widget=forms.Textarea(attrs={"rows": 30, "spellcheck": "false"})
     )
     reason = forms.CharField(label="Why this change", max_length=1000)
+
+
+class GrantForm(forms.Form):
+    roles = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Roles that may run it",
+    )
 
 
 class DecisionForm(forms.Form):

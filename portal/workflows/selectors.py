@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
@@ -33,6 +33,12 @@ def runnable_workflows(*, user: UserLike) -> QuerySet[Workflow]:
     if not user.is_authenticated:
         return Workflow.objects.none()
     return get_objects_for_user(user, RUN_PERMISSION, klass=Workflow, accept_global_perms=False)
+
+
+def roles_allowed_to_run(*, workflow: Workflow) -> list[Group]:
+    from guardian.shortcuts import get_groups_with_perms
+
+    return list(get_groups_with_perms(workflow))
 
 
 def may_run(user: UserLike, workflow: Workflow) -> bool:

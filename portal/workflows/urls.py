@@ -16,6 +16,7 @@ urlpatterns = [
     path("<int:workflow_id>/edit/", views.workflow_edit_view, name="workflow_edit"),
     path("<int:workflow_id>/export/", views.workflow_export_view, name="workflow_export"),
     path("<int:workflow_id>/run/", views.run_start_view, name="run_start"),
+    path("<int:workflow_id>/access/", views.workflow_access_view, name="workflow_access"),
     path("<int:workflow_id>/versions/<int:number>/", views.version_detail_view, name="version_detail"),
     path("<int:workflow_id>/versions/<int:number>/restore/", views.version_restore_view, name="version_restore"),
     path("runs/<int:run_id>/", views.run_detail_view, name="run_detail"),

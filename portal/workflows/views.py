@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from portal.core.types import PortalRequest
 from portal.workflows import selectors, services
 from portal.workflows.definition import DefinitionInvalid
-from portal.workflows.forms import DecisionForm, DefinitionForm, RestoreForm, RunForm
+from portal.workflows.forms import DecisionForm, DefinitionForm, GrantForm, RestoreForm, RunForm
 from portal.workflows.program import program_for
 from portal.workflows.yaml_io import definition_to_yaml
 
@@ -70,6 +70,7 @@ def workflow_detail_view(request: PortalRequest, workflow_id: int) -> HttpRespon
         "run_form": run_form,
         "is_manager": selectors.is_manager(request.user),
         "yaml_text": definition_to_yaml(workflow.current.definition) if workflow.current else "",
+        "grant_form": GrantForm(initial={"roles": selectors.roles_allowed_to_run(workflow=workflow)}),
     }
     return render(request, "workflows/workflow_detail.html", context)
 
@@ -121,6 +122,19 @@ def workflow_import_view(request: PortalRequest) -> HttpResponse:
     return render(
         request, "workflows/workflow_edit.html", {"form": form, "importing": True, "errors": errors}, status=status
     )
+
+
+@login_required
+@require_POST
+def workflow_access_view(request: PortalRequest, workflow_id: int) -> HttpResponse:
+    selectors.require_manager(request.user)
+    workflow = selectors.workflow_get(user=request.user, workflow_id=workflow_id)
+    form = GrantForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse("Choose roles from the list.", status=400)
+    services.workflow_grant(actor=request.user, workflow=workflow, roles=list(form.cleaned_data["roles"]))
+    messages.success(request, "Who may run this workflow is saved.")
+    return redirect("workflows:workflow_detail", workflow_id=workflow.pk)
 
 
 @login_required
