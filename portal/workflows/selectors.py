@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -38,7 +40,8 @@ def runnable_workflows(*, user: UserLike) -> QuerySet[Workflow]:
 def roles_allowed_to_run(*, workflow: Workflow) -> list[Group]:
     from guardian.shortcuts import get_groups_with_perms
 
-    return list(get_groups_with_perms(workflow))
+    groups: Any = get_groups_with_perms(workflow)
+    return list(groups)
 
 
 def may_run(user: UserLike, workflow: Workflow) -> bool:

@@ -126,3 +126,21 @@ def test_only_administrators_edit(sam: Any, olivia: Any):
     for person in (sam, olivia):
         with pytest.raises(PermissionDenied):
             services.workflow_publish(actor=person, document=simple_definition(), reason="mine")
+
+
+def test_who_may_run_is_set_per_workflow_and_audited(alice: Any, sam: Any, oscar: Any):
+    from django.contrib.auth.models import Group
+
+    from portal.workflows import selectors
+
+    workflow = publish(alice, simple_definition())
+    staff = Group.objects.get(name="Staff")
+    services.workflow_grant(actor=alice, workflow=workflow, roles=[staff], users=[oscar])
+    assert selectors.may_run(sam, workflow) and selectors.may_run(oscar, workflow)
+    services.workflow_grant(actor=alice, workflow=workflow, roles=[])
+    assert not selectors.may_run(sam, workflow) and not selectors.may_run(oscar, workflow)
+    event = AuditEvent.objects.filter(action="workflows.workflow_access_changed").latest("seq")
+    assert event.details["roles_before"] == ["Staff"] and event.details["users_before"] == [oscar.pk]
+    assert event.details["roles_after"] == [] and event.details["users_after"] == []
+    with pytest.raises(PermissionDenied):
+        services.workflow_grant(actor=sam, workflow=workflow, roles=[staff])
