@@ -11,12 +11,15 @@ is the queue). Figures:
   classify (keyword rule), a condition and a notification per customer;
 - foreach_queries_per_step: database statements per step of that for-each (savepoints and the audit lock
   included);
-- foreach_peak_python_mb: the peak Python heap (tracemalloc) during a second run of the same for-each.
+- process_peak_rss_mb, foreach_peak_rss_growth_mb: the process's peak resident memory after the for-each, and how
+  much the for-each raised it (the process already holds Django, litellm and the URL modules);
+- with --tracemalloc, foreach_peak_python_mb: the peak Python heap during a second run (several times slower).
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import time
 import tracemalloc
@@ -42,6 +45,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--customers", type=int, default=1000)
         parser.add_argument("--asks", type=int, default=20, help="model steps measured (default %(default)s)")
+        parser.add_argument(
+            "--tracemalloc", action="store_true", help="also the peak Python heap (a second, slower run)"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -58,14 +64,19 @@ class Command(BaseCommand):
         ask_times = _drive(ask_run)
         loop_run = _start(admin, owner, _loop_definition(options["customers"]))
         queries = _QueryCounter()
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         with connection.execute_wrapper(queries):
             loop_times = _drive(loop_run)
         elapsed = time.perf_counter() - started
-        tracemalloc.start()
-        _drive(_start(admin, owner, _loop_definition(options["customers"], suffix=" (memory)")))
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        figures["process_peak_rss_mb"] = round(rss_after / 1024, 1)
+        figures["foreach_peak_rss_growth_mb"] = round((rss_after - rss_before) / 1024, 1)
+        if options["tracemalloc"]:
+            tracemalloc.start()
+            _drive(_start(admin, owner, _loop_definition(options["customers"], suffix=" (memory)")))
+            figures["foreach_peak_python_mb"] = round(tracemalloc.get_traced_memory()[1] / 1e6, 1)
+            tracemalloc.stop()
         every = ask_times + loop_times
         figures.update(
             {
@@ -77,7 +88,6 @@ class Command(BaseCommand):
                 "foreach_seconds": round(elapsed, 2),
                 "foreach_steps_per_second": round(len(loop_times) / elapsed, 1),
                 "foreach_queries_per_step": round(queries.count / max(1, len(loop_times)), 1),
-                "foreach_peak_python_mb": round(peak / 1e6, 1),
             }
         )
         if options["json"]:
