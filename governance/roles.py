@@ -82,6 +82,10 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "ml.train_model",
         "ml.activate_model",
         "ml.relabel_questions",
+        # workflows: definitions (who may RUN one is a per-workflow guardian permission)
+        "workflows.view_workflow",
+        "workflows.add_workflow",
+        "workflows.change_workflow",
     },
     GOVERNANCE_OFFICER: {
         "governance.manage_policies",

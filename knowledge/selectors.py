@@ -213,3 +213,8 @@ def labelled_chunks(
         )
         for row in rows
     ]  # fmt: skip
+
+
+def knowledge_base_names() -> set[str]:
+    """Names of every knowledge base, for checking definitions that name one (workflows); not a read of content."""
+    return set(KnowledgeBase.objects.values_list("name", flat=True))

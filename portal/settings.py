@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "portal.customers",
     "portal.memory",
     "portal.ml",
+    "portal.workflows",
 ]
 
 MIDDLEWARE = [
@@ -392,6 +393,19 @@ CELERY_BEAT_SCHEDULE["audit-exports-requeue-stalled"] = {
     "task": "audit.exports_requeue_stalled",
     "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
 }
+CELERY_BEAT_SCHEDULE["workflows-runs-requeue-stalled"] = {
+    "task": "workflows.runs_requeue_stalled",
+    "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+}
+
+# --- Workflows (portal/workflows): schedules are cron expressions evaluated by a beat job of the portal's own
+# (django-celery-beat is not a dependency); approvals past their deadline are decided by another.
+WORKFLOWS_SCHEDULE_INTERVAL_SECONDS = env_int("WORKFLOWS_SCHEDULE_INTERVAL_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["workflows-schedules-fire"] = {
+    "task": "workflows.schedules_fire",
+    "schedule": float(WORKFLOWS_SCHEDULE_INTERVAL_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["workflows-approvals-expire"] = {"task": "workflows.approvals_expire", "schedule": 300.0}
 
 # --- Assistant (portal/assistant): profiles, conversations, the streamed ask pipeline. See README "Assistant".
 # Database phases of streamed answers running at once per server process (each holds a connection only

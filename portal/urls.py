@@ -25,5 +25,6 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("routing/", include("portal.routing.urls")),
     path("ml/", include("portal.ml.urls")),
+    path("workflows/", include("portal.workflows.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -167,3 +167,8 @@ def questions_for_training(
             )
         )  # fmt: skip
     return result
+
+
+def profile_names() -> set[str]:
+    """Names of the active profiles, for checking definitions that name one (workflows)."""
+    return set(AssistantProfile.objects.filter(is_active=True).values_list("name", flat=True))

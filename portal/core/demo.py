@@ -102,4 +102,8 @@ def demo_organisation_ensure() -> dict[str, str]:
     from portal.ml.demo import demo_ml_ensure
 
     demo_ml_ensure()
+    # Workflows (portal/workflows): a weekly customer follow-up and new-document triage.
+    from portal.workflows.demo import demo_workflows_ensure
+
+    demo_workflows_ensure()
     return {name: credentials[name] for name in credentials if User.objects.filter(username=name).exists()}

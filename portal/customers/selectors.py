@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Func, Q, QuerySet, Value
+from django.db.models import Exists, F, Func, OuterRef, Q, QuerySet, Value
 from django.db.models.fields import TextField
 from django.http import HttpRequest
 from guardian.shortcuts import get_objects_for_user
@@ -181,6 +181,22 @@ def customer_context(*, user: UserLike, customer_id: int) -> CustomerContext:
         interactions=interactions,
         url=customer.get_absolute_url(),
     )
+
+
+def customers_matching(
+    *, user: UserLike, tier: str = "", search: str = "", interacted_since: Any = None
+) -> QuerySet[Customer]:
+    """Customers the user may see that match a workflow's filter (not a record read: callers audit what they
+    do with them); ordered by id so a long list is walked in a stable order."""
+    customers = customers_visible_to(user=user)
+    if tier:
+        customers = customers.filter(tier=tier)
+    if search:
+        customers = customers.filter(Q(name__icontains=search) | Q(organisation__icontains=search))
+    if interacted_since is not None:
+        recent = Interaction.objects.filter(customer_id=OuterRef("pk"), occurred_at__gte=interacted_since)
+        customers = customers.filter(Exists(recent))
+    return customers.order_by("pk")
 
 
 def customer_choices_for_user(

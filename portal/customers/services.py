@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import audit
+from portal.customers import hooks
 from portal.customers.entities import known_entities_invalidate_on_commit
 from portal.customers.models import Channel, Customer, Interaction, Tier
 from portal.customers.validation import clean_account_numbers, clean_emails, clean_phones
@@ -82,6 +83,8 @@ def customer_create(
             details={"fields": [f for f in EDITABLE_FIELDS if getattr(customer, f)], "restricted": restricted},
             request=request,
         )
+        # one created record, not a CSV import (which audits and would queue one event per row)
+        hooks.emit_on_commit("customer_created", customer_id=customer.pk)
     known_entities_invalidate_on_commit()
     return customer
 
@@ -166,4 +169,5 @@ def interaction_create(
         details={"customer_id": customer.pk, "channel": channel},
         request=request,
     )
+    hooks.emit_on_commit("interaction_added", interaction_id=interaction.pk, customer_id=customer.pk)
     return interaction
