@@ -23,7 +23,6 @@ class NavEntry:
 
 
 NAVIGATION: list[NavEntry] = [
-    NavEntry("Home", "home"),
     NavEntry("Assistant", "assistant:chat", permission="governance.use_assistant"),
     NavEntry("Knowledge", "knowledge:knowledge_base_list"),  # lists only the bases the user may view
     NavEntry("Search", "knowledge:search"),
