@@ -444,10 +444,17 @@ def build(
 
 # ---- stage 5: egress -------------------------------------------------------------------------------------
 def egress(
-    *, user: Any, conversation: Conversation, question: Message, decision: Any, parts: Sequence[PromptPart]
+    *,
+    user: Any,
+    conversation: Conversation,
+    question: Message,
+    decision: Any,
+    parts: Sequence[PromptPart],
+    sensitive: bool = False,
 ) -> GatedPrompt:
     """The governance gate decides what of the prompt may leave, and to which of the candidates; it audits
-    its decision itself, about this question."""
+    its decision itself, about this question. `sensitive`: the profile is marked sensitive, so every
+    personal value is at least abstracted."""
     destinations: Sequence[Destination] = decision.candidates
     gated = gate.egress_gate(
         user=user,
@@ -455,6 +462,7 @@ def egress(
         destinations=destinations,
         parts=parts,
         subject=("assistant.message", question.pk),
+        sensitive=sensitive,
     )
     if not gated.destinations:
         raise EgressBlocked(ERROR_NO_DESTINATION)
@@ -712,8 +720,9 @@ def prepare(
             )
             clock.lap("build")
             gated = egress(
-                user=user, conversation=conversation, question=question_message, decision=decision, parts=parts
-            )
+                user=user, conversation=conversation, question=question_message, decision=decision, parts=parts,
+                sensitive=profile.sensitive,
+            )  # fmt: skip
             clock.lap("egress")
         clock.lap("audit")
         retrieval["stages_ms"] = clock.laps

@@ -9,7 +9,10 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
+        from portal.customers.abstraction import register_abstraction_describer
         from portal.customers.entities import register_known_entity_source
 
         # Every customer value becomes a known entity for the egress gate's detector.
         register_known_entity_source()
+        # The gate's `abstract` action describes a customer by their tier, a record's address by its city.
+        register_abstraction_describer()
