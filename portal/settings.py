@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "portal.customers",
     "portal.memory",
     "portal.ml",
+    "portal.bench",
 ]
 
 MIDDLEWARE = [
