@@ -36,6 +36,7 @@ from audit.checkpoints import (
 from audit.exports import render_rows
 from audit.filters import AuditFilter
 from audit.models import AuditEvent, AuditExport, AuditVerification, ExportFormat, ExportStatus, Outcome
+from audit.privacy import text_fingerprint
 from portal.core import jobs
 
 logger = logging.getLogger(__name__)
@@ -245,8 +246,11 @@ def audit_export_record(
     request: HttpRequest | None = None, export_id: int | None = None,
 ) -> AuditEvent:  # fmt: skip
     """Record that someone exported (or asked to export) a range of the trail: what, how many, which format."""
+    used = audit_filter.to_dict()
+    # The free-text filter is typed text (an auditor may search for a card number): only its fingerprint.
+    text = used.pop("text", "")
     details: dict[str, Any] = {
-        "filter": audit_filter.to_dict(),
+        "filter": {**used, **(text_fingerprint(text, name="text") if text else {})},
         "format": export_format,
         "count": count,
         "up_to_seq": up_to_seq,

@@ -9,9 +9,13 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
+        from audit.privacy import register_classifier
         from governance.roles import role_permissions_sync
+        from governance.selectors import finding_counts
         from governance.services import policy_defaults_ensure
 
+        # The trail records typed text as a keyed hash with the number of values of each class it held.
+        register_classifier(finding_counts)
         # Permissions only exist after every app has migrated, so the roles get theirs here.
         post_migrate.connect(role_permissions_sync, dispatch_uid="governance.role_permissions_sync")
         # After a flush (tests) the data-migrated policy is gone too: a policy must always be in force.

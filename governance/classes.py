@@ -55,17 +55,27 @@ DATA_CLASS_DESCRIPTIONS: dict[str, str] = {
 }
 
 # Actions, from the most permissive to the most restrictive: "several roles -> most restrictive" is max().
+# An abstraction is stricter than a placeholder: nothing is restored and no value is kept for the conversation.
 ALLOW = "allow"
 PSEUDONYMIZE = "pseudonymize"
+ABSTRACT = "abstract"
 REDACT = "redact"
 BLOCK = "block"
-ACTIONS: tuple[str, ...] = (ALLOW, PSEUDONYMIZE, REDACT, BLOCK)
+ACTIONS: tuple[str, ...] = (ALLOW, PSEUDONYMIZE, ABSTRACT, REDACT, BLOCK)
 ACTION_DESCRIPTIONS: dict[str, str] = {
     ALLOW: "sent as is",
     PSEUDONYMIZE: "replaced by a placeholder, restored in the answer",
+    ABSTRACT: "replaced by a generalisation (an age band, a city, a range, a role or tier), not restored",
     REDACT: "removed for good",
     BLOCK: "nothing with it may leave",
 }
+
+
+def personal_classes() -> tuple[str, ...]:
+    """The classes a sensitive assistant profile abstracts at least: every class but credentials (which are
+    not about a person, and blocked by default). A function, so classes added to DATA_CLASSES count too."""
+    return tuple(data_class for data_class in DATA_CLASSES if data_class != CREDENTIAL)
+
 
 # Knowledge-base labels (KnowledgeBase.classification) and what may happen to a part carrying one.
 PUBLIC = "public"

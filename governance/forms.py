@@ -178,6 +178,10 @@ class SimulatorForm(forms.Form):
     policy = forms.ChoiceField(
         choices=[("published", "Published policy"), ("draft", "Draft policy")], initial="published", label="Policy"
     )
+    sensitive = forms.BooleanField(
+        required=False,
+        label="Sensitive operation (like a profile marked sensitive: every personal class at least abstracted)",
+    )
 
     def __init__(self, *args: Any, roles: list[str], destinations: list[Destination], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

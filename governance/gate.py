@@ -13,7 +13,8 @@ may leave) and routing (which refuses anything the gate did not seal):
 What happens inside (governance/README section "Egress"):
 1. every part is classified (governance.detection: patterns, known entities, optional NER);
 2. the policy of the user's roles (the strictest of them) decides per data class: allow, pseudonymize,
-   redact or block; per knowledge-base label: send, withhold or local only; per provider: allowed or not;
+   abstract, redact or block (a sensitive caller, such as a profile marked sensitive, abstracts every
+   personal class at least); per knowledge-base label: send, withhold or local only; per provider: allowed or not;
 3. pseudonymized values get per-conversation placeholders from the encrypted vault;
 4. the manifest records all of it (counts and placeholders, never a value) and the prompt is sealed.
 Any failure on the way raises EgressBlocked: nothing is sent (fail closed).
@@ -52,6 +53,7 @@ ERROR_LOCAL_CONTENT = "local-only knowledge can only be answered by the local mo
 # Parts whose blocked content is simply left out; blocked content anywhere else stops the prompt.
 WITHHOLDABLE_KINDS = frozenset({"chunk", "memory", "customer"})
 GATE_NAME = "policy"
+APPLIED = ("pseudonymized", "abstracted", "redacted")  # manifest keys of what was done to values, per class
 
 
 class EgressBlocked(PermissionError):
@@ -165,6 +167,8 @@ class _PartPlan:
     blocked_classes: list[str] = field(default_factory=list)
     forces_local: bool = False
     spans: list[Any] = field(default_factory=list)
+    # what happened to this part's values: {"pseudonymized": {class: count}, "redacted": ..., "abstracted": ...}
+    applied: dict[str, Counter[str]] = field(default_factory=lambda: {name: Counter() for name in APPLIED})
 
 
 def detection_context(parts: Sequence[PromptPart]) -> set[str]:
@@ -226,6 +230,8 @@ def _apply_passage_flags(plan: _PartPlan, policy: Any) -> None:
 
 
 def _transform(plan: _PartPlan, policy: Any, vault: Any, done: dict[str, Counter[str]]) -> str:
+    from governance.abstraction import abstract
+
     text = plan.part.text
     pieces = []
     position = 0
@@ -237,10 +243,15 @@ def _transform(plan: _PartPlan, policy: Any, vault: Any, done: dict[str, Counter
         pieces.append(text[position : finding.start])
         if action == dc.PSEUDONYMIZE:
             pieces.append(vault.placeholder(finding.data_class, value))
-            done["pseudonymized"][finding.data_class] += 1
+            applied = "pseudonymized"
+        elif action == dc.ABSTRACT:
+            pieces.append(abstract(finding.data_class, value))
+            applied = "abstracted"
         else:  # redact (block never reaches here: such parts are withheld or the prompt stops)
             pieces.append(f"[{finding.data_class} redacted]")
-            done["redacted"][finding.data_class] += 1
+            applied = "redacted"
+        done[applied][finding.data_class] += 1
+        plan.applied[applied][finding.data_class] += 1
         position = finding.end
     pieces.append(text[position:])
     return "".join(pieces)
@@ -284,12 +295,15 @@ def _apply_policy(
     roles: Sequence[str] | None = None,
     policy_document: dict[str, Any] | None = None,
     persist_vault: bool = True,
+    sensitive: bool = False,
 ) -> tuple[list[dict[str, str]], dict[str, Any], list[str], dict[str, str]]:
     from governance.detection import ner_status
     from governance.vault import Vault, vault_open, vault_save
 
     role_names = list(roles) if roles is not None else user_role_names(user)
     version, policy = _load_policy(role_names=role_names, policy_document=policy_document)
+    if sensitive:
+        policy = policy.at_least(dc.ABSTRACT, dc.personal_classes())
     try:
         plans = _classify(parts, policy)
     except EgressBlocked:
@@ -328,7 +342,7 @@ def _apply_policy(
     local_keys = {d.key for d in destinations if d.is_local}
     only_local = bool(cleared) and all(key in local_keys for key in cleared)
 
-    done: dict[str, Counter[str]] = {"pseudonymized": Counter(), "redacted": Counter()}
+    done: dict[str, Counter[str]] = {name: Counter() for name in APPLIED}
     messages: list[dict[str, str]] = []
     entries: dict[str, str] = {}
     part_rows = []
@@ -360,6 +374,7 @@ def _apply_policy(
                 "reason": plan.reason or ("local model only: nothing leaves the server" if only_local and sent else ""),
                 "chars": len(plan.part.text),
                 "findings": dict(sorted(plan.findings.items())),
+                **{name: dict(sorted(plan.applied[name].items())) for name in APPLIED},
             }
         )
     findings_total: Counter[str] = Counter()
@@ -377,7 +392,9 @@ def _apply_policy(
         "findings": dict(sorted(findings_total.items())),
         "detection_layers": {**dict(sorted(layers_total.items())), "ner": ner_status()},
         "actions": {c: policy.classes[c] for c in sorted(findings_total)},
+        "sensitive": sensitive,
         "pseudonymized": dict(sorted(done["pseudonymized"].items())),
+        "abstracted": dict(sorted(done["abstracted"].items())),
         "redacted": dict(sorted(done["redacted"].items())),
         "placeholders": sorted(used_placeholders),
         "withheld": sum(1 for row in part_rows if row["decision"] == "withheld"),
@@ -407,6 +424,7 @@ def egress_gate(
     policy_document: dict[str, Any] | None = None,
     persist_vault: bool = True,
     subject: tuple[str, str | int] | None = None,
+    sensitive: bool = False,
 ) -> GatedPrompt:
     """Classify, apply the policy, pseudonymize, seal. Raises EgressBlocked when nothing may be sent.
 
@@ -414,6 +432,8 @@ def egress_gate(
     caller; `subject` is the (object type, id) the event is about, e.g. the assistant's question, by
     default the conversation key. `roles`, `policy_document` and `persist_vault=False` are for the
     simulator: the same code, another role or a draft policy, and a throwaway vault, and no event.
+    `sensitive`: every personal class is at least abstracted, whatever the policy allows (a profile marked
+    sensitive: "for sensitive operations, only anonymized or abstracted data").
     """
     about = subject or ("conversation", conversation_key[:100])
     try:
@@ -428,6 +448,7 @@ def egress_gate(
             roles=roles,
             policy_document=policy_document,
             persist_vault=persist_vault,
+            sensitive=sensitive,
         )
     except EgressBlocked as blocked:
         _audit_blocked(user=user, subject=about, reason=str(blocked), simulated=not persist_vault)
@@ -469,6 +490,7 @@ def _audit_decided(*, user: Any, subject: tuple[str, str | int], gated: GatedPro
             "manifest_sha256": gated.manifest_sha256,
             "destinations": list(gated.destinations),
             "parts_by_decision": decisions,
+            "sensitive": bool(gated.manifest.get("sensitive", False)),
         },
     )
 

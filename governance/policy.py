@@ -3,7 +3,7 @@
 A policy document is plain JSON, stored whole in each immutable PolicyVersion:
 
     {"roles": {"Staff": {
-        "classes": {"PERSON": "pseudonymize", "CREDENTIAL": "block", ...},
+        "classes": {"PERSON": "pseudonymize", "CREDENTIAL": "block", ...},  # allow|pseudonymize|abstract|redact|block
         "labels": {"public": "send", "internal": "send", "confidential": "withhold", "local_only": "local"},
         "preview_before_send": false,
         "providers": {"require_zero_data_retention": false, "allowed_regions": [], "blocked_providers": []},
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -128,6 +128,12 @@ class EffectivePolicy:
     withheld_customer_fields: frozenset[str] = field(default_factory=frozenset)
     withhold_flagged_passages: bool = False
     injection_action: str = INJECTION_WRAP
+
+    def at_least(self, action: str, data_classes: Iterable[str]) -> EffectivePolicy:
+        """The same rules with `action` as the floor for these classes (stricter rules stay)."""
+        floor = frozenset(data_classes)
+        classes = {c: dc.most_restrictive([a, action]) if c in floor else a for c, a in self.classes.items()}
+        return replace(self, classes=classes)
 
     def label_action(self, label: str | None) -> str:
         if not label:

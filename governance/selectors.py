@@ -16,6 +16,16 @@ ERROR_MANAGE_POLICIES = "The governance screens are for governance officers."
 ERROR_NO_POLICY = "No egress policy has been published."
 
 
+def finding_counts(text: str) -> dict[str, int]:
+    """How many values of each data class a text holds (for the trail's fingerprints of typed text)."""
+    from governance.detection import detect
+
+    counts: dict[str, int] = {}
+    for finding in detect(text):
+        counts[finding.data_class] = counts.get(finding.data_class, 0) + 1
+    return counts
+
+
 def require_policy_manager(actor: Any) -> None:
     if not actor.has_perm(MANAGE_POLICIES):
         raise PermissionDenied(ERROR_MANAGE_POLICIES)

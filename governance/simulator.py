@@ -39,6 +39,7 @@ def simulate(
     role: str,
     destination: Destination,
     policy_document: dict[str, Any] | None = None,
+    sensitive: bool = False,
 ) -> Simulation:
     require_policy_manager(actor)
     try:
@@ -50,6 +51,7 @@ def simulate(
             roles=[role],
             policy_document=policy_document,
             persist_vault=False,
+            sensitive=sensitive,
         )
     except EgressBlocked as blocked:
         return Simulation(messages=(), manifest={}, destinations=(), blocked=str(blocked))

@@ -259,6 +259,7 @@ def simulator(request: PortalRequest) -> HttpResponse:
                 role=data["role"],
                 destination=form.chosen_destination(),
                 policy_document=policy_document,
+                sensitive=data["sensitive"],
             )
         else:
             status = 400

@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from guardian.shortcuts import get_objects_for_user
 
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from knowledge import search
 from knowledge.models import Chunk, Document, KnowledgeBase
@@ -129,7 +130,8 @@ def retrieve(
             actor=user,
             action="knowledge.searched",
             details={
-                "query": query,
+                # never the query itself (people paste card numbers, keys, e-mails into search boxes)
+                **text_fingerprint(query, name="query"),
                 "mode": mode,
                 "knowledge_base_ids": knowledge_base_ids,
                 "chunk_ids": [result.chunk_id for result in results],

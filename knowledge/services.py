@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from knowledge import embeddings
 from knowledge.chunking import ChunkDraft, chunk_blocks
@@ -85,6 +86,13 @@ def knowledge_base_create(
         details={"name": name, "classification": classification},
     )
     return knowledge_base
+
+
+def _filename_details(filename: str) -> dict[str, Any]:
+    """A filename can name a person ("J Smith sick note.pdf"): the trail keeps its extension and fingerprint; the
+    document row, which can be deleted, keeps the name."""
+    extension = filename.rsplit(".", 1)[-1].lower()[:10] if "." in filename else ""
+    return {"extension": extension, **text_fingerprint(filename, name="filename")}
 
 
 def _require(actor: User, codename: str, knowledge_base: KnowledgeBase, message: str) -> None:
@@ -186,7 +194,7 @@ def document_upload(
             action="knowledge.document_rejected",
             target=knowledge_base,
             outcome="failure",
-            details={"filename": filename, "size": actual_size, "error": problem},
+            details={**_filename_details(filename), "size": actual_size, "error": problem},
         )
         return UploadResult(None, "rejected", filename=filename, error=problem)
     assert data is not None  # a missing body is refused above
@@ -203,7 +211,7 @@ def document_upload(
             actor=actor,
             action="knowledge.document_duplicate",
             target=existing,
-            details={"filename": filename, "sha256": digest},
+            details={**_filename_details(filename), "sha256": digest},
         )
         return UploadResult(existing, "duplicate", filename=filename)
 
@@ -253,7 +261,7 @@ def document_upload(
         action="knowledge.document_uploaded",
         target=document,
         details={
-            "filename": filename,
+            **_filename_details(filename),
             "size": actual_size,
             "sha256": digest,
             "version": document.version,
@@ -314,7 +322,12 @@ def document_delete(*, actor: User | None, document: Document) -> None:
         actor=actor,
         action="knowledge.document_deleted",
         target=document,
-        details={"title": document.title, "filename": document.original_filename, "version": document.version},
+        # ids, never the title or filename: they are typed text, and the trail cannot forget them
+        details={
+            "document_id": document.pk,
+            "knowledge_base_id": document.knowledge_base_id,
+            "version": document.version,
+        },  # fmt: skip
     )
     document.delete()
     if file_name:

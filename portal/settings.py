@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "portal.memory",
     "portal.ml",
     "portal.workflows",
+    "portal.bench",
 ]
 
 MIDDLEWARE = [
@@ -313,6 +314,10 @@ AUDIT_EXPORT_RETENTION_DAYS = env_int("AUDIT_EXPORT_RETENTION_DAYS", 7)
 # user per minute, so a scan cannot flood the chain (audit/middleware.py)
 AUDIT_ACCESS_DENIED_WINDOW_SECONDS = env_int("AUDIT_ACCESS_DENIED_WINDOW_SECONDS", 600)
 AUDIT_ACCESS_DENIED_MAX_PER_MINUTE = env_int("AUDIT_ACCESS_DENIED_MAX_PER_MINUTE", 30)
+# Text people type (searches, titles, comments, filenames) is kept in the trail only as an HMAC-SHA256 with this
+# key (audit/privacy.py); empty: a key derived from SECRET_KEY. Set it (or AUDIT_TEXT_HASH_KEY_FILE) to keep the
+# hashes comparable across a SECRET_KEY rotation.
+AUDIT_TEXT_HASH_KEY = env_str("AUDIT_TEXT_HASH_KEY")
 # Celery beat (started by `manage.py run` inside the worker, `celery -A portal beat` in production) runs these;
 # other features add their entries to the same dict.
 CELERY_BEAT_SCHEDULE: dict[str, Any] = globals().get("CELERY_BEAT_SCHEDULE", {})

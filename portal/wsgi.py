@@ -12,6 +12,11 @@ application = get_wsgi_application()
 # A run without the privacy switches may have left onnxruntime's telemetry queue in the home folder.
 portal.offline.telemetry_queue_remove()
 
+from portal.core.log_redaction import access_log_redaction_install  # noqa: E402
+
+# The server configured its logging before loading this application: its access log now drops query strings.
+access_log_redaction_install()
+
 from portal.readiness import web_process_started  # noqa: E402
 
 web_process_started()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.http import HttpRequest
 
 from audit.models import Outcome
+from audit.privacy import text_fingerprint
 from audit.services import audit
 
 MAX_ATTEMPTED_USERNAME = 150
+UNKNOWN_USERNAME = "(no such account)"
 
 
 def _on_login(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
@@ -26,13 +29,19 @@ def _on_login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     # Only the username is kept: Django already masks the password in `credentials`, and we drop it anyway.
+    # And only a username that names an account: what else people type there is often their password (or an
+    # e-mail), which the append-only trail could never forget; it keeps that text's fingerprint instead.
     attempted = str(credentials.get("username", ""))[:MAX_ATTEMPTED_USERNAME]
+    if attempted and get_user_model().objects.filter(username=attempted).exists():
+        named, details = attempted, {"username": attempted}
+    else:
+        named, details = UNKNOWN_USERNAME, {"username": UNKNOWN_USERNAME, **text_fingerprint(attempted, name="typed")}
     audit(
         actor=None,
-        actor_username=attempted,
+        actor_username=named,
         action="auth.login_failed",
         outcome=Outcome.FAILURE,
-        details={"username": attempted},
+        details=details,
         request=request,
     )
 

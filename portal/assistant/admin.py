@@ -16,11 +16,11 @@ class AssistantProfileAdmin(AuditedGuardedModelAdmin):
 
     audit_subject = "assistant.profile"
     audit_object_repr = True  # the profile's name: a label an administrator chose, never personal
-    list_display = ("name", "task_type", "temperature", "max_tokens", "is_active", "updated_at")
-    list_filter = ("is_active", "task_type")
+    list_display = ("name", "task_type", "temperature", "max_tokens", "sensitive", "is_active", "updated_at")
+    list_filter = ("is_active", "sensitive", "task_type")
     search_fields = ("name", "description", "instructions")
     filter_horizontal = ("knowledge_bases",)
     fields = (
         "name", "description", "instructions", "knowledge_bases", "task_type", "temperature", "max_tokens",
-        "passages", "is_active",
+        "passages", "sensitive", "is_active",
     )  # fmt: skip

@@ -48,6 +48,14 @@ class AssistantProfile(models.Model):
     passages = models.PositiveSmallIntegerField(
         "passages per question", default=6, validators=[MinValueValidator(1), MaxValueValidator(20)]
     )
+    sensitive = models.BooleanField(
+        "sensitive operation",
+        default=False,
+        help_text=(
+            "Only anonymized or abstracted data leaves: every personal value is at least abstracted (an age band, "
+            "a city, a range, a role or tier) whatever the asking role's policy allows."
+        ),
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.http import Http404
 
 from audit.models import Outcome
+from audit.privacy import text_fingerprint
 from audit.services import audit, audit_batch
 from governance import gate
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart
@@ -209,15 +210,15 @@ def conversation_rename(*, actor: Any, conversation: Conversation, title: str) -
     title = title.strip()
     if not title or len(title) > 200:
         raise ValidationError(ERROR_TITLE)
-    old_title = conversation.title
     conversation.title = title
     conversation.full_clean()
     conversation.save(update_fields=["title", "updated_at"])
+    # A title is typed text (the first question, by default): the trail keeps only its fingerprint.
     audit(
         actor=actor,
         action="assistant.conversation_renamed",
         target=conversation,
-        details={"old_title": old_title, "title": title},
+        details=text_fingerprint(title, name="title"),
     )
     return conversation
 
@@ -228,7 +229,7 @@ def conversation_delete(*, actor: Any, conversation: Conversation) -> None:
         actor=actor,
         action="assistant.conversation_deleted",
         target=conversation,
-        details={"title": conversation.title, "messages": conversation.messages.count()},
+        details={"conversation_id": conversation.pk, "messages": conversation.messages.count()},
     )
     conversation.delete()
 
@@ -245,7 +246,11 @@ def message_feedback(*, actor: Any, message: Message, rating: int, comment: str 
         actor=actor,
         action="assistant.feedback_given",
         target=message,
-        details={"rating": rating, "comment": message.feedback_comment, "conversation_id": message.conversation_id},
+        details={
+            "rating": rating,
+            "conversation_id": message.conversation_id,
+            **text_fingerprint(message.feedback_comment, name="comment"),
+        },
     )
     return message
 
@@ -444,10 +449,17 @@ def build(
 
 # ---- stage 5: egress -------------------------------------------------------------------------------------
 def egress(
-    *, user: Any, conversation: Conversation, question: Message, decision: Any, parts: Sequence[PromptPart]
+    *,
+    user: Any,
+    conversation: Conversation,
+    question: Message,
+    decision: Any,
+    parts: Sequence[PromptPart],
+    sensitive: bool = False,
 ) -> GatedPrompt:
     """The governance gate decides what of the prompt may leave, and to which of the candidates; it audits
-    its decision itself, about this question."""
+    its decision itself, about this question. `sensitive`: the profile is marked sensitive, so every
+    personal value is at least abstracted."""
     destinations: Sequence[Destination] = decision.candidates
     gated = gate.egress_gate(
         user=user,
@@ -455,6 +467,7 @@ def egress(
         destinations=destinations,
         parts=parts,
         subject=("assistant.message", question.pk),
+        sensitive=sensitive,
     )
     if not gated.destinations:
         raise EgressBlocked(ERROR_NO_DESTINATION)
@@ -712,8 +725,9 @@ def prepare(
             )
             clock.lap("build")
             gated = egress(
-                user=user, conversation=conversation, question=question_message, decision=decision, parts=parts
-            )
+                user=user, conversation=conversation, question=question_message, decision=decision, parts=parts,
+                sensitive=profile.sensitive,
+            )  # fmt: skip
             clock.lap("egress")
         clock.lap("audit")
         retrieval["stages_ms"] = clock.laps

@@ -9,6 +9,7 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
+        from portal.customers.abstraction import register_abstraction_describer
         from portal.customers.entities import register_known_entity_source
 
         # Every customer value becomes a known entity for the egress gate's detector.
@@ -20,3 +21,5 @@ class CustomersConfig(AppConfig):
         links.register_visibility(
             "customers.customer", links.numeric_check(lambda viewer: customers_visible_to(user=viewer))
         )
+        # The gate's `abstract` action describes a customer by their tier, a record's address by its city.
+        register_abstraction_describer()

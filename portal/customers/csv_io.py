@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.exports import FORMULA_PREFIXES, neutralise_cell
 from audit.models import Outcome
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from portal.customers.entities import known_entities_invalidate_on_commit
 from portal.customers.models import Channel, Customer, Interaction, Tier
@@ -463,7 +464,8 @@ def _import_audit_fields(report: ImportReport, extra: Mapping[str, Any] | None =
     return {
         "outcome": Outcome.SUCCESS if report.ok else Outcome.FAILURE,
         "details": {
-            "filename": report.filename,
+            # a filename is typed text ("Smith family accounts.csv"): its fingerprint only
+            **text_fingerprint(report.filename, name="filename"),
             "rows_read": report.rows_read,
             "imported": report.imported,
             "created_ids": report.created_ids[:5000],
@@ -735,6 +737,7 @@ def customers_export(*, actor: UserLike, search: str = "", request: HttpRequest 
                 "count": len(customers),
                 "customer_ids": [c.pk for c in customers][:10000],
                 "search": bool(search),
+                **(text_fingerprint(search, name="search") if search else {}),
             },
             request=request,
         )

@@ -13,6 +13,7 @@ from django.db.models.fields import TextField
 from django.http import HttpRequest
 from guardian.shortcuts import get_objects_for_user
 
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from portal.core.access import not_visible
 from portal.customers.models import Customer, Interaction
@@ -229,7 +230,12 @@ def customers_listed(*, user: UserLike, customer_ids: list[int], search: str, re
         actor=user,
         action="customers.customers_listed",
         object_type="customers.customer",
-        details={"customer_ids": customer_ids, "search": bool(search)},
+        # the search itself is typed text: whether there was one, and its fingerprint (audit/privacy.py)
+        details={
+            "customer_ids": customer_ids,
+            "search": bool(search),
+            **(text_fingerprint(search, name="search") if search else {}),
+        },
         request=request,
     )
 

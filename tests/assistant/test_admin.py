@@ -63,3 +63,24 @@ def test_granting_a_profile_to_a_role_on_the_object_permissions_screen_is_audite
     # saving the same permissions again changes nothing and records nothing
     client.post(url, {"permissions": ["view_assistantprofile"]})
     assert AuditEvent.objects.filter(action="assistant.profile_access_changed").count() == 2
+
+
+def test_marking_a_profile_sensitive_on_the_admin_screen_is_audited_with_before_and_after(client: Any):
+    admin_user = UserFactory(username="ada", roles=["Administrator"])
+    client.force_login(admin_user)
+    profile = AssistantProfile.objects.create(name="Health desk", task_type="routine")
+
+    response = client.post(
+        reverse("admin:assistant_assistantprofile_change", args=[profile.pk]),
+        {
+            "name": "Health desk", "description": "", "instructions": "", "task_type": "routine",
+            "temperature": "0.2", "max_tokens": "800", "passages": "6", "sensitive": "on", "is_active": "on",
+        },
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    profile.refresh_from_db()
+    assert profile.sensitive is True
+    event = AuditEvent.objects.get(action="assistant.profile_changed", object_id=str(profile.pk))
+    assert event.details["fields"] == ["sensitive"]
+    assert (event.details["before"]["sensitive"], event.details["after"]["sensitive"]) == (False, True)

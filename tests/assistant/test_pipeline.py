@@ -419,3 +419,32 @@ def test_a_budget_refusal_is_stored_shown_and_audited(
     assert answer.error == "Your monthly budget is used up; it resets on the 1st."
     event = AuditEvent.objects.get(action="routing.budget_refused")
     assert event.outcome == "denied" and event.object_id == str(answer.reply_to_id)
+
+
+# ---- a profile marked sensitive
+def test_a_sensitive_profile_sends_abstractions_instead_of_placeholders(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any
+):
+    from governance import known_entities
+    from tests.customers.factories import CustomerFactory
+
+    CustomerFactory(name="Amara Okafor", tier="key", emails=["amara@okafor.example"])
+    known_entities.invalidate()  # the factory writes past the customer services, which would say so
+    conversation.profile.sensitive = True
+    conversation.profile.save(update_fields=["sensitive"])
+    fake_provider.answer_with("Noted.")
+
+    answer = stored_answer(
+        run_answer(
+            user=sam, conversation=conversation, question="Amara Okafor (amara@okafor.example) asks about refunds."
+        )
+    )
+
+    assert answer.status == MessageStatus.COMPLETE
+    sent = fake_provider.requests[-1].text
+    assert "Amara" not in sent and "okafor.example" not in sent and "<PERSON_" not in sent
+    assert "<a key-account customer> (<an e-mail address>) asks about refunds." in sent
+    assert answer.manifest["sensitive"] is True
+    assert answer.manifest["abstracted"] == {"EMAIL": 1, "PERSON": 1} and answer.manifest["pseudonymized"] == {}
+    decided = AuditEvent.objects.get(action="governance.egress_decided", object_id=str(answer.reply_to_id))
+    assert decided.details["sensitive"] is True

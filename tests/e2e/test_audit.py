@@ -21,7 +21,7 @@ def test_an_auditor_filters_opens_an_event_and_exports(page: Any, tmp_path: Path
     UserFactory(username="audrey", first_name="Audrey", last_name="Auditor", roles=["Auditor"])
     sam = UserFactory(username="sam", roles=["Staff"])
     for n in range(3):
-        audit(actor=sam, action="knowledge.searched", details={"query": f"holiday policy {n}", "chunk_ids": [n]})
+        audit(actor=sam, action="knowledge.searched", details={"mode": f"hybrid {n}", "chunk_ids": [n]})
     audit(actor=sam, action="routing.model_called", details={"provider": "anthropic", "model": "claude"})
 
     sign_in(page, "audrey", DEFAULT_PASSWORD)
@@ -43,7 +43,7 @@ def test_an_auditor_filters_opens_an_event_and_exports(page: Any, tmp_path: Path
     newest = AuditEvent.objects.filter(action="knowledge.searched").latest("seq")
     results.get_by_role("link", name=f"Event {newest.seq}").click()
     expect(page.get_by_role("heading", name=f"Audit event #{newest.seq}")).to_be_visible()
-    expect(page.locator(".audit-json")).to_contain_text('"query": "holiday policy 2"')
+    expect(page.locator(".audit-json")).to_contain_text('"mode": "hybrid 2"')
     expect(page.get_by_text("the hash matches this content")).to_be_visible()
 
     page.go_back()

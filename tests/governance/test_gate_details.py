@@ -102,6 +102,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
         PromptPart("question", "Mail a@example.org and b@example.org, then a@example.org again."),
     ]
     gated = egress_gate(user=sam, conversation_key="manifest", destinations=[LOCAL, CLOUD], parts=parts)
+    nothing_done = {"pseudonymized": {}, "abstracted": {}, "redacted": {}}
 
     assert gated.destinations == (LOCAL.key, CLOUD.key)  # the local destination first does not end the walk
     assert gated.manifest == {
@@ -111,7 +112,15 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
         "policy_source": "published",
         "roles": ["Staff"],
         "parts": [
-            {"kind": "instructions", "source": {}, "decision": "sent", "reason": "", "chars": 15, "findings": {}},
+            {
+                "kind": "instructions",
+                "source": {},
+                "decision": "sent",
+                "reason": "",
+                "chars": 15,
+                "findings": {},
+                **nothing_done,
+            },  # fmt: skip
             {
                 "kind": "chunk",
                 "source": {"citation": 1, "classification": "internal"},
@@ -119,6 +128,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
                 "reason": "contains NATIONAL_ID, PAYMENT_CARD, blocked by policy",
                 "chars": len(parts[1].text),
                 "findings": {"NATIONAL_ID": 1, "PAYMENT_CARD": 1},
+                **nothing_done,
             },
             {
                 "kind": "chunk",
@@ -127,6 +137,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
                 "reason": "knowledge labelled confidential may not go to cloud models",
                 "chars": 14,
                 "findings": {},
+                **nothing_done,
             },
             {
                 "kind": "memory",
@@ -135,6 +146,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
                 "reason": "memory scope customer stays local",
                 "chars": 14,
                 "findings": {},
+                **nothing_done,
             },
             {
                 "kind": "customer",
@@ -143,6 +155,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
                 "reason": "",
                 "chars": 10,
                 "findings": {},
+                **nothing_done,
             },
             {
                 "kind": "question",
@@ -151,12 +164,17 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
                 "reason": "",
                 "chars": len(parts[5].text),
                 "findings": {"EMAIL": 3},
+                "pseudonymized": {"EMAIL": 3},  # what the manifest says was done, part by part
+                "abstracted": {},
+                "redacted": {},
             },
         ],
         "findings": {"EMAIL": 3, "NATIONAL_ID": 1, "PAYMENT_CARD": 1},
         "detection_layers": {"patterns": 5, "ner": NER_ABSENT},
         "actions": {"EMAIL": "pseudonymize", "NATIONAL_ID": "block", "PAYMENT_CARD": "block"},
+        "sensitive": False,
         "pseudonymized": {"EMAIL": 3},
+        "abstracted": {},
         "redacted": {},
         "placeholders": ["<EMAIL_1>", "<EMAIL_2>"],
         "withheld": 3,

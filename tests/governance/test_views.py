@@ -256,3 +256,38 @@ def test_the_simulator_can_try_the_draft(olivia: Any) -> None:
 def test_bad_simulator_input_is_a_400(olivia: Any) -> None:
     response = client_for(olivia).post(reverse("governance:simulator"), {"text": "", "role": "Nobody"})
     assert response.status_code == 400
+
+
+def test_the_policy_editor_accepts_the_abstract_action(olivia: Any, sam: Any) -> None:
+    changed = policy_with({"Staff": {"classes": {dc.DATE_OF_BIRTH: dc.ABSTRACT}}})
+    client = client_for(olivia)
+    page = client.get(reverse("governance:policy_edit")).content.decode()
+    assert '<option value="abstract">abstract</option>' in page and "replaced by a generalisation" in page
+
+    response = client.post(
+        reverse("governance:policy_edit"), policy_post_data(changed, action="publish", reason="Ages are enough")
+    )
+
+    assert response.status_code == 302
+    version = PolicyVersion.objects.order_by("-number").first()
+    assert version is not None and version.document["roles"]["Staff"]["classes"][dc.DATE_OF_BIRTH] == dc.ABSTRACT
+    assert version.diff == [{"rule": "Staff · DATE_OF_BIRTH", "before": "pseudonymize", "after": "abstract"}]
+    gated = egress_gate(user=sam, conversation_key="c-abs", destinations=[CLOUD],
+                        parts=[PromptPart("question", "She was born 1984-03-12.")])  # fmt: skip
+    assert gated.messages[0]["content"].startswith("She was born <aged ")
+
+
+def test_the_simulator_shows_abstractions_for_a_sensitive_operation(olivia: Any, customer_names: list[str]) -> None:
+    client = client_for(olivia)
+    data = {"text": f"Write to {customer_names[0]} at m@example.org", "kind": "question", "role": "Staff",
+            "destination": "custom", "provider": "openai", "policy": "published"}  # fmt: skip
+
+    normal = client.post(reverse("governance:simulator"), data, HTTP_HX_REQUEST="true").content.decode()
+    sensitive = client.post(
+        reverse("governance:simulator"), {**data, "sensitive": "on"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+
+    assert "Write to &lt;PERSON_1&gt; at &lt;EMAIL_1&gt;" in normal
+    assert "Write to &lt;a person&gt; at &lt;an e-mail address&gt;" in sensitive
+    assert "EMAIL × 1, PERSON × 1" in sensitive.split("Abstracted")[1].split("</dd>")[0]
+    assert "every personal class at least abstracted" in sensitive

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from audit.models import AuditEvent
+from audit.privacy import text_hmac
 from knowledge import embeddings, extraction, selectors, services
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import extract
@@ -159,7 +160,8 @@ def test_bad_files_fail_with_a_message_and_leave_the_others_alone(settings: Any)
     assert too_big.document is None and too_big.outcome == "rejected" and "over the limit" in too_big.error
     assert not Document.objects.filter(original_filename="big.txt").exists()
     rejected = AuditEvent.objects.get(action="knowledge.document_rejected")
-    assert rejected.object_id == str(knowledge_base.pk) and rejected.details["filename"] == "big.txt"
+    assert rejected.object_id == str(knowledge_base.pk) and rejected.details["extension"] == "txt"
+    assert rejected.details["filename_hmac"] == text_hmac("big.txt") and "big" not in str(rejected.details)
 
 
 @pytest.mark.parametrize(
