@@ -154,7 +154,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Accounts
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, refusing passwords when SSO_PASSWORD_LOGIN=0 (but for the break-glass accounts)
+    "portal.accounts.backends.PasswordBackend",
+    # OpenID Connect (mozilla-django-oidc): signs in only through /sso/callback/, when OIDC_RP_CLIENT_ID is set
+    "portal.accounts.sso.PortalOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -178,6 +181,33 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# --- Single sign-on: OpenID Connect through mozilla-django-oidc (portal/accounts/sso.py). Off while
+# OIDC_RP_CLIENT_ID is empty. See README "Single sign-on".
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER")  # the `iss` every ID token must carry
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT")  # empty: signing out ends the portal session only
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)  # seconds for each call to the provider
+OIDC_CLOCK_SKEW_SECONDS = env_int("OIDC_CLOCK_SKEW_SECONDS", 60)  # leeway on exp / iat of ID tokens
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"
+OIDC_STORE_ID_TOKEN = True  # kept in the session for the sign-out at the provider (id_token_hint)
+SSO_ROLES_CLAIM = env_str("SSO_ROLES_CLAIM", "groups")
+# JSON object: claim value -> role name (or a list of them). Empty: a claim value equal to a role's name gives it.
+SSO_ROLE_MAP = env_str("SSO_ROLE_MAP")
+SSO_USERNAME_CLAIM = env_str("SSO_USERNAME_CLAIM", "preferred_username")
+SSO_CREATE_USERS = env_bool("SSO_CREATE_USERS", True)  # just-in-time accounts at the first sign-in
+SSO_LINK_EXISTING_USERS = env_bool("SSO_LINK_EXISTING_USERS", False)  # link a password account of the same name
+SSO_PASSWORD_LOGIN = env_bool("SSO_PASSWORD_LOGIN", True)  # 0: passwords only for SSO_BREAK_GLASS_USERS
+SSO_BREAK_GLASS_USERS = env_list("SSO_BREAK_GLASS_USERS", [])  # administrators who keep password sign-in
+SSO_BUTTON_LABEL = env_str("SSO_BUTTON_LABEL", "Sign in with single sign-on")
 
 # --- Internationalisation
 LANGUAGE_CODE = "en-us"

@@ -13,8 +13,12 @@ from audit.services import audit
 MAX_ATTEMPTED_USERNAME = 150
 
 
+SSO_BACKEND = "portal.accounts.sso.PortalOIDCBackend"
+
+
 def _on_login(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    audit(actor=user, action="auth.login", target=user, request=request)
+    method = "sso" if getattr(user, "backend", "") == SSO_BACKEND else "password"
+    audit(actor=user, action="auth.login", target=user, request=request, details={"method": method})
 
 
 def _on_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
