@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -251,6 +252,12 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# Signing out after a single sign-on is a form whose answer redirects to the provider's end-session endpoint:
+# form-action must allow that origin, or the browser stops the redirect.
+_LOGOUT_ORIGIN = "://".join(urlsplit(OIDC_OP_LOGOUT_ENDPOINT)[:2]) if OIDC_OP_LOGOUT_ENDPOINT else ""
+if _LOGOUT_ORIGIN:
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_LOGOUT_ORIGIN)
 
 # --- Celery: Redis when CELERY_BROKER_URL is set, else kombu's filesystem transport under var/broker
 # (no server to run; see portal/celery.py for why)
