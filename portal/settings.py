@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "portal.customers",
     "portal.memory",
     "portal.ml",
+    "portal.retention",
 ]
 
 MIDDLEWARE = [
@@ -439,3 +440,10 @@ ML_CHURN_DAYS = env_int("ML_CHURN_DAYS", 60)  # default churn target: no interac
 # Labelled injection examples ({text, label} lines) to train on besides the portal's own; empty: none.
 ML_INJECTION_DATASET = env_str("ML_INJECTION_DATASET", "")
 ML_DEMO_TRAINING = env_bool("ML_DEMO_TRAINING", True)  # the demo setup trains each model and activates it if better
+
+# --- Retention and legal hold (portal/retention): periods per kind of data are set by governance officers on
+# the Retention page (versioned); this Celery beat job deletes what is due. See README "Retention".
+RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600)  # 0: no scheduled runs
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)  # rows per batch (one transaction, one audit event)
+if RETENTION_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": float(RETENTION_INTERVAL_SECONDS)}

@@ -26,5 +26,6 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("routing/", include("portal.routing.urls")),
     path("ml/", include("portal.ml.urls")),
+    path("retention/", include("portal.retention.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -187,3 +187,13 @@ def provider_reachable() -> bool:
         logger.warning("sso: the identity provider answers %s", response.status_code)
         return False
     return True
+
+
+def nonces_prune(*, older_than_hours: int = 24) -> int:
+    """Forget accepted nonces once no ID token carrying them can still be valid (the retention run calls this)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    count, _ = SsoNonce.objects.filter(used_at__lt=timezone.now() - timedelta(hours=older_than_hours)).delete()
+    return count

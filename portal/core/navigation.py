@@ -27,6 +27,7 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Customers", "customers:customer_list", permission="customers.view_customer"),
     NavEntry("Memory", "memory:memory_list", permission="memory.view_memoryitem"),
     NavEntry("Governance", "governance:overview", permission="governance.manage_policies"),
+    NavEntry("Retention", "retention:overview", permission="retention.manage_retention"),
     NavEntry("Users", "accounts:user_list", permission="governance.manage_users"),
     NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage"),
