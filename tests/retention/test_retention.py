@@ -256,3 +256,29 @@ def test_the_retention_page_for_officers(client: Client, olivia: Any, sam: Any) 
 
 def test_the_run_is_scheduled_by_celery_beat(settings: Any) -> None:
     assert settings.CELERY_BEAT_SCHEDULE["retention-run"]["task"] == "retention.run"
+
+
+def test_a_hold_keeps_memories_about_its_subject_and_the_account_in_the_site_admin(
+    client: Client, olivia: Any, alice: Any, sam: Any
+) -> None:
+    from portal.memory.services import memory_delete
+
+    customer = CustomerFactory()
+    memory = MemoryItem.objects.create(text="Prefers e-mail.", scope="customer", scope_customer=customer, author=alice)
+    legal_hold_place(actor=olivia, subject="customer", subject_id=customer.pk, reason="dispute 7")
+    legal_hold_place(actor=olivia, subject="user", subject_id=sam.pk, reason="tribunal claim")
+    with pytest.raises(ValidationError, match="legal hold"):
+        memory_delete(actor=alice, memory=memory)
+    client.force_login(alice)
+    assert client.get(f"/admin/auth/user/{sam.pk}/delete/").status_code == 403
+    client.post("/admin/auth/user/", {"action": "delete_selected", "_selected_action": [sam.pk], "post": "yes"})
+    assert sam.__class__.objects.filter(pk=sam.pk).exists()
+
+
+def test_the_celery_task_runs_the_job(olivia: Any, sam: Any) -> None:
+    from portal.retention.tasks import retention_run_task
+
+    old_conversation(sam)
+    publish(olivia, conversations=30)
+    result = retention_run_task.apply(kwargs={"trigger": "schedule"}).get()
+    assert result["deleted"] == {"conversations": 1}
