@@ -166,6 +166,7 @@ def test_a_provider_that_is_down_gets_a_clear_page_and_break_glass_still_works(
     refused = client.post("/login/", {"username": "sam", "password": DEFAULT_PASSWORD})
     assert "Password sign-in is turned off" in refused.content.decode()
     assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="auth.login_failed").latest("seq").details["username"] == "sam"
     assert client.post("/login/", {"username": "breakglass", "password": DEFAULT_PASSWORD}).status_code == 302
     assert client.session["_auth_user_id"] == str(User.objects.get(username="breakglass").pk)
 
