@@ -33,12 +33,18 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.conf import settings
         from django.contrib.auth.models import Group, User
+        from django.test.signals import setting_changed
 
         from portal.assistant.models import AssistantProfile, Conversation, Message
         from portal.retention.models import RetentionPolicyVersion
         from portal.retention.services import retention_run
 
+        # pages render without collectstatic having run (as in the tests)
+        plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+        settings.STORAGES = {**settings.STORAGES, "staticfiles": plain}
+        setting_changed.send(sender=type(settings), setting="STORAGES", value=settings.STORAGES, enter=True)
         total, per = options["messages"], options["per_conversation"]
         staff, _ = User.objects.get_or_create(username="bench-staff")
         staff.groups.add(Group.objects.get(name="Staff"))
