@@ -31,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--messages", type=int, default=1_000_000)
         parser.add_argument("--per-conversation", type=int, default=50)
         parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--baseline-seconds", type=float, default=15.0, help="the page alone, before the run")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django.conf import settings
@@ -101,6 +102,22 @@ class Command(BaseCommand):
             finally:
                 connections.close_all()
 
+        def percentile95(values: list[float]) -> float:
+            ordered = sorted(values)
+            return ordered[max(0, int(len(ordered) * 0.95) - 1)] if ordered else float("nan")
+
+        alone: list[float] = []
+        client = Client(HTTP_HOST="127.0.0.1")
+        client.force_login(reader)
+        until = time.monotonic() + options["baseline_seconds"]
+        while time.monotonic() < until:
+            begun = time.monotonic()
+            client.get("/assistant/")
+            alone.append((time.monotonic() - begun) * 1000)
+            time.sleep(0.1)
+        if alone:
+            self.stdout.write(f"page /assistant/ before the run: {len(alone)} requests, "
+                              f"p50 {statistics.median(alone):.0f} ms, p95 {percentile95(alone):.0f} ms")  # fmt: skip
         baseline = process.memory_info().rss
         threads = [threading.Thread(target=sample_memory), threading.Thread(target=ask_page)]
         for thread in threads:
