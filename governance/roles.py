@@ -100,6 +100,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         # local models: the sensitivity suggestions and flagged passages (their verdicts train the models)
         "ml.view_modelversion",
         "ml.review_sensitivity",
+        # retention periods (versioned) and legal holds (portal/retention)
+        "retention.manage_retention",
+        "retention.manage_legalhold",
     },
     AUDITOR: {
         "audit.review_auditevent",

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
     "portal.ml",
     "portal.workflows",
     "portal.bench",
+    "portal.retention",
 ]
 
 MIDDLEWARE = [
@@ -156,7 +158,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Accounts
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, refusing passwords when SSO_PASSWORD_LOGIN=0 (but for the break-glass accounts)
+    "portal.accounts.backends.PasswordBackend",
+    # OpenID Connect (mozilla-django-oidc): signs in only through /sso/callback/, when OIDC_RP_CLIENT_ID is set
+    "portal.accounts.sso.PortalOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -180,6 +185,33 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# --- Single sign-on: OpenID Connect through mozilla-django-oidc (portal/accounts/sso.py). Off while
+# OIDC_RP_CLIENT_ID is empty. See README "Single sign-on".
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER")  # the `iss` every ID token must carry
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT")  # empty: signing out ends the portal session only
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT", 10)  # seconds for each call to the provider
+OIDC_CLOCK_SKEW_SECONDS = env_int("OIDC_CLOCK_SKEW_SECONDS", 60)  # leeway on exp / iat of ID tokens
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"
+OIDC_STORE_ID_TOKEN = True  # kept in the session for the sign-out at the provider (id_token_hint)
+SSO_ROLES_CLAIM = env_str("SSO_ROLES_CLAIM", "groups")
+# JSON object: claim value -> role name (or a list of them). Empty: a claim value equal to a role's name gives it.
+SSO_ROLE_MAP = env_str("SSO_ROLE_MAP")
+SSO_USERNAME_CLAIM = env_str("SSO_USERNAME_CLAIM", "preferred_username")
+SSO_CREATE_USERS = env_bool("SSO_CREATE_USERS", True)  # just-in-time accounts at the first sign-in
+SSO_LINK_EXISTING_USERS = env_bool("SSO_LINK_EXISTING_USERS", False)  # link a password account of the same name
+SSO_PASSWORD_LOGIN = env_bool("SSO_PASSWORD_LOGIN", True)  # 0: passwords only for SSO_BREAK_GLASS_USERS
+SSO_BREAK_GLASS_USERS = env_list("SSO_BREAK_GLASS_USERS", [])  # administrators who keep password sign-in
+SSO_BUTTON_LABEL = env_str("SSO_BUTTON_LABEL", "Sign in with single sign-on")
 
 # --- Internationalisation
 LANGUAGE_CODE = "en-us"
@@ -223,6 +255,12 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# Signing out after a single sign-on is a form whose answer redirects to the provider's end-session endpoint:
+# form-action must allow that origin, or the browser stops the redirect.
+_LOGOUT_ORIGIN = "://".join(urlsplit(OIDC_OP_LOGOUT_ENDPOINT)[:2]) if OIDC_OP_LOGOUT_ENDPOINT else ""
+if _LOGOUT_ORIGIN:
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(_LOGOUT_ORIGIN)
 
 # --- Celery: Redis when CELERY_BROKER_URL is set, else kombu's filesystem transport under var/broker
 # (no server to run; see portal/celery.py for why)
@@ -425,3 +463,10 @@ ML_CHURN_DAYS = env_int("ML_CHURN_DAYS", 60)  # default churn target: no interac
 # Labelled injection examples ({text, label} lines) to train on besides the portal's own; empty: none.
 ML_INJECTION_DATASET = env_str("ML_INJECTION_DATASET", "")
 ML_DEMO_TRAINING = env_bool("ML_DEMO_TRAINING", True)  # the demo setup trains each model and activates it if better
+
+# --- Retention and legal hold (portal/retention): periods per kind of data are set by governance officers on
+# the Retention page (versioned); this Celery beat job deletes what is due. See README "Retention".
+RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600)  # 0: no scheduled runs
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)  # rows per batch (one transaction, one audit event)
+if RETENTION_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": float(RETENTION_INTERVAL_SECONDS)}

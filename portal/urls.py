@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import readiness
-from portal.accounts.views import LoginView
+from portal.accounts.views import LoginView, LogoutView, sso_callback_view, sso_start_view
 from portal.core import views as core_views
 
 admin.site.site_header = "Hybrid AI portal administration"
@@ -15,7 +14,9 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", readiness.readyz, name="readyz"),
     path("login/", LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("sso/start/", sso_start_view, name="sso_start"),
+    path("sso/callback/", sso_callback_view, name="sso_callback"),
     path("accounts/", include("portal.accounts.urls")),
     path("assistant/", include("portal.assistant.urls")),
     path("audit/", include("audit.urls")),
@@ -26,5 +27,6 @@ urlpatterns = [
     path("routing/", include("portal.routing.urls")),
     path("ml/", include("portal.ml.urls")),
     path("workflows/", include("portal.workflows.urls")),
+    path("retention/", include("portal.retention.urls")),
     path("admin/", admin.site.urls),
 ]

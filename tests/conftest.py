@@ -14,7 +14,10 @@ from tests.netguard import guard
 
 guard.install()  # before any test module imports a library that could phone home
 
-pytest_plugins = ["tests.workers"]  # real Celery worker processes for the real tasks
+pytest_plugins = [
+    "tests.workers",  # real Celery worker processes for the real tasks
+    "tests.oidc_provider.fixture",  # a real OpenID provider in a second process (single sign-on)
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NETGUARD_DIR = Path(__file__).resolve().parent / "netguard"

@@ -45,7 +45,21 @@ class PortalUserAdmin(AuditedModelAdmin, UserAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and obj.is_superuser and not request.user.is_superuser:
             return False
+        if obj is not None:  # a legal hold on the person keeps their account (and what cascades from it)
+            from portal.retention.selectors import holds_covering
+
+            if holds_covering(user_id=obj.pk):
+                return False
         return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        from portal.retention.selectors import holds_active
+
+        held = holds_active().filter(subject="user").values("subject_id")
+        kept = queryset.filter(pk__in=held).count()
+        if kept:
+            self.message_user(request, f"{kept} account(s) under a legal hold were kept.", level="warning")
+        super().delete_queryset(request, queryset.exclude(pk__in=held))
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -9,6 +9,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from portal.accounts import signals
+        from portal.accounts import checks, signals  # noqa: F401  (checks register themselves)
 
         signals.connect()

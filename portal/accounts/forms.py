@@ -3,9 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.contrib.auth.signals import user_login_failed
 
+from portal.accounts.backends import ERROR_PASSWORD_LOGIN_OFF, password_login_allowed
 from portal.accounts.selectors import role_groups
 
 ERROR_PASSWORDS_DIFFER = "The two passwords differ."
@@ -73,3 +76,15 @@ class UserEditForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["roles"] = _role_field()
+
+
+class PortalAuthenticationForm(AuthenticationForm):
+    """The sign-in form; under SSO-only (SSO_PASSWORD_LOGIN=0) it says so instead of checking the password."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        if username and not password_login_allowed(username):
+            # recorded like any failed sign-in (audit event, axes' count), without looking at the password
+            user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
+            raise forms.ValidationError(ERROR_PASSWORD_LOGIN_OFF, code="password_login_off")
+        return super().clean()

@@ -16,8 +16,12 @@ MAX_ATTEMPTED_USERNAME = 150
 UNKNOWN_USERNAME = "(no such account)"
 
 
+SSO_BACKEND = "portal.accounts.sso.PortalOIDCBackend"
+
+
 def _on_login(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    audit(actor=user, action="auth.login", target=user, request=request)
+    method = "sso" if getattr(user, "backend", "") == SSO_BACKEND else "password"
+    audit(actor=user, action="auth.login", target=user, request=request, details={"method": method})
 
 
 def _on_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:

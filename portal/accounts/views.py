@@ -1,25 +1,116 @@
 from __future__ import annotations
 
-from django.contrib import messages
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import auth, messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
-from portal.accounts.forms import UserCreateForm, UserEditForm, UserFilterForm
+from portal.accounts.backends import password_login_everyone
+from portal.accounts.errors import SsoRefused, SsoUnavailable
+from portal.accounts.forms import PortalAuthenticationForm, UserCreateForm, UserEditForm, UserFilterForm
 from portal.accounts.selectors import user_get_for_management, user_list
-from portal.accounts.services import user_create, user_update
+from portal.accounts.services import sso_refusal_record, user_create, user_update
+from portal.accounts.sso import BACKEND_PATH, PortalOIDCBackend, provider_reachable, sso_configured
 from portal.core.types import PortalRequest
 
+logger = logging.getLogger(__name__)
 USERS_PER_PAGE = 50
+SESSION_ID_TOKEN = "oidc_id_token"
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    authentication_form = PortalAuthenticationForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["sso_enabled"] = sso_configured()
+        context["sso_label"] = settings.SSO_BUTTON_LABEL
+        context["password_login_everyone"] = password_login_everyone() or not sso_configured()
+        return context
+
+
+class LogoutView(auth_views.LogoutView):
+    """Ends the portal session and, after a single sign-on, the provider's session too (RP-initiated logout)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        id_token = request.session.get(SESSION_ID_TOKEN)
+        response = super().post(request, *args, **kwargs)
+        if id_token and settings.OIDC_OP_LOGOUT_ENDPOINT:
+            query = urlencode({"id_token_hint": id_token,
+                               "post_logout_redirect_uri": request.build_absolute_uri(reverse("login"))})  # fmt: skip
+            return HttpResponseRedirect(f"{settings.OIDC_OP_LOGOUT_ENDPOINT}?{query}")
+        return response
+
+
+def _sso_unavailable(request: HttpRequest) -> HttpResponse:
+    context = {"break_glass": not password_login_everyone()}
+    return render(request, "accounts/sso_unavailable.html", context, status=503)
+
+
+def _sso_refused(request: HttpRequest, refused: SsoRefused) -> HttpResponse:
+    sso_refusal_record(refused=refused, request=request)
+    logger.warning("sso: sign-in refused (%s)", refused.reason)
+    return render(request, "accounts/sso_failed.html", {"reason": refused.message}, status=403)
+
+
+@require_GET
+def sso_start_view(request: HttpRequest) -> HttpResponse:
+    """Send the browser to the identity provider (mozilla-django-oidc stores state, nonce and PKCE verifier)."""
+    if not sso_configured():
+        raise Http404("Single sign-on is not configured.")
+    if not provider_reachable():
+        return _sso_unavailable(request)
+    return OIDCAuthenticationRequestView.as_view()(request)
+
+
+@require_GET
+def sso_callback_view(request: HttpRequest) -> HttpResponse:
+    """The provider sends the browser back here with a code: exchange it, check the ID token, sign in."""
+    if not sso_configured():
+        raise Http404("Single sign-on is not configured.")
+    states = request.session.get("oidc_states", {})
+    state = request.GET.get("state", "")
+    flow = states.pop(state, None) if state else None
+    if flow is not None:
+        request.session["oidc_states"] = states  # used once: the same answer cannot be replayed
+        request.session.save()
+    if request.GET.get("error"):
+        return _sso_refused(request, SsoRefused("provider_error", error=request.GET["error"][:100]))
+    if flow is None or not request.GET.get("code"):
+        return _sso_refused(request, SsoRefused("state"))
+    backend = PortalOIDCBackend()
+    try:
+        user = backend.authenticate(
+            request, portal_sso=True, nonce=flow.get("nonce"), code_verifier=flow.get("code_verifier")
+        )
+    except SsoRefused as refused:
+        return _sso_refused(request, refused)
+    except SsoUnavailable:
+        return _sso_unavailable(request)
+    if user is None:
+        return _sso_refused(request, SsoRefused("malformed"))
+    if not user.is_active:
+        return _sso_refused(request, SsoRefused("account_inactive"))
+    next_url = request.session.get("oidc_login_next") or resolve_url(settings.LOGIN_REDIRECT_URL)
+    id_token = request.session.get(SESSION_ID_TOKEN)
+    user.backend = BACKEND_PATH  # also tells the sign-in's audit event the method
+    auth.login(request, user)
+    if id_token:
+        request.session[SESSION_ID_TOKEN] = id_token
+    return HttpResponseRedirect(next_url)
 
 
 @login_required

@@ -225,13 +225,17 @@ def conversation_rename(*, actor: Any, conversation: Conversation, title: str) -
 
 @transaction.atomic
 def conversation_delete(*, actor: Any, conversation: Conversation) -> None:
+    """Delete a conversation with its messages (the manifests stored in them) and its pseudonymization vaults."""
+    from portal.retention.services import conversations_purge, deletion_refuse_if_held
+
+    deletion_refuse_if_held(conversation_id=conversation.pk)  # a legal hold suspends every deletion
     audit(
         actor=actor,
         action="assistant.conversation_deleted",
         target=conversation,
         details={"conversation_id": conversation.pk, "messages": conversation.messages.count()},
     )
-    conversation.delete()
+    conversations_purge([conversation.pk])
 
 
 @transaction.atomic

@@ -107,7 +107,12 @@ def conversation_rename_view(request: PortalRequest, conversation_id: int) -> Ht
 @require_POST
 def conversation_delete_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
     conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
-    services.conversation_delete(actor=request.user, conversation=conversation)
+    try:
+        services.conversation_delete(actor=request.user, conversation=conversation)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        url = reverse("assistant:conversation", args=[conversation_id])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     messages.success(request, "Conversation deleted.")
     url = reverse("assistant:chat") + "?all"
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

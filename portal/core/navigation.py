@@ -30,6 +30,7 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Memory", "memory:memory_list", permission="memory.view_memoryitem"),
     NavEntry("Governance", "governance:overview", permission="governance.manage_policies"),
     NavEntry("Workflows", "workflows:workflow_list"),  # lists only what the user may run (all for admins)
+    NavEntry("Retention", "retention:overview", permission="retention.manage_retention"),
     NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
     NavEntry("Users", "accounts:user_list", permission="governance.manage_users", group=MANAGE),
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage", group=MANAGE),

@@ -123,6 +123,9 @@ def customer_delete(*, actor: UserLike, customer: Customer, request: HttpRequest
     """Delete the record, its interactions and the memories scoped to it; the trail keeps a tombstone."""
     _require(actor, "customers.delete_customer", ERROR_DELETE_CUSTOMER)
     from portal.memory.services import memories_forget_for_customer
+    from portal.retention.services import deletion_refuse_if_held
+
+    deletion_refuse_if_held(customer_id=customer.pk)  # a legal hold suspends every deletion
 
     forgotten = memories_forget_for_customer(actor=actor, customer=customer, request=request)
     customer_id = customer.pk

@@ -134,7 +134,11 @@ def customer_edit_view(request: PortalRequest, customer_id: int) -> HttpResponse
 def customer_delete_view(request: PortalRequest, customer_id: int) -> HttpResponse:
     customer = customer_get(user=request.user, customer_id=customer_id, purpose="delete", request=request)
     name = customer.name
-    customer_delete(actor=request.user, customer=customer, request=request)
+    try:
+        customer_delete(actor=request.user, customer=customer, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("customers:customer_detail", customer_id=customer_id)
     messages.success(request, f"Customer {name} deleted, with their interactions and memories.")
     return redirect("customers:customer_list")
 

@@ -335,6 +335,10 @@ def memory_delete(*, actor: UserLike, memory: MemoryItem, request: HttpRequest |
     """Forget for good: the row (text and embedding) is deleted; the trail keeps a tombstone without content."""
     if not can_forget(actor, memory):
         raise PermissionDenied(ERROR_FORGET)
+    if memory.scope_customer_id or memory.scope_user_id:
+        from portal.retention.services import deletion_refuse_if_held
+
+        deletion_refuse_if_held(customer_id=memory.scope_customer_id, user_id=memory.scope_user_id)
     _tombstone(actor=actor, memory=memory, reason="deleted", request=request)
     memory.delete()
 

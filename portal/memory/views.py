@@ -239,6 +239,10 @@ def memory_delete_view(request: PortalRequest, memory_id: int) -> HttpResponse:
     memory = memory_get(user=request.user, memory_id=memory_id)
     if not can_forget(request.user, memory):
         raise PermissionDenied(ERROR_FORGET)
-    memory_delete(actor=request.user, memory=memory, request=request)
+    try:
+        memory_delete(actor=request.user, memory=memory, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("memory:memory_detail", memory_id=memory_id)
     messages.success(request, "Memory deleted for good.")
     return redirect("memory:memory_list")
