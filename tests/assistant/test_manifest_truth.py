@@ -9,6 +9,7 @@ parts, in a passage's title, or only in a withheld part must not slip through ei
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections import Counter
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from governance import classes as dc
 from governance import gate, known_entities
-from governance.detection import detect
+from governance.detection import detect_parts
 from governance.services import policy_publish
 from portal.assistant import services
 from portal.assistant.models import MessageStatus
@@ -47,6 +48,7 @@ QUESTIONS = [
     f"Draft a note to {NAME} at {EMAIL} about the refund; call {PHONE} if needed.",
     f"{NAME.upper()} of {ORGANISATION} moved to {ADDRESS.replace(chr(10), ', ')}: update the letter.",
     "Thanks. And what does the handbook say about holidays for her?",
+    f"Thanks, {NAME.split()[0]}: tell her the letter goes out today.",  # the given name alone, in context
 ]
 
 
@@ -86,17 +88,20 @@ def manifest_lies(parts: list[Any], manifest: dict[str, Any], sent: str) -> list
     lies = []
     sent = _normalised(sent)
     masking = {c for c, action in manifest["actions"].items() if action in (dc.PSEUDONYMIZE, dc.ABSTRACT, dc.REDACT)}
-    for part, row in zip(parts, manifest["parts"], strict=True):
+    # the gate's own detection: the prompt's parts together, about the customers among them (a given name
+    # alone is a finding where its person is in context)
+    detected = detect_parts([part.text for part in parts], context=gate.detection_context(parts))
+    for part, row, findings in zip(parts, manifest["parts"], detected, strict=True):
         masked = {data_class for name in APPLIED for data_class in row[name]}
-        found = [f for f in detect(part.text) if f.data_class in masked]
+        found = [f for f in findings if f.data_class in masked]
         claimed = sum((Counter(row[name]) for name in APPLIED), Counter())
-        expected = Counter(f.data_class for f in detect(part.text) if f.data_class in masking)
+        expected = Counter(f.data_class for f in findings if f.data_class in masking)
         if row["decision"] == "sent" and not manifest["local_only"] and claimed != expected:
             lies.append((part.kind, "counts", json.dumps(claimed)))  # the counts are exact, class by class
         for finding in found:
-            value = part.text[finding.start : finding.end]
-            if _normalised(value) in sent:
-                lies.append((part.kind, finding.data_class, value))
+            value = _normalised(part.text[finding.start : finding.end])
+            if re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", sent):  # a given name, not inside a word
+                lies.append((part.kind, finding.data_class, part.text[finding.start : finding.end]))
         if row["decision"] == "withheld" and masked:
             lies.append((part.kind, "withheld", "yet masked"))
     lies += [("manifest", "placeholder", p) for p in manifest["placeholders"] if p.casefold() not in sent]
@@ -139,7 +144,9 @@ def test_no_value_of_a_part_the_manifest_calls_masked_reaches_the_provider(
             for name in APPLIED:
                 masked.update(row[name])
     assert masked[dc.PERSON] >= 3 and masked[dc.CUSTOMER_FIELD] >= 1  # the check had values to check
-    assert NAME.casefold() not in json.dumps([r.body for r in fake_provider.requests], ensure_ascii=False).casefold()
+    # the last question's body: not even the given name alone
+    bodies = _normalised(json.dumps([r.body for r in fake_provider.requests], ensure_ascii=False))
+    assert _normalised(NAME) not in bodies and not re.search(r"\bwilhelmina\b", bodies)
 
 
 def test_the_check_catches_a_manifest_that_lies(sam: Any, fake_model: Any) -> None:
