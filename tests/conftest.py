@@ -45,6 +45,17 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 0
 
 
+@pytest.fixture(autouse=True)
+def _fresh_known_entities() -> Iterator[None]:
+    """Every test starts with the known-entity dictionary rebuilt from its own database: the cached index
+    (GOVERNANCE_KNOWN_ENTITIES_TTL) would otherwise carry one test's customers into the next test's lookups."""
+    from governance import known_entities
+
+    known_entities.invalidate()
+    yield
+    known_entities.invalidate()
+
+
 @pytest.fixture
 def subprocess_env() -> dict[str, str]:
     """Environment for Python subprocesses: same settings, network guard installed."""

@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from portal.assistant import presentation
+from portal.assistant.forms import ERROR_EMPTY_TITLE
 from portal.assistant.models import Conversation, MessageRole, MessageStatus
 from tests.assistant.factories import ConversationFactory, MessageFactory
 from tests.assistant.test_streaming import ask_url, post_streaming
@@ -124,7 +125,7 @@ def test_renaming_with_htmx_updates_the_sidebar_and_an_empty_title_is_refused_in
     assert "Refund questions" in html
 
     refused = client.post(url, {"title": "   "}, headers={"HX-Request": "true"})
-    assert refused.status_code == 400 and "This field is required." in refused.content.decode()
+    assert refused.status_code == 400 and ERROR_EMPTY_TITLE in refused.content.decode()
     conversation.refresh_from_db()
     assert conversation.title == "Refund questions"
 

@@ -13,13 +13,6 @@ CLOUD_EU_ZDR = Destination(key="model:2", provider="anthropic", region="eu", zer
 LOCAL = Destination(key="offline", provider="offline", is_local=True)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_known_entities() -> Iterator[None]:
-    known_entities.invalidate()
-    yield
-    known_entities.invalidate()
-
-
 @pytest.fixture
 def customer_names() -> Iterator[list[str]]:
     """A registered source of known entities, as the customers app registers its records."""
