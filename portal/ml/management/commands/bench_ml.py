@@ -1,7 +1,7 @@
 """`manage.py bench_ml`: what the learned task router costs a question, in one run.
 
 On the assistant benchmark's synthetic corpus (portal/assistant/bench.py, default 100k chunks) with a
-profile that routes automatically, questions are asked through `services.answer()` in alternating blocks
+profile that routes automatically, questions are asked through `pipeline.answer()` in alternating blocks
 with the learned router active and with no router active (the keyword classifier), so both see the same
 machine load. Figures: the local overhead p50/p95 of a question with the router on and off and their
 ratio; the route and retrieve stages on and off (the router embeds the question; retrieval then finds
@@ -81,13 +81,13 @@ def _router_ensure(log: Any) -> Any:
 
 
 def _ask(user: Any, profile: Any, question: str) -> dict[str, float]:
-    from portal.assistant import services
+    from portal.assistant import pipeline, services
 
     conversation = services.conversation_create(actor=user, profile=profile)
 
     async def ask() -> dict[str, float]:
-        async for event in services.answer(user=user, conversation=conversation, question=question):
-            if isinstance(event, services.AnswerStored):
+        async for event in pipeline.answer(user=user, conversation=conversation, question=question):
+            if isinstance(event, pipeline.AnswerStored):
                 if event.message.status != "complete":
                     raise RuntimeError(event.message.error)
                 return event.timings
