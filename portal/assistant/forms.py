@@ -6,6 +6,7 @@ from django import forms
 
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import profiles_for_user
+from portal.customers.selectors import customer_choices_for_user
 
 QUESTION_MAX_CHARS = 8000
 CUSTOMER_CHOICES = 500
@@ -29,11 +30,7 @@ class NewConversationForm(forms.Form):
 
 
 def _customer_choices(user: Any) -> list[tuple[int, str]]:
-    """Customers this user may see (portal.customers, when installed): the conversation may be about one."""
-    try:
-        from portal.customers.selectors import customer_choices_for_user
-    except ImportError:
-        return []
+    """Customers this user may see: the conversation may be about one."""
     return customer_choices_for_user(user=user, limit=CUSTOMER_CHOICES)
 
 

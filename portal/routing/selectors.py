@@ -14,6 +14,7 @@ from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from governance.gate import Destination
 from portal.routing.models import Budget, CatalogModel, TaskTier, Usage
 from portal.routing.router import OFFLINE_DEPLOYMENT, Deployment
 
@@ -41,6 +42,11 @@ def model_display_names(*, keys: list[str]) -> dict[str, str]:
 
 def catalog_enabled() -> list[CatalogModel]:
     return list(CatalogModel.objects.filter(enabled=True).order_by("order", "id"))
+
+
+def catalog_destinations() -> list[Destination]:
+    """The enabled models as egress destinations, in the catalog's order (tier, then order)."""
+    return [model.destination() for model in CatalogModel.objects.filter(enabled=True)]
 
 
 def deployment_from(model: CatalogModel) -> Deployment:

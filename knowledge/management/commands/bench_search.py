@@ -20,7 +20,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from tqdm import tqdm
 
-from knowledge import embeddings, evaluation, search, services
+from knowledge import embeddings, search, services
+from knowledge.bench import evaluation
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 
 PREFIX = "bench: "

@@ -1,6 +1,6 @@
 """`manage.py bench_ml`: what the learned task router costs a question, in one run.
 
-On the assistant benchmark's synthetic corpus (portal/assistant/bench.py, default 100k chunks) with a
+On the assistant benchmark's synthetic corpus (portal/assistant/bench/assistant.py, default 100k chunks) with a
 profile that routes automatically, questions are asked through `pipeline.answer()` in alternating blocks
 with the learned router active and with no router active (the keyword classifier), so both see the same
 machine load. Figures: the local overhead p50/p95 of a question with the router on and off and their
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from portal.assistant import bench
+        from portal.assistant.bench import assistant as bench
 
         call_command("migrate", interactive=False, verbosity=0)
         os.environ.setdefault(bench.BENCH_KEY_VARIABLE, "bench-key")
@@ -97,7 +97,7 @@ def _ask(user: Any, profile: Any, question: str) -> dict[str, float]:
 
 
 def _measure(user: Any, profile: Any, router: Any, options: dict[str, Any], log: Any) -> dict[str, Any]:
-    from portal.assistant.bench import _questions, percentiles
+    from portal.assistant.bench.assistant import _questions, percentiles
     from portal.ml.models import ModelState, ModelVersion
     from portal.ml.predict import TaskPrediction, task_type_predict
 

@@ -7,7 +7,7 @@ Figures:
   instant local provider (an upper bound that also counts routing's and litellm's own work).
 - concurrency: N simultaneous streamed questions through uvicorn (a subprocess, as in production) against
   a local provider that streams each answer over 2 s; errors, and the same overhead figure under load.
-- router overhead against a direct litellm call (portal.routing.bench.router_overhead).
+- router overhead against a direct litellm call (portal.routing.bench.router.router_overhead).
 
 The synthetic corpus (random unit vectors, random words) lives in a knowledge base named BENCH_KB_NAME,
 built with bulk inserts and deleted at the end (unless --keep). Run it on its own database:
