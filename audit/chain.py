@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,9 +98,3 @@ def verify_events(events: Iterable[Mapping[str, Any]]) -> ChainReport:
         expected_previous = event["hash"]
         expected_seq += 1
     return ChainReport(checked, None, expected_seq - 1, expected_previous)
-
-
-def iter_jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.strip():
-            yield json.loads(line)

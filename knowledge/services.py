@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, Group, User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -48,12 +48,8 @@ ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
 ALL_OBJECT_PERMISSIONS = ("view_knowledgebase", "change_knowledgebase", "manage_knowledgebase")
 
 
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
 def max_upload_bytes() -> int:
-    return int(_setting("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
+    return int(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
 
 
 # ---- knowledge bases and access --------------------------------------------------------------------
@@ -542,15 +538,15 @@ def document_process(*, document_id: int, generation: int) -> str:
             data,
             document.original_filename,
             max_bytes=max_upload_bytes(),
-            max_expanded_bytes=int(_setting("KNOWLEDGE_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)),
+            max_expanded_bytes=int(settings.KNOWLEDGE_MAX_EXPANDED_BYTES),
             max_pdf_pages=settings.KNOWLEDGE_MAX_PDF_PAGES,
         )
         drafts = chunk_blocks(
             extracted.blocks,
             tokenizer=embeddings.tokenizer(),
-            target_tokens=int(_setting("KNOWLEDGE_CHUNK_TOKENS", 200)),
-            overlap_tokens=int(_setting("KNOWLEDGE_CHUNK_OVERLAP", 32)),
-            across_pages=bool(_setting("KNOWLEDGE_CHUNK_ACROSS_PAGES", True)),
+            target_tokens=int(settings.KNOWLEDGE_CHUNK_TOKENS),
+            overlap_tokens=int(settings.KNOWLEDGE_CHUNK_OVERLAP),
+            across_pages=bool(settings.KNOWLEDGE_CHUNK_ACROSS_PAGES),
         )
         if not drafts:
             raise ExtractionError("No text could be found in the file.")
@@ -571,7 +567,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
     """Embed and insert the drafts not stored yet for this generation, batch by batch."""
     done = set(Chunk.objects.filter(document=document, generation=generation).values_list("position", flat=True))
     missing = [(position, draft) for position, draft in enumerate(drafts) if position not in done]
-    batch_size = int(_setting("KNOWLEDGE_EMBED_BATCH", 64))
+    batch_size = int(settings.KNOWLEDGE_EMBED_BATCH)
     # Stored in groups of a few model batches: the model sorts a group's texts by length before
     # batching them (less padding), and a crash loses at most one group's work.
     group_size = batch_size * STORE_GROUP_BATCHES
@@ -784,7 +780,3 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
 
     transaction.on_commit(lambda: document_ready(document_id))  # e.g. the local sensitivity scan (portal/ml)
     return DocumentStatus.READY
-
-
-def actor_label(actor: AbstractBaseUser | None) -> str:
-    return actor.get_username() if actor is not None else "system"

@@ -286,7 +286,7 @@ def injection_dataset(path: str | None = None) -> Dataset:
     from portal.ml.models import FlagKind, FlagStatus, PassageFlag
 
     dataset = Dataset(labels=[])
-    external = Path(path or getattr(settings, "ML_INJECTION_DATASET", "") or "")
+    external = Path(path or settings.ML_INJECTION_DATASET or "")
     files = [(OWN_INJECTION_EXAMPLES, "portal's own examples")]
     if str(external) not in ("", ".") and external.is_file():
         files.insert(0, (external, external.name))
