@@ -118,6 +118,20 @@ class RetrievalSummary:
     customer_withheld: bool  # the conversation is about a customer this user may no longer see
     stages_ms: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls, authorization: Authorization, context: RetrievedContext, *, conversation: Conversation,
+        stages_ms: dict[str, float],
+    ) -> RetrievalSummary:  # fmt: skip
+        return cls(
+            knowledge_base_ids=[kb.pk for kb in authorization.knowledge_bases],
+            withheld_knowledge_bases=authorization.withheld_knowledge_bases,
+            memory_ids=[memory.memory_id for memory in context.memories],
+            customer_id=context.customer.customer_id if context.customer is not None else None,
+            customer_withheld=conversation.customer_id is not None and context.customer is None,
+            stages_ms=stages_ms,
+        )
+
     def as_details(self) -> dict[str, Any]:
         return {
             "knowledge_base_ids": self.knowledge_base_ids,
@@ -252,17 +266,8 @@ async def answer(
     stored_at = time.perf_counter()
     message = await db_phase(store, user=user, prepared=step, streamed=streamed, local_overhead_ms=local_ms)
     store_ms = (time.perf_counter() - stored_at) * 1000
-    yield AnswerStored(
-        message,
-        {
-            "prepare_ms": prepare_ms,
-            "store_ms": store_ms,
-            "provider_wait_ms": streamed.provider_wait * 1000,
-            "total_ms": (time.perf_counter() - started) * 1000,
-            "overhead_ms": local_ms + store_ms,
-            **{f"stage_{name}_ms": value for name, value in step.retrieval.stages_ms.items()},
-        },
-    )
+    yield AnswerStored(message, _timings(step, streamed, started=started, prepare_ms=prepare_ms, local_ms=local_ms,
+                                         store_ms=store_ms))  # fmt: skip
 
 
 def prepare(
@@ -315,29 +320,29 @@ def prepare(
     except Exception as error:  # noqa: BLE001 - fail closed: nothing is sent, the user is told why
         return Finished(question_message, _refusal_store(user=user, question=question_message, decision=decision,
                                                          error=error))  # fmt: skip
-    if preview_required(user=user, gated=gated):
-        confirmed_sha = question_message.manifest.get("preview", {}).get("sha256")
-        if confirm_question_id is None or confirmed_sha != gated.prompt_sha256:
-            # First ask, or the prompt changed since the preview: show exactly what would leave now.
-            return NeedsConfirmation(services.question_preview_store(actor=user, question=question_message,
-                                                                     gated=gated, decision=decision))  # fmt: skip
-        services.question_confirm(actor=user, question=question_message)
-    retrieval = RetrievalSummary(
-        knowledge_base_ids=[kb.pk for kb in authorization.knowledge_bases],
-        withheld_knowledge_bases=authorization.withheld_knowledge_bases,
-        memory_ids=[memory.memory_id for memory in context.memories],
-        customer_id=context.customer.customer_id if context.customer is not None else None,
-        customer_withheld=conversation.customer_id is not None and context.customer is None,
-        stages_ms=clock.laps,
-    )
+    if preview_required(user=user, gated=gated) and not _confirm_if_previewed(user, question_message, gated,
+                                                                            confirm_question_id):  # fmt: skip
+        # First ask, or the prompt changed since the preview: show exactly what would leave now.
+        return NeedsConfirmation(services.question_preview_store(actor=user, question=question_message, gated=gated,
+                                                                 decision=decision))  # fmt: skip
     return Prepared(
         question=question_message,
         profile=profile,
         decision=decision,
         gated=gated,
         citations=citations_for(context.chunks),
-        retrieval=retrieval,
+        retrieval=RetrievalSummary.of(authorization, context, conversation=conversation, stages_ms=clock.laps),
     )
+
+
+def _confirm_if_previewed(user: User, question: Message, gated: GatedPrompt, confirm_question_id: int | None) -> bool:
+    """Confirm the question when the user confirmed its preview and what would leave now is exactly what they
+    saw; False when the preview must be shown (first ask, or the prompt changed since)."""
+    confirmed_sha = question.manifest.get("preview", {}).get("sha256")
+    if confirm_question_id is None or confirmed_sha != gated.prompt_sha256:
+        return False
+    services.question_confirm(actor=user, question=question)
+    return True
 
 
 def _refusal_store(*, user: User, question: Message, decision: RouteDecision | None, error: Exception) -> Message:
@@ -626,6 +631,20 @@ def store(
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------
+def _timings(
+    step: Prepared, streamed: Streamed, *, started: float, prepare_ms: float, local_ms: float, store_ms: float
+) -> dict[str, float]:
+    """Where the time of one answer went (the chat's details panel, the benchmark)."""
+    return {
+        "prepare_ms": prepare_ms,
+        "store_ms": store_ms,
+        "provider_wait_ms": streamed.provider_wait * 1000,
+        "total_ms": (time.perf_counter() - started) * 1000,
+        "overhead_ms": local_ms + store_ms,
+        **{f"stage_{name}_ms": value for name, value in step.retrieval.stages_ms.items()},
+    }
+
+
 class StageClock:
     """Milliseconds spent in each stage, kept with the answer (details panel, benchmark)."""
 
