@@ -46,7 +46,8 @@ def canonical_json(value: Any) -> str:
 
 def normalise_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     """Round-trip details through JSON so what is hashed is exactly what JSONB gives back."""
-    return json.loads(json.dumps(dict(details or {}), default=str, allow_nan=False))
+    normalised: dict[str, Any] = json.loads(json.dumps(dict(details or {}), default=str, allow_nan=False))
+    return normalised
 
 
 def event_hash(fields: Mapping[str, Any]) -> str:

@@ -263,14 +263,15 @@ _query_cache_lock = threading.Lock()
 def embed_query(text: str, *, backend: str | None = None, cache: bool = True) -> np.ndarray:
     """One query vector. Recent queries are kept (one question is embedded once for knowledge and memory)."""
     if not cache:
-        return embed_texts([text], backend=backend)[0]
+        uncached: np.ndarray = embed_texts([text], backend=backend)[0]
+        return uncached
     key = (model_name(), backend or configured_backend(), text)  # a changed model or backend never hits
     with _query_cache_lock:
         cached = _query_cache.get(key)
         if cached is not None:
             _query_cache.move_to_end(key)
             return cached
-    vector = embed_texts([text], backend=backend)[0]
+    vector: np.ndarray = embed_texts([text], backend=backend)[0]
     vector.setflags(write=False)  # shared between callers: nobody may change it in place
     with _query_cache_lock:
         _query_cache[key] = vector

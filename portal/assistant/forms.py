@@ -21,10 +21,12 @@ class NewConversationForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["profile"].queryset = profiles_for_user(user=user)  # type: ignore[attr-defined]
+        profile_field, customer_field = self.fields["profile"], self.fields["customer"]
+        assert isinstance(profile_field, forms.ModelChoiceField) and isinstance(customer_field, forms.ChoiceField)
+        profile_field.queryset = profiles_for_user(user=user)
         choices = _customer_choices(user)
         if choices:
-            self.fields["customer"].choices = [("", "No customer"), *choices]  # type: ignore[attr-defined]
+            customer_field.choices = [("", "No customer"), *choices]
         else:
             del self.fields["customer"]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
@@ -47,7 +49,7 @@ def is_reviewer(user: UserLike) -> bool:
     return bool(user.is_authenticated and user.has_perm("memory.review_memoryitem"))
 
 
-def _role_ids(user: UserLike) -> QuerySet:
+def _role_ids(user: UserLike) -> QuerySet[Group, Any]:
     return user.groups.values("pk")
 
 

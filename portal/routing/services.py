@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart, egress_gate, verify_sealed
+from portal.core.types import UserLike
 from portal.routing import selectors
 from portal.routing.classifier import classify
 from portal.routing.models import Budget, CatalogModel, Usage
@@ -119,10 +119,10 @@ class _BudgetState:
         )
 
 
-def _exceeded_budgets(user: AbstractBaseUser) -> list[_BudgetState]:
-    if not getattr(user, "is_authenticated", False):
+def _exceeded_budgets(user: UserLike) -> list[_BudgetState]:
+    if not user.is_authenticated:
         return []
-    group_ids = list(user.groups.values_list("id", flat=True))  # type: ignore[attr-defined]
+    group_ids = list(user.groups.values_list("id", flat=True))
     budgets = Budget.objects.filter(enabled=True).select_related("role")
     budgets = budgets.filter(user_id=user.pk) | budgets.filter(role_id__in=group_ids)
     exceeded = []
@@ -151,7 +151,7 @@ def _classify_task(question: str) -> tuple[str, str]:
     return classification.task_type, classification.reason + note
 
 
-def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | None, question: str) -> RouteDecision:
+def route_decide(*, user: UserLike, task_type: str | None, question: str) -> RouteDecision:
     if task_type in (None, "", "auto"):
         task_type, reason = _classify_task(question)
     elif task_type in TASK_TYPES:
@@ -172,7 +172,7 @@ def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | Non
     for model in models:
         by_tier[model.tier].append(model)
     budget_note = ""
-    exceeded = _exceeded_budgets(user)  # type: ignore[arg-type]
+    exceeded = _exceeded_budgets(user)
     if exceeded:
         worst = exceeded[0]
         if worst.budget.action == Budget.Action.REFUSE:
@@ -214,7 +214,7 @@ def _load_deployments() -> dict[str, Deployment]:
 @transaction.atomic
 def usage_record(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     roles: list[str] | None = None,
     assistant_profile_id: int | None,
     decision: RouteDecision,
@@ -233,7 +233,7 @@ def usage_record(
         created_at=timezone.now(),
         user_id=user.pk if authenticated else None,
         username=user.get_username() if authenticated else "",
-        roles=selectors.role_names(user) if roles is None else roles,  # type: ignore[arg-type]
+        roles=selectors.role_names(user) if roles is None else roles,
         assistant_profile_id=assistant_profile_id,
         task_type=decision.task_type,
         tier=decision.tier,
@@ -286,7 +286,7 @@ def usage_record(
 class _Call:
     """What every attempt of one call shares: who asks, what was cleared, and how to answer."""
 
-    user: AbstractBaseUser | AnonymousUser
+    user: UserLike
     assistant_profile_id: int | None
     decision: RouteDecision
     gated: GatedPrompt
@@ -331,7 +331,7 @@ class _Progress:
 
 async def model_stream(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     gated: GatedPrompt,
     decision: RouteDecision,
     assistant_profile_id: int | None = None,
@@ -496,7 +496,7 @@ def _attempt_summary(usage: Usage, description: str) -> dict[str, Any]:
 
 def model_complete(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     gated: GatedPrompt,
     decision: RouteDecision,
     assistant_profile_id: int | None = None,
@@ -549,7 +549,7 @@ class GatedCompletion:
 
 def model_complete_gated(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     parts: Sequence[PromptPart],
     task_type: str,
     question: str,
