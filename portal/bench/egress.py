@@ -1,7 +1,7 @@
 """`manage.py eval_egress`: do the hard canary values stay home? (portal.bench.canaries makes them.)
 
 The customers go in through the real CSV import (and their interactions through the interaction import);
-each prompt is asked through the real pipeline (`portal.assistant.services.answer`: route, retrieve, build,
+each prompt is asked through the real pipeline (`portal.assistant.pipeline.answer`: route, retrieve, build,
 the egress gate, routing, litellm) against a recording provider on 127.0.0.1 that answers by echoing the
 question it received, with its placeholders spelled the ways models spell them. Figures:
 
@@ -190,7 +190,7 @@ def _echo(spelling: str) -> Callable[[dict[str, Any]], str]:
 
 
 def ask(prompt: CanaryPrompt, *, actors: Actors, customer_id: int, provider: RecordingProvider) -> PromptResult:
-    from portal.assistant import services
+    from portal.assistant import pipeline, services
     from portal.assistant.models import MessageStatus
 
     spelling = list(SPELLINGS)[prompt.index % len(SPELLINGS)]
@@ -207,8 +207,8 @@ def ask(prompt: CanaryPrompt, *, actors: Actors, customer_id: int, provider: Rec
             from portal.routing.router import release_loop_clients
 
             stored = None
-            async for event in services.answer(user=actors.asker, conversation=conversation, question=question):
-                if isinstance(event, services.AnswerStored):
+            async for event in pipeline.answer(user=actors.asker, conversation=conversation, question=question):
+                if isinstance(event, pipeline.AnswerStored):
                     stored = event
             await release_loop_clients()  # this loop ends with the question: close litellm's clients of it
             return stored
