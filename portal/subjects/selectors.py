@@ -55,9 +55,10 @@ def subject_exists(subject_type: str, subject_id: int) -> bool:
 
 def customer_values(customer_id: int) -> list[str]:
     """The values that identify a customer: name, e-mails, phones (in every spelling the detector knows),
-    account numbers and postal address. Not the organisation: it names a company other customers share."""
+    account numbers and postal address. Not the organisation: it names a company other customers share; nor a
+    value another customer's record also holds (a shared switchboard number): it is theirs too, and stays."""
     from governance.known_entities import address_parts
-    from portal.customers.entities import phone_variants
+    from portal.customers.entities import customer_entity_values, phone_variants
     from portal.customers.models import Customer
 
     row = (
@@ -75,4 +76,6 @@ def customer_values(customer_id: int) -> list[str]:
         values.append(address.strip())
     for phone in phones:
         values += phone_variants(phone)
-    return clean_values(values)
+    own = f"customer {customer_id} "
+    shared = {value.casefold() for value, _, label in customer_entity_values() if not label.startswith(own)}
+    return [value for value in clean_values(values) if value.casefold() not in shared]
