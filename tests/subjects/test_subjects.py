@@ -341,3 +341,18 @@ def test_every_text_column_of_every_model_is_searched() -> None:
     assert "details" in {c.column for c in columns["audit_auditevent"]}
     assert "search_vector" not in {c.column for c in columns["memory_memoryitem"]}
     assert not Message.objects.exists()
+
+
+def test_the_request_screen_polls_while_the_job_runs_and_stops_when_it_is_done(
+    olivia: Any, subject: Customer, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        created = subject_request_create(actor=olivia, kind="access", subject_type="customer", subject_id=subject.pk)
+    client = Client()
+    client.force_login(olivia)
+    url = reverse("subjects:request_detail", args=[created.pk])
+    fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="request-progress"') and 'hx-trigger="every 1s"' in fragment
+    subject_request_run(request_id=created.pk)
+    fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "hx-trigger" not in fragment and "Download the bundle" in fragment
