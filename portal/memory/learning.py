@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from governance.gate import PromptPart
+from portal.core.parameters import parameter_value
 from portal.memory.models import Kind, LearningRun, Scope, Source
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,10 @@ def conversations_due_for_learning(*, now: Any = None) -> list[int]:
     from portal.assistant.models import Conversation, Message, MessageRole, MessageStatus
 
     now = now or timezone.now()
-    idle_since = now - dt.timedelta(minutes=settings.MEMORY_LEARNING_IDLE_MINUTES)
-    oldest = idle_since - dt.timedelta(hours=settings.MEMORY_LEARNING_LOOKBACK_HOURS)
+    if parameter_value("learning_paused"):
+        return []
+    idle_since = now - dt.timedelta(minutes=parameter_value("learning_idle_minutes"))
+    oldest = idle_since - dt.timedelta(hours=parameter_value("learning_lookback_hours"))
     last_complete = (
         Message.objects.filter(conversation=OuterRef("pk"), status=MessageStatus.COMPLETE)
         .exclude(content="")
@@ -198,4 +201,4 @@ def conversations_due_for_learning(*, now: Any = None) -> list[int]:
         .order_by("updated_at")
         .values_list("pk", flat=True)
     )
-    return list(conversations[: settings.MEMORY_LEARNING_BATCH])
+    return list(conversations[: parameter_value("learning_batch")])
