@@ -37,6 +37,9 @@ class KnownEntity:
     data_class: str
     label: str = ""
     key: str = ""  # whom the value belongs to ("customer:12", "user:3"): links a person's name to its context
+    # one word of a person's name seen alone in a record ("ask for Priya"): found only after a title or where
+    # `key` is in the prompt's context, like the given name alone of a customer
+    name_part: bool = False
 
 
 Loader = Callable[[], Iterable[KnownEntity]]
@@ -327,6 +330,11 @@ class KnownEntityIndex:
         compact_entries: dict[str, _Entry] = {}
         for entity in entities:
             key_of = entity.key or f"{entity.data_class}:{normalise_value(entity.value)}"
+            if entity.data_class == dc.PERSON and entity.name_part:
+                part = normalise_value(entity.value)
+                if len(part) >= 2 and part not in NAME_PARTICLES:
+                    entries.setdefault(part, _Entry(len(part))).parts.add(key_of)
+                continue
             if entity.data_class == dc.PERSON:
                 full, givens, families = person_variants(entity.value)
                 whole = normalise_value(entity.value)

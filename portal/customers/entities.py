@@ -81,6 +81,28 @@ def customer_entity_values() -> Iterator[tuple[str, str, str]]:
             yield account, account_number_class(account), f"{label} account"
 
 
+def customer_people_mentioned() -> Iterator[tuple[int, str, bool]]:
+    """(customer id, name, one word only) for every person named in a customer's notes or interactions: a shop
+    manager or a colleague the business knows through its records, not in any field of its own."""
+    from governance.mentions import people_named_in
+    from portal.customers.models import Customer, Interaction
+
+    records = Customer.objects.values_list("pk", "notes", "organisation", "postal_address").order_by("pk")
+    not_people: dict[int, tuple[str, str]] = {}
+    for pk, notes, organisation, postal_address in records.iterator(chunk_size=500):
+        not_people[pk] = (organisation, postal_address)
+        if notes.strip():
+            for mention in people_named_in(notes, exclude=not_people[pk]):
+                yield pk, mention.name, mention.single
+    texts = Interaction.objects.values_list("customer_id", "summary", "full_text").order_by("pk")
+    for customer_id, summary, full_text in texts.iterator(chunk_size=500):
+        exclude = not_people.get(customer_id, ("", ""))
+        for text in (summary, full_text):
+            if text.strip():
+                for mention in people_named_in(text, exclude=exclude):
+                    yield customer_id, mention.name, mention.single
+
+
 def customer_known_entities() -> Iterator[Any]:
     """The loader registered with governance: KnownEntity(value, data_class, label) per value."""
     known_entity = _known_entity_class()
@@ -90,6 +112,15 @@ def customer_known_entities() -> Iterator[Any]:
         # "customer 12 name" -> "customer:12": the key that puts this person in a prompt's context
         key = "customer:" + label.split()[1]
         yield known_entity(value=value, data_class=data_class, label=label, key=key)
+    for customer_id, name, single in customer_people_mentioned():
+        # the customer's key: a conversation about the customer has their contacts in context too
+        yield known_entity(
+            value=name,
+            data_class="PERSON",
+            label=f"customer {customer_id} contact",
+            key=f"customer:{customer_id}",
+            name_part=single,
+        )
 
 
 def register_known_entity_source() -> bool:
