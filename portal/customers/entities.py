@@ -53,7 +53,24 @@ def phone_variants(value: str) -> list[str]:
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if "00" + e164[1:] not in variants:
         variants.append("00" + e164[1:])  # the international prefix as dialled in Europe
+    variants.extend(local_parts(parsed))
     return variants
+
+
+MIN_LOCAL_DIGITS = 6
+
+
+def local_parts(number: phonenumbers.PhoneNumber) -> list[str]:
+    """The number as quoted without its area code ("61 51 81" for 09 261 51 81): the subscriber part as
+    phonenumbers splits it for the number's region, and every shorter tail down to six digits, because what
+    people leave out is the code they dial least (a town's code has two to five digits even inside one
+    country). Shorter tails identify too little to be worth the false matches."""
+    national = phonenumbers.national_significant_number(number)
+    code_length = phonenumbers.length_of_geographical_area_code(number) or (
+        phonenumbers.length_of_national_destination_code(number)
+    )
+    subscriber = national[code_length:] if code_length else national
+    return [national[-length:] for length in range(len(subscriber), MIN_LOCAL_DIGITS - 1, -1)]
 
 
 def customer_entity_values() -> Iterator[tuple[str, str, str]]:
@@ -129,8 +146,20 @@ def register_known_entity_source() -> bool:
     except ImportError:
         logger.info("governance.known_entities is not available; customer values are not registered")
         return False
-    register_source(SOURCE_NAME, customer_known_entities)
+    register_source(SOURCE_NAME, customer_known_entities, fingerprint=customer_entities_fingerprint)
     return True
+
+
+def customer_entities_fingerprint() -> object:
+    """Differs whenever a customer or interaction value may have changed: created, changed (updated_at) or
+    deleted (the count falls). Interactions are never edited, only added and deleted."""
+    from django.db.models import Count, Max
+
+    from portal.customers.models import Customer, Interaction
+
+    customers = Customer.objects.aggregate(count=Count("pk"), newest=Max("updated_at"), top=Max("pk"))
+    interactions = Interaction.objects.aggregate(count=Count("pk"), top=Max("pk"))
+    return (*customers.values(), *interactions.values())
 
 
 def known_entities_invalidate_on_commit() -> None:

@@ -120,3 +120,19 @@ def test_an_interaction_recorded_later_registers_the_people_it_names(
             full_text="Met the owner, Wilhelmina Korver, at the shop.",
         )  # fmt: skip
     assert "Korver" not in _sent(_ask(sam, question))
+
+
+def test_after_the_ttl_the_dictionary_is_kept_while_no_source_changed(sam: Any, settings: Any) -> None:
+    """Another process's change shows through the sources' fingerprints; no change, no rebuild in a question."""
+    settings.GOVERNANCE_KNOWN_ENTITIES_TTL = 0
+    customer = CustomerFactory(name="Halvard Quist")
+    known_entities.invalidate()
+    first = known_entities.current_index()
+    assert known_entities.current_index() is first  # the TTL is up, nothing changed
+    InteractionFactory(customer=customer, full_text="Spoke with the owner, Runa Lindqvist.")  # no invalidate()
+    second = known_entities.current_index()
+    assert second is not first
+    assert "Lindqvist" not in _sent(_ask(sam, PromptPart("question", "Ask Runa Lindqvist about it.")))
+    customer.name = "Halvard Quistgaard"
+    customer.save()  # as another process would: no invalidate() here
+    assert known_entities.current_index() is not second
