@@ -60,7 +60,20 @@ NOT_NAME_WORDS = frozenset(
     group holding holdings bank partners associates industries international foundation university hospital
     school council ministry trust street road avenue lane city centre center north south east west
     mr mrs ms dr prof sir madam dear hi hello thanks regards manager owner director
+    i you he she it it's we they them him me us who what which where why how all each every some any most many
+    both few none no yes not make see use get let do does did done can may might must shall should will would
+    generally usually often always never sometimes however therefore although because since while
     """.split()  # noqa: SIM905
+)
+# Words that name a department, a function or a document, not a person ("Human Resources", "Claims").
+DEPARTMENT_WORDS = frozenset(
+    """resources relations management marketing operations development administration finance financial
+    accounting accounts payable receivable support sales service services benefits benefit claims claim appeals
+    appeal purchasing procurement logistics legal compliance security quality research engineering production
+    helpdesk desk reception warehouse office headquarters board committee executive officer officers health
+    care plan plus standard policy policies program programme report handbook guide manual section chapter
+    information personal member members employee employees employer employers customer customers part
+    united states kingdom republic federal national state county city town region district""".split()  # noqa: SIM905
 )
 ORGANISATION_WORDS = frozenset(
     """ltd limited inc llc gmbh bv b.v. nv n.v. sa ag plc co corp corporation company group holding holdings bank
@@ -82,10 +95,20 @@ _CUE_BEFORE_RE = re.compile(
     r"|(?:^|[\s(])(?:" + _TITLES_RE + r")\.?\s+)$",
     re.IGNORECASE,
 )
+_ROLES = frozenset(ROLE_WORDS)
+_STRONG_BEFORE_RE = re.compile(
+    r"(?:\b(?:" + "|".join(re.escape(word) for word in ROLE_WORDS) + r")\b(?:\s+(?:is|was|named|called))?"
+    r"[\s,:\u2013\u2014-]*"
+    r"|\b(?:met|meet with|met with|ask for|asked for|speak to|speak with|spoke to|spoke with|talk to"
+    r"|talked to|attn\.?|c/o|cc)\s*:?\s*"
+    r"|\b(?:" + "|".join(re.escape(word) for word in SALUTATIONS) + r")\b[\s,:]*"
+    r"|(?:^|[\s(])(?:" + _TITLES_RE + r")\.?\s+)$",
+    re.IGNORECASE,
+)
 _AND_RE = re.compile(r"\s*(?:,\s*)?(?:and|&|or|,)\s+", re.IGNORECASE)
 _TITLE_JUST_BEFORE_RE = re.compile(r"(?:^|[\s(])(?:" + _TITLES_RE + r")\.?\s+$", re.IGNORECASE)
 _CUE_AFTER_RE = re.compile(
-    r"^(?:'s\s+(?:" + "|".join(re.escape(word) for word in ROLE_WORDS) + r")\b"
+    r"^(?:['\u2019]s\s+(?:[a-z]+\s+){0,2}(?:" + "|".join(re.escape(word) for word in ROLE_WORDS) + r")\b"
     r"|\s*[,(\u2013\u2014-]\s*(?:(?:the|our|their|his|her|a|an|shop|store|head|chief|general|sales|account|"
     r"office|new|main|deputy|assistant)\s+){0,3}(?:" + "|".join(re.escape(word) for word in ROLE_WORDS) + r")\b"
     r"|\s+(?:" + "|".join(re.escape(word) for word in PERSON_VERBS_AFTER) + r")\b)",
@@ -134,6 +157,10 @@ def people_named_in(text: str, *, exclude: Collection[str] = ()) -> list[Mention
         if not tokens or tokens[0].lower() in NAME_PARTICLES:
             continue
         start, end = words[start_index].start(), words[end_index].end()
+        possessive = re.search(r"['\u2019]s$", text[start:end])
+        if possessive:  # "Ana Silva's order": the name without the possessive
+            end -= 2
+            tokens[-1] = tokens[-1][:-2]
         name = text[start:end].rstrip(".") if not re.search(r"\b\w\.$", text[start:end]) else text[start:end]
         if normalise_value(name) in found:
             previous_person_end = end
@@ -150,8 +177,8 @@ def people_named_in(text: str, *, exclude: Collection[str] = ()) -> list[Mention
             continue
         capital_words = [token for token in tokens if token.lower() not in NAME_PARTICLES]
         single = len(capital_words) == 1
-        if single and len(name.rstrip(".")) < 3:
-            continue
+        if single and (len(name.rstrip(".")) < 3 or not _STRONG_BEFORE_RE.search(before)):
+            continue  # a word alone is a name only right after a title, a salutation or a role
         previous_person_end = end
         found.setdefault(normalise_value(name), Mention(name=name, single=single))
     return list(found.values())
@@ -180,8 +207,12 @@ def _run_at(text: str, words: list[re.Match[str]], index: int) -> list[int]:
 
 def _plausible(tokens: list[str], text: str, start: int, end: int, excluded: set[str], name: str) -> bool:
     folded = [token.lower().rstrip(".") for token in tokens]
-    if any(token in ORGANISATION_WORDS for token in folded):
+    if any(token in ORGANISATION_WORDS or token in DEPARTMENT_WORDS or token in _ROLES for token in folded):
         return False
+    if any(token in NOT_NAME_WORDS for token in folded):
+        return False
+    if any(re.search(r"(?:tion|sion|ment|ness|ship|ism|ities|ings)$", token) for token in folded):
+        return False  # words made from verbs and adjectives ("Coordination", "Management"), not names
     if len([t for t in folded if t not in NAME_PARTICLES]) > 4:
         return False
     if re.match(r"\s*\d", text[end : end + 3]):  # "Dok Noord 12": a street and its number

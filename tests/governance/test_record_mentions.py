@@ -30,6 +30,10 @@ from tests.governance.conftest import CLOUD
         ),
         ("Lena Fischer (owner) signed the contract.", ["Lena Fischer"]),
         ("Met with Priya Raman, the new account manager.", ["Priya Raman"]),
+        ("Met Priya at the fair; Mr. Jansen called later.", ["Priya", "Jansen"]),
+        ("Dear Mrs. Okafor, thanks. Regards, Lena Fischer", ["Okafor", "Lena Fischer"]),
+        ("Noted Ana Silva's request for a new invoice.", []),
+        ("Ana Silva's shop manager asked for a discount.", ["Ana Silva"]),
     ],
 )
 def test_it_finds_people_named_in_record_text(text: str, names: list[str]) -> None:
@@ -44,6 +48,9 @@ def test_it_finds_people_named_in_record_text(text: str, names: list[str]) -> No
         "Spoke with Contoso Pharmaceuticals about the New York office.",
         "The Annual Report and the Price List are attached.",
         "Called Noord Bakery about the delayed order.",
+        "For questions, contact Human Resources or the Chief Financial Officer.",
+        "They said Generally the Claims team answers. You can ask Northwind Health's Member Services.",
+        "Please contact Coordination of Benefits Management about Medicare Part D.",
     ],
 )
 def test_it_takes_no_organisation_place_or_document_for_a_person(text: str) -> None:
