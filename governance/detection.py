@@ -416,6 +416,7 @@ def _find_ips(text: str) -> Iterator_:
 
 def _find_phones(text: str) -> Iterator_:
     yield from _find_phone_shapes(text)
+    yield from _find_slashed_phones(text)
     for match in PHONE_CONTEXT_RE.finditer(text):
         digits = _digits(match.group("value"))
         if 5 <= len(digits) <= 13 and not DATE_SHAPE_RE.match(match.group("value")):
@@ -463,6 +464,31 @@ def _find_phone_shapes(text: str) -> Iterator_:
         if not 7 <= len(digits) <= 13 or DATE_SHAPE_RE.match(main.strip()):
             continue
         yield match.start(), match.end(), dc.PHONE, "phone_local"
+
+
+# A national number with a slash between the area code and the subscriber ("0151/23525155", "089 / 12 34 56"),
+# as written in German-speaking countries: a phone only when phonenumbers calls it a valid number of one of
+# GOVERNANCE_PHONE_REGIONS, so fractions, years ("2023/2024") and references stay out.
+PHONE_SLASHED_RE = re.compile(r"(?<![\w/.+-])\(?0\d{1,5}\)? ?/ ?\d{2,10}(?:[ -]\d{1,6}){0,3}(?![\w/]|[.-]\d)")
+
+
+def _phone_regions() -> tuple[str, ...]:
+    regions = getattr(settings, "GOVERNANCE_PHONE_REGIONS", ()) or ("GB",)
+    return tuple(regions)
+
+
+def _find_slashed_phones(text: str) -> Iterator_:
+    if "/" not in text:
+        return
+    for match in PHONE_SLASHED_RE.finditer(text):
+        for region in _phone_regions():
+            try:
+                number = phonenumbers.parse(match.group(), region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                yield match.start(), match.end(), dc.PHONE, "phone_national"
+                break
 
 
 def _find_emails(text: str) -> Iterator_:

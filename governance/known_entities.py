@@ -37,18 +37,29 @@ class KnownEntity:
     data_class: str
     label: str = ""
     key: str = ""  # whom the value belongs to ("customer:12", "user:3"): links a person's name to its context
+    # one word of a person's name seen alone in a record ("ask for Priya"): found only after a title or where
+    # `key` is in the prompt's context, like the given name alone of a customer
+    name_part: bool = False
 
 
 Loader = Callable[[], Iterable[KnownEntity]]
+# A cheap summary of a source's data (counts, newest change) that differs whenever the values could: when the
+# TTL is up, an unchanged summary of every source keeps the dictionary instead of rebuilding it in a question.
+Fingerprint = Callable[[], object]
 _sources: dict[str, Loader] = {}
+_fingerprints: dict[str, Fingerprint] = {}
 _lock = threading.Lock()
-_state: dict[str, object] = {"index": None, "built_at": 0.0, "generation": 0}
+_state: dict[str, object] = {"index": None, "built_at": 0.0, "generation": 0, "fingerprint": None}
 
 
-def register_source(name: str, loader: Loader) -> None:
+def register_source(name: str, loader: Loader, *, fingerprint: Fingerprint | None = None) -> None:
     """Add (or replace) a named source of known entities. Safe to call at import or in AppConfig.ready()."""
     with _lock:
         _sources[name] = loader
+        if fingerprint is None:
+            _fingerprints.pop(name, None)
+        else:
+            _fingerprints[name] = fingerprint
         _forget()
 
 
@@ -327,6 +338,11 @@ class KnownEntityIndex:
         compact_entries: dict[str, _Entry] = {}
         for entity in entities:
             key_of = entity.key or f"{entity.data_class}:{normalise_value(entity.value)}"
+            if entity.data_class == dc.PERSON and entity.name_part:
+                part = normalise_value(entity.value)
+                if len(part) >= 2 and part not in NAME_PARTICLES:
+                    entries.setdefault(part, _Entry(len(part))).parts.add(key_of)
+                continue
             if entity.data_class == dc.PERSON:
                 full, givens, families = person_variants(entity.value)
                 whole = normalise_value(entity.value)
@@ -500,7 +516,35 @@ def _term_lists() -> Iterable[KnownEntity]:
             yield KnownEntity(term, term_list.data_class, f"term list: {term_list.name}")
 
 
+def _users_fingerprint() -> object:
+    from django.contrib.auth.models import User
+
+    # users have no change time: a digest of exactly the columns the dictionary reads, computed in the database
+    return _digest(User.objects.filter(is_active=True), "id", "first_name", "last_name", "email")
+
+
+def _term_lists_fingerprint() -> object:
+    from django.db.models import Count, Max
+
+    from governance.models import TermList
+
+    return tuple(TermList.objects.aggregate(count=Count("pk"), newest=Max("updated_at"), top=Max("pk")).values())
+
+
+def _digest(queryset: Any, *columns: str) -> object:
+    from django.contrib.postgres.aggregates import StringAgg
+    from django.db.models import CharField, F, Value
+    from django.db.models.functions import MD5, Cast, Concat
+
+    pieces: list[Any] = []
+    for column in columns:
+        pieces += [Cast(F(column), CharField()), Value("|")]
+    row = queryset.aggregate(digest=MD5(StringAgg(Concat(*pieces), delimiter="\n", order_by=columns[0])))
+    return row["digest"]
+
+
 BUILTIN_SOURCES: dict[str, Loader] = {"users": _user_directory, "term_lists": _term_lists}
+BUILTIN_FINGERPRINTS: dict[str, Fingerprint] = {"users": _users_fingerprint, "term_lists": _term_lists_fingerprint}
 
 
 def build_index() -> KnownEntityIndex:
@@ -510,13 +554,34 @@ def build_index() -> KnownEntityIndex:
     return KnownEntityIndex(entities)
 
 
+def sources_fingerprint() -> object | None:
+    """The summary of every source's data, or None when a source has no fingerprint (then only the TTL
+    and invalidate() tell that its data changed)."""
+    summary: list[object] = []
+    for name in [*BUILTIN_SOURCES, *sorted(_sources)]:
+        fingerprint = BUILTIN_FINGERPRINTS.get(name) if name in BUILTIN_SOURCES else _fingerprints.get(name)
+        if fingerprint is None:
+            return None
+        summary.append((name, fingerprint()))
+    return tuple(summary)
+
+
 def current_index() -> KnownEntityIndex:
+    """The dictionary, built once per process and kept until invalidate() or, after the TTL, until another
+    process has changed the data behind it (each source's fingerprint: one small query, not a rebuild)."""
     ttl = float(getattr(settings, "GOVERNANCE_KNOWN_ENTITIES_TTL", 60))
     with _lock:
         index = _state["index"]
         if isinstance(index, KnownEntityIndex) and time.monotonic() - float(_state["built_at"]) < ttl:  # type: ignore[arg-type]
             return index
         generation = _state["generation"]
+        kept_fingerprint = _state["fingerprint"]
+    fingerprint = sources_fingerprint()  # read before building: a change made meanwhile shows at the next check
+    if isinstance(index, KnownEntityIndex) and fingerprint is not None and fingerprint == kept_fingerprint:
+        with _lock:
+            if _state["generation"] == generation:
+                _state["built_at"] = time.monotonic()
+        return index
     fresh = build_index()
     with _lock:
         # An invalidate() that arrived while building means the data may already be newer than `fresh`:
@@ -524,6 +589,7 @@ def current_index() -> KnownEntityIndex:
         if _state["generation"] == generation:
             _state["index"] = fresh
             _state["built_at"] = time.monotonic()
+            _state["fingerprint"] = fingerprint
     return fresh
 
 

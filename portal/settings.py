@@ -407,6 +407,9 @@ GOVERNANCE_KNOWN_ENTITIES_TTL = env_int("GOVERNANCE_KNOWN_ENTITIES_TTL", 60)
 
 # --- Customers (portal/customers) and AI memory (portal/memory). See README "Customers and memory".
 CUSTOMERS_DEFAULT_PHONE_REGION = env_str("CUSTOMERS_DEFAULT_PHONE_REGION", "GB")  # for numbers without +country
+# where a national number in a prompt may come from ("0151/23525155"): validated against each, in order
+_PHONE_REGIONS_DEFAULT = [CUSTOMERS_DEFAULT_PHONE_REGION, "DE", "AT", "CH"]
+GOVERNANCE_PHONE_REGIONS = [region.upper() for region in env_list("GOVERNANCE_PHONE_REGIONS", _PHONE_REGIONS_DEFAULT)]
 CUSTOMERS_IMPORT_MAX_BYTES = env_int("CUSTOMERS_IMPORT_MAX_BYTES", 5 * 1024 * 1024)
 CUSTOMERS_IMPORT_MAX_ROWS = env_int("CUSTOMERS_IMPORT_MAX_ROWS", 20_000)
 CUSTOMERS_CONTEXT_INTERACTIONS = env_int("CUSTOMERS_CONTEXT_INTERACTIONS", 10)  # newest interactions the assistant sees

@@ -670,7 +670,9 @@ def interactions_import(
     interactions = [row.interaction for row in good]
 
     def create() -> list[int]:
-        return [interaction.pk for interaction in Interaction.objects.bulk_create(interactions)]
+        created = Interaction.objects.bulk_create(interactions)
+        known_entities_invalidate_on_commit()  # the people an interaction names are known entities
+        return [interaction.pk for interaction in created]
 
     def audit_import() -> None:
         imported = interactions if report.created_ids else []
@@ -688,8 +690,6 @@ def interactions_import(
             ),
         )
 
-    # Interactions are not known entities and feed no memory (interaction_create does neither), so unlike
-    # the customer import there is nothing to tell governance after the commit.
     _import_save(report, create=create if interactions else None, audit_import=audit_import)
     return report
 

@@ -44,7 +44,24 @@ def phone_variants(value: str) -> list[str]:
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if "00" + e164[1:] not in variants:
         variants.append("00" + e164[1:])  # the international prefix as dialled in Europe
+    variants.extend(local_parts(parsed))
     return variants
+
+
+MIN_LOCAL_DIGITS = 6
+
+
+def local_parts(number: phonenumbers.PhoneNumber) -> list[str]:
+    """The number as quoted without its area code ("61 51 81" for 09 261 51 81): the subscriber part as
+    phonenumbers splits it for the number's region, and every shorter tail down to six digits, because what
+    people leave out is the code they dial least (a town's code has two to five digits even inside one
+    country). Shorter tails identify too little to be worth the false matches."""
+    national = phonenumbers.national_significant_number(number)
+    code_length = phonenumbers.length_of_geographical_area_code(number) or (
+        phonenumbers.length_of_national_destination_code(number)
+    )
+    subscriber = national[code_length:] if code_length else national
+    return [national[-length:] for length in range(len(subscriber), MIN_LOCAL_DIGITS - 1, -1)]
 
 
 def customer_entity_values() -> Iterator[tuple[str, str, str]]:
@@ -72,16 +89,56 @@ def customer_entity_values() -> Iterator[tuple[str, str, str]]:
             yield account, account_number_class(account), f"{label} account"
 
 
+def customer_people_mentioned() -> Iterator[tuple[int, str, bool]]:
+    """(customer id, name, one word only) for every person named in a customer's notes or interactions: a shop
+    manager or a colleague the business knows through its records, not in any field of its own."""
+    from governance.mentions import people_named_in
+    from portal.customers.models import Customer, Interaction
+
+    records = Customer.objects.values_list("pk", "notes", "organisation", "postal_address").order_by("pk")
+    not_people: dict[int, tuple[str, str]] = {}
+    for pk, notes, organisation, postal_address in records.iterator(chunk_size=500):
+        not_people[pk] = (organisation, postal_address)
+        if notes.strip():
+            for mention in people_named_in(notes, exclude=not_people[pk]):
+                yield pk, mention.name, mention.single
+    texts = Interaction.objects.values_list("customer_id", "summary", "full_text").order_by("pk")
+    for customer_id, summary, full_text in texts.iterator(chunk_size=500):
+        exclude = not_people.get(customer_id, ("", ""))
+        for text in (summary, full_text):
+            if text.strip():
+                for mention in people_named_in(text, exclude=exclude):
+                    yield customer_id, mention.name, mention.single
+
+
 def customer_known_entities() -> Iterator[KnownEntity]:
     """The loader registered with governance: KnownEntity(value, data_class, label) per value."""
     for value, data_class, label in customer_entity_values():
         # "customer 12 name" -> "customer:12": the key that puts this person in a prompt's context
         key = "customer:" + label.split()[1]
         yield KnownEntity(value=value, data_class=data_class, label=label, key=key)
+    for customer_id, name, single in customer_people_mentioned():
+        # the customer's key: a conversation about the customer has their contacts in context too
+        yield KnownEntity(
+            value=name, data_class="PERSON", label=f"customer {customer_id} contact", key=f"customer:{customer_id}",
+            name_part=single,
+        )  # fmt: skip
 
 
 def register_known_entity_source() -> None:
-    known_entities.register_source(SOURCE_NAME, customer_known_entities)
+    known_entities.register_source(SOURCE_NAME, customer_known_entities, fingerprint=customer_entities_fingerprint)
+
+
+def customer_entities_fingerprint() -> object:
+    """Differs whenever a customer or interaction value may have changed: created, changed (updated_at) or
+    deleted (the count falls). Interactions are never edited, only added and deleted."""
+    from django.db.models import Count, Max
+
+    from portal.customers.models import Customer, Interaction
+
+    customers = Customer.objects.aggregate(count=Count("pk"), newest=Max("updated_at"), top=Max("pk"))
+    interactions = Interaction.objects.aggregate(count=Count("pk"), top=Max("pk"))
+    return (*customers.values(), *interactions.values())
 
 
 def known_entities_invalidate_on_commit() -> None:

@@ -173,4 +173,5 @@ def interaction_create(
         request=request,
     )
     hooks.emit_on_commit("interaction_added", interaction_id=interaction.pk, customer_id=customer.pk)
+    known_entities_invalidate_on_commit()  # the people it names (a shop manager) are known entities
     return interaction

@@ -112,3 +112,39 @@ def test_every_value_copied_from_a_customer_record_is_at_least_pseudonymized_by_
 def test_a_phone_in_brackets_keeps_both_brackets(sam: Any) -> None:
     gated = _ask(sam, PromptPart("question", "Call (+44 20 7946 0958) today"))
     assert _sent(gated) == "Call (<PHONE_1>) today"
+
+
+@pytest.mark.parametrize(
+    ("record_phone", "written"),
+    [
+        ("+1 201-524-7430", "24 74 30"),  # US: the last digits alone
+        ("+44 7400 499347", "49 93 47"),  # GB mobile: the subscriber part
+        ("+33 1 23 50 61 54", "50 61 54"),  # FR
+        ("+32 9 261 51 81", "261 51 81"),  # BE: without the town's code
+        ("+49 151 23525155", "0151/23525155"),  # DE: the national shape with a slash
+        ("+31 6 10446904", "06-10446904"),  # NL: the national shape
+    ],
+)
+def test_a_customer_phone_in_a_national_or_local_shape_never_leaves(sam: Any, record_phone: str, written: str) -> None:
+    CustomerFactory(name="Jorunn Vasquez", phones=[record_phone])
+    known_entities.invalidate()
+    gated = _ask(sam, PromptPart("question", f"The customer left a voicemail from {written}; what do I say?"))
+    digits = "".join(ch for ch in written if ch.isdigit())
+    sent_digits = "".join(ch for ch in _sent(gated) if ch.isdigit())
+    assert digits.lstrip("0") not in sent_digits, _sent(gated)
+    known_entities.invalidate()
+
+
+@pytest.mark.parametrize("written", ["0151/23525155", "089 / 12 34 56"])
+def test_an_unknown_national_number_with_a_slash_is_a_phone(written: str) -> None:
+    from governance.detection import pattern_findings
+
+    text = f"Rückruf unter {written} bitte"
+    assert [(text[f.start : f.end], f.data_class) for f in pattern_findings(text)] == [(written, dc.PHONE)]
+
+
+@pytest.mark.parametrize("text", ["the 2023/2024 season", "half (1/2) of it", "on 12/05/2024"])
+def test_years_fractions_and_dates_with_a_slash_are_not_phones(text: str) -> None:
+    from governance.detection import pattern_findings
+
+    assert dc.PHONE not in {finding.data_class for finding in pattern_findings(text)}
