@@ -117,6 +117,14 @@ FEATURE_NAMES = (
 )
 
 
+# What a ranker learns from: every feature but those that measure exact overlap of the query's words with the
+# chunk's text. Generated queries are cut from the text, so for them these features all but give the answer
+# away (a ranker trained with them put nearly all its weight on them and fell below fusion on real questions).
+MODEL_FEATURES = tuple(
+    name for name in FEATURE_NAMES if name not in {"text_term_share", "term_proximity", "lexical_coverage"}
+)
+
+
 @dataclass(frozen=True)
 class CandidateText:
     title_terms: frozenset[str]
@@ -241,6 +249,10 @@ def unregister_ranker_provider(provider: RankerProvider) -> None:
             _providers.remove(provider)
 
 
+def has_ranker_providers() -> bool:
+    return bool(_providers)
+
+
 def ranker_for(knowledge_base_id: int) -> Scorer | None:
     for provider in list(_providers):
         scorer = provider(knowledge_base_id)
@@ -300,9 +312,11 @@ def queries_from_chunk(
     if len(_content_words(heading)) >= 2 and heading.lower() != title.lower():
         made.append(("heading", heading))
     sentences = [s.strip() for s in SENTENCE.split(" ".join(text.split())) if len(_content_words(s)) >= 4]
-    if sentences:
-        made.append(("leading", " ".join(sentences[0].split()[:14])))
     seed = _stable(f"{chunk_id}:{text[:64]}")
+    if sentences:
+        # the leading sentence's content words, one in three left out (people do not quote the text)
+        words = _content_words(sentences[0])[:10]
+        made.append(("leading", " ".join(w for i, w in enumerate(words) if (seed >> (20 + i)) % 3 != 0) or words[0]))
     if len(sentences) > 1:
         words = _content_words(sentences[1 + seed % (len(sentences) - 1)])
         start = (seed >> 4) % max(1, len(words) - 6)
@@ -333,10 +347,13 @@ def generated_queries(
     return queries[:limit]
 
 
+HELD_OUT_BLOCK = 8  # consecutive chunks held out together
+
+
 def held_out(query: GeneratedQuery, share: int = 5) -> bool:
-    """One document in `share` is held out (whole documents, so a validation query's neighbours were not
-    training positives)."""
-    return _stable(f"doc:{query.document_id}") % share == 0
+    """One block of consecutive chunks in `share` is held out (whole blocks, so a validation query's
+    overlapping neighbours were not training positives; blocks, not documents, as a base may hold a few)."""
+    return _stable(f"block:{query.document_id}:{query.position // HELD_OUT_BLOCK}") % share == 0
 
 
 # ---- training examples for a base's ranker ----------------------------------------------------------
@@ -373,6 +390,15 @@ def base_chunks(knowledge_base_id: int) -> list[tuple[int, int, int, str, str, s
             [knowledge_base_id],
         )
         return [(int(a), int(b), int(c), d or "", e or "", f or "") for a, b, c, d, e, f in cursor.fetchall()]
+
+
+def searchable_chunk_count(knowledge_base_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(SUM(chunk_count), 0) FROM knowledge_lexicalstatistics WHERE knowledge_base_id = %s",
+            [knowledge_base_id],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def base_signature(knowledge_base_id: int) -> str:

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils.html import escape
 
 from knowledge.models import KnowledgeBase
-from knowledge.ranking import LexicalLeg, adaptive_fuse, ranker_for, rerank
+from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
 
 BM25_K1 = 0.9
 BM25_B = 0.4
@@ -259,10 +259,11 @@ def hybrid_search(
     mode: str = "hybrid",
     query_vector: np.ndarray | None = None,
     candidates: int | None = None,
-    ranker: bool = True,
+    ranker: bool | None = None,
 ) -> list[tuple[int, float]]:
     """The live search: both legs (in parallel where a pool allows), query-adaptive fusion, then the
-    knowledge base's ranker when one is active (see knowledge.ranking); `mode` runs one leg alone."""
+    knowledge base's ranker when one is active and rankers are used (`ranker`, by default the setting
+    KNOWLEDGE_RANKER_ENABLED; see knowledge.ranking); `mode` runs one leg alone."""
     pool = max(limit, int(candidates or settings.KNOWLEDGE_SEARCH_CANDIDATES))
     if mode == "lexical":
         return lexical_search(query, acl, pool)[:limit]
@@ -278,7 +279,8 @@ def hybrid_search(
         lexical = lexical_leg(query, acl, pool)
         vector = vector_search(_query_vector(query, query_vector), acl, pool)
     fused = adaptive_fuse(lexical, vector)
-    scorer = _ranker_for_results(fused.ranking) if ranker else None
+    use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
+    scorer = _ranker_for_results(fused.ranking) if use_ranker else None
     if scorer is None:
         return fused.ranking[:limit]
     return rerank(fused, list(query_terms(query)), scorer)[:limit]
@@ -287,7 +289,7 @@ def hybrid_search(
 def _ranker_for_results(ranking: Sequence[tuple[int, float]]) -> Any:
     """The ranker of the one knowledge base the candidates come from (None when they span several: the
     rankers' scores are not comparable across bases)."""
-    if not ranking or not getattr(settings, "KNOWLEDGE_RANKER_ENABLED", True):
+    if not ranking or not has_ranker_providers():
         return None
     with connection.cursor() as cursor:
         cursor.execute(

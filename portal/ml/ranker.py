@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
 from audit.services import audit
@@ -27,6 +27,7 @@ from portal.ml.models import ModelState, ModelVersion, Purpose
 
 logger = logging.getLogger(__name__)
 ALGORITHM = "logistic regression over fused candidates (scikit-learn), queries generated from the base"
+VERSION_LOCK_KEY = 0x52414E4B  # "RANK": the advisory lock held while a ranker's version number is taken
 PROVIDER_TTL_SECONDS = 30.0  # a newly activated ranker is used by every process within this time
 
 
@@ -75,18 +76,20 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
     train, valid = ~data.held_out, data.held_out
     if data.queries < 20 or not train.any() or not valid.any() or data.labels[train].sum() < 10:
         return {"status": "fallback to fusion", "reason": f"only {data.queries} usable generated queries"}
-    model = _fit(data.features[train], data.labels[train])
+    columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.MODEL_FEATURES]
+    inputs = data.features[:, columns]
+    model = _fit(inputs[train], data.labels[train])
     fused_column = ranking.FEATURE_NAMES.index("fused_score")
     labels, groups = data.labels[valid], data.groups[valid]
     validation: dict[str, dict[str, Any]] = {
-        "model": {"mrr@10": round(_mrr(model.decision_function(data.features[valid]), labels, groups), 4)},
+        "model": {"mrr@10": round(_mrr(model.decision_function(inputs[valid]), labels, groups), 4)},
         "baseline": {
             "name": "adaptive fusion",
             "mrr@10": round(_mrr(data.features[valid][:, fused_column], labels, groups), 4),
         },
     }
     # the ranker that goes live is fitted on every generated query, the held-out ones included
-    final = _fit(data.features, data.labels)
+    final = _fit(inputs, data.labels)
     seconds = time.perf_counter() - started
     training_data = {
         "generated_queries": data.queries,
@@ -99,7 +102,7 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
     }
     model_version = _register(
         knowledge_base_id=knowledge_base_id,
-        artifact={"pipeline": final, "features": list(ranking.FEATURE_NAMES)},
+        artifact={"pipeline": final, "features": list(ranking.MODEL_FEATURES)},
         training_data=training_data,
         metrics=validation,
         seconds=seconds,
@@ -129,6 +132,9 @@ def _register(
     metrics: dict[str, Any],
     seconds: float,
 ) -> ModelVersion:
+    # rankers of several bases may finish at once: their version numbers are taken one after the other
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [VERSION_LOCK_KEY])
     number = (ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER).aggregate(n=Max("version"))["n"] or 0) + 1
     stem = f"{Purpose.RETRIEVAL_RANKER}-kb{knowledge_base_id}-v{number}"
     saved = registry.artifact_save(artifact=artifact, stem=stem)
@@ -143,7 +149,7 @@ def _register(
         size_bytes=saved.size_bytes,
         training_data=training_data,
         metrics=metrics,
-        parameters={"features": list(ranking.FEATURE_NAMES), "C": 0.5},
+        parameters={"features": list(ranking.MODEL_FEATURES), "C": 0.5},
         training_seconds=round(seconds, 2),
     )
     model.full_clean()
@@ -208,11 +214,13 @@ def _load_scorer(knowledge_base_id: int) -> ranking.Scorer | None:
     except registry.ModelLoadError as error:
         _report_failure(version, str(error))
         return None
-    if artifact.get("features") != list(ranking.FEATURE_NAMES):
-        return None  # trained on other features (an older portal): fusion until it is retrained
+    names = artifact.get("features")
+    if not isinstance(names, list) or not set(names) <= set(ranking.FEATURE_NAMES):
+        return None  # trained on features this portal no longer computes: fusion until it is retrained
+    columns = [ranking.FEATURE_NAMES.index(name) for name in names]
     pipeline = artifact["pipeline"]
 
     def score(features: np.ndarray) -> np.ndarray:
-        return np.asarray(pipeline.decision_function(features), dtype=np.float64)
+        return np.asarray(pipeline.decision_function(features[:, columns]), dtype=np.float64)
 
     return score

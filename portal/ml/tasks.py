@@ -81,8 +81,10 @@ def retrieval_ranker_train_task(knowledge_base_id: int) -> dict[str, object]:
 
 def ranker_retrain_queue(document_id: int) -> None:
     """knowledge's document-ready hook: retrain the ranker of the document's base, after the batch settles."""
+    from knowledge.ranking import MIN_CHUNKS, searchable_chunk_count
     from knowledge.selectors import document_knowledge_base_id
 
     knowledge_base_id = document_knowledge_base_id(document_id=document_id)
-    if knowledge_base_id is not None:
+    # a base too small for a ranker keeps fusion: nothing to queue
+    if knowledge_base_id is not None and searchable_chunk_count(knowledge_base_id) >= MIN_CHUNKS:
         retrieval_ranker_train_task.apply_async((knowledge_base_id,), countdown=RANKER_RETRAIN_DELAY_SECONDS)
