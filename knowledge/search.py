@@ -326,7 +326,7 @@ def _legs_in_parallel() -> bool:
     """Only with a connection pool (a second connection costs nothing to take) and outside a transaction:
     the other connection could not see what this transaction has not committed."""
     return (
-        bool(getattr(settings, "KNOWLEDGE_SEARCH_PARALLEL_LEGS", True))
+        bool(settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS)
         and "pool" in connection.settings_dict.get("OPTIONS", {})
         and not connection.in_atomic_block
     )

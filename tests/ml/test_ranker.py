@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from audit.models import AuditEvent
-from knowledge import evaluation, ranking, search
+from knowledge import ranking, search
+from knowledge.bench import evaluation
 from knowledge.models import Chunk
 from portal.ml import ranker, registry
 from portal.ml.models import ModelState, ModelVersion, Purpose

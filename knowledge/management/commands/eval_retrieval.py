@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from knowledge import embeddings, evaluation, ranking, search, services
+from knowledge import embeddings, ranking, search, services
+from knowledge.bench import evaluation
 from knowledge.models import Chunk, DocumentStatus
 
 CANDIDATES = 200  # chunks per leg, enough for recall@100 over documents
@@ -183,8 +185,8 @@ class Command(BaseCommand):
         figures: dict[str, Any] = {"dataset": name, "documents": len(docs), "queries": len(queries)}
         drafts = evaluation.corpus_chunk(
             docs,
-            target_tokens=int(_setting("KNOWLEDGE_CHUNK_TOKENS", 200)),
-            overlap_tokens=int(_setting("KNOWLEDGE_CHUNK_OVERLAP", 32)),
+            target_tokens=int(settings.KNOWLEDGE_CHUNK_TOKENS),
+            overlap_tokens=int(settings.KNOWLEDGE_CHUNK_OVERLAP),
         )
         texts = [
             services.embedding_input(doc.title, draft.heading_path, draft.text)
@@ -325,7 +327,7 @@ class Command(BaseCommand):
         scorer = self._ranker(knowledge_base.pk, figures, options)
         counts: dict[str, dict[str, int]] = {}
         latencies = []
-        pool = int(_setting("KNOWLEDGE_SEARCH_CANDIDATES", 50))
+        pool = int(settings.KNOWLEDGE_SEARCH_CANDIDATES)
         for item in questions:
             cited = re.findall(r"\[([^\]#]+?)(?:#page=(\d+))?\]", item["truth"])
             wanted = {(name.strip(), int(page) if page else None) for name, page in cited}
@@ -400,7 +402,7 @@ def _live_latency(queries: list[str], acl: search.Acl, rounds: int = 2) -> dict[
     without = figures["live_without_ranker_p95_ms"]
     figures["live_p95_ratio_ranker"] = round(figures["live_with_ranker_p95_ms"] / without, 2) if without else 0.0
     figures["live_parallel_legs"] = search._legs_in_parallel()
-    figures["live_candidates"] = int(_setting("KNOWLEDGE_SEARCH_CANDIDATES", 50))
+    figures["live_candidates"] = int(settings.KNOWLEDGE_SEARCH_CANDIDATES)
     return figures
 
 
@@ -417,14 +419,12 @@ def _embed_cached(texts: list[str], backend: str, label: str) -> np.ndarray:
     set (another fusion, another ranker) does not embed it again. Only vectors are kept, never text."""
     import hashlib
 
-    from django.conf import settings
-
     digest = hashlib.sha256(backend.encode())
     for text in texts:
         digest.update(hashlib.sha256(text.encode("utf-8")).digest())
     path = Path(settings.VAR_DIR) / "eval_cache" / f"{digest.hexdigest()[:32]}.npy"
     if path.exists():
-        cached = np.load(path)
+        cached: np.ndarray = np.load(path)
         if cached.shape[0] == len(texts):
             return cached
     vectors = _embed_all(texts, backend, label)
@@ -444,9 +444,3 @@ def _embed_all(texts: list[str], backend: str, label: str) -> np.ndarray:
 def _mean(values: Any) -> float:
     items = list(values)
     return round(float(sum(items) / len(items)), 4) if items else 0.0
-
-
-def _setting(name: str, default: Any) -> Any:
-    from django.conf import settings
-
-    return getattr(settings, name, default)
