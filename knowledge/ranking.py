@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.conf import settings
 from django.db import connection
+
+from portal.core.parameters import parameter_value
 
 # Share of the fused score given to the lexical leg when its best hit matches the query fully.
 LEXICAL_WEIGHT = 0.5
@@ -431,7 +432,7 @@ def training_set(knowledge_base_id: int, *, limit: int = TRAINING_QUERIES) -> Tr
         "c.knowledge_base_id = ANY(%s)", [[knowledge_base_id]], "p.knowledge_base_id = ANY(%s)", [knowledge_base_id]
     )
     vectors = embeddings.embed_texts([q.text for q in queries]) if queries else np.zeros((0, 1))
-    pool = int(getattr(settings, "KNOWLEDGE_SEARCH_CANDIDATES", 50))
+    pool = int(parameter_value("search_candidates"))
     rows: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     groups: list[np.ndarray] = []

@@ -24,6 +24,7 @@ from django.utils.html import escape
 
 from knowledge.models import KnowledgeBase
 from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
+from portal.core.parameters import parameter_value
 
 BM25_K1 = 0.9
 BM25_B = 0.4
@@ -264,7 +265,7 @@ def hybrid_search(
     """The live search: both legs (in parallel where a pool allows), query-adaptive fusion, then the
     knowledge base's ranker when one is active and rankers are used (`ranker`, by default the setting
     KNOWLEDGE_RANKER_ENABLED; see knowledge.ranking); `mode` runs one leg alone."""
-    pool = max(limit, int(candidates or settings.KNOWLEDGE_SEARCH_CANDIDATES))
+    pool = max(limit, int(candidates or parameter_value("search_candidates")))
     if mode == "lexical":
         return lexical_search(query, acl, pool)[:limit]
     if mode == "vector":

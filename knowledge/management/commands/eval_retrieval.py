@@ -34,6 +34,7 @@ from tqdm import tqdm
 from knowledge import embeddings, ranking, search, services
 from knowledge.bench import evaluation
 from knowledge.models import Chunk, DocumentStatus
+from portal.core.parameters import parameter_value
 
 CANDIDATES = 200  # chunks per leg, enough for recall@100 over documents
 MODES = ("lexical", "vector", "rrf", "hybrid", "ranker")
@@ -327,7 +328,7 @@ class Command(BaseCommand):
         scorer = self._ranker(knowledge_base.pk, figures, options)
         counts: dict[str, dict[str, int]] = {}
         latencies = []
-        pool = int(settings.KNOWLEDGE_SEARCH_CANDIDATES)
+        pool = int(parameter_value("search_candidates"))
         for item in questions:
             cited = re.findall(r"\[([^\]#]+?)(?:#page=(\d+))?\]", item["truth"])
             wanted = {(name.strip(), int(page) if page else None) for name, page in cited}
@@ -402,7 +403,7 @@ def _live_latency(queries: list[str], acl: search.Acl, rounds: int = 2) -> dict[
     without = figures["live_without_ranker_p95_ms"]
     figures["live_p95_ratio_ranker"] = round(figures["live_with_ranker_p95_ms"] / without, 2) if without else 0.0
     figures["live_parallel_legs"] = search._legs_in_parallel()
-    figures["live_candidates"] = int(settings.KNOWLEDGE_SEARCH_CANDIDATES)
+    figures["live_candidates"] = int(parameter_value("search_candidates"))
     return figures
 
 
