@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils.html import escape
 
 from knowledge.models import KnowledgeBase
+from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
 from portal.core.parameters import parameter_value
 
 BM25_K1 = 0.9
@@ -142,6 +143,10 @@ def query_terms(query: str) -> dict[str, int]:
 
 
 def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
+    return lexical_leg(query, acl, limit).ranking
+
+
+def lexical_leg(query: str, acl: Acl, limit: int) -> LexicalLeg:
     """BM25 over the postings in one statement: query terms, their idf, and the capped scoring.
 
     Term-at-a-time with a cap per term: each term contributes its POSTINGS_PER_TERM visible postings with
@@ -172,7 +177,7 @@ def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
                        ) f
                  WHERE length(t.lexeme) <= 100 AND f.df > 0
             )
-            SELECT top.chunk_id, SUM(top.contribution) AS score
+            SELECT top.chunk_id, SUM(top.contribution) AS score, (SELECT SUM(weight) FROM q) AS query_weight
               FROM q CROSS JOIN LATERAL (
                     SELECT p.chunk_id,
                            q.weight * p.tf * (%s + 1)
@@ -192,7 +197,10 @@ def lexical_search(query: str, acl: Acl, limit: int) -> list[tuple[int, float]]:
                 *(BM25_K1, BM25_K1, BM25_B, BM25_B, *acl.params, POSTINGS_PER_TERM, limit),
             ],
         )
-        return [(int(chunk_id), float(score)) for chunk_id, score in cursor.fetchall()]
+        rows = cursor.fetchall()
+    return LexicalLeg(
+        [(int(chunk_id), float(score)) for chunk_id, score, _ in rows], float(rows[0][2]) if rows else 0.0
+    )
 
 
 # ---- vector ----------------------------------------------------------------------------------------
@@ -252,26 +260,45 @@ def hybrid_search(
     mode: str = "hybrid",
     query_vector: np.ndarray | None = None,
     candidates: int | None = None,
+    ranker: bool | None = None,
 ) -> list[tuple[int, float]]:
+    """The live search: both legs (in parallel where a pool allows), query-adaptive fusion, then the
+    knowledge base's ranker when one is active and rankers are used (`ranker`, by default the setting
+    KNOWLEDGE_RANKER_ENABLED; see knowledge.ranking); `mode` runs one leg alone."""
     pool = max(limit, int(candidates or parameter_value("search_candidates")))
-    lexical: list[tuple[int, float]] = []
-    vector: list[tuple[int, float]] = []
-    if mode == "hybrid" and _legs_in_parallel():
+    if mode == "lexical":
+        return lexical_search(query, acl, pool)[:limit]
+    if mode == "vector":
+        return vector_search(_query_vector(query, query_vector), acl, pool)[:limit]
+    if _legs_in_parallel():
         # The vector leg (with the query's embedding) runs on a second pooled connection while this one
         # runs BM25: two PostgreSQL backends on two cores, so the search takes the longer leg, not both.
         future = _leg_executor().submit(_vector_leg_on_own_connection, query, query_vector, acl, pool)
-        lexical = lexical_search(query, acl, pool)
+        lexical = lexical_leg(query, acl, pool)
         vector = future.result()
-        return rrf_fuse([lexical, vector])[:limit]
-    if mode in {"hybrid", "lexical"}:
-        lexical = lexical_search(query, acl, pool)
-    if mode in {"hybrid", "vector"}:
+    else:
+        lexical = lexical_leg(query, acl, pool)
         vector = vector_search(_query_vector(query, query_vector), acl, pool)
-    if mode == "lexical":
-        return lexical[:limit]
-    if mode == "vector":
-        return vector[:limit]
-    return rrf_fuse([lexical, vector])[:limit]
+    fused = adaptive_fuse(lexical, vector)
+    use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
+    scorer = _ranker_for_results(fused.ranking) if use_ranker else None
+    if scorer is None:
+        return fused.ranking[:limit]
+    return rerank(fused, list(query_terms(query)), scorer)[:limit]
+
+
+def _ranker_for_results(ranking: Sequence[tuple[int, float]]) -> Any:
+    """The ranker of the one knowledge base the candidates come from (None when they span several: the
+    rankers' scores are not comparable across bases)."""
+    if not ranking or not has_ranker_providers():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT knowledge_base_id FROM knowledge_chunk WHERE id = ANY(%s) LIMIT 2",
+            [[chunk_id for chunk_id, _ in ranking[:50]]],
+        )
+        bases = [row[0] for row in cursor.fetchall()]
+    return ranker_for(int(bases[0])) if len(bases) == 1 else None
 
 
 def _query_vector(query: str, query_vector: np.ndarray | None) -> np.ndarray:

@@ -236,3 +236,8 @@ def labelled_chunks(
 def knowledge_base_names() -> set[str]:
     """Names of every knowledge base, for checking definitions that name one (workflows); not a read of content."""
     return set(KnowledgeBase.objects.values_list("name", flat=True))
+
+
+def document_knowledge_base_id(*, document_id: int) -> int | None:
+    """The knowledge base of a document (for the workers of apps built on top; no permission involved)."""
+    return Document.objects.filter(pk=document_id).values_list("knowledge_base_id", flat=True).first()

@@ -393,6 +393,9 @@ KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
 KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 50)
 # Run the vector leg on a second pooled connection while BM25 runs (only with DB_POOL, outside transactions).
 KNOWLEDGE_SEARCH_PARALLEL_LEGS = env_bool("KNOWLEDGE_SEARCH_PARALLEL_LEGS", True)
+# Re-score the fused candidates with the knowledge base's ranker (trained on queries generated from its own
+# chunks) when it has an active one. Off by default: on the evaluation sets the ranker does not beat fusion.
+KNOWLEDGE_RANKER_ENABLED = env_bool("KNOWLEDGE_RANKER_ENABLED", False)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 
 # --- Governance (egress gate, pseudonymization vault, PII detection)

@@ -7,7 +7,8 @@ from portal.routing.types import TASK_TYPES
 
 
 class TrainForm(forms.Form):
-    purpose = forms.ChoiceField(choices=Purpose.choices)
+    # retrieval rankers are trained per knowledge base, by the worker, as documents change (portal.ml.ranker)
+    purpose = forms.ChoiceField(choices=[c for c in Purpose.choices if c[0] != Purpose.RETRIEVAL_RANKER])
     churn_days = forms.IntegerField(
         required=False, min_value=7, max_value=365, help_text="Churn: no interaction for this many days."
     )

@@ -17,6 +17,7 @@ class Purpose(models.TextChoices):
     INJECTION = "injection", "Prompt-injection detector"
     CUSTOMER_CHURN = "customer_churn", "Customer churn risk"
     CUSTOMER_NEXT_CHANNEL = "customer_next_channel", "Customer's next channel"
+    RETRIEVAL_RANKER = "retrieval_ranker", "Retrieval ranker"
 
 
 CUSTOMER_PURPOSES = (Purpose.CUSTOMER_CHURN, Purpose.CUSTOMER_NEXT_CHANNEL)
@@ -31,6 +32,10 @@ class ModelState(models.TextChoices):
 class ModelVersion(models.Model):
     purpose = models.CharField(max_length=32, choices=Purpose.choices)
     version = models.PositiveIntegerField()
+    # The knowledge base a retrieval ranker was trained on (each base has its own; empty for other purposes).
+    knowledge_base = models.ForeignKey(
+        "knowledge.KnowledgeBase", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     state = models.CharField(max_length=16, choices=ModelState.choices, default=ModelState.CANDIDATE)
     algorithm = models.CharField(max_length=200, blank=True)
     file_name = models.CharField(max_length=200)
@@ -64,7 +69,10 @@ class ModelVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["purpose", "version"], name="ml_model_version_unique"),
             models.UniqueConstraint(
-                fields=["purpose"], condition=models.Q(state="active"), name="ml_one_active_model_per_purpose"
+                fields=["purpose", "knowledge_base"],
+                condition=models.Q(state="active"),
+                nulls_distinct=False,
+                name="ml_one_active_model_per_purpose",
             ),
         ]
         permissions = [

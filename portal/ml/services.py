@@ -235,7 +235,11 @@ def model_activate(*, actor: Actor, model: ModelVersion, reason: str = "") -> Mo
     if model.state != ModelState.CANDIDATE:
         raise ValidationError(ERROR_NOT_CANDIDATE.format(state=model.state))
     now = timezone.now()
-    previous = list(ModelVersion.objects.select_for_update().filter(purpose=model.purpose, state=ModelState.ACTIVE))
+    previous = list(
+        ModelVersion.objects.select_for_update().filter(
+            purpose=model.purpose, knowledge_base_id=model.knowledge_base_id, state=ModelState.ACTIVE
+        )
+    )
     for old in previous:
         old.state, old.retired_at, old.retired_by = ModelState.RETIRED, now, actor if actor is not None else None
         old.save(update_fields=["state", "retired_at", "retired_by"])

@@ -66,3 +66,25 @@ def after_activation_queue(purpose: str) -> None:
         transaction.on_commit(scan_all_passages_task.delay)
     elif purpose in CUSTOMER_PURPOSES:
         transaction.on_commit(lambda: customer_predictions_task.delay(purpose))
+
+
+RANKER_RETRAIN_DELAY_SECONDS = 120  # documents often arrive in batches: one retraining after the batch
+
+
+@shared_task(name="ml.retrieval_ranker_train", acks_late=True)
+def retrieval_ranker_train_task(knowledge_base_id: int) -> dict[str, object]:
+    """Retrain a knowledge base's ranker (idempotent: nothing is trained when the base has not changed)."""
+    from portal.ml.ranker import retrieval_ranker_train
+
+    return retrieval_ranker_train(knowledge_base_id=knowledge_base_id)
+
+
+def ranker_retrain_queue(document_id: int) -> None:
+    """knowledge's document-ready hook: retrain the ranker of the document's base, after the batch settles."""
+    from knowledge.ranking import MIN_CHUNKS, searchable_chunk_count
+    from knowledge.selectors import document_knowledge_base_id
+
+    knowledge_base_id = document_knowledge_base_id(document_id=document_id)
+    # a base too small for a ranker keeps fusion: nothing to queue
+    if knowledge_base_id is not None and searchable_chunk_count(knowledge_base_id) >= MIN_CHUNKS:
+        retrieval_ranker_train_task.apply_async((knowledge_base_id,), countdown=RANKER_RETRAIN_DELAY_SECONDS)

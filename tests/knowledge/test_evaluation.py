@@ -116,13 +116,13 @@ def test_eval_retrieval_beir_prints_the_hand_worked_figures() -> None:
     assert figures["lexical_ndcg@10"] == _rounded(LEXICAL_NDCG) == 0.6087
     assert figures["lexical_recall@100"] == _rounded(LEXICAL_RECALL) == 0.5
     assert figures["lexical_mrr@10"] == _rounded(LEXICAL_MRR) == 0.6667
-    for mode in ("vector", "hybrid"):
+    for mode in ("vector", "rrf", "hybrid"):
         assert figures[f"{mode}_recall@100"] == 1.0, mode
         low, high = VECTOR_NDCG_RANGE
         assert _rounded(low) <= figures[f"{mode}_ndcg@10"] <= _rounded(high), mode
         low, high = VECTOR_MRR_RANGE
         assert _rounded(low) <= figures[f"{mode}_mrr@10"] <= _rounded(high), mode
-    assert figures["hybrid_query_p95_ms"] >= figures["hybrid_query_p50_ms"] > 0
+    assert figures["all_modes_query_p95_ms"] >= figures["all_modes_query_p50_ms"] > 0
     backend = next(key for key in figures if key.startswith("encode_rate_"))
     assert figures[backend] > 0
     assert not KnowledgeBase.objects.filter(name="eval: beir_tiny").exists()  # dropped without --keep
@@ -148,5 +148,39 @@ def test_eval_retrieval_refuses_a_folder_that_is_not_a_beir_data_set(tmp_path: P
     (tmp_path / "corpus.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(CommandError, match="is not a BEIR dataset folder"):
         call_command("eval_retrieval", beir=tmp_path, stdout=io.StringIO())
-    with pytest.raises(CommandError, match="exactly one of --beir or --qa"):
+    with pytest.raises(CommandError, match="exactly one of --beir, --faq or --qa"):
         call_command("eval_retrieval", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_eval_retrieval_says_the_database_is_not_migrated_before_embedding_anything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from knowledge import embeddings
+    from knowledge.management.commands import eval_retrieval
+
+    monkeypatch.setattr(eval_retrieval, "_unapplied_migrations", lambda: 3)
+    monkeypatch.setattr(embeddings, "embed_texts", lambda *a, **k: pytest.fail("embedded before the check"))
+    with pytest.raises(CommandError, match=r"is not migrated \(3 migrations not applied\).*Nothing was embedded"):
+        call_command("eval_retrieval", beir=BEIR_TINY, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_eval_retrieval_reads_a_faq_set_of_paraphrases_and_reports_every_mode(tmp_path: Path) -> None:
+    entries = [
+        {"rephr": ["How can I cross out text on GitHub?", "*", None], "question": "Strikethrough with Markdown",
+         "answer": ["Use two tildes around the words."]},
+        {"rephr": ["Getting rid of my Facebook account"], "question": "How do I delete my Facebook account?",
+         "answer": "Go to the settings and choose delete."},
+    ]  # fmt: skip
+    path = tmp_path / "faq.json"
+    path.write_text(json.dumps({"root": {"qapair": entries}}), encoding="utf-8")
+    out = io.StringIO()
+    call_command("eval_retrieval", faq=path, json=True, stdout=out)
+    figures = json.loads(out.getvalue())
+
+    assert (figures["dataset"], figures["documents"], figures["queries"]) == ("faq", 2, 2)  # "*" and null skipped
+    for mode in ("lexical", "vector", "rrf", "hybrid"):
+        assert 0.0 <= figures[f"{mode}_recall@10"] <= 1.0 and f"{mode}_ndcg@10" in figures
+    assert figures["vector_recall@10"] == 1.0  # two documents: both always in the top 10
+    assert figures["ranker_status"] == "fallback to fusion"  # two chunks are far too few for a ranker

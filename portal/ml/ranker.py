@@ -1,0 +1,226 @@
+"""The retrieval ranker: one local model per knowledge base, trained on queries generated from the base's own
+chunks (knowledge.ranking.training_set; no labels from anyone, no cloud model), registered and versioned
+like every local model (a skops file whose SHA-256 the registry checks), and retrained by the worker as
+the base's documents change. Knowledge asks for it through the provider registered in MlConfig.ready().
+
+The model is a logistic regression over the candidates' features (both legs' scores and ranks, term
+matches in text, title and headings, term proximity, position, page, length), pointwise on the source chunk
+against the hard negatives its own search returned. It is activated only when it beats plain fusion on
+the held-out generated queries (documents held out whole); otherwise fusion keeps answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Max
+
+from audit.services import audit
+from knowledge import ranking
+from portal.ml import registry
+from portal.ml.models import ModelState, ModelVersion, Purpose
+
+logger = logging.getLogger(__name__)
+ALGORITHM = "logistic regression over fused candidates (scikit-learn), queries generated from the base"
+VERSION_LOCK_KEY = 0x52414E4B  # "RANK": the advisory lock held while a ranker's version number is taken
+PROVIDER_TTL_SECONDS = 30.0  # a newly activated ranker is used by every process within this time
+
+
+def _mrr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
+    values = []
+    for group in np.unique(groups):
+        mask = groups == group
+        order = np.argsort(-scores[mask], kind="stable")
+        hits = np.nonzero(labels[mask][order] > 0)[0]
+        values.append(1.0 / (hits[0] + 1) if hits.size and hits[0] < k else 0.0)
+    return float(np.mean(values)) if values else 0.0
+
+
+def _fit(features: np.ndarray, labels: np.ndarray) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = Pipeline(
+        [("scale", StandardScaler()), ("model", LogisticRegression(C=0.5, class_weight="balanced", max_iter=500))]
+    )
+    model.fit(features, labels)
+    return model
+
+
+def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> dict[str, Any]:
+    """Train the base's ranker; register it; activate it if it beats fusion on held-out queries.
+
+    Idempotent: when the active ranker was trained on the base as it is now, nothing is trained (unless
+    `force`). Returns what happened, for the task's result and eval_retrieval.
+    """
+    started = time.perf_counter()
+    active = ModelVersion.objects.filter(
+        purpose=Purpose.RETRIEVAL_RANKER, knowledge_base_id=knowledge_base_id, state=ModelState.ACTIVE
+    ).first()
+    if (
+        not force
+        and active is not None
+        and active.training_data.get("signature") == ranking.base_signature(knowledge_base_id)
+    ):
+        return {"status": "unchanged", "version": active.version}
+    try:
+        data = ranking.training_set(knowledge_base_id)
+    except ranking.NotEnoughChunks as error:
+        return {"status": "fallback to fusion", "reason": str(error)}
+    train, valid = ~data.held_out, data.held_out
+    if data.queries < 20 or not train.any() or not valid.any() or data.labels[train].sum() < 10:
+        return {"status": "fallback to fusion", "reason": f"only {data.queries} usable generated queries"}
+    columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.MODEL_FEATURES]
+    inputs = data.features[:, columns]
+    model = _fit(inputs[train], data.labels[train])
+    fused_column = ranking.FEATURE_NAMES.index("fused_score")
+    labels, groups = data.labels[valid], data.groups[valid]
+    validation: dict[str, dict[str, Any]] = {
+        "model": {"mrr@10": round(_mrr(model.decision_function(inputs[valid]), labels, groups), 4)},
+        "baseline": {
+            "name": "adaptive fusion",
+            "mrr@10": round(_mrr(data.features[valid][:, fused_column], labels, groups), 4),
+        },
+    }
+    # the ranker that goes live is fitted on every generated query, the held-out ones included
+    final = _fit(inputs, data.labels)
+    seconds = time.perf_counter() - started
+    training_data = {
+        "generated_queries": data.queries,
+        "validation_queries": int(np.unique(data.groups[valid]).size),
+        "candidates": int(data.labels.size),
+        "chunks": data.chunks,
+        "query_kinds": data.kinds,
+        "signature": data.signature,
+        "source": "queries generated from the base's chunks (no evaluation or user queries)",
+    }
+    model_version = _register(
+        knowledge_base_id=knowledge_base_id,
+        artifact={"pipeline": final, "features": list(ranking.MODEL_FEATURES)},
+        training_data=training_data,
+        metrics=validation,
+        seconds=seconds,
+    )
+    activated = validation["model"]["mrr@10"] > validation["baseline"]["mrr@10"]
+    if activated:
+        from portal.ml.services import model_activate
+
+        model_activate(actor=None, model=model_version, reason="beats fusion on held-out generated queries")
+    provider_cache_clear()
+    return {
+        "status": "activated" if activated else "candidate (fusion is better)",
+        "version": model_version.version,
+        "generated_queries": data.queries,
+        "validation_mrr@10": validation["model"]["mrr@10"],
+        "fusion_validation_mrr@10": validation["baseline"]["mrr@10"],
+        "seconds": round(seconds, 1),
+    }
+
+
+@transaction.atomic
+def _register(
+    *,
+    knowledge_base_id: int,
+    artifact: dict[str, Any],
+    training_data: dict[str, Any],
+    metrics: dict[str, Any],
+    seconds: float,
+) -> ModelVersion:
+    # rankers of several bases may finish at once: their version numbers are taken one after the other
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [VERSION_LOCK_KEY])
+    number = (ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER).aggregate(n=Max("version"))["n"] or 0) + 1
+    stem = f"{Purpose.RETRIEVAL_RANKER}-kb{knowledge_base_id}-v{number}"
+    saved = registry.artifact_save(artifact=artifact, stem=stem)
+    model = ModelVersion(
+        purpose=Purpose.RETRIEVAL_RANKER,
+        version=number,
+        knowledge_base_id=knowledge_base_id,
+        state=ModelState.CANDIDATE,
+        algorithm=ALGORITHM,
+        file_name=saved.file_name,
+        sha256=saved.sha256,
+        size_bytes=saved.size_bytes,
+        training_data=training_data,
+        metrics=metrics,
+        parameters={"features": list(ranking.MODEL_FEATURES), "C": 0.5},
+        training_seconds=round(seconds, 2),
+    )
+    model.full_clean()
+    model.save()
+    audit(
+        actor=None,
+        actor_username="system",
+        action="ml.model_trained",
+        target=model,
+        details={
+            "purpose": Purpose.RETRIEVAL_RANKER,
+            "version": number,
+            "knowledge_base_id": knowledge_base_id,
+            "sha256": saved.sha256,
+            "examples": training_data["generated_queries"],
+            "mrr@10": metrics["model"]["mrr@10"],
+            "baseline_mrr@10": metrics["baseline"]["mrr@10"],
+            "seconds": round(seconds, 2),
+        },
+    )
+    return model
+
+
+# ---- the provider knowledge asks at search time ----------------------------------------------------
+_cache_lock = threading.Lock()
+_provider_cache: dict[int, tuple[float, ranking.Scorer | None]] = {}
+
+
+def provider_cache_clear() -> None:
+    with _cache_lock:
+        _provider_cache.clear()
+
+
+def scorer_for(knowledge_base_id: int) -> ranking.Scorer | None:
+    """The active ranker of the base as a scoring function, or None (fusion answers): no ranker, or its file
+    is missing or tampered with (recorded on the registry row by predict's failure report)."""
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _provider_cache.get(knowledge_base_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    scorer = _load_scorer(knowledge_base_id)
+    with _cache_lock:
+        _provider_cache[knowledge_base_id] = (now + PROVIDER_TTL_SECONDS, scorer)
+    return scorer
+
+
+def _load_scorer(knowledge_base_id: int) -> ranking.Scorer | None:
+    from portal.ml.predict import _report_failure
+
+    version = (
+        ModelVersion.objects.filter(
+            purpose=Purpose.RETRIEVAL_RANKER, knowledge_base_id=knowledge_base_id, state=ModelState.ACTIVE
+        )
+        .only("pk", "purpose", "version", "file_name", "sha256")
+        .first()
+    )
+    if version is None:
+        return None
+    try:
+        artifact = registry.cached_load(model_id=version.pk, file_name=version.file_name, sha256=version.sha256)
+    except registry.ModelLoadError as error:
+        _report_failure(version, str(error))
+        return None
+    names = artifact.get("features")
+    if not isinstance(names, list) or not set(names) <= set(ranking.FEATURE_NAMES):
+        return None  # trained on features this portal no longer computes: fusion until it is retrained
+    columns = [ranking.FEATURE_NAMES.index(name) for name in names]
+    pipeline = artifact["pipeline"]
+
+    def score(features: np.ndarray) -> np.ndarray:
+        return np.asarray(pipeline.decision_function(features[:, columns]), dtype=np.float64)
+
+    return score

@@ -1,0 +1,148 @@
+"""Query-adaptive fusion, the candidate features, the generated training queries, and that a ranker only
+ever reorders chunks the user may read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from knowledge import ranking, search, selectors
+from tests.knowledge.test_search import QUERY, corpus  # noqa: F401 (the permission tests' fixture)
+
+
+# ---- fusion weights -----------------------------------------------------------------------------------
+def test_a_query_with_no_lexical_overlap_leans_on_the_vector_leg() -> None:
+    # BM25's best hit matches 5% of the query's weight (one common word of a paraphrase): the lexical leg
+    # gets almost no say and the vector leg's order stands, even though BM25 ranks chunk 1 first.
+    lexical = ranking.LexicalLeg([(1, 0.2), (2, 0.1)], query_weight=4.0)
+    vector = [(3, 0.71), (2, 0.70), (1, 0.40)]
+    fused = ranking.adaptive_fuse(lexical, vector)
+    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * 0.05 / ranking.COVERAGE_FULL)
+    assert fused.lexical_weight < 0.05
+    assert [chunk for chunk, _ in fused.ranking] == [3, 2, 1]
+
+
+def test_no_lexical_hit_at_all_gives_the_vector_order() -> None:
+    fused = ranking.adaptive_fuse(ranking.LexicalLeg([], 0.0), [(5, 0.5), (4, 0.3)])
+    assert fused.lexical_weight == 0.0 and [c for c, _ in fused.ranking] == [5, 4]
+
+
+def test_a_query_bm25_matches_fully_gets_the_full_lexical_weight_and_agreement_wins() -> None:
+    # the best hit matches the query's whole weight: coverage 1 >= COVERAGE_FULL
+    lexical = ranking.LexicalLeg([(1, 4.0), (2, 3.0), (3, 1.0)], query_weight=4.0)
+    vector = [(2, 0.80), (3, 0.79), (1, 0.50)]
+    fused = ranking.adaptive_fuse(lexical, vector)
+    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT)
+    # chunk 2: 0.5 * (3-1)/(4-1) + 0.5 * 1 = 0.8333; chunk 1: 0.5 * 1 + 0.5 * 0 = 0.5; chunk 3: 0 + 0.5 * 0.9667
+    assert [c for c, _ in fused.ranking] == [2, 1, 3]
+    assert fused.ranking[0][1] == pytest.approx(0.5 * 2 / 3 + 0.5)
+
+
+def test_the_lexical_weight_grows_linearly_with_coverage_up_to_its_full_share() -> None:
+    half = ranking.LexicalLeg([(1, ranking.COVERAGE_FULL / 2)], query_weight=1.0)
+    assert ranking.lexical_weight_for(half) == pytest.approx(ranking.LEXICAL_WEIGHT / 2)
+    over = ranking.LexicalLeg([(1, 3.0)], query_weight=1.0)
+    assert ranking.lexical_weight_for(over) == pytest.approx(ranking.LEXICAL_WEIGHT)
+
+
+def test_term_proximity_is_matched_terms_over_the_shortest_window() -> None:
+    assert ranking._proximity({"a": [1], "b": [2]}) == 1.0
+    assert ranking._proximity({"a": [1, 20], "b": [9, 23]}) == pytest.approx(2 / 4)  # 20..23
+    assert ranking._proximity({"a": [3]}) == 1.0
+    assert ranking._proximity({}) == 0.0
+
+
+# ---- generated queries ----------------------------------------------------------------------------------
+def test_queries_are_generated_by_rule_and_the_same_every_time() -> None:
+    text = (
+        "Employees accrue paid vacation every month. The vacation policy is reviewed by human resources each year. "
+        "Unused vacation days carry over to the following calendar year up to a limit."
+    )
+    made = ranking.queries_from_chunk(7, 3, 0, "Handbook", "Handbook > Paid vacation policy", text)
+    kinds = {q.kind: q.text for q in made}
+    assert kinds["heading"] == "Paid vacation policy"
+    # the leading sentence's content words, some left out, in their order
+    leading = kinds["leading"].split()
+    sentence = ["Employees", "accrue", "paid", "vacation", "every", "month"]
+    assert leading and leading == [w for w in sentence if w in leading] and len(leading) < len(sentence)
+    assert kinds["question"] == "what is vacation policy"
+    assert "phrase" in kinds and all(q.chunk_id == 7 and q.document_id == 3 for q in made)
+    assert made == ranking.queries_from_chunk(7, 3, 0, "Handbook", "Handbook > Paid vacation policy", text)
+
+
+def test_held_out_queries_are_whole_documents() -> None:
+    same_document = [ranking.GeneratedQuery(f"q{i}", i, 42, i, "leading") for i in range(5)]
+    assert len({ranking.held_out(q) for q in same_document}) == 1
+
+
+# ---- a ranker reorders only what the user may read ------------------------------------------------------
+@pytest.fixture
+def reversing_ranker(settings: Any) -> Iterator[list[int]]:
+    """A ranker for every base that puts the fused order upside down (records the bases it was asked for)."""
+    settings.KNOWLEDGE_RANKER_ENABLED = True
+    asked: list[int] = []
+
+    def provider(knowledge_base_id: int) -> ranking.Scorer:
+        asked.append(knowledge_base_id)
+        return lambda features: -features[:, ranking.FEATURE_NAMES.index("fused_score")]
+
+    ranking.register_ranker_provider(provider)
+    yield asked
+    ranking.unregister_ranker_provider(provider)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("person", "visible"),
+    [("olivia", {"open", "restricted", "officer"}), ("sam", {"open"}), ("oscar", set()), ("audrey", set())],
+)
+def test_ranked_results_hold_only_chunks_the_user_may_read(
+    corpus: dict[str, Any],  # noqa: F811
+    reversing_ranker: list[int],
+    request: pytest.FixtureRequest,
+    person: str,
+    visible: set[str],
+) -> None:
+    user = request.getfixturevalue(person)
+    for knowledge_bases in (None, [corpus["staff_kb"]], [corpus["hidden_kb"]]):
+        found = selectors.retrieve(user=user, query=QUERY, k=10, knowledge_bases=knowledge_bases, audit_event=False)
+        names = {name for name, doc in corpus["docs"].items() if doc.pk in {item.document_id for item in found}}
+        assert names <= visible
+        if knowledge_bases is None:
+            assert names == visible
+
+
+@pytest.mark.django_db
+def test_the_ranker_of_the_one_base_searched_reorders_its_candidates(
+    corpus: dict[str, Any],  # noqa: F811
+    reversing_ranker: list[int],
+    olivia: Any,
+) -> None:
+    acl = search.acl_for(olivia, [corpus["staff_kb"].pk])
+    fused = search.hybrid_search(QUERY, acl, 10, ranker=False)
+    ranked = search.hybrid_search(QUERY, acl, 10)
+    assert len(fused) == 2 and [c for c, _ in ranked] == [c for c, _ in reversed(fused)]
+    assert reversing_ranker == [corpus["staff_kb"].pk]
+    # candidates from two bases: the rankers' scores are not comparable, fusion answers
+    reversing_ranker.clear()
+    both = search.acl_for(olivia)
+    assert search.hybrid_search(QUERY, both, 10) == search.hybrid_search(QUERY, both, 10, ranker=False)
+    assert reversing_ranker == []
+
+
+@pytest.mark.django_db
+def test_features_describe_each_candidate(corpus: dict[str, Any], olivia: Any) -> None:  # noqa: F811
+    acl = search.acl_for(olivia, [corpus["staff_kb"].pk])
+    fused = ranking.adaptive_fuse(
+        search.lexical_leg(QUERY, acl, 10),
+        search.vector_search(np.asarray(__import__("knowledge.embeddings").embeddings.embed_query(QUERY)), acl, 10),
+    )
+    chunk_ids, features = ranking.candidate_features(fused, list(search.query_terms(QUERY)))
+    assert features.shape == (len(chunk_ids), len(ranking.FEATURE_NAMES)) and len(chunk_ids) == 2
+    column = dict(zip(ranking.FEATURE_NAMES, features[0], strict=True))
+    assert column["text_term_share"] == 1.0  # bicycle, repair, workshop all in the chunk
+    assert column["term_proximity"] == 1.0  # adjacent
+    assert column["first_chunk"] == 1.0 and column["lexical_missing"] == 0.0

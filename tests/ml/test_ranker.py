@@ -1,0 +1,137 @@
+"""The retrieval ranker: trained per knowledge base on queries generated from its chunks, registered as a
+versioned local model, used by the live search once active, and fusion when a base is too small."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from audit.models import AuditEvent
+from knowledge import ranking, search
+from knowledge.bench import evaluation
+from knowledge.models import Chunk
+from portal.ml import ranker, registry
+from portal.ml.models import ModelState, ModelVersion, Purpose
+from portal.ml.services import model_activate
+
+pytestmark = pytest.mark.django_db
+
+TOPICS = [
+    ("Parking", "Staff park in the north garage. Parking permits are renewed every January at reception."),
+    ("Vacation", "Employees accrue two vacation days per month. Unused vacation carries over up to ten days."),
+    ("Expenses", "Travel expenses are claimed within thirty days. Receipts must be attached to every claim."),
+    ("Laptops", "Laptops are replaced every three years. A broken laptop is reported to the service desk."),
+    ("Canteen", "The canteen serves lunch from noon to two. Vegetarian dishes are offered every day."),
+    ("Security", "Badges must be worn visibly on site. A lost badge is reported to security at once."),
+    ("Training", "Every employee has a training budget. Courses are approved by the line manager."),
+    ("Pension", "The pension plan matches contributions up to five percent. Enrolment is automatic."),
+    ("Remote work", "Remote work is allowed two days a week. Home office equipment is reimbursed once."),
+    ("Sick leave", "Sick leave is reported before nine. A doctor's note is needed after three days."),
+    ("Bicycles", "Bicycle racks are behind the main building. Showers are available on the ground floor."),
+    ("Printing", "Printers release jobs with the badge. Colour printing needs a cost centre code."),
+    ("Meetings", "Meeting rooms are booked in the calendar. Large rooms need catering ordered a day ahead."),
+    ("Onboarding", "New hires get a buddy for the first month. The onboarding checklist lists every account."),
+    ("Parental leave", "Parental leave lasts sixteen weeks. It can be split into two periods within a year."),
+    ("Overtime", "Overtime is paid at one and a half times the rate. It needs written approval beforehand."),
+]
+
+
+def _base(name: str, topics: list[tuple[str, str]]) -> Any:
+    knowledge_base = evaluation.knowledge_base_fresh(name)
+    docs = [evaluation.CorpusDocument(title.lower(), title, text) for title, text in topics]
+    evaluation.corpus_load(knowledge_base, docs, evaluation.corpus_chunk(docs, target_tokens=200, overlap_tokens=32))
+    return knowledge_base
+
+
+@pytest.fixture
+def tiny_base(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Sixteen one-chunk documents; the minimum lowered so this counts as big enough, and every fourth
+    document held out (document ids change between runs; the split must not)."""
+    monkeypatch.setattr(ranking, "MIN_CHUNKS", 10)
+    titles = {title.lower(): index for index, (title, _) in enumerate(TOPICS)}
+    knowledge_base = _base("ranker: tiny", TOPICS)
+    order = dict(Chunk.objects.filter(knowledge_base=knowledge_base).values_list("document_id", "document__title"))
+    monkeypatch.setattr(ranking, "held_out", lambda query: titles[order[query.document_id].lower()] % 4 == 0)
+    ranker.provider_cache_clear()
+    yield knowledge_base
+    ranker.provider_cache_clear()
+
+
+def test_a_ranker_is_trained_on_generated_queries_and_registered_with_its_file_hash(tiny_base: Any) -> None:
+    report = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk)
+
+    assert report["status"] in {"activated", "candidate (fusion is better)"}
+    model = ModelVersion.objects.get(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base)
+    assert model.version == report["version"]
+    data = (registry.model_dir() / model.file_name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == model.sha256
+    assert model.training_data["generated_queries"] >= 20
+    assert model.training_data["validation_queries"] > 0
+    assert "generated" in model.training_data["source"]
+    assert set(model.metrics) == {"model", "baseline"}
+    assert AuditEvent.objects.filter(action="ml.model_trained", object_id=str(model.pk)).exists()
+    if model.state == ModelState.CANDIDATE:
+        model_activate(actor=None, model=model)
+        ranker.provider_cache_clear()
+    # the base as it is now has its ranker: asking again trains nothing
+    assert ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk)["status"] == "unchanged"
+
+    scorer = ranker.scorer_for(tiny_base.pk)
+    assert scorer is not None
+    acl = evaluation.knowledge_base_acl(tiny_base)
+    ranked = search.hybrid_search("how long does parental leave last", acl, 3, ranker=True)
+    fused = search.hybrid_search("how long does parental leave last", acl, 3, ranker=False)
+    assert len(ranked) == 3 and {c for c, _ in ranked} <= set(
+        Chunk.objects.filter(knowledge_base=tiny_base).values_list("pk", flat=True)
+    )
+    assert len(fused) == 3
+
+
+def test_a_base_with_too_few_chunks_keeps_fusion(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = _base("ranker: small", TOPICS[:3])
+    report = ranker.retrieval_ranker_train(knowledge_base_id=small.pk)
+
+    assert report["status"] == "fallback to fusion" and "at least" in report["reason"]
+    assert not ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER).exists()
+    assert ranker.scorer_for(small.pk) is None
+    acl = evaluation.knowledge_base_acl(small)
+    assert search.hybrid_search("parking permit", acl, 3) == search.hybrid_search(
+        "parking permit", acl, 3, ranker=False
+    )
+
+
+def test_activating_one_bases_ranker_leaves_the_other_bases_ranker_active() -> None:
+    first, second = _base("ranker: a", TOPICS[:2]), _base("ranker: b", TOPICS[2:4])
+
+    def version(number: int, knowledge_base: Any, state: str) -> ModelVersion:
+        return ModelVersion.objects.create(
+            purpose=Purpose.RETRIEVAL_RANKER, version=number, knowledge_base=knowledge_base, state=state,
+            file_name=f"r{number}.skops", sha256="0" * 64,
+        )  # fmt: skip
+
+    old_first = version(1, first, ModelState.ACTIVE)
+    active_second = version(2, second, ModelState.ACTIVE)
+    model_activate(actor=None, model=version(3, first, ModelState.CANDIDATE))
+
+    old_first.refresh_from_db()
+    active_second.refresh_from_db()
+    assert old_first.state == ModelState.RETIRED
+    assert active_second.state == ModelState.ACTIVE
+
+
+def test_a_document_becoming_searchable_queues_the_retraining_of_its_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portal.ml import tasks
+
+    monkeypatch.setattr(ranking, "MIN_CHUNKS", 2)
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.retrieval_ranker_train_task, "apply_async", lambda args, **_: queued.append(args))
+    base = _base("ranker: queue", TOPICS[:3])
+    document_id = Chunk.objects.filter(knowledge_base=base).values_list("document_id", flat=True).first()
+
+    tasks.ranker_retrain_queue(document_id)
+    assert queued == [(base.pk,)]
+    monkeypatch.setattr(ranking, "MIN_CHUNKS", 40)
+    tasks.ranker_retrain_queue(document_id)  # too small for a ranker: nothing queued
+    assert queued == [(base.pk,)]
