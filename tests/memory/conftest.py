@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from portal.routing.router import cooldowns, router_cache
+from tests.fakes.router import fresh_router
 
 
 @pytest.fixture(autouse=True)
@@ -21,12 +21,8 @@ def _static_files_without_manifest(settings: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_router(settings: Any) -> Iterator[None]:
-    """No retry pauses, and no cooldown or cached router carried over from another test."""
-    settings.ROUTING_RETRY_MIN_SECONDS = 0
-    cooldowns.clear()
-    router_cache.clear()
-    yield
-    cooldowns.clear()
+    with fresh_router(settings):
+        yield
 
 
 @pytest.fixture
