@@ -86,6 +86,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "workflows.view_workflow",
         "workflows.add_workflow",
         "workflows.change_workflow",
+        # data-subject requests (portal/subjects): access and erasure for any customer or staff member
+        "subjects.handle_subjectrequest",
     },
     GOVERNANCE_OFFICER: {
         "governance.manage_policies",
@@ -103,6 +105,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         # retention periods (versioned) and legal holds (portal/retention)
         "retention.manage_retention",
         "retention.manage_legalhold",
+        # data-subject requests (portal/subjects): access and erasure for any customer or staff member
+        "subjects.handle_subjectrequest",
     },
     AUDITOR: {
         "audit.review_auditevent",

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "portal.workflows",
     "portal.bench",
     "portal.retention",
+    "portal.subjects",
 ]
 
 MIDDLEWARE = [
@@ -470,3 +471,9 @@ RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600)  # 0: n
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)  # rows per batch (one transaction, one audit event)
 if RETENTION_INTERVAL_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": float(RETENTION_INTERVAL_SECONDS)}
+
+# --- Data-subject requests (portal/subjects): access bundles (zip of JSON and CSV) are written here by a Celery
+# worker, downloadable only by whoever asked, and deleted SUBJECT_BUNDLE_RETENTION_HOURS after they were written.
+SUBJECT_BUNDLE_DIR = Path(env_str("SUBJECT_BUNDLE_DIR", str(VAR_DIR / "subjects")))
+SUBJECT_BUNDLE_RETENTION_HOURS = env_int("SUBJECT_BUNDLE_RETENTION_HOURS", 72)
+CELERY_BEAT_SCHEDULE["subjects-expire"] = {"task": "subjects.expire_bundles", "schedule": 60 * 60.0}

@@ -28,5 +28,6 @@ urlpatterns = [
     path("ml/", include("portal.ml.urls")),
     path("workflows/", include("portal.workflows.urls")),
     path("retention/", include("portal.retention.urls")),
+    path("subjects/", include("portal.subjects.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -32,6 +32,7 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Governance", "governance:overview", permission="governance.manage_policies"),
     NavEntry("Workflows", "workflows:workflow_list"),  # lists only what the user may run (all for admins)
     NavEntry("Retention", "retention:overview", permission="retention.manage_retention"),
+    NavEntry("Data requests", "subjects:request_list", group=MANAGE),  # everyone: a copy of their own data
     NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
     NavEntry("Users", "accounts:user_list", permission="governance.manage_users", group=MANAGE),
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage", group=MANAGE),
