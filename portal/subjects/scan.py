@@ -35,7 +35,7 @@ class TextColumn:
     max_length: int | None
 
 
-def _column_kind(field: models.Field) -> str | None:
+def _column_kind(field: models.Field[Any, Any]) -> str | None:
     if isinstance(field, models.GeneratedField):
         return None
     if isinstance(field, ArrayField):
