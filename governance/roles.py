@@ -33,6 +33,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "auth.view_group",
         "governance.manage_users",
         "governance.use_assistant",
+        # operational parameters (the Settings screen: search, uploads, memory, learning, default budget)
+        "core.manage_parameters",
         "audit.review_auditevent",
         "audit.export_auditevent",
         # assistant profiles (who may USE one is a per-profile guardian permission)

@@ -26,6 +26,7 @@ from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_
 from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase
 from knowledge.search import ACTIVE_CHUNK_SQL
 from portal.core import jobs
+from portal.core.parameters import parameter_value
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ ALL_OBJECT_PERMISSIONS = ("view_knowledgebase", "change_knowledgebase", "manage_
 
 
 def max_upload_bytes() -> int:
-    return int(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
+    return int(parameter_value("upload_max_mb"))
 
 
 # ---- knowledge bases and access --------------------------------------------------------------------
@@ -539,7 +540,7 @@ def document_process(*, document_id: int, generation: int) -> str:
             document.original_filename,
             max_bytes=max_upload_bytes(),
             max_expanded_bytes=int(settings.KNOWLEDGE_MAX_EXPANDED_BYTES),
-            max_pdf_pages=settings.KNOWLEDGE_MAX_PDF_PAGES,
+            max_pdf_pages=int(parameter_value("pdf_max_pages")),
         )
         drafts = chunk_blocks(
             extracted.blocks,

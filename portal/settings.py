@@ -322,6 +322,8 @@ PORTAL_DEMO = env_bool("PORTAL_DEMO", True)
 PORTAL_BIND = env_str("PORTAL_BIND", "127.0.0.1:8000")
 # Web processes load the embedding model when they start (not at the first question); /readyz waits for it.
 PORTAL_WARM_UP = env_bool("PORTAL_WARM_UP", True)
+# Operational parameters saved on the Settings screen reach every process within this many seconds.
+PORTAL_PARAMETERS_TTL_SECONDS = env_int("PORTAL_PARAMETERS_TTL_SECONDS", 5)
 
 # --- Routing (portal/routing): model calls through litellm's Router; see README "Model routing"
 ROUTING_OFFLINE_FALLBACK = env_bool("ROUTING_OFFLINE_FALLBACK", True)  # offline model last in every route
@@ -329,6 +331,8 @@ ROUTING_NUM_RETRIES = env_int("ROUTING_NUM_RETRIES", 1)  # retries of one model 
 ROUTING_RETRY_MIN_SECONDS = env_int("ROUTING_RETRY_MIN_SECONDS", 0)  # floor of the backoff; Retry-After wins
 ROUTING_COOLDOWN_SECONDS = env_int("ROUTING_COOLDOWN_SECONDS", 30)  # a failing model is skipped this long
 ROUTING_CURRENCY = env_str("ROUTING_CURRENCY", "USD")
+# A monthly budget for every user without a budget of their own or of a role; empty: none (Settings screen).
+ROUTING_DEFAULT_USER_BUDGET = env_str("ROUTING_DEFAULT_USER_BUDGET") or None
 
 # --- Audit (audit/): signed checkpoints of the chain head and exports; see README "Audit trail"
 AUDIT_DIR = Path(env_str("AUDIT_DIR", str(VAR_DIR / "audit")))
@@ -418,6 +422,7 @@ MEMORY_LEARNING_MAX_PROPOSALS = env_int("MEMORY_LEARNING_MAX_PROPOSALS", 5)
 MEMORY_LEARNING_IDLE_MINUTES = env_int("MEMORY_LEARNING_IDLE_MINUTES", 30)  # "after a conversation": quiet this long
 MEMORY_LEARNING_LOOKBACK_HOURS = env_int("MEMORY_LEARNING_LOOKBACK_HOURS", 24)  # older conversations are left alone
 MEMORY_LEARNING_BATCH = env_int("MEMORY_LEARNING_BATCH", 50)  # conversations queued per sweep
+MEMORY_LEARNING_PAUSED = env_bool("MEMORY_LEARNING_PAUSED", False)  # the sweep queues nothing (Settings screen)
 if MEMORY_LEARNING_ENABLED:
     CELERY_BEAT_SCHEDULE["memory-learn-from-idle-conversations"] = {
         "task": "memory.learn_from_idle_conversations",

@@ -39,6 +39,7 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel", group=MANAGE),
     NavEntry("Local models", "ml:overview", permission="ml.train_model", group=MANAGE),
     NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity", group=MANAGE),
+    NavEntry("Settings", "settings", permission="core.manage_parameters", group=MANAGE),
     NavEntry("Site admin", "admin:index", staff_only=True, group=MANAGE),
 ]
 

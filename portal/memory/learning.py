@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from governance.gate import PromptPart
 from portal.assistant.selectors import conversation_for_learning, conversations_idle_with_answers, history_for
+from portal.core.parameters import parameter_value
 from portal.customers.selectors import customers_visible_to
 from portal.memory.models import Kind, LearningRun, Scope, Source
 
@@ -172,8 +173,10 @@ def conversations_due_for_learning(*, now: dt.datetime | None = None) -> list[in
     """Conversations idle for MEMORY_LEARNING_IDLE_MINUTES (within the look-back window) whose latest
     message has not been learned from yet."""
     now = now or timezone.now()
-    idle_since = now - dt.timedelta(minutes=settings.MEMORY_LEARNING_IDLE_MINUTES)
-    oldest = idle_since - dt.timedelta(hours=settings.MEMORY_LEARNING_LOOKBACK_HOURS)
+    if parameter_value("learning_paused"):
+        return []
+    idle_since = now - dt.timedelta(minutes=parameter_value("learning_idle_minutes"))
+    oldest = idle_since - dt.timedelta(hours=parameter_value("learning_lookback_hours"))
     learned = LearningRun.objects.filter(conversation_id=OuterRef("pk"), last_message_id=OuterRef("last_message_id"))
     conversations = (
         conversations_idle_with_answers(idle_since=idle_since, oldest=oldest)
@@ -182,4 +185,4 @@ def conversations_due_for_learning(*, now: dt.datetime | None = None) -> list[in
         .order_by("updated_at")
         .values_list("pk", flat=True)
     )
-    return list(conversations[: settings.MEMORY_LEARNING_BATCH])
+    return list(conversations[: parameter_value("learning_batch")])

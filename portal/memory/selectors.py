@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
@@ -18,6 +17,7 @@ from pgvector.django import CosineDistance
 
 from audit.services import audit
 from portal.core.access import not_visible
+from portal.core.parameters import parameter_value
 from portal.core.types import UserLike
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
@@ -100,7 +100,7 @@ def memory_retrieve(
         return []
     approved = memories_in_scope(user=user, customer_id=customer_id).filter(status=Status.APPROVED)
     query_vector = embedding.embed_query(query)
-    min_similarity = float(settings.MEMORY_RETRIEVE_MIN_SIMILARITY)
+    min_similarity = float(parameter_value("memory_min_similarity"))
     with transaction.atomic():
         if _iterative_scan_supported():
             with connection.cursor() as cursor:

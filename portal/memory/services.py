@@ -19,6 +19,7 @@ from pgvector.django import CosineDistance
 
 from audit.services import audit
 from portal.assistant.selectors import answer_get
+from portal.core.parameters import parameter_value
 from portal.core.types import UserLike
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
@@ -102,7 +103,9 @@ def memory_flags(*, memory: MemoryItem) -> list[dict[str, Any]]:
     """Existing (approved or proposed) memories this one repeats or contradicts, most similar first."""
     if memory.embedding is None:
         return []
-    lowest = min(settings.MEMORY_CONTRADICTION_SIMILARITY, settings.MEMORY_DUPLICATE_SIMILARITY)
+    contradiction = parameter_value("memory_contradiction_similarity")
+    duplicate = parameter_value("memory_duplicate_similarity")
+    lowest = min(contradiction, duplicate)
     neighbours = (
         MemoryItem.objects.filter(status__in=[Status.APPROVED, Status.PROPOSED])
         .filter(_same_audience(memory))
@@ -117,9 +120,9 @@ def memory_flags(*, memory: MemoryItem) -> list[dict[str, Any]]:
     for pk, text, distance in neighbours:
         similarity = round(1 - float(distance), 4)
         reason = contradiction_reason(memory.text, text)
-        if reason and similarity >= settings.MEMORY_CONTRADICTION_SIMILARITY:
+        if reason and similarity >= contradiction:
             flags.append({"memory_id": pk, "relation": "contradiction", "score": similarity, "reason": reason})
-        elif similarity >= settings.MEMORY_DUPLICATE_SIMILARITY or _normalised(text) == _normalised(memory.text):
+        elif similarity >= duplicate or _normalised(text) == _normalised(memory.text):
             flags.append({"memory_id": pk, "relation": "duplicate", "score": similarity, "reason": "very similar"})
     return flags
 

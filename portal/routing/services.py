@@ -26,6 +26,7 @@ from django.utils import timezone
 from audit.models import Outcome
 from audit.services import audit
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart, egress_gate, verify_sealed
+from portal.core.parameters import parameter_value
 from portal.core.types import UserLike
 from portal.routing import selectors
 from portal.routing.classifier import classify
@@ -119,12 +120,20 @@ class _BudgetState:
         )
 
 
+def _default_budget(user: UserLike) -> list[Budget]:
+    """The Settings screen's monthly budget for users without one of their own or of a role (not stored)."""
+    limit = parameter_value("default_budget_per_user")
+    if limit is None:
+        return []
+    return [Budget(user_id=user.pk, period=Budget.Period.MONTH, limit=limit, action=Budget.Action.DOWNGRADE)]
+
+
 def _exceeded_budgets(user: UserLike) -> list[_BudgetState]:
     if not user.is_authenticated:
         return []
     group_ids = list(user.groups.values_list("id", flat=True))
-    budgets = Budget.objects.filter(enabled=True).select_related("role")
-    budgets = budgets.filter(user_id=user.pk) | budgets.filter(role_id__in=group_ids)
+    enabled = Budget.objects.filter(enabled=True).select_related("role")
+    budgets = list(enabled.filter(user_id=user.pk) | enabled.filter(role_id__in=group_ids)) or _default_budget(user)
     exceeded = []
     for budget in budgets:
         since = selectors.period_start(budget.period)
