@@ -10,7 +10,7 @@ may leave) and routing (which refuses anything the gate did not seal):
     router call -> verify_sealed(gated, destination) before any byte leaves
     restorer = gated.restorer(); shown = restorer.feed(chunk) ...; shown += restorer.finish()
 
-What happens inside (governance/README section "Egress"):
+What happens inside (`_apply_policy` and its named steps; docs/architecture.md):
 1. every part is classified (governance.detection: patterns, known entities, optional NER);
 2. the policy of the user's roles (the strictest of them) decides per data class: allow, pseudonymize,
    abstract, redact or block (a sensitive caller, such as a profile marked sensitive, abstracts every
@@ -286,6 +286,35 @@ def _load_policy(*, role_names: Sequence[str], policy_document: dict[str, Any] |
         raise EgressBlocked(ERROR_POLICY_UNAVAILABLE) from None
 
 
+@dataclass(frozen=True)
+class _Clearance:
+    """Which of the candidate destinations this prompt may go to, and why the others may not."""
+
+    cleared: list[str]
+    refused: list[dict[str, str]]
+    only_local: bool  # only the local model is cleared: nothing leaves the server
+
+
+@dataclass(frozen=True)
+class _Pseudonymized:
+    """Each part's text as it may leave (withheld parts empty), and the vault entries behind its placeholders."""
+
+    texts: list[str]
+    entries: dict[str, str]
+    done: dict[str, Counter[str]]  # what was done to values, per class, over all parts
+
+
+@dataclass(frozen=True)
+class _PolicyResult:
+    """What `_apply_policy` decided: the messages that may be sent, the manifest, the cleared destinations and
+    the vault entries the restorer needs."""
+
+    messages: list[dict[str, str]]
+    manifest: dict[str, Any]
+    cleared: list[str]
+    entries: dict[str, str]
+
+
 def _apply_policy(
     *,
     user: Any,
@@ -296,10 +325,7 @@ def _apply_policy(
     policy_document: dict[str, Any] | None = None,
     persist_vault: bool = True,
     sensitive: bool = False,
-) -> tuple[list[dict[str, str]], dict[str, Any], list[str], dict[str, str]]:
-    from governance.detection import ner_status
-    from governance.vault import Vault, vault_open, vault_save
-
+) -> _PolicyResult:
     role_names = list(roles) if roles is not None else user_role_names(user)
     version, policy = _load_policy(role_names=role_names, policy_document=policy_document)
     if sensitive:
@@ -311,23 +337,40 @@ def _apply_policy(
     except Exception as error:
         logger.error("egress gate: detection failed (%s)", type(error).__name__)
         raise EgressBlocked(ERROR_DETECTION_FAILED) from None
+    clearance = _destinations(plans, policy, destinations)
+    pseudonymized = _pseudonymize(
+        plans, policy, clearance, conversation_key=conversation_key, persist_vault=persist_vault
+    )
+    result = _manifest(plans, policy, clearance, pseudonymized, version=version, sensitive=sensitive)
+    if not clearance.cleared:
+        reasons = "; ".join(dict.fromkeys(row["reason"] for row in clearance.refused)) or "no destination was offered"
+        raise EgressBlocked(ERROR_NO_DESTINATION.format(reasons=reasons))
+    return result
 
-    stop_reasons = []
+
+def _stop_reasons(plans: Sequence[_PartPlan]) -> list[str]:
+    """Why no cloud model may have this prompt at all: blocked content where it cannot be left out, or
+    local-only knowledge."""
+    reasons = []
     for plan in plans:
         if plan.blocked_classes and plan.part.kind not in WITHHOLDABLE_KINDS and plan.decision == "sent":
             where = dc.PART_KIND_LABELS.get(plan.part.kind, plan.part.kind).lower()
-            stop_reasons.append(ERROR_BLOCKED_CONTENT.format(where=where, classes=", ".join(plan.blocked_classes)))
+            reasons.append(ERROR_BLOCKED_CONTENT.format(where=where, classes=", ".join(plan.blocked_classes)))
     if any(plan.forces_local and plan.decision == "sent" for plan in plans):
-        stop_reasons.append(ERROR_LOCAL_CONTENT)
-    cloud_allowed = not stop_reasons
+        reasons.append(ERROR_LOCAL_CONTENT)
+    return reasons
 
+
+def _destinations(plans: Sequence[_PartPlan], policy: Any, destinations: Sequence[Destination]) -> _Clearance:
+    """The local model is always cleared; a cloud one when the prompt may leave and its provider is allowed."""
+    stop_reasons = _stop_reasons(plans)
     cleared: list[str] = []
     refused: list[dict[str, str]] = []
     for destination in destinations:
         if destination.is_local:
             cleared.append(destination.key)
             continue
-        if not cloud_allowed:
+        if stop_reasons:
             refused.append({"destination": destination.key, "reason": "; ".join(stop_reasons)})
             continue
         why = policy.provider_refusal(
@@ -341,31 +384,54 @@ def _apply_policy(
             cleared.append(destination.key)
     local_keys = {d.key for d in destinations if d.is_local}
     only_local = bool(cleared) and all(key in local_keys for key in cleared)
+    return _Clearance(cleared, refused, only_local)
+
+
+def _pseudonymize(
+    plans: Sequence[_PartPlan], policy: Any, clearance: _Clearance, *, conversation_key: str, persist_vault: bool
+) -> _Pseudonymized:
+    """Apply each class's action to the parts that are sent, with placeholders from the conversation's vault
+    (saved unless simulated). Only the local model cleared: it gets every part unchanged."""
+    from governance.vault import Vault, vault_open, vault_save
 
     done: dict[str, Counter[str]] = {name: Counter() for name in APPLIED}
+    if not clearance.cleared or clearance.only_local:
+        return _Pseudonymized([plan.part.text for plan in plans], {}, done)
+    try:
+        with transaction.atomic():
+            vault = vault_open(conversation_key=conversation_key) if persist_vault else Vault(conversation_key)
+            texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
+            if persist_vault:
+                vault_save(vault=vault)
+            entries = dict(vault.entries)
+    except Exception as error:
+        logger.error("egress gate: vault failed (%s)", type(error).__name__)
+        raise EgressBlocked(ERROR_VAULT_FAILED) from None
+    return _Pseudonymized(texts, entries, done)
+
+
+def _manifest(
+    plans: Sequence[_PartPlan],
+    policy: Any,
+    clearance: _Clearance,
+    pseudonymized: _Pseudonymized,
+    *,
+    version: Any,
+    sensitive: bool,
+) -> _PolicyResult:
+    """The messages that are sent, and the manifest of what was found, sent, withheld and done, and why
+    (counts and placeholders, never a value)."""
+    from governance.detection import ner_status
+
+    cleared, only_local, done = clearance.cleared, clearance.only_local, pseudonymized.done
     messages: list[dict[str, str]] = []
-    entries: dict[str, str] = {}
     part_rows = []
-    if cleared and not only_local:
-        try:
-            with transaction.atomic():
-                vault = vault_open(conversation_key=conversation_key) if persist_vault else Vault(conversation_key)
-                texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
-                if persist_vault:
-                    vault_save(vault=vault)
-                entries = dict(vault.entries)
-        except Exception as error:
-            logger.error("egress gate: vault failed (%s)", type(error).__name__)
-            raise EgressBlocked(ERROR_VAULT_FAILED) from None
-    else:
-        # Only the local model is cleared: nothing leaves the server, so it gets every part unchanged.
-        texts = [plan.part.text for plan in plans]
     used_placeholders: set[str] = set()
-    for plan, text in zip(plans, texts, strict=True):
+    for plan, text in zip(plans, pseudonymized.texts, strict=True):
         sent = bool(cleared) and (only_local or plan.decision == "sent")
         if sent and text:
             messages.append({"role": plan.part.role, "content": text})
-            used_placeholders.update(p for p in entries if p in text)
+            used_placeholders.update(p for p in pseudonymized.entries if p in text)
         part_rows.append(
             {
                 "kind": plan.part.kind,
@@ -404,14 +470,11 @@ def _apply_policy(
             "sensitivity_withheld": sum(1 for row in part_rows if row["reason"] == FLAGGED_WITHHELD),
         },
         "destinations": cleared,
-        "destinations_refused": refused,
+        "destinations_refused": clearance.refused,
         "local_only": only_local,
         "preview_before_send": policy.preview_before_send,
     }
-    if not cleared:
-        reasons = "; ".join(dict.fromkeys(row["reason"] for row in refused)) or "no destination was offered"
-        raise EgressBlocked(ERROR_NO_DESTINATION.format(reasons=reasons))
-    return messages, manifest, cleared, {p: entries[p] for p in entries}
+    return _PolicyResult(messages, manifest, list(cleared), dict(pseudonymized.entries))
 
 
 def egress_gate(
@@ -440,7 +503,7 @@ def egress_gate(
         # inside the try: a refusal for a malformed prompt is audited like every other refusal
         if any(part.kind not in PART_KINDS for part in parts):
             raise EgressBlocked(ERROR_UNKNOWN_PART)
-        messages, manifest, cleared, entries = _apply_policy(
+        result = _apply_policy(
             user=user,
             conversation_key=conversation_key,
             destinations=destinations,
@@ -458,13 +521,13 @@ def egress_gate(
         _audit_blocked(user=user, subject=about, reason="internal error", simulated=False)
         raise EgressBlocked(ERROR_DETECTION_FAILED) from None
     gated = GatedPrompt(
-        messages=tuple(messages),
-        manifest=manifest,
-        destinations=tuple(cleared),
-        seal=_seal(messages, cleared),
+        messages=tuple(result.messages),
+        manifest=result.manifest,
+        destinations=tuple(result.cleared),
+        seal=_seal(result.messages, result.cleared),
         conversation_key=conversation_key,
     )
-    object.__setattr__(gated, "_vault_entries", entries)
+    object.__setattr__(gated, "_vault_entries", result.entries)
     if persist_vault:
         _audit_decided(user=user, subject=about, gated=gated)
     return gated

@@ -15,8 +15,9 @@ Reply = Callable[[dict[str, Any]], str]
 
 
 class RecordingProvider:
-    def __init__(self) -> None:
+    def __init__(self, *, keep_bodies: bool = True) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.keep_bodies = keep_bodies  # off for benchmarks, which only need the answers
         self.reply: Reply = lambda body: "Noted."
         self.lock = threading.Lock()
         self.url = ""
@@ -31,14 +32,18 @@ class RecordingProvider:
 def _handler(provider: RecordingProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Small SSE writes on a kept-alive connection would otherwise meet Nagle + delayed ACK (~40 ms stalls),
+        # and a benchmark would measure TCP, not the code paths.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
             return
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-            with provider.lock:
-                provider.bodies.append(body)
+            if provider.keep_bodies:
+                with provider.lock:
+                    provider.bodies.append(body)
             text = provider.reply(body)
             usage = {"prompt_tokens": 100, "completion_tokens": len(text.split()), "total_tokens": 100}
             if not body.get("stream"):
@@ -80,8 +85,8 @@ def _handler(provider: RecordingProvider) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def recording_provider() -> Iterator[RecordingProvider]:
-    provider = RecordingProvider()
+def recording_provider(*, keep_bodies: bool = True) -> Iterator[RecordingProvider]:
+    provider = RecordingProvider(keep_bodies=keep_bodies)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="eval-provider", daemon=True)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -47,6 +49,21 @@ def _page(request: PortalRequest, *, policy_form: PolicyForm | None = None, hold
     return render(request, "retention/overview.html", context, status=status)
 
 
+def _submit(request: PortalRequest, form: forms.Form, act: Callable[[dict[str, Any]], str]) -> HttpResponse | None:
+    """Run `act` on a valid form: its message is shown and the overview reloads. None when the form has errors
+    (a service's refusal among them), for the caller to show the page again with them."""
+    if not form.is_valid():
+        return None
+    try:
+        done = act(form.cleaned_data)
+    except ValidationError as error:
+        for message in error.messages:
+            form.add_error(None, message)
+        return None
+    messages.success(request, done)
+    return redirect("retention:overview")
+
+
 @login_required
 @require_GET
 def overview_view(request: PortalRequest) -> HttpResponse:
@@ -58,17 +75,13 @@ def overview_view(request: PortalRequest) -> HttpResponse:
 def policy_publish_view(request: PortalRequest) -> HttpResponse:
     require_retention_manager(request.user)
     form = PolicyForm(request.POST)
-    if form.is_valid():
-        try:
-            version = retention_policy_publish(actor=request.user, periods=form.periods(),
-                                               reason=form.cleaned_data["reason"])  # fmt: skip
-        except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
-        else:
-            messages.success(request, f"Retention policy version {version.number} published.")
-            return redirect("retention:overview")
-    return _page(request, policy_form=form, status=400)
+
+    def publish(data: dict[str, Any]) -> str:
+        version = retention_policy_publish(actor=request.user, periods=form.periods(), reason=data["reason"])
+        return f"Retention policy version {version.number} published."
+
+    done = _submit(request, form, publish)
+    return done if done is not None else _page(request, policy_form=form, status=400)
 
 
 @login_required
@@ -88,19 +101,15 @@ def run_now_view(request: PortalRequest) -> HttpResponse:
 def hold_place_view(request: PortalRequest) -> HttpResponse:
     require_hold_manager(request.user)
     form = HoldForm(request.POST)
-    if form.is_valid():
-        try:
-            data = form.cleaned_data
-            hold = legal_hold_place(
-                actor=request.user, subject=data["subject"], subject_id=data["subject_id"], reason=data["reason"]
-            )
-        except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
-        else:
-            messages.success(request, f"Legal hold #{hold.pk} placed.")
-            return redirect("retention:overview")
-    return _page(request, hold_form=form, status=400)
+
+    def place(data: dict[str, Any]) -> str:
+        hold = legal_hold_place(
+            actor=request.user, subject=data["subject"], subject_id=data["subject_id"], reason=data["reason"]
+        )
+        return f"Legal hold #{hold.pk} placed."
+
+    done = _submit(request, form, place)
+    return done if done is not None else _page(request, hold_form=form, status=400)
 
 
 @login_required

@@ -47,10 +47,11 @@ def subject_request_get(*, user: Any, request_id: int) -> SubjectRequest:
 def subject_exists(subject_type: str, subject_id: int) -> bool:
     from django.contrib.auth.models import User
 
-    from portal.customers.models import Customer
+    from portal.customers.selectors import customer_by_id
 
-    model: Any = Customer if subject_type == SubjectType.CUSTOMER else User
-    return bool(model.objects.filter(pk=subject_id).exists())
+    if subject_type == SubjectType.CUSTOMER:
+        return customer_by_id(customer_id=subject_id) is not None
+    return User.objects.filter(pk=subject_id).exists()
 
 
 def customer_values(customer_id: int) -> list[str]:

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from portal.routing.router import cooldowns, router_cache
 from tests.assistant.factories import AssistantProfileFactory, ConversationFactory, knowledge_base_with
+from tests.fakes.router import fresh_router
 
 FAKE_KEY = "sk-fake-assistant-key-0123456789"
 KEY_VARIABLE = "FAKE_PROVIDER_KEY"
@@ -16,17 +16,14 @@ HOLIDAY_TEXT = "Staff take holidays after agreeing the dates with their team lea
 
 @pytest.fixture(autouse=True)
 def _fresh_router(settings: Any) -> Iterator[None]:
-    settings.ROUTING_RETRY_MIN_SECONDS = 0
     # Through the settings fixture, so Django resets its cached storages: the session-wide override in
     # tests/conftest.py comes after knowledge's FileField has already built the storages.
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    cooldowns.clear()
-    router_cache.clear()
-    yield
-    cooldowns.clear()
+    with fresh_router(settings):
+        yield
 
 
 @pytest.fixture

@@ -148,6 +148,7 @@ def test_the_scan_sees_every_app_and_their_imports() -> None:
         "ml",
         "retention",
         "routing",
+        "subjects",
         "workflows",
     }
     assert expected <= set(PORTAL_APPS)

@@ -11,29 +11,11 @@ import pytest
 from audit.models import AuditEvent
 from governance import known_entities
 from portal.memory.services import MemoryDraft, memory_create, memory_review
-from portal.routing.router import cooldowns, router_cache
 from tests.assistant.factories import AssistantProfileFactory, ConversationFactory
 from tests.assistant.helpers import run_answer, stored_answer
 from tests.customers.factories import CustomerFactory, InteractionFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_router(settings: Any) -> Any:
-    settings.ROUTING_RETRY_MIN_SECONDS = 0
-    cooldowns.clear()
-    router_cache.clear()
-    yield
-    cooldowns.clear()
-
-
-@pytest.fixture
-def fake_model(db: None, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from tests.routing.factories import CatalogModelFactory
-
-    monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-fake-memory-key-0123456789")
-    return CatalogModelFactory(display_name="Fake economy", api_base=fake_provider.url, tier="economy")
 
 
 def test_a_proposed_then_approved_memory_is_used_in_the_answer(

@@ -11,29 +11,11 @@ from governance import known_entities
 from portal.assistant.models import MessageRole
 from portal.memory.learning import memory_learn_from_conversation, parse_proposals
 from portal.memory.models import MemoryItem
-from portal.routing.router import cooldowns, router_cache
 from tests.assistant.factories import AssistantProfileFactory, ConversationFactory, MessageFactory
 from tests.customers.factories import CustomerFactory
 from tests.memory.factories import MemoryItemFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_router(settings: Any) -> Any:
-    settings.ROUTING_RETRY_MIN_SECONDS = 0
-    cooldowns.clear()
-    router_cache.clear()
-    yield
-    cooldowns.clear()
-
-
-@pytest.fixture
-def fake_model(db: None, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from tests.routing.factories import CatalogModelFactory
-
-    monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-fake-memory-key-0123456789")
-    return CatalogModelFactory(display_name="Fake economy", api_base=fake_provider.url, tier="economy")
 
 
 def _conversation(owner: Any, *, customer: Any = None) -> Any:

@@ -7,8 +7,8 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from governance.gate import Destination, GatedPrompt, _seal
-from portal.routing.router import cooldowns, router_cache
 from portal.routing.types import CallOutcome, RouteDecision, StreamDelta
+from tests.fakes.router import fresh_router
 from tests.routing.factories import CatalogModelFactory
 
 FAKE_KEY = "sk-fake-test-key-0123456789"
@@ -17,11 +17,8 @@ KEY_VARIABLE = "FAKE_PROVIDER_KEY"
 
 @pytest.fixture(autouse=True)
 def _fresh_router(settings: Any) -> Iterator[None]:
-    settings.ROUTING_RETRY_MIN_SECONDS = 0
-    cooldowns.clear()
-    router_cache.clear()
-    yield
-    cooldowns.clear()
+    with fresh_router(settings):
+        yield
 
 
 @pytest.fixture

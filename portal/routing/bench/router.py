@@ -1,80 +1,33 @@
 """Router overhead: the portal's model call path against a direct litellm call, same endpoint, same run.
 
-The endpoint is a tiny local server speaking OpenAI's streaming chat completions, written here rather than
-imported from tests/fakes: production code should not import the test tree, and the benchmark needs only
-the happy path (fixed answer, streamed word by word, usage in the last chunk).
+The endpoint is the evaluations' recording provider (`portal.bench.provider`, not tests/fakes: production code
+does not import the test tree) answering a fixed text, streamed word by word, usage in the last chunk.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from portal.bench.provider import recording_provider
+
 BENCH_REPLY = "The refund is paid within fourteen days after the returned goods arrive at the warehouse [1]."
 BENCH_KEY_VARIABLE = "PORTAL_BENCH_PROVIDER_KEY"
 
 
-class _StreamingHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Small SSE writes on a kept-alive connection would otherwise meet Nagle + delayed ACK (~40 ms stalls)
-    # and the benchmark would measure TCP, not the code paths.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep the benchmark quiet
-        return
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-        words = BENCH_REPLY.split(" ")
-        usage = {"prompt_tokens": 40, "completion_tokens": len(words), "total_tokens": 40 + len(words)}
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-        def send(payload: str) -> None:
-            data = f"data: {payload}\n\n".encode()
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return json.dumps(
-                {"id": "bench", "object": "chat.completion.chunk", "created": 0, "model": body.get("model", "bench"),
-                 "choices": [choice], **extra}
-            )  # fmt: skip
-
-        send(chunk({"role": "assistant", "content": ""}))
-        for index, word in enumerate(words):
-            send(chunk({"content": word if index == len(words) - 1 else word + " "}))
-        send(chunk({}, "stop", usage=usage))
-        send("[DONE]")
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-
 @contextmanager
 def bench_provider() -> Iterator[str]:
-    """A local OpenAI-style streaming endpoint; yields its base URL (…/v1)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StreamingHandler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="bench-provider", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A local OpenAI-style streaming endpoint answering BENCH_REPLY; yields its base URL (…/v1)."""
+    with recording_provider(keep_bodies=False) as provider:
+        provider.reply = lambda body: BENCH_REPLY
+        yield provider.url
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
