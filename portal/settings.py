@@ -319,6 +319,9 @@ LOGGING = {
 # --- Demo organisation (created by `manage.py run` on first start)
 PORTAL_DEMO = env_bool("PORTAL_DEMO", True)
 PORTAL_BIND = env_str("PORTAL_BIND", "127.0.0.1:8000")
+# Web server processes `manage.py run` starts: one per core by default (0 means "one per core"), so a streamed
+# answer's CPU (litellm's chunk handling, rendering) of one user does not queue every other user's behind it.
+PORTAL_WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", 0)
 # Web processes load the embedding model when they start (not at the first question); /readyz waits for it.
 PORTAL_WARM_UP = env_bool("PORTAL_WARM_UP", True)
 
