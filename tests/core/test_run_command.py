@@ -47,3 +47,12 @@ def test_two_web_processes_serve_and_sigint_to_the_run_command_stops_everything_
     assert not leftover.exists()
     assert not (portal.home / ".cache" / "Microsoft").exists()  # its empty parents go too
     assert output.count(MESSAGE_QUEUE_REMOVED.split("%s")[0]) == 1, "the removal is logged once, by one process"
+
+
+def test_the_web_process_count_is_one_per_core_unless_set() -> None:
+    import os
+
+    from portal.core.management.commands.run import web_workers
+
+    assert web_workers(0) == len(os.sched_getaffinity(0))
+    assert web_workers(3) == 3
