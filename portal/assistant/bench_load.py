@@ -10,15 +10,17 @@ Figures (prefixed `users_w<W>_`):
   is not measured); offered_questions_per_s: N / (T + S + the measured mean overhead), what the users ask for;
 - errors; overhead p50/p95/p99 (the portal's own time per question, from the stream's `done` timings);
   ttft_p95 (request sent to first piece of the answer, as a reader sees it);
-- CPU per question: of each web process (user + system, from psutil) and of PostgreSQL (every `postgres`
-  process), over the window; predicted_questions_per_s: the cores divided by the CPU one question costs
-  (web + database), the rate the machine could sustain if CPU were the only limit;
+- CPU per question: of each web process (user + system, from psutil) and of PostgreSQL (the portal's server:
+  its postmaster and all its children, not other servers on the machine), over the window;
+  predicted_questions_per_s: the cores divided by the CPU one question costs (web + database), the rate the
+  machine could sustain if CPU were the only limit;
 - vs_limit: questions_per_s / min(offered, predicted): 1.0 means the portal kept up with whichever bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -56,9 +58,11 @@ def percentile(samples: list[float], fraction: float) -> float:
     return round(ordered[max(0, min(len(ordered) - 1, round(fraction * len(ordered)) - 1))], 2)
 
 
-def cpu_seconds(server_pid: int) -> dict[str, float]:
-    """CPU so far of the web server: each of its processes (uvicorn's supervisor and its workers), and of
-    PostgreSQL's processes together (user + system seconds)."""
+def cpu_seconds(server_pid: int, postmaster_pid: int | None) -> dict[str, float]:
+    """CPU so far (user + system seconds) of each process of the web server (uvicorn's supervisor and its
+    workers) and of each process of this portal's PostgreSQL server (its postmaster and every child: backends,
+    checkpointer, io workers; not other servers on the machine). A backend that starts in the window counts
+    from zero; the web server's pooled connections live through it."""
     import psutil
 
     def used(process: psutil.Process) -> float:
@@ -73,15 +77,28 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
                 figures[f"web:{child.pid}"] = used(child)
         except psutil.Error:
             continue
-    database = 0.0
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] == "postgres":
-            try:
-                database += used(process)
-            except psutil.Error:
-                continue
-    figures["database"] = database
+    if postmaster_pid is not None:
+        with contextlib.suppress(psutil.Error):
+            postmaster = psutil.Process(postmaster_pid)
+            for process in [postmaster, *postmaster.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    figures[f"database:{process.pid}"] = used(process)
     return figures
+
+
+def postmaster_pid() -> int | None:
+    """The pid of this portal's PostgreSQL server (the parent of our backend); None if it is on another host."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        row = cursor.fetchone()
+    try:
+        parent = psutil.Process(int(row[0])).parent()
+    except psutil.Error:
+        return None
+    return parent.pid if parent is not None else None
 
 
 async def _one_question(client: Any, conversation_id: int, question: str) -> _Record:
@@ -113,7 +130,7 @@ async def _one_question(client: Any, conversation_id: int, question: str) -> _Re
 
 async def _staff(
     *, url: str, session: str, conversations: list[int], questions: list[str], think: float, answer: float,
-    duration: float, server_pid: int,
+    duration: float, server_pid: int, database_pid: int | None,
 ) -> _Run:  # fmt: skip
     import httpx
 
@@ -132,9 +149,9 @@ async def _staff(
 
     async def measure_cpu() -> None:
         await asyncio.sleep(max(0.0, ramp_end - time.monotonic()))
-        run.cpu_before = cpu_seconds(server_pid)
+        run.cpu_before = cpu_seconds(server_pid, database_pid)
         await asyncio.sleep(max(0.0, end - time.monotonic()))
-        run.cpu_after = cpu_seconds(server_pid)
+        run.cpu_after = cpu_seconds(server_pid, database_pid)
 
     async with httpx.AsyncClient(base_url=url, cookies=cookies, headers=headers, timeout=300, limits=limits) as client:
 
@@ -167,7 +184,7 @@ def staff_at_work(
             raise RuntimeError(f"warm-up question failed: {warm} (see {log_path})")
         run = async_to_sync(_staff)(
             url=url, session=session, conversations=conversations, questions=questions, think=think,
-            answer=answer, duration=duration, server_pid=server_pid,
+            answer=answer, duration=duration, server_pid=server_pid, database_pid=postmaster_pid(),
         )  # fmt: skip
     return _figures(run, users=users, think=think, answer=answer, web_workers=web_workers)
 
@@ -222,7 +239,10 @@ def _figures(run: _Run, *, users: int, think: float, answer: float, web_workers:
         web_total += per_question
         if per_question >= 0.5:  # uvicorn's supervisor uses next to nothing: only the serving processes
             figures[f"{prefix}web_cpu_ms_per_question_pid{name[4:]}"] = round(per_question, 1)
-    database_ms = (run.cpu_after.get("database", 0.0) - run.cpu_before.get("database", 0.0)) * 1000 / count
+    database_seconds = sum(
+        after - run.cpu_before.get(name, 0.0) for name, after in run.cpu_after.items() if name.startswith("database:")
+    )
+    database_ms = database_seconds * 1000 / count
     figures[f"{prefix}web_cpu_ms_per_question"] = round(web_total, 1)
     figures[f"{prefix}database_cpu_ms_per_question"] = round(database_ms, 1)
     cores = len(os.sched_getaffinity(0))

@@ -15,8 +15,9 @@ def _run() -> _Run:
                                    overhead_ms=overhead))  # fmt: skip
     run.records.append(_Record(started=95.0, finished=99.0, overhead_ms=40.0))  # in the ramp: not measured
     run.records.append(_Record(started=101.0, finished=102.0, error="HTTP 502"))
-    run.cpu_before = {"web:1": 1.0, "web:2": 10.0, "web:3": 20.0, "database": 5.0}
-    run.cpu_after = {"web:1": 1.0, "web:2": 11.0, "web:3": 21.0, "database": 5.5}  # 1 s each over 20 answers
+    run.cpu_before = {"web:1": 1.0, "web:2": 10.0, "web:3": 20.0, "database:7": 5.0}
+    # 1 s in each web worker over 20 answers; the database's 0.5 s in its server process and a new backend
+    run.cpu_after = {"web:1": 1.0, "web:2": 11.0, "web:3": 21.0, "database:7": 5.2, "database:8": 0.3}
     return run
 
 
