@@ -49,6 +49,7 @@ class _Run:
     window: tuple[float, float] = (0.0, 0.0)
     cpu_before: dict[str, float] = field(default_factory=dict)
     cpu_after: dict[str, float] = field(default_factory=dict)
+    load_average: float = 0.0
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -152,6 +153,7 @@ async def _staff(
         run.cpu_before = cpu_seconds(server_pid, database_pid)
         await asyncio.sleep(max(0.0, end - time.monotonic()))
         run.cpu_after = cpu_seconds(server_pid, database_pid)
+        run.load_average = os.getloadavg()[0]
 
     async with httpx.AsyncClient(base_url=url, cookies=cookies, headers=headers, timeout=300, limits=limits) as client:
 
@@ -249,6 +251,8 @@ def _figures(run: _Run, *, users: int, think: float, answer: float, web_workers:
     predicted = cores * 1000 / max(1.0, web_total + database_ms)
     figures[f"{prefix}predicted_questions_per_s"] = round(predicted, 1)
     figures[f"{prefix}vs_limit"] = round(rate / max(1e-9, min(offered, predicted)), 2)
+    # the prediction assumes the cores are the portal's: a machine busy with other work sustains less
+    figures[f"{prefix}load_average_1m"] = round(run.load_average, 1)
     if errors:
         figures[f"{prefix}first_error"] = errors[0]
     return figures
