@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,7 +46,8 @@ def canonical_json(value: Any) -> str:
 
 def normalise_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     """Round-trip details through JSON so what is hashed is exactly what JSONB gives back."""
-    return json.loads(json.dumps(dict(details or {}), default=str, allow_nan=False))
+    normalised: dict[str, Any] = json.loads(json.dumps(dict(details or {}), default=str, allow_nan=False))
+    return normalised
 
 
 def event_hash(fields: Mapping[str, Any]) -> str:
@@ -98,9 +99,3 @@ def verify_events(events: Iterable[Mapping[str, Any]]) -> ChainReport:
         expected_previous = event["hash"]
         expected_seq += 1
     return ChainReport(checked, None, expected_seq - 1, expected_previous)
-
-
-def iter_jsonl(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.strip():
-            yield json.loads(line)

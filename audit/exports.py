@@ -10,25 +10,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from audit.chain import canonical_json, format_time
+from audit.chain import HASHED_FIELDS, canonical_json, format_time
 
 # The columns, in this order, in both formats; a JSONL line carries exactly what the hash covers plus id/hash,
 # so `audit/verify_export.py` can recompute every hash from the file alone.
-EXPORT_COLUMNS = (
-    "id",
-    "seq",
-    "created_at",
-    "actor_id",
-    "actor_username",
-    "actor_roles",
-    "action",
-    "object_type",
-    "object_id",
-    "outcome",
-    "details",
-    "previous_hash",
-    "hash",
-)
+EXPORT_COLUMNS = ("id", *HASHED_FIELDS, "hash")
 EXPORT_CHUNK_ROWS = 2000  # rows fetched per round trip of the server-side cursor
 STREAM_BATCH_ROWS = 500  # rows joined into one piece of the HTTP response
 # A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").

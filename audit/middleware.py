@@ -124,7 +124,7 @@ class AccessDeniedAuditMiddleware:
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)  # type: ignore[misc]
+        response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         reason = refusal_reason(request, response)
         if reason is not None:
             await sync_to_async(record_refusal)(request, response, reason)

@@ -8,7 +8,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Max, Min, QuerySet
@@ -309,6 +309,17 @@ def _hold_the_tail_to_the_limits(report: TrailReport) -> None:
 
 
 # ---- review pages ----------------------------------------------------------------------------------------
+def require_export(*, user: User) -> None:
+    _require(user, EXPORT_PERMISSION, ERROR_EXPORT)
+
+
+def role_names() -> list[str]:
+    """The roles an auditor may filter by, in governance's order. A role is a group with a governance role
+    row; it is read through the group (audit sits below governance and does not import it)."""
+    groups = Group.objects.filter(role__isnull=False).order_by("role__position")
+    return list(groups.values_list("name", flat=True))
+
+
 def audit_events_matching(*, user: User, audit_filter: AuditFilter) -> QuerySet[AuditEvent]:
     _require(user, REVIEW_PERMISSION, ERROR_REVIEW)
     return apply_filter(AuditEvent.objects.all(), audit_filter)

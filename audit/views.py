@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
@@ -21,7 +20,6 @@ from audit.filters import AuditFilter
 from audit.forms import AuditFilterForm, ExportRequestForm
 from audit.models import ExportFormat, ExportStatus
 from audit.selectors import (
-    ERROR_EXPORT,
     EXPORT_PERMISSION,
     VERIFY_PERMISSION,
     audit_event_get,
@@ -34,16 +32,17 @@ from audit.selectors import (
     audit_head_seq,
     audit_verification_get,
     audit_verifications_for_user,
+    require_export,
+    role_names,
 )
 from audit.services import audit_export_record, audit_export_request, audit_verification_request
-from portal.accounts.selectors import role_groups
 from portal.core.types import PortalRequest
 
 CONTENT_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSONL: "application/x-ndjson"}
 
 
 def _filter_form(request: PortalRequest) -> AuditFilterForm:
-    return AuditFilterForm(request.GET or None, roles=[group.name for group in role_groups()])
+    return AuditFilterForm(request.GET or None, roles=role_names())
 
 
 def _query_string(audit_filter: AuditFilter) -> str:
@@ -106,8 +105,7 @@ def event_detail_view(request: PortalRequest, seq: int) -> HttpResponse:
 @require_GET
 def export_view(request: PortalRequest, export_format: str) -> HttpResponse | StreamingHttpResponse:
     """Stream the filtered range as CSV or JSONL, in chain order, up to the head at the time of the request."""
-    if not request.user.has_perm(EXPORT_PERMISSION):
-        raise PermissionDenied(ERROR_EXPORT)
+    require_export(user=request.user)
     form = _filter_form(request)
     if form.is_bound and not form.is_valid():
         return render(request, "audit/event_list.html", {"form": form, "page": None}, status=400)
@@ -134,8 +132,7 @@ def export_view(request: PortalRequest, export_format: str) -> HttpResponse | St
 @login_required
 @require_POST
 def export_request_view(request: PortalRequest) -> HttpResponse:
-    if not request.user.has_perm(EXPORT_PERMISSION):
-        raise PermissionDenied(ERROR_EXPORT)
+    require_export(user=request.user)
     filter_form = _filter_form(request)
     # the filter travels in the query string of the form's action, the format in the POST body
     format_form = ExportRequestForm(request.POST)

@@ -17,7 +17,6 @@ prompt injection is sent wrapped as quoted untrusted material (`wrap`) or withhe
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -215,7 +214,3 @@ def document_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[
         if old.get(key) != new.get(key):
             rows.append({"rule": key, "before": old.get(key, "(none)"), "after": new.get(key, "(removed)")})
     return rows
-
-
-def copy_document(document: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(document)

@@ -43,7 +43,7 @@ def reidentify(text: str, entries: Mapping[str, str]) -> str:
     def replace(match: regex.Match[str]) -> str:
         value = entries.get(_canonical(match.group("cls"), match.group("number")))
         if value is None:
-            return match.group(0)
+            return str(match.group(0))
         opened = (match.group("open") or "").lstrip("\\")
         closed = (match.group("close") or "").lstrip("\\")
         # Angle brackets (and their entities) belong to the placeholder; square or curly ones only in pairs.
@@ -55,7 +55,7 @@ def reidentify(text: str, entries: Mapping[str, str]) -> str:
             suffix = "\\" + suffix
         return f"{prefix}{value}{suffix}"
 
-    return PLACEHOLDER_RE.sub(replace, text)
+    return str(PLACEHOLDER_RE.sub(replace, text))
 
 
 class PlaceholderRestorer:

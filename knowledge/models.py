@@ -19,11 +19,18 @@ from pgvector.django import HnswIndex, VectorField
 EMBEDDING_DIMENSION = 384
 
 
+def pages_label(first: int | None, last: int | None) -> str:
+    """ "page 7", or "pages 7–8" for a chunk that runs on over a page break; "" without pages."""
+    if not first:
+        return ""
+    return f"pages {first}–{last}" if last and last > first else f"page {first}"
+
+
 class DocumentStorage(Storage):
     """Forwards to the storage named by KNOWLEDGE_STORAGE_ALIAS, looked up at each use (not at import)."""
 
     def _target(self) -> Storage:
-        return storages[getattr(settings, "KNOWLEDGE_STORAGE_ALIAS", "default")]
+        return storages[settings.KNOWLEDGE_STORAGE_ALIAS]
 
     def _open(self, name: str, mode: str = "rb") -> Any:
         return self._target().open(name, mode)
@@ -178,8 +185,6 @@ class Chunk(models.Model):
     @property
     def pages_label(self) -> str:
         """Worded as search results and citations word it ("page 7", "pages 7–8")."""
-        from knowledge.selectors import pages_label
-
         return pages_label(self.page_number, self.page_end)
 
 

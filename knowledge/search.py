@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils.html import escape
 
 from knowledge.models import KnowledgeBase
+from portal.core.parameters import parameter_value
 
 BM25_K1 = 0.9
 BM25_B = 0.4
@@ -252,7 +253,7 @@ def hybrid_search(
     query_vector: np.ndarray | None = None,
     candidates: int | None = None,
 ) -> list[tuple[int, float]]:
-    pool = max(limit, int(candidates or settings.KNOWLEDGE_SEARCH_CANDIDATES))
+    pool = max(limit, int(candidates or parameter_value("search_candidates")))
     lexical: list[tuple[int, float]] = []
     vector: list[tuple[int, float]] = []
     if mode == "hybrid" and _legs_in_parallel():
@@ -299,7 +300,7 @@ def _legs_in_parallel() -> bool:
     """Only with a connection pool (a second connection costs nothing to take) and outside a transaction:
     the other connection could not see what this transaction has not committed."""
     return (
-        bool(getattr(settings, "KNOWLEDGE_SEARCH_PARALLEL_LEGS", True))
+        bool(settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS)
         and "pool" in connection.settings_dict.get("OPTIONS", {})
         and not connection.in_atomic_block
     )

@@ -14,7 +14,7 @@ from guardian.shortcuts import get_objects_for_user
 from audit.privacy import text_fingerprint
 from audit.services import audit
 from knowledge import search
-from knowledge.models import Chunk, Document, KnowledgeBase
+from knowledge.models import Chunk, Document, KnowledgeBase, pages_label
 from portal.core.access import not_visible
 
 ERROR_NO_ACCESS = "You do not have this access to the knowledge base."
@@ -51,6 +51,29 @@ def knowledge_bases_for_user(
     return get_objects_for_user(
         user, f"knowledge.{permission}_knowledgebase", klass=KnowledgeBase, accept_global_perms=False
     ).order_by("name")
+
+
+ERROR_NO_CREATE_PERMISSION = "You may not create knowledge bases."
+
+
+def may_create_knowledge_base(*, user: User | AnonymousUser) -> bool:
+    return bool(user.has_perm("knowledge.add_knowledgebase"))
+
+
+def require_knowledge_base_creation(*, user: User | AnonymousUser) -> None:
+    if not may_create_knowledge_base(user=user):
+        raise PermissionDenied(ERROR_NO_CREATE_PERMISSION)
+
+
+def knowledge_base_by_name(*, name: str) -> KnowledgeBase | None:
+    """A system read (the demo data): no user, so no permission scoping."""
+    return KnowledgeBase.objects.filter(name=name).first()
+
+
+def knowledge_base_classifications() -> list[tuple[int, str, str]]:
+    """(id, name, label) of every knowledge base, by name: a system read for governance's officers, who
+    decide where each label may go (their permission is checked by the caller)."""
+    return list(KnowledgeBase.objects.order_by("name").values_list("id", "name", "classification"))
 
 
 def knowledge_base_for_user(*, user: User, pk: int, permission: str = "view") -> KnowledgeBase:
@@ -93,13 +116,6 @@ def document_chunks(*, document: Document) -> QuerySet[Chunk]:
         .order_by("position")
         .defer("embedding")
     )
-
-
-def pages_label(first: int | None, last: int | None) -> str:
-    """ "page 7", or "pages 7–8" for a chunk that runs on over a page break; "" without pages."""
-    if not first:
-        return ""
-    return f"pages {first}–{last}" if last and last > first else f"page {first}"
 
 
 def document_url(document_id: int, page_number: int | None) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, Group, User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -26,6 +26,7 @@ from knowledge.extraction import ERROR_TOO_LARGE, ExtractionError, content_type_
 from knowledge.models import Chunk, Classification, Document, DocumentStatus, KnowledgeBase
 from knowledge.search import ACTIVE_CHUNK_SQL
 from portal.core import jobs
+from portal.core.parameters import parameter_value
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,8 @@ ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
 ALL_OBJECT_PERMISSIONS = ("view_knowledgebase", "change_knowledgebase", "manage_knowledgebase")
 
 
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
 def max_upload_bytes() -> int:
-    return int(_setting("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
+    return int(parameter_value("upload_max_mb"))
 
 
 # ---- knowledge bases and access --------------------------------------------------------------------
@@ -181,40 +178,16 @@ def document_upload(
     if actor is not None:
         _require(actor, "change_knowledgebase", knowledge_base, ERROR_NO_CHANGE_PERMISSION)
     filename = filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "unnamed"
-    limit = max_upload_bytes()
-    actual_size = len(data) if data is not None else int(size or 0)
-    problem = (
-        ERROR_TOO_LARGE.format(size=actual_size, limit=limit)
-        if data is None or actual_size > limit
-        else upload_problem(data, filename, max_bytes=limit)
-    )
+    size = len(data) if data is not None else int(size or 0)
+    problem = _upload_problem(data, filename=filename, size=size)
     if problem is not None:
-        audit(
-            actor=actor,
-            action="knowledge.document_rejected",
-            target=knowledge_base,
-            outcome="failure",
-            details={**_filename_details(filename), "size": actual_size, "error": problem},
-        )
-        return UploadResult(None, "rejected", filename=filename, error=problem)
+        return _upload_reject(actor=actor, knowledge_base=knowledge_base, filename=filename, size=size,
+                              problem=problem)  # fmt: skip
     assert data is not None  # a missing body is refused above
-
     digest = hashlib.sha256(data).hexdigest()
-    existing = (
-        Document.objects.select_for_update()
-        .filter(knowledge_base=knowledge_base, sha256=digest)
-        .exclude(status=DocumentStatus.FAILED)
-        .first()
-    )
-    if existing is not None:
-        audit(
-            actor=actor,
-            action="knowledge.document_duplicate",
-            target=existing,
-            details={**_filename_details(filename), "sha256": digest},
-        )
-        return UploadResult(existing, "duplicate", filename=filename)
-
+    duplicate = _upload_duplicate(actor=actor, knowledge_base=knowledge_base, filename=filename, digest=digest)
+    if duplicate is not None:
+        return duplicate
     previous = (
         Document.objects.select_for_update()
         .filter(knowledge_base=knowledge_base, original_filename=filename)
@@ -222,47 +195,20 @@ def document_upload(
         .first()
     )
     if previous is not None:
-        document = previous
-        old_file = document.file.name if document.file else ""
-        document.version += 1
-        document.generation += 1
-        document.requeues = 0
-        document.sha256 = digest
-        document.size = actual_size
-        document.content_type = content_type_for(filename)
-        document.status = DocumentStatus.QUEUED
-        document.error = ""
-        document.uploaded_by = actor
-        if title:
-            document.title = title[:300]
+        document = _document_new_version(previous, actor=actor, filename=filename, data=data, digest=digest,
+                                         title=title)  # fmt: skip
         outcome = "new_version"
     else:
-        document = Document(
-            knowledge_base=knowledge_base,
-            title=(title or _title_from_filename(filename))[:300],
-            original_filename=filename,
-            content_type=content_type_for(filename),
-            size=actual_size,
-            sha256=digest,
-            uploaded_by=actor,
-        )
-        old_file = ""
+        document = _document_new(knowledge_base, actor=actor, filename=filename, data=data, digest=digest,
+                                 title=title, restricted_roles=restricted_roles)  # fmt: skip
         outcome = "created"
-    document.file.save(filename, ContentFile(data), save=False)
-    document.full_clean()
-    document.save()
-    if outcome == "created":
-        document.restricted_to_roles.set(list(restricted_roles))
-    if old_file and old_file != document.file.name:
-        storage = document.file.storage
-        transaction.on_commit(lambda: storage.delete(old_file))
     audit(
         actor=actor,
         action="knowledge.document_uploaded",
         target=document,
         details={
             **_filename_details(filename),
-            "size": actual_size,
+            "size": size,
             "sha256": digest,
             "version": document.version,
             "outcome": outcome,
@@ -271,6 +217,101 @@ def document_upload(
     )
     _queue_processing(document)
     return UploadResult(document, outcome, filename=filename)
+
+
+def _upload_problem(data: bytes | None, *, filename: str, size: int) -> str | None:
+    """Why this file is refused (empty, too large, unsupported, not what its extension says), or None."""
+    limit = max_upload_bytes()
+    if data is None or size > limit:
+        return ERROR_TOO_LARGE.format(size=size, limit=limit)
+    return upload_problem(data, filename, max_bytes=limit)
+
+
+def _upload_reject(
+    *, actor: User | None, knowledge_base: KnowledgeBase, filename: str, size: int, problem: str
+) -> UploadResult:
+    """A refused file is stored nowhere; the refusal is audited against the knowledge base."""
+    audit(
+        actor=actor,
+        action="knowledge.document_rejected",
+        target=knowledge_base,
+        outcome="failure",
+        details={**_filename_details(filename), "size": size, "error": problem},
+    )
+    return UploadResult(None, "rejected", filename=filename, error=problem)
+
+
+def _upload_duplicate(
+    *, actor: User | None, knowledge_base: KnowledgeBase, filename: str, digest: str
+) -> UploadResult | None:
+    """The same content is already in this knowledge base (and did not fail): keep that one, store nothing."""
+    existing = (
+        Document.objects.select_for_update()
+        .filter(knowledge_base=knowledge_base, sha256=digest)
+        .exclude(status=DocumentStatus.FAILED)
+        .first()
+    )
+    if existing is None:
+        return None
+    audit(
+        actor=actor,
+        action="knowledge.document_duplicate",
+        target=existing,
+        details={**_filename_details(filename), "sha256": digest},
+    )
+    return UploadResult(existing, "duplicate", filename=filename)
+
+
+def _document_new_version(
+    previous: Document, *, actor: User | None, filename: str, data: bytes, digest: str, title: str
+) -> Document:
+    """The next version of the document with this file name: new content, processed again from scratch."""
+    document = previous
+    old_file = document.file.name if document.file else ""
+    document.version += 1
+    document.generation += 1
+    document.requeues = 0
+    document.sha256 = digest
+    document.size = len(data)
+    document.content_type = content_type_for(filename)
+    document.status = DocumentStatus.QUEUED
+    document.error = ""
+    document.uploaded_by = actor
+    if title:
+        document.title = title[:300]
+    document.file.save(filename, ContentFile(data), save=False)
+    document.full_clean()
+    document.save()
+    if old_file and old_file != document.file.name:
+        storage = document.file.storage
+        transaction.on_commit(lambda: storage.delete(old_file))  # the old version's file, once this commits
+    return document
+
+
+def _document_new(
+    knowledge_base: KnowledgeBase,
+    *,
+    actor: User | None,
+    filename: str,
+    data: bytes,
+    digest: str,
+    title: str,
+    restricted_roles: Iterable[Group],
+) -> Document:
+    document = Document(
+        knowledge_base=knowledge_base,
+        title=(title or _title_from_filename(filename))[:300],
+        original_filename=filename,
+        content_type=content_type_for(filename),
+        size=len(data),
+        sha256=digest,
+        uploaded_by=actor,
+    )
+    document.file.save(filename, ContentFile(data), save=False)
+    document.full_clean()
+    document.save()
+    document.restricted_to_roles.set(list(restricted_roles))
+    return document
 
 
 def _queue_processing(document: Document) -> None:
@@ -498,15 +539,15 @@ def document_process(*, document_id: int, generation: int) -> str:
             data,
             document.original_filename,
             max_bytes=max_upload_bytes(),
-            max_expanded_bytes=int(_setting("KNOWLEDGE_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)),
-            max_pdf_pages=settings.KNOWLEDGE_MAX_PDF_PAGES,
+            max_expanded_bytes=int(settings.KNOWLEDGE_MAX_EXPANDED_BYTES),
+            max_pdf_pages=int(parameter_value("pdf_max_pages")),
         )
         drafts = chunk_blocks(
             extracted.blocks,
             tokenizer=embeddings.tokenizer(),
-            target_tokens=int(_setting("KNOWLEDGE_CHUNK_TOKENS", 200)),
-            overlap_tokens=int(_setting("KNOWLEDGE_CHUNK_OVERLAP", 32)),
-            across_pages=bool(_setting("KNOWLEDGE_CHUNK_ACROSS_PAGES", True)),
+            target_tokens=int(settings.KNOWLEDGE_CHUNK_TOKENS),
+            overlap_tokens=int(settings.KNOWLEDGE_CHUNK_OVERLAP),
+            across_pages=bool(settings.KNOWLEDGE_CHUNK_ACROSS_PAGES),
         )
         if not drafts:
             raise ExtractionError("No text could be found in the file.")
@@ -527,7 +568,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
     """Embed and insert the drafts not stored yet for this generation, batch by batch."""
     done = set(Chunk.objects.filter(document=document, generation=generation).values_list("position", flat=True))
     missing = [(position, draft) for position, draft in enumerate(drafts) if position not in done]
-    batch_size = int(_setting("KNOWLEDGE_EMBED_BATCH", 64))
+    batch_size = int(settings.KNOWLEDGE_EMBED_BATCH)
     # Stored in groups of a few model batches: the model sorts a group's texts by length before
     # batching them (less padding), and a crash loses at most one group's work.
     group_size = batch_size * STORE_GROUP_BATCHES
@@ -740,7 +781,3 @@ def document_activate(*, document_id: int, generation: int, page_count: int | No
 
     transaction.on_commit(lambda: document_ready(document_id))  # e.g. the local sensitivity scan (portal/ml)
     return DocumentStatus.READY
-
-
-def actor_label(actor: AbstractBaseUser | None) -> str:
-    return actor.get_username() if actor is not None else "system"

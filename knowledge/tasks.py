@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from celery import shared_task
 
 from knowledge import services
 from portal.core.jobs import Heartbeat
 
+if TYPE_CHECKING:
+    from celery import Task
+
 logger = logging.getLogger(__name__)
 MAX_RETRIES = 3
 
 
 @shared_task(bind=True, name="knowledge.document_process", max_retries=MAX_RETRIES, acks_late=True)
-def document_process_task(self, document_id: int, generation: int) -> str:  # type: ignore[no-untyped-def]
+def document_process_task(self: Task[[int, int], str], document_id: int, generation: int) -> str:
     """Ingest one generation of a document. Safe to run twice: see services.document_process."""
     try:
         with Heartbeat(lambda: services.document_heartbeat(document_id=document_id, generation=generation)):

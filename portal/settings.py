@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "portal.workflows",
     "portal.bench",
     "portal.retention",
+    "portal.subjects",
 ]
 
 MIDDLEWARE = [
@@ -343,6 +344,8 @@ PORTAL_BIND = env_str("PORTAL_BIND", "127.0.0.1:8000")
 PORTAL_WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", 0)
 # Web processes load the embedding model when they start (not at the first question); /readyz waits for it.
 PORTAL_WARM_UP = env_bool("PORTAL_WARM_UP", True)
+# Operational parameters saved on the Settings screen reach every process within this many seconds.
+PORTAL_PARAMETERS_TTL_SECONDS = env_int("PORTAL_PARAMETERS_TTL_SECONDS", 5)
 
 # --- Routing (portal/routing): model calls through litellm's Router; see README "Model routing"
 ROUTING_OFFLINE_FALLBACK = env_bool("ROUTING_OFFLINE_FALLBACK", True)  # offline model last in every route
@@ -350,6 +353,8 @@ ROUTING_NUM_RETRIES = env_int("ROUTING_NUM_RETRIES", 1)  # retries of one model 
 ROUTING_RETRY_MIN_SECONDS = env_int("ROUTING_RETRY_MIN_SECONDS", 0)  # floor of the backoff; Retry-After wins
 ROUTING_COOLDOWN_SECONDS = env_int("ROUTING_COOLDOWN_SECONDS", 30)  # a failing model is skipped this long
 ROUTING_CURRENCY = env_str("ROUTING_CURRENCY", "USD")
+# A monthly budget for every user without a budget of their own or of a role; empty: none (Settings screen).
+ROUTING_DEFAULT_USER_BUDGET = env_str("ROUTING_DEFAULT_USER_BUDGET") or None
 
 # --- Audit (audit/): signed checkpoints of the chain head and exports; see README "Audit trail"
 AUDIT_DIR = Path(env_str("AUDIT_DIR", str(VAR_DIR / "audit")))
@@ -439,6 +444,7 @@ MEMORY_LEARNING_MAX_PROPOSALS = env_int("MEMORY_LEARNING_MAX_PROPOSALS", 5)
 MEMORY_LEARNING_IDLE_MINUTES = env_int("MEMORY_LEARNING_IDLE_MINUTES", 30)  # "after a conversation": quiet this long
 MEMORY_LEARNING_LOOKBACK_HOURS = env_int("MEMORY_LEARNING_LOOKBACK_HOURS", 24)  # older conversations are left alone
 MEMORY_LEARNING_BATCH = env_int("MEMORY_LEARNING_BATCH", 50)  # conversations queued per sweep
+MEMORY_LEARNING_PAUSED = env_bool("MEMORY_LEARNING_PAUSED", False)  # the sweep queues nothing (Settings screen)
 if MEMORY_LEARNING_ENABLED:
     CELERY_BEAT_SCHEDULE["memory-learn-from-idle-conversations"] = {
         "task": "memory.learn_from_idle_conversations",
@@ -492,3 +498,9 @@ RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600)  # 0: n
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000)  # rows per batch (one transaction, one audit event)
 if RETENTION_INTERVAL_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": float(RETENTION_INTERVAL_SECONDS)}
+
+# --- Data-subject requests (portal/subjects): access bundles (zip of JSON and CSV) are written here by a Celery
+# worker, downloadable only by whoever asked, and deleted SUBJECT_BUNDLE_RETENTION_HOURS after they were written.
+SUBJECT_BUNDLE_DIR = Path(env_str("SUBJECT_BUNDLE_DIR", str(VAR_DIR / "subjects")))
+SUBJECT_BUNDLE_RETENTION_HOURS = env_int("SUBJECT_BUNDLE_RETENTION_HOURS", 72)
+CELERY_BEAT_SCHEDULE["subjects-expire"] = {"task": "subjects.expire_bundles", "schedule": 60 * 60.0}

@@ -12,6 +12,9 @@ admin.site.site_header = "Hybrid AI portal administration"
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("settings/", core_views.settings_view, name="settings"),
+    path("settings/save", core_views.settings_save_view, name="settings_save"),
+    path("settings/restore/<int:number>", core_views.settings_restore_view, name="settings_restore"),
     path("readyz", readiness.readyz, name="readyz"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
@@ -28,5 +31,6 @@ urlpatterns = [
     path("ml/", include("portal.ml.urls")),
     path("workflows/", include("portal.workflows.urls")),
     path("retention/", include("portal.retention.urls")),
+    path("subjects/", include("portal.subjects.urls")),
     path("admin/", admin.site.urls),
 ]

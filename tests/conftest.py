@@ -56,6 +56,16 @@ def _fresh_known_entities() -> Iterator[None]:
     known_entities.invalidate()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_parameters() -> Iterator[None]:
+    """The Settings screen's values are cached per process; each test reads its own database's version."""
+    from portal.core.parameters import parameters_forget
+
+    parameters_forget()
+    yield
+    parameters_forget()
+
+
 @pytest.fixture
 def subprocess_env() -> dict[str, str]:
     """Environment for Python subprocesses: same settings, network guard installed."""

@@ -41,6 +41,7 @@ PATHS_UNDER_VAR = (
     "AUDIT_CHECKPOINT_DIR",
     "AUDIT_EXPORT_DIR",
     "KNOWLEDGE_STORAGE_DIR",
+    "SUBJECT_BUNDLE_DIR",
 )
 _owner_key = pytest.StashKey[Path]()
 

@@ -63,7 +63,13 @@ def _no_leftovers_from_a_killed_child(django_db_setup: None, django_db_blocker: 
     from django.core.management import call_command
     from django.db import connection
 
-    tables = ("auth_user", "knowledge_knowledgebase", "knowledge_document", "governance_conversationvault")
+    tables = (
+        "auth_user",
+        "knowledge_knowledgebase",
+        "knowledge_document",
+        "governance_conversationvault",
+        "audit_auditevent",
+    )
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(f"(SELECT 1 FROM {table} LIMIT 1)" for table in tables))  # noqa: S608
         leftovers = cursor.fetchone() is not None

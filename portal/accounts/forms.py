@@ -55,7 +55,7 @@ class UserCreateForm(forms.Form):
         self.fields["roles"] = _role_field()
 
     def clean_username(self) -> str:
-        username = self.cleaned_data["username"]
+        username: str = self.cleaned_data["username"]
         if User.objects.filter(username__iexact=username).exists():
             raise forms.ValidationError("A user with that username already exists.")
         return username

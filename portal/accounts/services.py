@@ -146,15 +146,6 @@ def user_update(
     return user
 
 
-@transaction.atomic
-def user_set_password(*, actor: User, user: User, password: str) -> None:
-    _require_may_change(actor, user)
-    validate_password(password, user)
-    user.set_password(password)
-    user.save(update_fields=["password"])
-    audit(actor=actor, action="user.password_set", target=user)
-
-
 # ---- single sign-on ---------------------------------------------------------------------------------
 SSO_PROFILE_CLAIMS = (("email", "email"), ("first_name", "given_name"), ("last_name", "family_name"))
 

@@ -118,7 +118,8 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
         if not kwargs.pop("portal_sso", False) or request is None or not sso_configured():
             return None
         try:
-            return super().authenticate(request, **kwargs)
+            user: User | None = super().authenticate(request, **kwargs)
+            return user
         except requests.HTTPError as error:
             status = error.response.status_code if error.response is not None else 0
             if 400 <= status < 500:

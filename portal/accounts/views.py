@@ -73,7 +73,8 @@ def sso_start_view(request: HttpRequest) -> HttpResponse:
         raise Http404("Single sign-on is not configured.")
     if not provider_reachable():
         return _sso_unavailable(request)
-    return OIDCAuthenticationRequestView.as_view()(request)
+    response: HttpResponse = OIDCAuthenticationRequestView.as_view()(request)
+    return response
 
 
 @require_GET

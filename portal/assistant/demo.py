@@ -10,6 +10,8 @@ from guardian.shortcuts import assign_perm
 
 from audit.services import audit
 from governance.roles import ADMINISTRATOR, GOVERNANCE_OFFICER, STAFF
+from knowledge.demo import DEMO_KNOWLEDGE_BASE
+from knowledge.selectors import knowledge_base_by_name
 from portal.assistant.models import AssistantProfile
 
 
@@ -55,13 +57,7 @@ DEMO_PROFILES = (
 @transaction.atomic
 def demo_profiles_ensure() -> list[AssistantProfile]:
     """Create the demo profiles that do not exist yet (an administrator's later edits are kept)."""
-    from knowledge.models import KnowledgeBase
-
-    try:
-        from knowledge.demo import DEMO_KNOWLEDGE_BASE
-    except ImportError:  # pragma: no cover - knowledge without a demo
-        DEMO_KNOWLEDGE_BASE = ""
-    demo_knowledge = KnowledgeBase.objects.filter(name=DEMO_KNOWLEDGE_BASE).first()
+    demo_knowledge = knowledge_base_by_name(name=DEMO_KNOWLEDGE_BASE)
     created = []
     for demo in DEMO_PROFILES:
         if AssistantProfile.objects.filter(name=demo.name).exists():

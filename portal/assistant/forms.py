@@ -6,6 +6,7 @@ from django import forms
 
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import profiles_for_user
+from portal.customers.selectors import customer_choices_for_user
 
 QUESTION_MAX_CHARS = 8000
 CUSTOMER_CHOICES = 500
@@ -20,20 +21,18 @@ class NewConversationForm(forms.Form):
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["profile"].queryset = profiles_for_user(user=user)  # type: ignore[attr-defined]
+        profile_field, customer_field = self.fields["profile"], self.fields["customer"]
+        assert isinstance(profile_field, forms.ModelChoiceField) and isinstance(customer_field, forms.ChoiceField)
+        profile_field.queryset = profiles_for_user(user=user)
         choices = _customer_choices(user)
         if choices:
-            self.fields["customer"].choices = [("", "No customer"), *choices]  # type: ignore[attr-defined]
+            customer_field.choices = [("", "No customer"), *choices]
         else:
             del self.fields["customer"]
 
 
 def _customer_choices(user: Any) -> list[tuple[int, str]]:
-    """Customers this user may see (portal.customers, when installed): the conversation may be about one."""
-    try:
-        from portal.customers.selectors import customer_choices_for_user
-    except ImportError:
-        return []
+    """Customers this user may see: the conversation may be about one."""
     return customer_choices_for_user(user=user, limit=CUSTOMER_CHOICES)
 
 

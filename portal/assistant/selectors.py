@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from guardian.shortcuts import get_objects_for_user
 
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
@@ -18,6 +19,7 @@ ERROR_NO_ASSISTANT = "Your role may not use the assistant."
 ERROR_PROFILE_WITHDRAWN = "You may no longer use the assistant profile of this conversation."
 
 ERROR_NOT_PENDING = "This question is not waiting for confirmation."
+ERROR_NO_SUCH_ANSWER = "No such answer."
 
 
 def may_use_assistant(*, user: Any) -> bool:
@@ -38,16 +40,13 @@ def profiles_for_user(*, user: Any) -> QuerySet[AssistantProfile]:
     ).order_by("name")
 
 
-def profile_get_for_use(*, user: Any, profile_id: int) -> AssistantProfile:
-    require_assistant_use(user=user)
-    profile = profiles_for_user(user=user).filter(pk=profile_id).first()
-    if profile is None:
-        raise not_visible(AssistantProfile, profile_id, "No such assistant profile.")
-    return profile
-
-
 def profile_is_usable(*, user: Any, profile_id: int) -> bool:
     return profiles_for_user(user=user).filter(pk=profile_id).exists()
+
+
+def profile_knowledge_base_ids(*, profile: AssistantProfile) -> list[int]:
+    """The knowledge bases a profile searches (before the asking user's own read access is applied)."""
+    return list(profile.knowledge_bases.values_list("pk", flat=True))
 
 
 def profiles_for_management(*, user: Any) -> QuerySet[AssistantProfile]:
@@ -90,11 +89,31 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.order_by("created_at", "pk")
 
 
+def history_for(*, conversation: Conversation, limit: int, before: Message | None = None) -> list[Message]:
+    """The last complete, non-empty questions and answers (before a given question), oldest first."""
+    recent = conversation.messages.filter(status=MessageStatus.COMPLETE).exclude(content="")
+    if before is not None:
+        recent = recent.filter(pk__lt=before.pk)
+    return list(reversed(recent.order_by("-pk")[:limit]))
+
+
 def message_get(*, user: Any, message_id: int) -> Message:
     require_assistant_use(user=user)
     message = Message.objects.filter(pk=message_id, conversation__owner=user).select_related("conversation").first()
     if message is None:
         raise not_visible(Message, message_id, "No such message.")
+    return message
+
+
+def answer_get(*, user: Any, message_id: int) -> Message:
+    """An answer in one of the user's own conversations (to remember it, say); 404 for any other message."""
+    message = (
+        Message.objects.select_related("conversation")
+        .filter(pk=message_id, role=MessageRole.ASSISTANT, conversation__owner_id=user.pk)
+        .first()
+    )
+    if message is None:
+        raise not_visible(Message, message_id, ERROR_NO_SUCH_ANSWER)
     return message
 
 
@@ -122,6 +141,30 @@ def profile_grants(*, profile: AssistantProfile) -> dict[str, list[str]]:
     }
 
 
+# ---- reads for memory learning (portal/memory): system reads by its Celery task ------------------------
+def conversation_for_learning(*, conversation_id: int) -> Conversation | None:
+    return Conversation.objects.select_related("owner").filter(pk=conversation_id).first()
+
+
+def conversations_idle_with_answers(*, idle_since: datetime, oldest: datetime) -> QuerySet[Conversation]:
+    """Conversations of active users last changed between `oldest` and `idle_since` that have a complete
+    answer, each annotated with `last_message_id`, its latest complete, non-empty message."""
+    last_complete = (
+        Message.objects.filter(conversation=OuterRef("pk"), status=MessageStatus.COMPLETE)
+        .exclude(content="")
+        .order_by("-pk")
+        .values("pk")[:1]
+    )
+    answered = Message.objects.filter(
+        conversation=OuterRef("pk"), role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE
+    )
+    return (
+        Conversation.objects.filter(updated_at__lte=idle_since, updated_at__gte=oldest, owner__is_active=True)
+        .filter(Exists(answered))
+        .annotate(last_message_id=Subquery(last_complete))
+    )
+
+
 # ---- reads for the local task router (portal/ml): system reads by training and review screens --------
 @dataclass(frozen=True)
 class QuestionForTraining:
@@ -139,8 +182,6 @@ def questions_for_training(
     *, limit: int = 5000, automatic_only: bool = False, message_ids: list[int] | None = None
 ) -> list[QuestionForTraining]:
     """Stored questions with their route and the feedback on their answer, newest first."""
-    from django.db.models import OuterRef, Subquery
-
     questions = Message.objects.filter(role=MessageRole.USER).exclude(content="")
     if automatic_only:
         questions = questions.filter(conversation__profile__task_type="")

@@ -22,7 +22,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.assistant import selectors, services
+from portal.assistant import pipeline, selectors, services
+from portal.assistant.db import db_phase
 from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm
 from portal.assistant.models import Conversation, Message
 from portal.assistant.presentation import message_html
@@ -127,27 +128,27 @@ def _question_html_and_title(request: HttpRequest, message: Message) -> tuple[st
     return _message_html(request, message), message.conversation.title
 
 
-async def _stream_lines(request: HttpRequest, events: AsyncIterator[services.AnswerEvent]) -> AsyncIterator[bytes]:
+async def _stream_lines(request: HttpRequest, events: AsyncIterator[pipeline.AnswerEvent]) -> AsyncIterator[bytes]:
     def line(payload: dict[str, Any]) -> bytes:
         return (json.dumps(payload) + "\n").encode()
 
     async for event in events:
-        if isinstance(event, services.AnswerDelta):
+        if isinstance(event, pipeline.AnswerDelta):
             yield line({"event": "delta", "text": event.text, "reset": event.reset})
-        elif isinstance(event, services.QuestionStored):
+        elif isinstance(event, pipeline.QuestionStored):
             html, title = await sync_to_async(_question_html_and_title)(request, event.message)
             yield line({"event": "question", "id": event.message.pk, "html": html, "title": title})
-        elif isinstance(event, services.PreviewReady):
+        elif isinstance(event, pipeline.PreviewReady):
             html = await sync_to_async(_message_html)(request, event.question)
             yield line({"event": "preview", "id": event.question.pk, "html": html})
-        elif isinstance(event, services.AnswerStored):
+        elif isinstance(event, pipeline.AnswerStored):
             html = await sync_to_async(_message_html)(request, event.message)
             timings = {name: round(value, 2) for name, value in event.timings.items()}
             yield line({"event": "done", "id": event.message.pk, "html": html, "timings": timings})
 
 
 async def _respond(
-    request: PortalRequest, conversation: Conversation, events: AsyncIterator[services.AnswerEvent]
+    request: PortalRequest, conversation: Conversation, events: AsyncIterator[pipeline.AnswerEvent]
 ) -> HttpResponse | StreamingHttpResponse:
     if STREAM_CONTENT_TYPE in request.headers.get("Accept", ""):
         response = StreamingHttpResponse(_stream_lines(request, events), content_type=STREAM_CONTENT_TYPE)
@@ -158,13 +159,13 @@ async def _respond(
     async for event in events:  # without JavaScript: wait for the stored answer, then show the page
         last = event
     url = reverse("assistant:conversation", kwargs={"conversation_id": conversation.pk})
-    anchor = f"#message-{last.message.pk}" if isinstance(last, services.AnswerStored) else ""
+    anchor = f"#message-{last.message.pk}" if isinstance(last, pipeline.AnswerStored) else ""
     return redirect(url + anchor)
 
 
 def _load_for_asking(
     *, request: PortalRequest, conversation_id: int, question_id: int | None = None
-) -> tuple[Any, Conversation, services.Authorization] | None:
+) -> tuple[Any, Conversation, pipeline.Authorization] | None:
     """Signed-in user and their conversation, if they may ask in it (404 / 403 otherwise); None: sign in.
 
     With `question_id` (a confirmation), that question must be waiting in this conversation: every refusal
@@ -174,24 +175,24 @@ def _load_for_asking(
     if not user.is_authenticated:
         return None
     conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
-    authorization = services.authorize(user=user, conversation=conversation)  # 403 before any byte of a stream
+    authorization = pipeline.authorize(user=user, conversation=conversation)  # 403 before any byte of a stream
     if question_id is not None:
         selectors.pending_question_get(conversation=conversation, question_id=question_id)
     return user, conversation, authorization
 
 
 # The ask views check the sign-in themselves (instead of @login_required) so that reading the user happens
-# inside a bounded database phase (see services.db_phase): 200 readers must not mean 200 connections.
+# inside a bounded database phase (see portal.assistant.db): 200 readers must not mean 200 connections.
 @require_POST
 async def ask_view(request: PortalRequest, conversation_id: int) -> HttpResponse | StreamingHttpResponse:
-    loaded = await services.db_phase(_load_for_asking, request=request, conversation_id=conversation_id)
+    loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id)
     if loaded is None:
         return redirect_to_login(request.get_full_path())
     user, conversation, authorization = loaded
     form = AskForm(request.POST)
     if not form.is_valid():
         return await sync_to_async(_render_chat)(request, conversation, status=400, ask_form=form)
-    events = services.answer(
+    events = pipeline.answer(
         user=user, conversation=conversation, question=form.cleaned_data["question"], authorization=authorization
     )
     return await _respond(request, conversation, events)
@@ -202,13 +203,11 @@ async def confirm_view(
     request: PortalRequest, conversation_id: int, question_id: int
 ) -> HttpResponse | StreamingHttpResponse:
     """The user saw exactly what would leave and confirms it: now it is sent (if it is still the same)."""
-    loaded = await services.db_phase(
-        _load_for_asking, request=request, conversation_id=conversation_id, question_id=question_id
-    )
+    loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id, question_id=question_id)
     if loaded is None:
         return redirect_to_login(request.get_full_path())
     user, conversation, authorization = loaded
-    events = services.answer(
+    events = pipeline.answer(
         user=user, conversation=conversation, confirm_question_id=question_id, authorization=authorization
     )
     return await _respond(request, conversation, events)

@@ -293,7 +293,7 @@ def generate(*, seed: int, customers: int, prompts_per_customer: int = 3, staff:
     except ImportError as error:  # a production install has only requirements/base.txt
         raise RuntimeError(ERROR_NO_FAKER) from error
 
-    from portal.assistant.services import SYSTEM_PROMPT
+    from portal.assistant.pipeline import SYSTEM_PROMPT
 
     rng = random.Random(seed)
     fakers = {}

@@ -1,7 +1,7 @@
 """`manage.py eval_egress`: do the hard canary values stay home? (portal.bench.canaries makes them.)
 
 The customers go in through the real CSV import (and their interactions through the interaction import);
-each prompt is asked through the real pipeline (`portal.assistant.services.answer`: route, retrieve, build,
+each prompt is asked through the real pipeline (`portal.assistant.pipeline.answer`: route, retrieve, build,
 the egress gate, routing, litellm) against a recording provider on 127.0.0.1 that answers by echoing the
 question it received, with its placeholders spelled the ways models spell them. Figures:
 
@@ -11,7 +11,8 @@ question it received, with its placeholders spelled the ways models spell them. 
   of a conversation about that customer);
 - `restored_exact`: answers shown exactly as the question was asked (every placeholder restored, whatever
   its spelling), by spelling too;
-- `brackets_changed`: questions whose parentheses were not all kept around a masked value;
+- `brackets_unbalanced`: questions whose brackets no longer pair up once masked (a bracket next to a value
+  eaten with it);
 - `masked_words_per_1000`: words of benign text (the Contoso passages) that the Staff policy would mask,
   per 1,000 words, with the hard customers in the dictionary;
 - `egress_ms_p50` / `egress_ms_p95`: the gate stage of each question (the pipeline's own stage clock).
@@ -68,7 +69,7 @@ class PromptResult:
     turns_exact: int = 0
     turns_blocked: int = 0
     turns_failed: int = 0
-    brackets_changed: bool = False
+    brackets_unbalanced: bool = False
     egress_ms: list[float] = field(default_factory=list)
 
 
@@ -91,6 +92,12 @@ def is_leaked(planted: Planted, sent: str, runs: list[str]) -> bool:
     if planted.kind == WORD:
         return re.search(r"(?<!\w)" + re.escape(value) + r"(?!\w)", sent) is not None
     return value in sent
+
+
+def _bracket_balance(text: str) -> tuple[int, int]:
+    """Opening minus closing parentheses and square brackets: a masked "(201) 555-0147" keeps it, an eaten
+    closing bracket does not."""
+    return text.count("(") - text.count(")"), text.count("[") - text.count("]")
 
 
 def _contents(bodies: list[dict[str, Any]]) -> list[str]:
@@ -183,7 +190,7 @@ def _echo(spelling: str) -> Callable[[dict[str, Any]], str]:
 
 
 def ask(prompt: CanaryPrompt, *, actors: Actors, customer_id: int, provider: RecordingProvider) -> PromptResult:
-    from portal.assistant import services
+    from portal.assistant import pipeline, services
     from portal.assistant.models import MessageStatus
 
     spelling = list(SPELLINGS)[prompt.index % len(SPELLINGS)]
@@ -200,8 +207,8 @@ def ask(prompt: CanaryPrompt, *, actors: Actors, customer_id: int, provider: Rec
             from portal.routing.router import release_loop_clients
 
             stored = None
-            async for event in services.answer(user=actors.asker, conversation=conversation, question=question):
-                if isinstance(event, services.AnswerStored):
+            async for event in pipeline.answer(user=actors.asker, conversation=conversation, question=question):
+                if isinstance(event, pipeline.AnswerStored):
                     stored = event
             await release_loop_clients()  # this loop ends with the question: close litellm's clients of it
             return stored
@@ -221,8 +228,8 @@ def ask(prompt: CanaryPrompt, *, actors: Actors, customer_id: int, provider: Rec
         result.turns_answered += 1
         result.turns_exact += int(message.content == ECHO + question)
         sent_question = str(received[-1]["messages"][-1].get("content", ""))
-        if (sent_question.count("("), sent_question.count(")")) != (question.count("("), question.count(")")):
-            result.brackets_changed = True
+        if _bracket_balance(sent_question) != _bracket_balance(question):  # "(<PHONE_1> today": one eaten
+            result.brackets_unbalanced = True
     contents = _contents(bodies)
     sent = normalised("\n".join(contents))
     runs = [run for text in contents for run in digit_runs(text)]
@@ -331,7 +338,7 @@ def figures_of(canaries: CanarySet, results: list[PromptResult]) -> dict[str, An
         "restored_exact_by_spelling": {
             name: round(exact / total, 4) if total else None for name, (exact, total) in by_spelling.items()
         },
-        "brackets_changed": sum(1 for r in results if r.brackets_changed),
+        "brackets_unbalanced": sum(1 for r in results if r.brackets_unbalanced),
         "egress_ms_p50": round(statistics.median(egress), 2) if egress else None,
         "egress_ms_p95": percentile(egress, 0.95),
         "leak_examples": examples,

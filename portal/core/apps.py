@@ -15,3 +15,13 @@ class CoreConfig(AppConfig):
 
         register(checks.privacy_switches_check, checks.PRIVACY_TAG)
         register(checks.privacy_environment_check, checks.PRIVACY_TAG, deploy=True)
+
+        from django.urls import reverse
+
+        from audit import links
+
+        # a settings version is seen on the Settings screen, by whoever may change the settings
+        links.register("core.parameterversion", lambda object_id: reverse("settings"))
+        links.register_visibility(
+            "core.parameterversion", lambda viewer, object_id: viewer.has_perm("core.manage_parameters")
+        )

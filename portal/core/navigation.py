@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.urls import reverse
+
+from portal.core.types import UserLike
 
 MANAGE = "Manage"  # the menu that holds the administrators' screens, so the bar fits on one line
 
@@ -31,12 +32,14 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Governance", "governance:overview", permission="governance.manage_policies"),
     NavEntry("Workflows", "workflows:workflow_list"),  # lists only what the user may run (all for admins)
     NavEntry("Retention", "retention:overview", permission="retention.manage_retention"),
+    NavEntry("Data requests", "subjects:request_list", group=MANAGE),  # everyone: a copy of their own data
     NavEntry("Audit", "audit:event_list", permission="audit.review_auditevent"),
     NavEntry("Users", "accounts:user_list", permission="governance.manage_users", group=MANAGE),
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage", group=MANAGE),
     NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel", group=MANAGE),
     NavEntry("Local models", "ml:overview", permission="ml.train_model", group=MANAGE),
     NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity", group=MANAGE),
+    NavEntry("Settings", "settings", permission="core.manage_parameters", group=MANAGE),
     NavEntry("Site admin", "admin:index", staff_only=True, group=MANAGE),
 ]
 
@@ -58,14 +61,14 @@ class NavMenu:
     current: bool = False  # the page shown is one of its links
 
 
-def navigation_for(user: AbstractBaseUser | AnonymousUser) -> list[NavLink]:
+def navigation_for(user: UserLike) -> list[NavLink]:
     if not user.is_authenticated:
         return []
     links = []
     for entry in NAVIGATION:
         if entry.staff_only and not getattr(user, "is_staff", False):
             continue
-        if entry.permission and not user.has_perm(entry.permission):  # type: ignore[attr-defined]
+        if entry.permission and not user.has_perm(entry.permission):
             continue
         links.append(NavLink(entry.label, reverse(entry.url_name), entry.url_name, entry.group))
     return links

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
+from portal.core.forms import ParametersForm, RestoreForm
+from portal.core.models import ParameterVersion
+from portal.core.parameters import current_version, parameters_effective
+from portal.core.services import parameters_restore, parameters_save, require_parameter_manager
 from portal.core.types import PortalRequest
 
 
@@ -25,3 +32,56 @@ def healthz(request: PortalRequest) -> JsonResponse:
         return JsonResponse({"status": "ok"})
     except Exception:  # noqa: BLE001 - any database failure means "not ready"
         return JsonResponse({"status": "database unavailable"}, status=503)
+
+
+# ---- Settings: the operational parameters ---------------------------------------------------------------
+def _settings_page(request: PortalRequest, *, form: ParametersForm | None = None, status: int = 200) -> HttpResponse:
+    require_parameter_manager(request.user)
+    current = parameters_effective()
+    context = {
+        "form": form or ParametersForm(current=current),
+        "version": current_version(),
+        "versions": ParameterVersion.objects.select_related("author")[:20],
+        "pinned": [item for item in current if item.source == "environment"],
+        "ttl": settings.PORTAL_PARAMETERS_TTL_SECONDS,
+    }
+    return render(request, "core/settings.html", context, status=status)
+
+
+@login_required
+@require_GET
+def settings_view(request: PortalRequest) -> HttpResponse:
+    return _settings_page(request)
+
+
+@login_required
+@require_POST
+def settings_save_view(request: PortalRequest) -> HttpResponse:
+    require_parameter_manager(request.user)
+    form = ParametersForm(request.POST, current=parameters_effective())
+    if form.is_valid():
+        try:
+            version = parameters_save(actor=request.user, values=form.values(), reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            for message in error.messages:
+                form.add_error(None, message)
+        else:
+            messages.success(request, f"Settings version {version.number} saved; every process uses it within "
+                             f"{settings.PORTAL_PARAMETERS_TTL_SECONDS} seconds.")  # fmt: skip
+            return redirect("settings")
+    return _settings_page(request, form=form, status=400)
+
+
+@login_required
+@require_POST
+def settings_restore_view(request: PortalRequest, number: int) -> HttpResponse:
+    require_parameter_manager(request.user)
+    form = RestoreForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        version = parameters_restore(actor=request.user, number=number, reason=reason)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Back to the values of version {number}, saved as version {version.number}.")
+    return redirect("settings")

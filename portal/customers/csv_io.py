@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
@@ -22,6 +22,7 @@ from audit.exports import FORMULA_PREFIXES, neutralise_cell
 from audit.models import Outcome
 from audit.privacy import text_fingerprint
 from audit.services import audit
+from portal.core.types import UserLike
 from portal.customers.entities import known_entities_invalidate_on_commit
 from portal.customers.models import Channel, Customer, Interaction, Tier
 from portal.customers.selectors import customers_changeable_by, customers_visible_to
@@ -74,7 +75,6 @@ ROW_ERROR_SUMMARY_MISSING = "the summary is empty"
 ROW_ERROR_INTERACTION_DUPLICATE_IN_FILE = "the same interaction is already on line {line}"
 ROW_ERROR_INTERACTION_EXISTS = "this interaction is already recorded (interaction #{interaction_id})"
 
-UserLike = User | AnonymousUser
 
 COLUMN_ALIASES = {
     "name": "name",

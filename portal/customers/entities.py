@@ -2,31 +2,22 @@
 
 The loader yields every value of every customer record; governance builds its dictionary from it
 lazily and rebuilds after `invalidate()`, which the customer services call after each commit that
-changes or deletes a record. Until governance ships `known_entities`, the import is guarded and the
-loader simply waits to be registered.
+changes or deletes a record.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from typing import Any
 
 import phonenumbers
 from django.conf import settings
 from django.db import transaction
 from stdnum import iban
 
-logger = logging.getLogger(__name__)
+from governance import known_entities
+from governance.known_entities import KnownEntity
+
 SOURCE_NAME = "customers"
-
-
-def _known_entity_class() -> Any:
-    try:
-        from governance.known_entities import KnownEntity
-    except ImportError:  # governance's dictionary is not there yet
-        return None
-    return KnownEntity
 
 
 def account_number_class(value: str) -> str:
@@ -81,35 +72,19 @@ def customer_entity_values() -> Iterator[tuple[str, str, str]]:
             yield account, account_number_class(account), f"{label} account"
 
 
-def customer_known_entities() -> Iterator[Any]:
+def customer_known_entities() -> Iterator[KnownEntity]:
     """The loader registered with governance: KnownEntity(value, data_class, label) per value."""
-    known_entity = _known_entity_class()
-    if known_entity is None:
-        return
     for value, data_class, label in customer_entity_values():
         # "customer 12 name" -> "customer:12": the key that puts this person in a prompt's context
         key = "customer:" + label.split()[1]
-        yield known_entity(value=value, data_class=data_class, label=label, key=key)
+        yield KnownEntity(value=value, data_class=data_class, label=label, key=key)
 
 
-def register_known_entity_source() -> bool:
-    try:
-        from governance.known_entities import register_source
-    except ImportError:
-        logger.info("governance.known_entities is not available; customer values are not registered")
-        return False
-    register_source(SOURCE_NAME, customer_known_entities)
-    return True
+def register_known_entity_source() -> None:
+    known_entities.register_source(SOURCE_NAME, customer_known_entities)
 
 
 def known_entities_invalidate_on_commit() -> None:
     """Tell governance to rebuild its dictionary once the current transaction has committed."""
 
-    def _invalidate() -> None:
-        try:
-            from governance.known_entities import invalidate
-        except ImportError:
-            return
-        invalidate()
-
-    transaction.on_commit(_invalidate)
+    transaction.on_commit(known_entities.invalidate)

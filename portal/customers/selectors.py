@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, F, Func, OuterRef, Q, QuerySet, Value
 from django.db.models.fields import TextField
@@ -16,13 +15,13 @@ from guardian.shortcuts import get_objects_for_user
 from audit.privacy import text_fingerprint
 from audit.services import audit
 from portal.core.access import not_visible
+from portal.core.types import UserLike
 from portal.customers.models import Customer, Interaction
 
 ERROR_NO_CUSTOMER_ACCESS = "Your role does not include access to customer records."
+ERROR_IMPORT_CUSTOMERS = "Your role may not import customers."
 ERROR_NO_CUSTOMER_CHANGE = "Your role may look at customer records but not change them."
 ERROR_CUSTOMER_NOT_FOUND = "No such customer."
-
-UserLike = User | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,30 @@ def customer_require_visible(*, user: UserLike, customer_id: int) -> None:
     """Http404 (ObjectHidden when the record exists) unless the user may see this customer; not a read."""
     if not customers_visible_to(user=user).filter(pk=customer_id).exists():
         raise not_visible(Customer, customer_id, ERROR_CUSTOMER_NOT_FOUND)
+
+
+def customer_by_id(*, customer_id: int) -> Customer | None:
+    """A system read (an operator's import, the demo): no user, so no permission scoping."""
+    return Customer.objects.filter(pk=customer_id).first()
+
+
+def customer_by_name(*, name: str) -> Customer | None:
+    """A system read (the demo data): no user, so no permission scoping."""
+    return Customer.objects.filter(name=name).first()
+
+
+def require_customer_permission(*, user: UserLike, permission: str = "", message: str = "") -> None:
+    """403 unless the user's role includes customer records and, when given, this customers permission
+    (`message` says what may not be done)."""
+    if not user.has_perm("customers.view_customer"):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    if permission and not user.has_perm(permission):
+        raise PermissionDenied(message)
+
+
+def may_set_customer_access(*, user: UserLike, customer: Customer) -> bool:
+    """Who may restrict a record or say who may see it: its owner, and whoever sees every record."""
+    return bool(user.has_perm("customers.view_all_customers") or customer.owner_id == user.pk)
 
 
 def customers_changeable_by(*, user: UserLike) -> QuerySet[Customer]:

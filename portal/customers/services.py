@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 
 from audit.services import audit
+from portal.core.types import UserLike
 from portal.customers import hooks
 from portal.customers.entities import known_entities_invalidate_on_commit
 from portal.customers.models import Channel, Customer, Interaction, Tier
@@ -23,7 +24,6 @@ ERROR_CHANGE_CUSTOMER = "Your role may not change customers."
 ERROR_DELETE_CUSTOMER = "Your role may not delete customers."
 ERROR_ADD_INTERACTION = "Your role may not record interactions."
 
-UserLike = User | AnonymousUser
 EDITABLE_FIELDS = (
     "name",
     "organisation",

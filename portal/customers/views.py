@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.assistant.selectors import may_use_assistant, profiles_for_user
+from portal.assistant.services import conversation_create
 from portal.core.types import PortalRequest
 from portal.customers.csv_io import (
     ImportReport,
@@ -28,12 +30,14 @@ from portal.customers.forms import (
     InteractionImportForm,
 )
 from portal.customers.selectors import (
-    ERROR_NO_CUSTOMER_ACCESS,
+    ERROR_IMPORT_CUSTOMERS,
     customer_get,
     customer_get_for_change,
     customer_interactions,
     customer_list,
     customers_listed,
+    may_set_customer_access,
+    require_customer_permission,
 )
 from portal.customers.services import (
     ERROR_ADD_CUSTOMER,
@@ -48,11 +52,7 @@ CUSTOMERS_PER_PAGE = 50
 
 
 def _assistant_profiles(request: PortalRequest) -> list[Any]:
-    """Assistant profiles this user may ask with (empty when the assistant app is absent or not allowed)."""
-    try:
-        from portal.assistant.selectors import may_use_assistant, profiles_for_user
-    except ImportError:
-        return []
+    """Assistant profiles this user may ask with (none when their role may not use the assistant)."""
     if not may_use_assistant(user=request.user):
         return []
     return list(profiles_for_user(user=request.user))
@@ -93,10 +93,7 @@ def customer_detail_view(request: PortalRequest, customer_id: int) -> HttpRespon
 @login_required
 @require_http_methods(["GET", "POST"])
 def customer_create_view(request: PortalRequest) -> HttpResponse:
-    if not request.user.has_perm("customers.view_customer"):
-        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
-    if not request.user.has_perm("customers.add_customer"):
-        raise PermissionDenied(ERROR_ADD_CUSTOMER)
+    require_customer_permission(user=request.user, permission="customers.add_customer", message=ERROR_ADD_CUSTOMER)
     form = CustomerForm(request.POST or None, initial={"owner": request.user.pk})
     if request.method == "POST" and form.is_valid():
         try:
@@ -114,7 +111,7 @@ def customer_create_view(request: PortalRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def customer_edit_view(request: PortalRequest, customer_id: int) -> HttpResponse:
     customer = customer_get_for_change(user=request.user, customer_id=customer_id, request=request)
-    can_set_access = request.user.has_perm("customers.view_all_customers") or customer.owner_id == request.user.pk
+    can_set_access = may_set_customer_access(user=request.user, customer=customer)
     form = CustomerForm(request.POST or None, initial=CustomerForm.initial_for(customer), can_set_access=can_set_access)
     if request.method == "POST" and form.is_valid():
         try:
@@ -147,8 +144,9 @@ def customer_delete_view(request: PortalRequest, customer_id: int) -> HttpRespon
 @require_POST
 def interaction_create_view(request: PortalRequest, customer_id: int) -> HttpResponse:
     customer = customer_get(user=request.user, customer_id=customer_id, purpose="record interaction", request=request)
-    if not request.user.has_perm("customers.add_interaction"):
-        raise PermissionDenied(ERROR_ADD_INTERACTION)
+    require_customer_permission(
+        user=request.user, permission="customers.add_interaction", message=ERROR_ADD_INTERACTION
+    )
     form = InteractionForm(request.POST)
     if form.is_valid():
         try:
@@ -170,10 +168,9 @@ def interaction_create_view(request: PortalRequest, customer_id: int) -> HttpRes
 @login_required
 @require_http_methods(["GET", "POST"])
 def customer_import_view(request: PortalRequest) -> HttpResponse:
-    if not request.user.has_perm("customers.view_customer"):
-        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
-    if not request.user.has_perm("customers.import_customer"):
-        raise PermissionDenied("Your role may not import customers.")
+    require_customer_permission(
+        user=request.user, permission="customers.import_customer", message=ERROR_IMPORT_CUSTOMERS
+    )
     return _import_page(request, CustomerImportForm, customers_import, "customers/customer_import.html")
 
 
@@ -216,8 +213,7 @@ def interaction_import_view(request: PortalRequest) -> HttpResponse:
 @login_required
 @require_GET
 def customer_export_view(request: PortalRequest) -> StreamingHttpResponse:
-    if not request.user.has_perm("customers.view_customer"):
-        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS)
+    require_customer_permission(user=request.user)
     lines = customers_export(actor=request.user, search=request.GET.get("q", "")[:100], request=request)
     filename = f"customers-{timezone.now():%Y%m%d-%H%M}.csv"
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
@@ -238,7 +234,5 @@ def customer_ask_view(request: PortalRequest, customer_id: int) -> HttpResponse:
         raise PermissionDenied("Your role may not use the assistant.")
     if not profile_id.isdigit() or int(profile_id) not in profiles:
         raise Http404("No such assistant profile.")
-    from portal.assistant.services import conversation_create
-
     conversation = conversation_create(actor=request.user, profile=profiles[int(profile_id)], customer_id=customer.pk)
     return redirect("assistant:conversation", conversation_id=conversation.pk)

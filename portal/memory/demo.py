@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from audit.services import audit
+from portal.customers.selectors import customer_by_name
 from portal.memory import embedding
 from portal.memory.models import MemoryItem, Scope, Source, Status
 
@@ -18,13 +19,11 @@ DEMO_MEMORIES = (
 
 @transaction.atomic
 def demo_memories_ensure() -> int:
-    from portal.customers.models import Customer
-
     created = 0
     for kind, customer_name, text in DEMO_MEMORIES:
         if MemoryItem.objects.filter(text=text).exists():
             continue
-        customer = Customer.objects.filter(name=customer_name).first() if customer_name else None
+        customer = customer_by_name(name=customer_name) if customer_name else None
         if customer_name and customer is None:
             continue
         memory = MemoryItem.objects.create(

@@ -5,7 +5,6 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import Group, User
 
-from portal.customers.models import Customer
 from portal.customers.selectors import customers_visible_to
 from portal.memory.models import Kind, MemoryItem, Scope, Sensitivity, Status
 from portal.memory.selectors import is_reviewer
@@ -29,7 +28,9 @@ class MemoryForm(forms.Form):
         choices=Scope.choices, help_text="Who the assistant may use it for: everyone, one role, one customer, or you."
     )
     scope_role = forms.ModelChoiceField(queryset=Group.objects.none(), required=False, label="Role")
-    scope_customer = forms.ModelChoiceField(queryset=Customer.objects.none(), required=False, label="Customer")
+    scope_customer: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, required=False, label="Customer"
+    )  # the customers this user may see, set in __init__
     sensitivity = forms.ChoiceField(choices=Sensitivity.choices, initial=Sensitivity.INTERNAL)
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:

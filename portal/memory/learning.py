@@ -1,22 +1,31 @@
 """After a conversation: ask the routed model, through the egress gate, which facts are worth keeping.
 
 The model only proposes; every proposal waits in the review queue, flagged when it repeats or contradicts
-an existing memory. Nothing reaches the model except through `egress_gate` + `model_complete`.
+an existing memory. Nothing reaches the model except through routing's gated door, `model_complete_gated`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from governance.gate import PromptPart
+from portal.assistant.selectors import conversation_for_learning, conversations_idle_with_answers, history_for
+from portal.core.parameters import parameter_value
+from portal.customers.selectors import customers_visible_to
 from portal.memory.models import Kind, LearningRun, Scope, Source
+
+if TYPE_CHECKING:
+    from portal.assistant.models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +88,7 @@ def parse_proposals(text: str, *, allow_customer: bool, limit: int) -> list[Prop
     return proposals
 
 
-def learning_parts(*, messages: list[Any], limit: int) -> list[PromptPart]:
+def learning_parts(*, messages: list[Message], limit: int) -> list[PromptPart]:
     parts = [PromptPart(kind="instructions", text=LEARNING_INSTRUCTIONS.format(limit=limit), role="system")]
     for message in messages:
         parts.append(
@@ -96,19 +105,13 @@ def learning_parts(*, messages: list[Any], limit: int) -> list[PromptPart]:
 
 def memory_learn_from_conversation(*, conversation_id: int) -> LearningResult:
     """Idempotent: a conversation is learned from once per last message (re-running adds nothing)."""
-    from portal.assistant.models import Conversation, MessageStatus
-    from portal.customers.selectors import customers_visible_to
     from portal.memory.services import MemoryDraft, memory_create
-    from portal.routing.services import model_complete_gated
+    from portal.routing.services import model_complete_gated  # loads litellm: only when a task learns
 
-    conversation = Conversation.objects.select_related("owner").filter(pk=conversation_id).first()
+    conversation = conversation_for_learning(conversation_id=conversation_id)
     if conversation is None:
         return LearningResult(conversation_id, skipped="conversation deleted")
-    messages = list(
-        conversation.messages.filter(status=MessageStatus.COMPLETE)
-        .exclude(content="")
-        .order_by("-pk")[: settings.MEMORY_LEARNING_MESSAGES]
-    )[::-1]
+    messages = history_for(conversation=conversation, limit=settings.MEMORY_LEARNING_MESSAGES)
     if not any(message.role == "assistant" for message in messages):
         return LearningResult(conversation_id, skipped="no answer yet")
     last_message_id = messages[-1].pk
@@ -166,36 +169,20 @@ def memory_learn_from_conversation(*, conversation_id: int) -> LearningResult:
     return LearningResult(conversation_id, proposed_ids=tuple(created))
 
 
-def conversations_due_for_learning(*, now: Any = None) -> list[int]:
+def conversations_due_for_learning(*, now: dt.datetime | None = None) -> list[int]:
     """Conversations idle for MEMORY_LEARNING_IDLE_MINUTES (within the look-back window) whose latest
     message has not been learned from yet."""
-    import datetime as dt
-
-    from django.db.models import Exists, OuterRef, Subquery
-    from django.utils import timezone
-
-    from portal.assistant.models import Conversation, Message, MessageRole, MessageStatus
-
     now = now or timezone.now()
-    idle_since = now - dt.timedelta(minutes=settings.MEMORY_LEARNING_IDLE_MINUTES)
-    oldest = idle_since - dt.timedelta(hours=settings.MEMORY_LEARNING_LOOKBACK_HOURS)
-    last_complete = (
-        Message.objects.filter(conversation=OuterRef("pk"), status=MessageStatus.COMPLETE)
-        .exclude(content="")
-        .order_by("-pk")
-        .values("pk")[:1]
-    )
-    answered = Message.objects.filter(
-        conversation=OuterRef("pk"), role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE
-    )
+    if parameter_value("learning_paused"):
+        return []
+    idle_since = now - dt.timedelta(minutes=parameter_value("learning_idle_minutes"))
+    oldest = idle_since - dt.timedelta(hours=parameter_value("learning_lookback_hours"))
     learned = LearningRun.objects.filter(conversation_id=OuterRef("pk"), last_message_id=OuterRef("last_message_id"))
     conversations = (
-        Conversation.objects.filter(updated_at__lte=idle_since, updated_at__gte=oldest, owner__is_active=True)
-        .filter(Exists(answered))
-        .annotate(last_message_id=Subquery(last_complete))
+        conversations_idle_with_answers(idle_since=idle_since, oldest=oldest)
         .annotate(learned=Exists(learned))
         .filter(learned=False)
         .order_by("updated_at")
         .values_list("pk", flat=True)
     )
-    return list(conversations[: settings.MEMORY_LEARNING_BATCH])
+    return list(conversations[: parameter_value("learning_batch")])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
@@ -17,17 +17,20 @@ from pgvector.django import CosineDistance
 
 from audit.services import audit
 from portal.core.access import not_visible
+from portal.core.parameters import parameter_value
+from portal.core.types import UserLike
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
 from portal.memory.models import MemoryItem, Scope, Status
 
 ERROR_NO_MEMORY_ACCESS = "Your role does not include the AI memory."
+ERROR_ADD_MEMORY = "Your role may not add memories."
+ERROR_REVIEW = "You may not review this memory."
+ERROR_FORGET = "You may not delete this memory."
 ERROR_MEMORY_NOT_FOUND = "No such memory."
 RRF_K = 60
 CANDIDATES = 20
 _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
-
-UserLike = User | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def is_reviewer(user: UserLike) -> bool:
     return bool(user.is_authenticated and user.has_perm("memory.review_memoryitem"))
 
 
-def _role_ids(user: UserLike) -> QuerySet:
+def _role_ids(user: UserLike) -> QuerySet[Group, Any]:
     return user.groups.values("pk")
 
 
@@ -97,7 +100,7 @@ def memory_retrieve(
         return []
     approved = memories_in_scope(user=user, customer_id=customer_id).filter(status=Status.APPROVED)
     query_vector = embedding.embed_query(query)
-    min_similarity = float(settings.MEMORY_RETRIEVE_MIN_SIMILARITY)
+    min_similarity = float(parameter_value("memory_min_similarity"))
     with transaction.atomic():
         if _iterative_scan_supported():
             with connection.cursor() as cursor:
@@ -227,6 +230,28 @@ def can_review(user: UserLike, memory: MemoryItem) -> bool:
     return is_reviewer(user)
 
 
+def require_memory_access(*, user: UserLike) -> None:
+    if not user.has_perm("memory.view_memoryitem"):
+        raise PermissionDenied(ERROR_NO_MEMORY_ACCESS)
+
+
+def require_memory_adding(*, user: UserLike) -> None:
+    """403 unless the user's role includes the memory and may add to it."""
+    require_memory_access(user=user)
+    if not user.has_perm("memory.add_memoryitem"):
+        raise PermissionDenied(ERROR_ADD_MEMORY)
+
+
+def require_review(*, user: UserLike, memory: MemoryItem) -> None:
+    if not can_review(user, memory):
+        raise PermissionDenied(ERROR_REVIEW)
+
+
+def require_forget(*, user: UserLike, memory: MemoryItem) -> None:
+    if not can_forget(user, memory):
+        raise PermissionDenied(ERROR_FORGET)
+
+
 def can_forget(user: UserLike, memory: MemoryItem) -> bool:
     if memory.scope == Scope.USER:
         return memory.scope_user_id == user.pk
@@ -234,10 +259,3 @@ def can_forget(user: UserLike, memory: MemoryItem) -> bool:
         return True
     # whoever proposed something may withdraw it before it is approved
     return memory.author_id == user.pk and memory.status == Status.PROPOSED
-
-
-def review_queue_count(*, user: UserLike) -> int:
-    memories = memories_visible_to(user=user).filter(status=Status.PROPOSED)
-    if not is_reviewer(user):
-        memories = memories.filter(scope=Scope.USER)
-    return memories.count()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, Group, User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -18,26 +18,25 @@ from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from audit.services import audit
-from portal.core.access import not_visible
-from portal.customers.models import Customer
+from portal.assistant.selectors import answer_get
+from portal.core.parameters import parameter_value
+from portal.core.types import UserLike
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
 from portal.memory.models import Kind, MemoryItem, Scope, Sensitivity, Source, Status
-from portal.memory.selectors import can_forget, can_review, is_reviewer
+from portal.memory.selectors import ERROR_ADD_MEMORY, ERROR_FORGET, ERROR_REVIEW, can_forget, can_review, is_reviewer
+
+if TYPE_CHECKING:
+    from portal.customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
-ERROR_ADD_MEMORY = "Your role may not add memories."
-ERROR_REVIEW = "You may not review this memory."
-ERROR_FORGET = "You may not delete this memory."
 ERROR_SCOPE_ROLE = "Choose one of your own roles for a role memory."
 ERROR_SCOPE_CUSTOMER = "Choose a customer you may see for a customer memory."
 ERROR_SCOPE_USER = "Personal memories belong to the person who adds them."
 ERROR_EMPTY_TEXT = "A memory needs some text."
 ERROR_NOT_PROPOSED = "Only proposed memories can be approved or rejected."
-ERROR_MESSAGE_NOT_FOUND = "No such answer."
 
-UserLike = User | AnonymousUser
 SYSTEM_ACTOR = "system:memory-learning"
 
 _NEGATIONS = frozenset(
@@ -104,7 +103,9 @@ def memory_flags(*, memory: MemoryItem) -> list[dict[str, Any]]:
     """Existing (approved or proposed) memories this one repeats or contradicts, most similar first."""
     if memory.embedding is None:
         return []
-    lowest = min(settings.MEMORY_CONTRADICTION_SIMILARITY, settings.MEMORY_DUPLICATE_SIMILARITY)
+    contradiction = parameter_value("memory_contradiction_similarity")
+    duplicate = parameter_value("memory_duplicate_similarity")
+    lowest = min(contradiction, duplicate)
     neighbours = (
         MemoryItem.objects.filter(status__in=[Status.APPROVED, Status.PROPOSED])
         .filter(_same_audience(memory))
@@ -119,9 +120,9 @@ def memory_flags(*, memory: MemoryItem) -> list[dict[str, Any]]:
     for pk, text, distance in neighbours:
         similarity = round(1 - float(distance), 4)
         reason = contradiction_reason(memory.text, text)
-        if reason and similarity >= settings.MEMORY_CONTRADICTION_SIMILARITY:
+        if reason and similarity >= contradiction:
             flags.append({"memory_id": pk, "relation": "contradiction", "score": similarity, "reason": reason})
-        elif similarity >= settings.MEMORY_DUPLICATE_SIMILARITY or _normalised(text) == _normalised(memory.text):
+        elif similarity >= duplicate or _normalised(text) == _normalised(memory.text):
             flags.append({"memory_id": pk, "relation": "duplicate", "score": similarity, "reason": "very similar"})
     return flags
 
@@ -353,24 +354,10 @@ def memories_forget_for_customer(*, actor: UserLike, customer: Customer, request
 
 
 # ---- "remember this" on an answer -----------------------------------------------------------------
-def answer_for_remembering(*, actor: UserLike, message_id: int) -> Any:
-    """An answer of one of the actor's own conversations (404 otherwise)."""
-    from portal.assistant.models import Message, MessageRole
-
-    message = (
-        Message.objects.select_related("conversation")
-        .filter(pk=message_id, role=MessageRole.ASSISTANT, conversation__owner_id=actor.pk)
-        .first()
-    )
-    if message is None:
-        raise not_visible(Message, message_id, ERROR_MESSAGE_NOT_FOUND)
-    return message
-
-
 def memory_remember_answer(
     *, actor: UserLike, message_id: int, draft: MemoryDraft, request: HttpRequest | None = None
 ) -> MemoryItem:
-    message = answer_for_remembering(actor=actor, message_id=message_id)
+    message = answer_get(user=actor, message_id=message_id)
     return memory_create(
         actor=actor,
         draft=draft,

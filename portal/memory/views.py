@@ -5,29 +5,29 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.assistant.selectors import answer_get, conversation_get
 from portal.core.types import PortalRequest
 from portal.memory.forms import MemoryFilterForm, MemoryForm
 from portal.memory.models import MemoryItem, Scope, Status
 from portal.memory.selectors import (
-    ERROR_NO_MEMORY_ACCESS,
     can_forget,
     can_review,
     is_reviewer,
     memories_visible_to,
     memory_get,
     memory_list,
+    require_forget,
+    require_memory_access,
+    require_memory_adding,
+    require_review,
 )
 from portal.memory.services import (
-    ERROR_ADD_MEMORY,
-    ERROR_FORGET,
-    ERROR_REVIEW,
-    answer_for_remembering,
     memory_archive,
     memory_create,
     memory_delete,
@@ -38,11 +38,6 @@ from portal.memory.services import (
 )
 
 MEMORIES_PER_PAGE = 50
-
-
-def _require_view(request: PortalRequest) -> None:
-    if not request.user.has_perm("memory.view_memoryitem"):
-        raise PermissionDenied(ERROR_NO_MEMORY_ACCESS)
 
 
 def _apply_form_errors(form: MemoryForm, error: ValidationError) -> None:
@@ -95,9 +90,7 @@ def memory_review_queue_view(request: PortalRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def memory_create_view(request: PortalRequest) -> HttpResponse:
-    _require_view(request)
-    if not request.user.has_perm("memory.add_memoryitem"):
-        raise PermissionDenied(ERROR_ADD_MEMORY)
+    require_memory_adding(user=request.user)
     initial: dict[str, Any] = {"scope": Scope.ORGANISATION if is_reviewer(request.user) else Scope.USER}
     customer = request.GET.get("customer", "")
     if customer.isdigit():
@@ -128,10 +121,8 @@ def _announce(request: PortalRequest, memory: MemoryItem) -> None:
 @require_http_methods(["GET", "POST"])
 def memory_remember_view(request: PortalRequest, message_id: int) -> HttpResponse:
     """ "Remember this" on an answer: a memory proposed from (an edited version of) the answer."""
-    _require_view(request)
-    if not request.user.has_perm("memory.add_memoryitem"):
-        raise PermissionDenied(ERROR_ADD_MEMORY)
-    answer = answer_for_remembering(actor=request.user, message_id=message_id)
+    require_memory_adding(user=request.user)
+    answer = answer_get(user=request.user, message_id=message_id)
     initial: dict[str, Any] = {"text": answer.content[: settings.MEMORY_MAX_CHARS], "scope": Scope.USER}
     if answer.conversation.customer_id:
         initial.update(scope=Scope.CUSTOMER, scope_customer=answer.conversation.customer_id)
@@ -155,9 +146,7 @@ def memory_remember_view(request: PortalRequest, message_id: int) -> HttpRespons
 @require_POST
 def memory_learn_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
     """Ask for memory proposals from one of your conversations (the task runs in the background)."""
-    from portal.assistant.selectors import conversation_get
-
-    _require_view(request)
+    require_memory_access(user=request.user)
     conversation_get(user=request.user, conversation_id=conversation_id)  # 404 unless it is the user's own
     memory_learning_schedule(conversation_id=conversation_id)
     messages.success(request, "Proposals from this conversation will appear in the memory review queue.")
@@ -171,8 +160,7 @@ def memory_detail_view(request: PortalRequest, memory_id: int) -> HttpResponse:
     editable = can_review(request.user, memory)
     form = MemoryForm(request.POST or None, user=request.user, initial=MemoryForm.initial_for(memory))
     if request.method == "POST":
-        if not editable:
-            raise PermissionDenied(ERROR_REVIEW)
+        require_review(user=request.user, memory=memory)
         if form.is_valid():
             try:
                 memory_update(actor=request.user, memory=memory, draft=form.draft(), request=request)
@@ -196,8 +184,7 @@ def memory_detail_view(request: PortalRequest, memory_id: int) -> HttpResponse:
 @require_POST
 def memory_review_view(request: PortalRequest, memory_id: int) -> HttpResponse:
     memory = memory_get(user=request.user, memory_id=memory_id)
-    if not can_review(request.user, memory):
-        raise PermissionDenied(ERROR_REVIEW)
+    require_review(user=request.user, memory=memory)
     approve = request.POST.get("decision") == "approve"
     draft = None
     if "text" in request.POST:
@@ -237,11 +224,10 @@ def memory_archive_view(request: PortalRequest, memory_id: int) -> HttpResponse:
 @require_POST
 def memory_delete_view(request: PortalRequest, memory_id: int) -> HttpResponse:
     memory = memory_get(user=request.user, memory_id=memory_id)
-    if not can_forget(request.user, memory):
-        raise PermissionDenied(ERROR_FORGET)
+    require_forget(user=request.user, memory=memory)
     try:
         memory_delete(actor=request.user, memory=memory, request=request)
-    except ValidationError as error:
+    except ValidationError as error:  # e.g. a legal hold suspends the deletion
         messages.error(request, " ".join(error.messages))
         return redirect("memory:memory_detail", memory_id=memory_id)
     messages.success(request, "Memory deleted for good.")

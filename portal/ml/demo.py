@@ -11,7 +11,8 @@ from django.db import transaction
 
 from governance.roles import ADMINISTRATOR, GOVERNANCE_OFFICER, STAFF
 from knowledge import services as knowledge_services
-from knowledge.models import Classification, KnowledgeBase
+from knowledge.models import Classification
+from knowledge.selectors import knowledge_base_by_name
 from portal.ml import services
 from portal.ml.models import Purpose, TrainingRun
 
@@ -64,7 +65,7 @@ def task_examples() -> list[tuple[str, str]]:
 def demo_knowledge_bases_ensure() -> int:
     created = 0
     for name, label, filename, description, grants in DEMO_BASES:
-        if KnowledgeBase.objects.filter(name=name).exists():
+        if knowledge_base_by_name(name=name) is not None:
             continue
         knowledge_base = knowledge_services.knowledge_base_create(
             actor=None, name=name, description=description, classification=label
@@ -92,7 +93,7 @@ def demo_ml_ensure() -> None:
     of the demo documents, so the sensitivity model sees them)."""
     services.demo_task_labels_ensure(examples=task_examples())
     demo_knowledge_bases_ensure()
-    if not getattr(settings, "ML_DEMO_TRAINING", True) or TrainingRun.objects.exists():
+    if not settings.ML_DEMO_TRAINING or TrainingRun.objects.exists():
         return
     for purpose in DEMO_PURPOSES:
         services.training_request(actor=None, purpose=purpose, parameters={"activate_if_better": True})

@@ -30,7 +30,7 @@ class ModelLoadError(Exception):
 
 
 def model_dir() -> Path:
-    return Path(getattr(settings, "ML_MODEL_DIR", "") or Path(settings.VAR_DIR) / "ml")
+    return Path(settings.ML_MODEL_DIR or Path(settings.VAR_DIR) / "ml")
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from portal.core.access import not_visible
+from portal.core.types import UserLike
 from portal.ml.models import (
     CustomerPrediction,
     DocumentSuggestion,
@@ -25,14 +25,13 @@ from portal.ml.models import (
     TrainingRun,
 )
 
-UserLike = User | AnonymousUser
 VIEW_PERMISSION = "ml.view_modelversion"
 ERROR_NO_VIEW = "Your role may not see the local models."
 ERROR_NO_REVIEW = "Your role may not review sensitivity and injection flags."
 ERROR_NO_RELABEL = "Your role may not correct the task type of questions."
 
 
-def _require(user: UserLike, permission: str, message: str) -> None:
+def require_permission(user: UserLike, permission: str, message: str) -> None:
     if not user.is_authenticated or not user.has_perm(permission):
         raise PermissionDenied(message)
 
@@ -49,7 +48,7 @@ class PurposeOverview:
 
 
 def models_overview(*, user: UserLike) -> list[PurposeOverview]:
-    _require(user, VIEW_PERMISSION, ERROR_NO_VIEW)
+    require_permission(user, VIEW_PERMISSION, ERROR_NO_VIEW)
     versions = list(ModelVersion.objects.select_related("trained_by", "activated_by").order_by("purpose", "-version"))
     runs = list(TrainingRun.objects.select_related("requested_by", "model_version").order_by("-created_at")[:60])
     overview = []
@@ -69,7 +68,7 @@ def models_overview(*, user: UserLike) -> list[PurposeOverview]:
 
 
 def model_get(*, user: UserLike, model_id: int) -> ModelVersion:
-    _require(user, VIEW_PERMISSION, ERROR_NO_VIEW)
+    require_permission(user, VIEW_PERMISSION, ERROR_NO_VIEW)
     model = ModelVersion.objects.select_related("trained_by", "activated_by", "retired_by").filter(pk=model_id).first()
     if model is None:
         raise not_visible(ModelVersion, model_id, "No such model.")
@@ -81,7 +80,7 @@ def active_of(*, purpose: str) -> ModelVersion | None:
 
 
 def run_get(*, user: UserLike, run_id: int) -> TrainingRun:
-    _require(user, VIEW_PERMISSION, ERROR_NO_VIEW)
+    require_permission(user, VIEW_PERMISSION, ERROR_NO_VIEW)
     run = TrainingRun.objects.select_related("requested_by", "model_version").filter(pk=run_id).first()
     if run is None:
         raise not_visible(TrainingRun, run_id, "No such training run.")
@@ -108,7 +107,7 @@ def relabel_queue(*, user: UserLike, limit: int = 50) -> list[QueueItem]:
     from audit.services import audit
     from portal.assistant.selectors import questions_for_training
 
-    _require(user, "ml.relabel_questions", ERROR_NO_RELABEL)
+    require_permission(user, "ml.relabel_questions", ERROR_NO_RELABEL)
     questions = questions_for_training(limit=limit, automatic_only=True)
     audit(
         actor=user,
@@ -138,7 +137,7 @@ def relabel_queue(*, user: UserLike, limit: int = 50) -> list[QueueItem]:
 def queue_item(*, user: UserLike, message_id: int) -> QueueItem:
     from portal.assistant.selectors import questions_for_training
 
-    _require(user, "ml.relabel_questions", ERROR_NO_RELABEL)
+    require_permission(user, "ml.relabel_questions", ERROR_NO_RELABEL)
     found = questions_for_training(message_ids=[message_id], limit=1)
     if not found:
         raise not_visible(TaskLabel, None, "No such question.")
@@ -157,7 +156,7 @@ def queue_item(*, user: UserLike, message_id: int) -> QueueItem:
 
 # ---- officers' review --------------------------------------------------------------------------------------
 def flags_for_review(*, user: UserLike, status: str = FlagStatus.OPEN, limit: int = 100) -> QuerySet[PassageFlag]:
-    _require(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
+    require_permission(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
     return (
         PassageFlag.objects.filter(status=status)
         .select_related("chunk", "document", "document__knowledge_base", "model_version", "reviewed_by")
@@ -166,7 +165,7 @@ def flags_for_review(*, user: UserLike, status: str = FlagStatus.OPEN, limit: in
 
 
 def flag_get(*, user: UserLike, flag_id: int) -> PassageFlag:
-    _require(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
+    require_permission(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
     flag = (
         PassageFlag.objects.select_related("chunk", "document", "document__knowledge_base").filter(pk=flag_id).first()
     )
@@ -176,7 +175,7 @@ def flag_get(*, user: UserLike, flag_id: int) -> PassageFlag:
 
 
 def document_suggestions(*, user: UserLike, limit: int = 100) -> QuerySet[DocumentSuggestion]:
-    _require(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
+    require_permission(user, "ml.review_sensitivity", ERROR_NO_REVIEW)
     return DocumentSuggestion.objects.select_related("document", "document__knowledge_base").order_by(
         "-flagged_passages", "-created_at"
     )[:limit]

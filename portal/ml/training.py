@@ -286,7 +286,7 @@ def injection_dataset(path: str | None = None) -> Dataset:
     from portal.ml.models import FlagKind, FlagStatus, PassageFlag
 
     dataset = Dataset(labels=[])
-    external = Path(path or getattr(settings, "ML_INJECTION_DATASET", "") or "")
+    external = Path(path or settings.ML_INJECTION_DATASET or "")
     files = [(OWN_INJECTION_EXAMPLES, "portal's own examples")]
     if str(external) not in ("", ".") and external.is_file():
         files.insert(0, (external, external.name))
@@ -314,7 +314,8 @@ def customer_dataset(purpose: str, churn_days: int) -> Dataset:
 
     now = timezone.now()
     rows: list[list[float]] = []
-    dataset = Dataset(labels=[], groups=[])
+    groups: list[int] = []  # the customer of each example: the split keeps one customer's examples together
+    dataset = Dataset(labels=[], groups=groups)
     for history in customer_histories():
         timeline = history.interactions
         if purpose == Purpose.CUSTOMER_NEXT_CHANNEL:
@@ -322,7 +323,7 @@ def customer_dataset(purpose: str, churn_days: int) -> Dataset:
                 at = timeline[position][0] - dt.timedelta(seconds=1)
                 rows.append(cf.features_at(history.tier, timeline[:position], at))
                 dataset.labels.append(timeline[position][1])
-                dataset.groups.append(history.customer_id)  # type: ignore[union-attr]
+                groups.append(history.customer_id)
                 dataset.dates.append(timeline[position][0])
             continue
         if not timeline:
@@ -334,7 +335,7 @@ def customer_dataset(purpose: str, churn_days: int) -> Dataset:
                 after = any(cutoff <= item[0] < cutoff + dt.timedelta(days=churn_days) for item in timeline)
                 rows.append(cf.features_at(history.tier, before, cutoff))
                 dataset.labels.append("active" if after else "churn")
-                dataset.groups.append(history.customer_id)  # type: ignore[union-attr]
+                groups.append(history.customer_id)
                 dataset.dates.append(cutoff)
             cutoff += dt.timedelta(days=30)
     dataset.numeric = np.asarray(rows, dtype=np.float64) if rows else np.zeros((0, len(cf.FEATURE_NAMES)))

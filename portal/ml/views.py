@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -15,15 +15,10 @@ from portal.ml.models import FlagStatus, Purpose
 from portal.routing.types import TASK_TYPES
 
 
-def _require(request: PortalRequest, permission: str, message: str) -> None:
-    if not request.user.has_perm(permission):
-        raise PermissionDenied(message)
-
-
 @login_required
 @require_GET
 def overview_view(request: PortalRequest) -> HttpResponse:
-    _require(request, services.TRAIN_PERMISSION, services.ERROR_NO_TRAIN)
+    selectors.require_permission(request.user, services.TRAIN_PERMISSION, services.ERROR_NO_TRAIN)
     context = {
         "overview": selectors.models_overview(user=request.user),
         "form": TrainForm(),
@@ -35,7 +30,7 @@ def overview_view(request: PortalRequest) -> HttpResponse:
 @login_required
 @require_POST
 def train_view(request: PortalRequest) -> HttpResponse:
-    _require(request, services.TRAIN_PERMISSION, services.ERROR_NO_TRAIN)
+    selectors.require_permission(request.user, services.TRAIN_PERMISSION, services.ERROR_NO_TRAIN)
     form = TrainForm(request.POST)
     if not form.is_valid():
         context = {"overview": selectors.models_overview(user=request.user), "form": form}
@@ -114,7 +109,7 @@ def relabel_view(request: PortalRequest) -> HttpResponse:
 @login_required
 @require_POST
 def relabel_set_view(request: PortalRequest, message_id: int) -> HttpResponse:
-    _require(request, services.RELABEL_PERMISSION, services.ERROR_NO_RELABEL)
+    selectors.require_permission(request.user, services.RELABEL_PERMISSION, services.ERROR_NO_RELABEL)
     form = RelabelForm(request.POST)
     if not form.is_valid():
         return HttpResponse(" ".join(str(e) for e in form.errors.get("task_type", [])), status=400)

@@ -1,8 +1,8 @@
 """The built-in offline model: answers extractively from the context passages in the prompt.
 
-Pure Python, no network. The passage format is the one the assistant builds (CONTRACTS.md): one user
-message per passage, starting with "[n] " then "Source: <title>" and the passage text. The router wraps
-this in a litellm custom provider so it runs through the same Router path as any cloud model.
+Pure Python, no network. The passage format is the one the assistant builds (`portal.assistant.pipeline.build`):
+one user message per passage, starting with "[n] " then "Source: <title>" and the passage text. The router
+wraps this in a litellm custom provider so it runs through the same Router path as any cloud model.
 """
 
 from __future__ import annotations

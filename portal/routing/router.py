@@ -26,7 +26,8 @@ import httpx
 from portal import offline as _privacy  # noqa: F401  (LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
 
 import litellm  # noqa: E402  isort: skip
-from litellm import CustomLLM, Router  # noqa: E402  isort: skip
+from litellm import CustomLLM  # noqa: E402  isort: skip
+from litellm import Router as Router  # noqa: E402  isort: skip  (re-exported: services name its type)
 from litellm.types.router import RetryPolicy  # noqa: E402  isort: skip
 from litellm.utils import custom_llm_setup  # noqa: E402  isort: skip
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from governance.gate import Destination
+from portal.core.types import UserLike
 from portal.routing.models import Budget, CatalogModel, TaskTier, Usage
 from portal.routing.router import OFFLINE_DEPLOYMENT, Deployment
 
@@ -43,6 +44,11 @@ def catalog_enabled() -> list[CatalogModel]:
     return list(CatalogModel.objects.filter(enabled=True).order_by("order", "id"))
 
 
+def catalog_destinations() -> list[Destination]:
+    """The enabled models as egress destinations, in the catalog's order (tier, then order)."""
+    return [model.destination() for model in CatalogModel.objects.filter(enabled=True)]
+
+
 def deployment_from(model: CatalogModel) -> Deployment:
     return Deployment(
         key=model.key,
@@ -63,10 +69,10 @@ def task_tiers() -> dict[str, str]:
     return mapping
 
 
-def role_names(user: AbstractBaseUser) -> list[str]:
-    if not getattr(user, "is_authenticated", False):
+def role_names(user: UserLike) -> list[str]:
+    if not user.is_authenticated:
         return []
-    return sorted(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+    return sorted(user.groups.values_list("name", flat=True))
 
 
 def period_start(period: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -77,7 +83,8 @@ def period_start(period: str, now: dt.datetime | None = None) -> dt.datetime:
 
 def _sum_cost(queryset: QuerySet[Usage]) -> Decimal:
     zero = Value(Decimal(0), output_field=DecimalField(max_digits=14, decimal_places=8))
-    return queryset.aggregate(total=Coalesce(Sum("cost"), zero))["total"]
+    total: Decimal = queryset.aggregate(total=Coalesce(Sum("cost"), zero))["total"]
+    return total
 
 
 def spend_of_user(*, user_id: int, since: dt.datetime) -> Decimal:
@@ -134,12 +141,12 @@ def _usage_by_role(start: dt.datetime) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def usage_access_check(*, user: AbstractBaseUser) -> None:
-    if not user.has_perm(VIEW_USAGE_PERMISSION):  # type: ignore[attr-defined]
+def usage_access_check(*, user: UserLike) -> None:
+    if not user.has_perm(VIEW_USAGE_PERMISSION):
         raise PermissionDenied
 
 
-def usage_report(*, user: AbstractBaseUser, days: int = 30) -> UsageReport:
+def usage_report(*, user: UserLike, days: int = 30) -> UsageReport:
     usage_access_check(user=user)
     since = timezone.localdate() - dt.timedelta(days=days - 1)
     start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
@@ -186,7 +193,7 @@ def budgets_enabled() -> list[Budget]:
     return list(Budget.objects.filter(enabled=True).select_related("role", "user"))
 
 
-def catalog_list(*, user: AbstractBaseUser) -> QuerySet[CatalogModel]:
-    if not user.has_perm(VIEW_CATALOG_PERMISSION):  # type: ignore[attr-defined]
+def catalog_list(*, user: UserLike) -> QuerySet[CatalogModel]:
+    if not user.has_perm(VIEW_CATALOG_PERMISSION):
         raise PermissionDenied
     return CatalogModel.objects.order_by("tier", "order", "id")

@@ -12,20 +12,22 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import audit
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart, egress_gate, verify_sealed
+from portal.core.parameters import parameter_value
+from portal.core.types import UserLike
 from portal.routing import selectors
 from portal.routing.classifier import classify
 from portal.routing.models import Budget, CatalogModel, Usage
@@ -57,6 +59,9 @@ from portal.routing.types import (
     RouteDecision,
     StreamDelta,
 )
+
+if TYPE_CHECKING:
+    from portal.routing.router import Router  # litellm's, re-exported: litellm is imported in router.py only
 
 ERROR_UNKNOWN_TASK_TYPE = "Unknown task type {task_type!r}; use one of: " + ", ".join(TASK_TYPES) + "."
 ERROR_BUDGET_REFUSED = "{scope} {period} AI budget of {currency} {limit} is used up ({currency} {spent} spent). {when}"
@@ -115,12 +120,20 @@ class _BudgetState:
         )
 
 
-def _exceeded_budgets(user: AbstractBaseUser) -> list[_BudgetState]:
-    if not getattr(user, "is_authenticated", False):
+def _default_budget(user: UserLike) -> list[Budget]:
+    """The Settings screen's monthly budget for users without one of their own or of a role (not stored)."""
+    limit = parameter_value("default_budget_per_user")
+    if limit is None:
         return []
-    group_ids = list(user.groups.values_list("id", flat=True))  # type: ignore[attr-defined]
-    budgets = Budget.objects.filter(enabled=True).select_related("role")
-    budgets = budgets.filter(user_id=user.pk) | budgets.filter(role_id__in=group_ids)
+    return [Budget(user_id=user.pk, period=Budget.Period.MONTH, limit=limit, action=Budget.Action.DOWNGRADE)]
+
+
+def _exceeded_budgets(user: UserLike) -> list[_BudgetState]:
+    if not user.is_authenticated:
+        return []
+    group_ids = list(user.groups.values_list("id", flat=True))
+    enabled = Budget.objects.filter(enabled=True).select_related("role")
+    budgets = list(enabled.filter(user_id=user.pk) | enabled.filter(role_id__in=group_ids)) or _default_budget(user)
     exceeded = []
     for budget in budgets:
         since = selectors.period_start(budget.period)
@@ -147,7 +160,7 @@ def _classify_task(question: str) -> tuple[str, str]:
     return classification.task_type, classification.reason + note
 
 
-def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | None, question: str) -> RouteDecision:
+def route_decide(*, user: UserLike, task_type: str | None, question: str) -> RouteDecision:
     if task_type in (None, "", "auto"):
         task_type, reason = _classify_task(question)
     elif task_type in TASK_TYPES:
@@ -168,7 +181,7 @@ def route_decide(*, user: AbstractBaseUser | AnonymousUser, task_type: str | Non
     for model in models:
         by_tier[model.tier].append(model)
     budget_note = ""
-    exceeded = _exceeded_budgets(user)  # type: ignore[arg-type]
+    exceeded = _exceeded_budgets(user)
     if exceeded:
         worst = exceeded[0]
         if worst.budget.action == Budget.Action.REFUSE:
@@ -203,20 +216,14 @@ def _manifest_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class _CallContext:
-    deployments: dict[str, Deployment]
-
-
-def _load_context(user: AbstractBaseUser | AnonymousUser) -> _CallContext:
-    deployments = {model.key: selectors.deployment_from(model) for model in selectors.catalog_enabled()}
-    return _CallContext(deployments=deployments)
+def _load_deployments() -> dict[str, Deployment]:
+    return {model.key: selectors.deployment_from(model) for model in selectors.catalog_enabled()}
 
 
 @transaction.atomic
 def usage_record(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     roles: list[str] | None = None,
     assistant_profile_id: int | None,
     decision: RouteDecision,
@@ -235,7 +242,7 @@ def usage_record(
         created_at=timezone.now(),
         user_id=user.pk if authenticated else None,
         username=user.get_username() if authenticated else "",
-        roles=selectors.role_names(user) if roles is None else roles,  # type: ignore[arg-type]
+        roles=selectors.role_names(user) if roles is None else roles,
         assistant_profile_id=assistant_profile_id,
         task_type=decision.task_type,
         tier=decision.tier,
@@ -284,9 +291,56 @@ def usage_record(
     return usage
 
 
+@dataclass(frozen=True)
+class _Call:
+    """What every attempt of one call shares: who asks, what was cleared, and how to answer."""
+
+    user: UserLike
+    assistant_profile_id: int | None
+    decision: RouteDecision
+    gated: GatedPrompt
+    deployments: dict[str, Deployment]
+    router: Router
+    temperature: float
+    max_tokens: int
+
+    async def record(
+        self, deployment: Deployment, result: AttemptResult, *, started: float, finished: float, outcome: str,
+        error_class: str = "",
+    ) -> Usage:  # fmt: skip
+        return await sync_to_async(usage_record)(
+            user=self.user,
+            assistant_profile_id=self.assistant_profile_id,
+            decision=self.decision,
+            deployment=deployment,
+            gated=self.gated,
+            result=result,
+            started=started,
+            finished=finished,
+            outcome=outcome,
+            error_class=error_class,
+        )
+
+
+@dataclass
+class _Progress:
+    """What the attempts of one call came to so far."""
+
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # one summary per candidate tried or skipped
+    failures: list[str] = field(default_factory=list)  # for the user: which model failed, and why
+    total_cost: Decimal = Decimal(0)
+    shown_text: bool = False  # some model's text has gone to the reader
+    last: Deployment | None = None  # the last deployment tried
+    answered: CallOutcome | None = None  # set by the attempt that succeeded
+
+    def add(self, usage: Usage, description: str) -> None:
+        self.total_cost += usage.cost
+        self.attempts.append(_attempt_summary(usage, description))
+
+
 async def model_stream(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     gated: GatedPrompt,
     decision: RouteDecision,
     assistant_profile_id: int | None = None,
@@ -297,128 +351,115 @@ async def model_stream(
     for provider faults. If a model's stream is cut after some text, a `StreamDelta("", reset=True)` comes
     before the next model's text."""
     started = time.perf_counter()
-    context = await sync_to_async(_load_context)(user)
+    deployments = await sync_to_async(_load_deployments)()
     router = router_cache.get(
-        list(context.deployments.values()),
+        list(deployments.values()),
         num_retries=settings.ROUTING_NUM_RETRIES,
         retry_min_seconds=settings.ROUTING_RETRY_MIN_SECONDS,
     )
-    record = sync_to_async(usage_record)
-    attempts: list[dict[str, Any]] = []
-    failures: list[str] = []
-    total_cost = Decimal(0)
-    shown_text = False
-    messages = [dict(message) for message in gated.messages]
-    last: Deployment | None = None
+    call = _Call(user, assistant_profile_id, decision, gated, deployments, router, temperature, max_tokens)
+    progress = _Progress()
     for destination in decision.candidates:
-        deployment = OFFLINE_DEPLOYMENT if destination.key == OFFLINE_KEY else context.deployments.get(destination.key)
-        if destination.key not in gated.destinations:
-            attempts.append(_skipped(destination.key, deployment, "not cleared by the gate"))
-            continue
+        deployment = _deployment_to_try(call, destination, progress)
         if deployment is None:
-            attempts.append(_skipped(destination.key, deployment, "disabled in the catalog"))
             continue
-        waiting = cooldowns.remaining(destination.key)
-        if waiting:
-            why = f"cooling down after a failure ({waiting:.0f} s left)"
-            attempts.append(_skipped(destination.key, deployment, why))
-            failures.append(f"{deployment.display_name}: cooling down")
-            continue
-        last = deployment
-        result = AttemptResult()
-        attempt_started = time.perf_counter()
-        try:
-            verify_sealed(gated, destination.key)
-            first_piece = True
-            async for piece in stream_attempt(
-                router, deployment, messages=messages, temperature=temperature, max_tokens=max_tokens, result=result,
-                offline_label=_offline_label(decision, gated),
-            ):  # fmt: skip
-                if first_piece and shown_text:
-                    yield StreamDelta("", reset=True)
-                first_piece = False
-                shown_text = True
-                yield StreamDelta(piece)
-        except (GeneratorExit, asyncio.CancelledError):
-            # The reader went away mid-answer: the prompt did leave, so the attempt is still recorded.
-            await asyncio.shield(
-                record(
-                    user=user,
-                    assistant_profile_id=assistant_profile_id,
-                    decision=decision,
-                    deployment=deployment,
-                    gated=gated,
-                    result=result,
-                    started=attempt_started,
-                    finished=time.perf_counter(),
-                    outcome="error",
-                    error_class="Cancelled",
-                )
-            )
-            raise
-        except Exception as error:  # every provider fault becomes an outcome, never a crash
-            error_class, description = describe_error(error)
-            finished = time.perf_counter()
-            logger.warning("model call failed: %s %s (%s)", destination.key, error_class, description)
-            if error_class != "PermissionError":
-                cooldowns.start(destination.key, settings.ROUTING_COOLDOWN_SECONDS)
-            usage = await record(
-                user=user,
-                assistant_profile_id=assistant_profile_id,
-                decision=decision,
-                deployment=deployment,
-                gated=gated,
-                result=result,
-                started=attempt_started,
-                finished=finished,
-                outcome="error",
-                error_class=error_class,
-            )
-            total_cost += usage.cost
-            attempts.append(_attempt_summary(usage, description))
-            failures.append(f"{deployment.display_name}: {description}")
-            continue
-        finished = time.perf_counter()
-        usage = await record(
-            user=user,
-            assistant_profile_id=assistant_profile_id,
-            decision=decision,
-            deployment=deployment,
-            gated=gated,
-            result=result,
-            started=attempt_started,
-            finished=finished,
-            outcome="success",
-        )
-        total_cost += usage.cost
-        attempts.append(_attempt_summary(usage, ""))
-        yield CallOutcome(
-            model_key=deployment.key,
-            model_name=deployment.display_name,
-            provider=deployment.provider,
-            outcome="success",
-            error="",
-            tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out,
-            cost=total_cost,
-            first_token_ms=None if result.first_token_at is None else (result.first_token_at - started) * 1000,
-            total_ms=(finished - started) * 1000,
-            attempts=attempts,
-        )
-        return
-    message = ERROR_ALL_FAILED.format(details="; ".join(failures)) if failures else ERROR_NO_MODEL_CLEARED
+        async with aclosing(_attempt(call, destination, deployment, progress, started=started)) as pieces:
+            async for piece in pieces:
+                yield piece
+        if progress.answered is not None:
+            yield progress.answered
+            return
+    last = progress.last
+    failures = progress.failures
     yield CallOutcome(
         model_key=last.key if last else "",
         model_name=last.display_name if last else "",
         provider=last.provider if last else "",
         outcome="error",
-        error=message,
+        error=ERROR_ALL_FAILED.format(details="; ".join(failures)) if failures else ERROR_NO_MODEL_CLEARED,
         tokens_in=0,
         tokens_out=0,
-        cost=total_cost,
+        cost=progress.total_cost,
         first_token_ms=None,
         total_ms=(time.perf_counter() - started) * 1000,
-        attempts=attempts,
+        attempts=progress.attempts,
+    )
+
+
+def _deployment_to_try(call: _Call, destination: Destination, progress: _Progress) -> Deployment | None:
+    """The candidate's deployment, or None (the skip recorded) when it is not cleared, disabled or cooling."""
+    key = destination.key
+    deployment = OFFLINE_DEPLOYMENT if key == OFFLINE_KEY else call.deployments.get(key)
+    if key not in call.gated.destinations:
+        progress.attempts.append(_skipped(key, deployment, "not cleared by the gate"))
+        return None
+    if deployment is None:
+        progress.attempts.append(_skipped(key, deployment, "disabled in the catalog"))
+        return None
+    waiting = cooldowns.remaining(key)
+    if waiting:
+        progress.attempts.append(_skipped(key, deployment, f"cooling down after a failure ({waiting:.0f} s left)"))
+        progress.failures.append(f"{deployment.display_name}: cooling down")
+        return None
+    return deployment
+
+
+async def _attempt(
+    call: _Call, destination: Destination, deployment: Deployment, progress: _Progress, *, started: float
+) -> AsyncGenerator[StreamDelta, None]:
+    """One candidate's try: its pieces as they come, then its usage recorded, whatever happened.
+
+    On success `progress.answered` holds the call's outcome (`started` is when the whole call began).
+    A provider fault is recorded, starts the model's cooldown (not for a refusal) and lets the next
+    candidate try; a reader who leaves still gets the attempt recorded, because the prompt did leave.
+    """
+    progress.last = deployment
+    result = AttemptResult()
+    attempt_started = time.perf_counter()
+    try:
+        verify_sealed(call.gated, destination.key)
+        first_piece = True
+        async for piece in stream_attempt(
+            call.router, deployment, messages=[dict(message) for message in call.gated.messages],
+            temperature=call.temperature, max_tokens=call.max_tokens, result=result,
+            offline_label=_offline_label(call.decision, call.gated),
+        ):  # fmt: skip
+            if first_piece and progress.shown_text:
+                yield StreamDelta("", reset=True)
+            first_piece = False
+            progress.shown_text = True
+            yield StreamDelta(piece)
+    except (GeneratorExit, asyncio.CancelledError):
+        finished = time.perf_counter()
+        await asyncio.shield(call.record(deployment, result, started=attempt_started, finished=finished,
+                                         outcome="error", error_class="Cancelled"))  # fmt: skip
+        raise
+    except Exception as error:  # every provider fault becomes an outcome, never a crash
+        error_class, description = describe_error(error)
+        finished = time.perf_counter()
+        logger.warning("model call failed: %s %s (%s)", destination.key, error_class, description)
+        if error_class != "PermissionError":
+            cooldowns.start(destination.key, settings.ROUTING_COOLDOWN_SECONDS)
+        usage = await call.record(deployment, result, started=attempt_started, finished=finished, outcome="error",
+                                  error_class=error_class)  # fmt: skip
+        progress.add(usage, description)
+        progress.failures.append(f"{deployment.display_name}: {description}")
+        return
+    finished = time.perf_counter()
+    usage = await call.record(deployment, result, started=attempt_started, finished=finished, outcome="success")
+    progress.add(usage, "")
+    progress.answered = CallOutcome(
+        model_key=deployment.key,
+        model_name=deployment.display_name,
+        provider=deployment.provider,
+        outcome="success",
+        error="",
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        cost=progress.total_cost,
+        first_token_ms=None if result.first_token_at is None else (result.first_token_at - started) * 1000,
+        total_ms=(finished - started) * 1000,
+        attempts=progress.attempts,
     )
 
 
@@ -464,7 +505,7 @@ def _attempt_summary(usage: Usage, description: str) -> dict[str, Any]:
 
 def model_complete(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     gated: GatedPrompt,
     decision: RouteDecision,
     assistant_profile_id: int | None = None,
@@ -517,7 +558,7 @@ class GatedCompletion:
 
 def model_complete_gated(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: UserLike,
     parts: Sequence[PromptPart],
     task_type: str,
     question: str,

@@ -1,4 +1,4 @@
-"""The routing contract shared with the assistant (see CONTRACTS.md): plain values, no litellm types."""
+"""What routing hands its callers (the assistant's pipeline, the gated door): plain values, no litellm types."""
 
 from __future__ import annotations
 

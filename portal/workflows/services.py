@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, get_groups_with_perms, get_users_with_perms, remove_perm
 
@@ -323,11 +324,13 @@ def _coerce_inputs(definition: Definition, raw: dict[str, Any], owner: User) -> 
                 values[spec.name] = dt.date.fromisoformat(str(value)).isoformat()
             elif spec.type in ("customer", "document", "knowledge_base"):
                 object_id = int(value)
-                visible = {
-                    "customer": lambda: customers_visible_to(user=owner),
-                    "document": lambda: documents_for_user(user=owner),
-                    "knowledge_base": lambda: knowledge_bases_for_user(user=owner),
-                }[spec.type]()
+                visible: QuerySet[Any]
+                if spec.type == "customer":
+                    visible = customers_visible_to(user=owner)
+                elif spec.type == "document":
+                    visible = documents_for_user(user=owner)
+                else:
+                    visible = knowledge_bases_for_user(user=owner)
                 if not visible.filter(pk=object_id).exists():
                     errors[spec.name] = ERROR_INPUT_NOT_VISIBLE.format(name=spec.name, kind=spec.type.replace("_", " "))
                     continue

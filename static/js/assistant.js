@@ -5,11 +5,6 @@
 
   const STREAM_TYPE = "application/x-ndjson";
 
-  function csrfToken(form) {
-    const field = form.querySelector("input[name=csrfmiddlewaretoken]");
-    return field ? field.value : "";
-  }
-
   function fragment(html) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
@@ -45,7 +40,7 @@
     const response = await fetch(form.action, {
       method: "POST",
       body: new FormData(form),
-      headers: { Accept: STREAM_TYPE, "X-CSRFToken": csrfToken(form) },
+      headers: { Accept: STREAM_TYPE, "X-CSRFToken": window.portal.csrfToken(form) },
       credentials: "same-origin",
     });
     const type = response.headers.get("Content-Type") || "";
@@ -129,11 +124,5 @@
       event.preventDefault();
       field.form.requestSubmit();
     }
-  });
-
-  // Confirmation for destructive buttons (no inline script: CSP).
-  document.addEventListener("click", (event) => {
-    const button = event.target instanceof Element ? event.target.closest("[data-confirm]") : null;
-    if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
   });
 })();

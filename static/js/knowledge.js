@@ -3,11 +3,6 @@
 (() => {
   "use strict";
 
-  function csrfToken(form) {
-    const input = form.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function uploadOne(form, file, list) {
     const item = document.createElement("li");
     item.className = "upload-item";
@@ -27,7 +22,7 @@
 
     const request = new XMLHttpRequest();
     request.open("POST", form.action);
-    request.setRequestHeader("X-CSRFToken", csrfToken(form));
+    request.setRequestHeader("X-CSRFToken", window.portal.csrfToken(form));
     request.setRequestHeader("HX-Request", "true");
     request.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) progress.value = Math.round((event.loaded / event.total) * 100);
@@ -53,12 +48,7 @@
 
   document.addEventListener("submit", (event) => {
     const form = event.target;
-    if (!(form instanceof HTMLFormElement)) return;
-    if (form.matches("[data-confirm]") && !window.confirm(form.dataset.confirm)) {
-      event.preventDefault();
-      return;
-    }
-    if (!form.matches("[data-knowledge-upload]")) return;
+    if (!(form instanceof HTMLFormElement) || !form.matches("[data-knowledge-upload]")) return;
     const input = form.querySelector("input[type=file]");
     const list = document.getElementById("upload-list");
     if (!input || !list || !input.files || input.files.length === 0 || !window.FormData) return;

@@ -1,4 +1,4 @@
-// Memory pages: show only the scope target that fits the chosen scope; confirm deletions.
+// Memory pages: show only the scope target that fits the chosen scope.
 (() => {
   const sync = (form) => {
     const scope = form.querySelector("select[name=scope]");
@@ -15,11 +15,5 @@
     form.addEventListener("change", (event) => {
       if (event.target.name === "scope") sync(form);
     });
-  });
-  document.addEventListener("submit", (event) => {
-    const form = event.target;
-    if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
-      event.preventDefault();
-    }
   });
 })();

@@ -4,25 +4,25 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
-from portal.assistant import services
+from portal.assistant import pipeline
 
 
-def run_answer(**kwargs: Any) -> list[services.AnswerEvent]:
-    async def collect() -> list[services.AnswerEvent]:
-        return [event async for event in services.answer(**kwargs)]
+def run_answer(**kwargs: Any) -> list[pipeline.AnswerEvent]:
+    async def collect() -> list[pipeline.AnswerEvent]:
+        return [event async for event in pipeline.answer(**kwargs)]
 
     return async_to_sync(collect)()
 
 
-def streamed_text(events: list[services.AnswerEvent]) -> str:
+def streamed_text(events: list[pipeline.AnswerEvent]) -> str:
     text = ""
     for event in events:
-        if isinstance(event, services.AnswerDelta):
+        if isinstance(event, pipeline.AnswerDelta):
             text = "" if event.reset else text + event.text
     return text
 
 
-def stored_answer(events: list[services.AnswerEvent]) -> Any:
+def stored_answer(events: list[pipeline.AnswerEvent]) -> Any:
     last = events[-1]
-    assert isinstance(last, services.AnswerStored), events
+    assert isinstance(last, pipeline.AnswerStored), events
     return last.message

@@ -15,8 +15,10 @@ from guardian.shortcuts import remove_perm
 from audit.models import AuditEvent
 from governance import gate
 from governance.gate import Destination, PromptPart, egress_gate
-from portal.assistant import services
+from portal.assistant import pipeline, selectors, services
 from portal.assistant.models import Message, MessageStatus
+from portal.customers.selectors import CustomerContext
+from portal.memory.selectors import RetrievedMemory
 from portal.routing.types import OFFLINE_DESTINATION, CallOutcome, RouteDecision
 from tests.assistant.conftest import REFUND_TEXT
 from tests.assistant.factories import ConversationFactory, MessageFactory, knowledge_base_with
@@ -35,7 +37,7 @@ def test_authorize_gives_the_profile_and_only_the_knowledge_bases_the_user_may_r
     secret = knowledge_base_with(name="Board minutes", passages=[("Minutes", "Secret plans.", None)], readers=[])
     conversation.profile.knowledge_bases.add(secret)
 
-    authorization = services.authorize(user=sam, conversation=conversation)
+    authorization = pipeline.authorize(user=sam, conversation=conversation)
 
     assert authorization.profile == conversation.profile
     assert [kb.name for kb in authorization.knowledge_bases] == ["Handbook"]
@@ -46,26 +48,26 @@ def test_authorize_refuses_a_withdrawn_profile(sam: Any, conversation: Any):
     remove_perm("assistant.use_assistantprofile", Group.objects.get(name="Staff"), conversation.profile)
 
     with pytest.raises(PermissionDenied):
-        services.authorize(user=sam, conversation=conversation)
+        pipeline.authorize(user=sam, conversation=conversation)
 
 
 def test_authorize_refuses_users_without_the_assistant_permission(oscar: Any, profile: Any):
     conversation = ConversationFactory(owner=oscar, profile=profile)
 
     with pytest.raises(PermissionDenied):
-        services.authorize(user=oscar, conversation=conversation)
+        pipeline.authorize(user=oscar, conversation=conversation)
 
 
 def test_authorize_hides_other_peoples_conversations(alice: Any, conversation: Any):
     conversation.profile.knowledge_bases.clear()
     with pytest.raises(Http404):
-        services.authorize(user=alice, conversation=conversation)
+        pipeline.authorize(user=alice, conversation=conversation)
 
 
 # ---- route
 def test_route_uses_the_profiles_task_type(sam: Any, profile: Any):
     profile.task_type = "analyze"
-    route = services.route(user=sam, profile=profile, question="hello")
+    route = pipeline.route(user=sam, profile=profile, question="hello")
 
     assert route.task_type == "analyze"
     assert "assistant profile" in route.reason
@@ -73,18 +75,18 @@ def test_route_uses_the_profiles_task_type(sam: Any, profile: Any):
 
 def test_route_classifies_the_question_when_the_profile_is_automatic(sam: Any, profile: Any):
     profile.task_type = ""
-    route = services.route(user=sam, profile=profile, question="Summarize the refund policy in three bullet points.")
+    route = pipeline.route(user=sam, profile=profile, question="Summarize the refund policy in three bullet points.")
 
     assert route.task_type == "summarize"
     assert route.reason.startswith("summarize: asks for a summary (matched 'summarize')")
-    draft = services.route(user=sam, profile=profile, question="Draft a reply to the customer's letter.")
+    draft = pipeline.route(user=sam, profile=profile, question="Draft a reply to the customer's letter.")
     assert draft.task_type == "draft" and "assistant profile" not in draft.reason
-    assert services.route(user=sam, profile=profile, question="When are refunds paid?").task_type == "routine"
+    assert pipeline.route(user=sam, profile=profile, question="When are refunds paid?").task_type == "routine"
 
 
 # ---- retrieve
 def test_retrieve_finds_passages_of_the_profiles_readable_knowledge_bases(sam: Any, handbook: Any):
-    context = services.retrieve(user=sam, question="When are refunds paid?", knowledge_bases=[handbook], passages=2)
+    context = pipeline.retrieve(user=sam, question="When are refunds paid?", knowledge_bases=[handbook], passages=2)
 
     assert context.chunks[0].document_title == "Refund policy"
     assert context.chunks[0].text == REFUND_TEXT
@@ -92,36 +94,47 @@ def test_retrieve_finds_passages_of_the_profiles_readable_knowledge_bases(sam: A
 
 
 def test_retrieve_searches_nothing_when_the_profile_has_no_knowledge_base(sam: Any, handbook: Any):
-    assert services.retrieve(user=sam, question="When are refunds paid?", knowledge_bases=[]).chunks == ()
+    assert pipeline.retrieve(user=sam, question="When are refunds paid?", knowledge_bases=[]).chunks == ()
 
 
-def test_retrieve_adds_memory_and_customer_context_when_those_apps_provide_them(
-    sam: Any, monkeypatch: pytest.MonkeyPatch
-):
-    class Memory:
-        memory_id, text, kind, scope, score, url = 4, "Prefers e-mail.", "fact", "customer", 0.9, "/memory/4/"
-
-    class Customer:
-        customer_id, name, fields, interactions, url = 9, "ACME", {"email": "ops@acme.test"}, [], "/customers/9/"
-
+def test_retrieve_adds_memory_customer_context_and_predictions(sam: Any, monkeypatch: pytest.MonkeyPatch):
+    memory = RetrievedMemory(memory_id=4, text="Prefers e-mail.", kind="fact", scope="customer", score=0.9, url="/")
+    customer = CustomerContext(customer_id=9, name="ACME", fields={"email": "ops@acme.test"}, url="/customers/9/")
     calls: dict[str, Any] = {}
 
-    def memory_retrieve(**kwargs: Any) -> list[Any]:
+    def memory_retrieve(**kwargs: Any) -> list[RetrievedMemory]:
         calls["memory"] = kwargs
-        return [Memory()]
+        return [memory]
 
-    def customer_context(**kwargs: Any) -> Any:
+    def customer_context(**kwargs: Any) -> CustomerContext:
         calls["customer"] = kwargs
-        return Customer()
+        return customer
 
-    found = {"memory_retrieve": memory_retrieve, "customer_context": customer_context}
-    monkeypatch.setattr(services, "_optional", lambda module, name: found.get(name))
+    def customer_prediction_fields(**kwargs: Any) -> dict[str, str]:
+        calls["predictions"] = kwargs
+        return {"predictions": "churn risk: low"}
 
-    context = services.retrieve(user=sam, question="Contact?", knowledge_bases=[], customer_id=9)
+    monkeypatch.setattr(pipeline, "memory_retrieve", memory_retrieve)
+    monkeypatch.setattr(pipeline, "customer_context", customer_context)
+    monkeypatch.setattr(pipeline, "customer_prediction_fields", customer_prediction_fields)
 
-    assert [memory.memory_id for memory in context.memories] == [4]
-    assert context.customer.name == "ACME"
+    context = pipeline.retrieve(user=sam, question="Contact?", knowledge_bases=[], customer_id=9)
+
+    assert context.memories == (memory,) and context.customer == customer
+    assert context.customer_predictions == {"predictions": "churn risk: low"}
     assert calls["memory"]["customer_id"] == 9 and calls["customer"] == {"user": sam, "customer_id": 9}
+    assert calls["predictions"] == {"user": sam, "customer_id": 9}
+
+
+def test_retrieve_answers_without_a_customer_the_user_may_no_longer_see(sam: Any, monkeypatch: pytest.MonkeyPatch):
+    def customer_context(**kwargs: Any) -> CustomerContext:
+        raise PermissionDenied("restricted since the conversation began")
+
+    monkeypatch.setattr(pipeline, "customer_context", customer_context)
+
+    context = pipeline.retrieve(user=sam, question="Contact?", knowledge_bases=[], customer_id=9)
+
+    assert context.customer is None and context.customer_predictions == {}
 
 
 # ---- build
@@ -130,18 +143,15 @@ def test_build_orders_instructions_history_passages_memory_customer_and_question
     earlier_answer = MessageFactory(conversation=conversation, role="assistant", content="Earlier answer")
     MessageFactory(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR, error="x")
     now = MessageFactory(conversation=conversation, content="When are refunds paid?")
-    chunks = services.retrieve(user=sam, question="refunds", knowledge_bases=[handbook], passages=2).chunks
+    chunks = pipeline.retrieve(user=sam, question="refunds", knowledge_bases=[handbook], passages=2).chunks
 
-    class Memory:
-        memory_id, text, kind, scope = 4, "Prefers e-mail.", "fact", "customer"
+    memory = RetrievedMemory(memory_id=4, text="Prefers e-mail.", kind="fact", scope="customer", score=0.9, url="/")
+    customer = CustomerContext(customer_id=9, name="ACME", fields={"email": "ops@acme.test"})
 
-    class Customer:
-        customer_id, fields = 9, {"email": "ops@acme.test"}
-
-    parts = services.build(
+    parts = pipeline.build(
         profile=conversation.profile,
-        history=services.history_for(conversation=conversation, before=now),
-        context=services.RetrievedContext(chunks=chunks, memories=(Memory(),), customer=Customer()),
+        history=selectors.history_for(conversation=conversation, limit=pipeline.HISTORY_MESSAGES, before=now),
+        context=pipeline.RetrievedContext(chunks=chunks, memories=(memory,), customer=customer),
         question=now.content,
     )
 
@@ -160,19 +170,15 @@ def test_build_orders_instructions_history_passages_memory_customer_and_question
 
 
 def test_a_local_only_memory_is_labelled_so_the_gate_keeps_it_on_the_server(sam: Any, conversation: Any) -> None:
-    class Memory:
-        memory_id, text, kind, scope, sensitivity = (
-            5,
-            "The merger code name is Bluebird.",
-            "fact",
-            "organisation",
-            ("local_only"),
-        )
+    memory = RetrievedMemory(
+        memory_id=5, text="The merger code name is Bluebird.", kind="fact", scope="organisation", score=1.0, url="/",
+        sensitivity="local_only",
+    )  # fmt: skip
 
-    parts = services.build(
+    parts = pipeline.build(
         profile=conversation.profile,
         history=[],
-        context=services.RetrievedContext(chunks=(), memories=(Memory(),), customer=None),
+        context=pipeline.RetrievedContext(chunks=(), memories=(memory,), customer=None),
         question="What is the code name?",
     )
     (memory_part,) = [part for part in parts if part.kind == "memory"]
@@ -186,7 +192,7 @@ def test_a_local_only_memory_is_labelled_so_the_gate_keeps_it_on_the_server(sam:
 def test_egress_passes_the_candidates_to_the_gate_and_returns_the_sealed_prompt(sam: Any, conversation: Any):
     parts = [PromptPart(kind="question", text="Hi")]
     question = services.question_store(actor=sam, conversation=conversation, text="Hi")
-    gated = services.egress(
+    gated = pipeline.egress(
         user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION), parts=parts
     )
 
@@ -208,8 +214,8 @@ def test_egress_refuses_when_no_destination_is_cleared(sam: Any, conversation: A
 
     monkeypatch.setattr(gate, "egress_gate", clear_nothing)
     question = services.question_store(actor=sam, conversation=conversation, text="Hi")
-    with pytest.raises(services.EgressBlocked, match="nothing was sent"):
-        services.egress(user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION),
+    with pytest.raises(pipeline.EgressBlocked, match="nothing was sent"):
+        pipeline.egress(user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION),
                         parts=[PromptPart(kind="question", text="Hi")])  # fmt: skip
 
 
@@ -218,12 +224,12 @@ def test_answer_store_keeps_answer_citations_route_manifest_and_usage_and_audits
     question = services.question_store(actor=sam, conversation=conversation, text="When are refunds paid?")
     gated = gate.egress_gate(user=sam, conversation_key="c", destinations=[OFFLINE_DESTINATION],
                              parts=[PromptPart(kind="question", text="x")])  # fmt: skip
-    citation = services.Citation(1, 11, 5, "Refund policy", "Handbook", 3, "/knowledge/documents/5/#page-3", 0.9)
+    citation = pipeline.Citation(1, 11, 5, "Refund policy", "Handbook", 3, "/knowledge/documents/5/#page-3", 0.9)
     outcome = CallOutcome("offline", "Offline", "offline", "success", "", 10, 5, Decimal("0.01"), 12.0, 40.0, [])
 
     answer = services.answer_store(
         actor=sam, question=question, text="Within 14 days [1].", decision=decision(OFFLINE_DESTINATION),
-        gated=gated, citations=[citation], usage=services.outcome_as_usage(outcome),
+        gated=gated, citations=[citation], usage=pipeline.outcome_as_usage(outcome),
     )  # fmt: skip
 
     answer.refresh_from_db()
@@ -260,7 +266,7 @@ def test_the_answer_and_its_audit_event_roll_back_together(sam: Any, conversatio
 def test_the_offline_model_answers_from_the_passages_with_citations(sam: Any, conversation: Any):
     events = run_answer(user=sam, conversation=conversation, question="When are refunds paid?")
 
-    assert isinstance(events[0], services.QuestionStored)
+    assert isinstance(events[0], pipeline.QuestionStored)
     answer = stored_answer(events)
     assert answer.status == MessageStatus.COMPLETE, answer.error
     assert answer.usage["provider"] == "offline" and answer.route["tier"] == "offline"
@@ -273,7 +279,7 @@ def test_a_block_by_the_gate_stores_the_question_and_a_clear_message_and_sends_n
     sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
 ):
     def refuse(**kwargs: Any) -> Any:
-        raise services.EgressBlocked("Customer data may not leave for this role.")
+        raise pipeline.EgressBlocked("Customer data may not leave for this role.")
 
     monkeypatch.setattr(gate, "egress_gate", refuse)
     events = run_answer(user=sam, conversation=conversation, question="What is the card number of ACME?")
@@ -338,7 +344,7 @@ def test_an_unexpected_failure_before_the_call_fails_closed(
     monkeypatch.setattr(gate, "egress_gate", broken)
     answer = stored_answer(run_answer(user=sam, conversation=conversation, question="Hello?"))
 
-    assert answer.status == MessageStatus.ERROR and answer.error == services.ERROR_PREPARE_FAILED
+    assert answer.status == MessageStatus.ERROR and answer.error == pipeline.ERROR_PREPARE_FAILED
     assert fake_provider.requests == []
 
 
@@ -357,10 +363,10 @@ def test_a_reader_who_leaves_mid_stream_still_leaves_the_partial_answer_stored(
     from asgiref.sync import async_to_sync
 
     async def read_two_pieces_then_leave() -> str:
-        events = services.answer(user=sam, conversation=conversation, question="When are refunds paid?")
+        events = pipeline.answer(user=sam, conversation=conversation, question="When are refunds paid?")
         seen = ""
         async for event in events:
-            if isinstance(event, services.AnswerDelta):
+            if isinstance(event, pipeline.AnswerDelta):
                 seen += event.text
                 if len(seen.split()) >= 2:
                     break
@@ -370,7 +376,7 @@ def test_a_reader_who_leaves_mid_stream_still_leaves_the_partial_answer_stored(
     seen = async_to_sync(read_two_pieces_then_leave)()
 
     answer = conversation.messages.get(role="assistant")
-    assert answer.status == MessageStatus.ERROR and answer.error == services.ERROR_INTERRUPTED
+    assert answer.status == MessageStatus.ERROR and answer.error == pipeline.ERROR_INTERRUPTED
     assert answer.content == seen and seen
     assert conversation.messages.filter(role="user").count() == 1
 
@@ -381,8 +387,8 @@ def test_a_conversation_about_a_customer_gives_the_gate_the_customers_fields(sam
     customer = CustomerFactory(name="Ada Lovelace", organisation="Analytical Engines Ltd")
     conversation = services.conversation_create(actor=sam, profile=profile, customer_id=customer.pk)
 
-    context = services.retrieve(user=sam, question="How do I reach her?", knowledge_bases=[], customer_id=customer.pk)
-    parts = services.build(profile=profile, history=[], context=context, question="How do I reach her?")
+    context = pipeline.retrieve(user=sam, question="How do I reach her?", knowledge_bases=[], customer_id=customer.pk)
+    parts = pipeline.build(profile=profile, history=[], context=context, question="How do I reach her?")
 
     customer_parts = [part for part in parts if part.kind == "customer"]
     assert customer_parts and all(part.source["customer_id"] == customer.pk for part in customer_parts)
@@ -412,7 +418,7 @@ def test_a_budget_refusal_is_stored_shown_and_audited(
     def refuse(**kwargs: Any) -> Any:
         raise BudgetExceeded("Your monthly budget is used up; it resets on the 1st.")
 
-    monkeypatch.setattr(services, "route", refuse)
+    monkeypatch.setattr(pipeline, "route", refuse)
     answer = stored_answer(run_answer(user=sam, conversation=conversation, question="Compare our two plans"))
 
     assert answer.status == MessageStatus.ERROR

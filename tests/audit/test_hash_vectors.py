@@ -21,7 +21,7 @@ from django.db import connection
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from audit.chain import GENESIS_HASH, HASHED_FIELDS, event_hash, format_time, iter_jsonl, verify_events
+from audit.chain import GENESIS_HASH, HASHED_FIELDS, event_hash, format_time, verify_events
 from audit.models import AuditEvent
 from audit.selectors import audit_trail_verify
 from audit.services import audit
@@ -100,11 +100,6 @@ def test_the_same_moment_in_any_time_zone_hashes_the_same() -> None:
     utc = {**EVENT, "created_at": datetime(2026, 1, 31, 9, 5, 0, 7, tzinfo=UTC)}
     as_text = {**EVENT, "created_at": "2026-01-31T09:05:00.000007Z"}
     assert event_hash(utc) == event_hash(as_text) == DIGEST
-
-
-def test_an_export_is_read_line_by_line_skipping_blank_lines() -> None:
-    lines = ['{"seq": 1}\n', "\n", "   ", '{"seq": 2, "details": {"a": "é"}}']
-    assert list(iter_jsonl(lines)) == [{"seq": 1}, {"seq": 2, "details": {"a": "é"}}]
 
 
 # ---- tampering with any hashed field --------------------------------------------------------------------

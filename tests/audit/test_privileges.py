@@ -247,6 +247,8 @@ def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
                           text=True, timeout=600)  # fmt: skip
 
 
+# four manage.py runs, each with its own 600 s ceiling (a migrate of every app on a busy machine takes minutes)
+@pytest.mark.timeout(2400)
 def test_a_server_is_set_up_with_migrate_then_db_harden(old_database: str, subprocess_env: dict[str, str]) -> None:
     """The README's production steps, on a fresh database of the embedded server reached through DATABASE_URL."""
     with superuser_connect(old_database) as conn:  # a fresh database, as a DBA creates it

@@ -70,7 +70,7 @@ def test_it_reports_every_figure_and_the_plain_spellings_stay_home(tmp_path: Pat
 
     assert figures["customers_imported"] == 6 and figures["interactions_imported"] == 6
     assert figures["prompts"] == 18 and figures["turns_answered"] + figures["turns_blocked"] == figures["turns"]
-    for name in ("prompts_leaking", "values_leaked", "restored_exact", "egress_ms_p95", "brackets_changed"):
+    for name in ("prompts_leaking", "values_leaked", "restored_exact", "egress_ms_p95", "brackets_unbalanced"):
         assert figures[name] is not None, name
     assert sum(row["planted"] for row in figures["values_leaked_by_style"].values()) == figures["values_planted"]
     assert sum(row["leaked"] for row in figures["values_leaked_by_field"].values()) == figures["values_leaked"]
@@ -126,3 +126,10 @@ def test_masked_words_counts_what_the_policy_masks_in_benign_text() -> None:
 def test_the_contoso_passages_read_when_present(shared_data: Path) -> None:
     passages = egress.contoso_passages(shared_data / "business_kb" / "contoso")
     assert len(passages) > 100 and any("Northwind" in text for text in passages)
+
+
+def test_an_eaten_bracket_unbalances_the_question_and_a_masked_bracketed_number_does_not() -> None:
+    asked = "Call her today (+44 20 7946 0958) about it."
+    assert egress._bracket_balance("Call her today (<PHONE_1> about it.") != egress._bracket_balance(asked)
+    assert egress._bracket_balance("Call her today (<PHONE_1>) about it.") == egress._bracket_balance(asked)
+    assert egress._bracket_balance("From <PHONE_1>;") == egress._bracket_balance("From (201) 518-0659;")

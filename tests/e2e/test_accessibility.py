@@ -102,6 +102,8 @@ def test_no_serious_accessibility_violation(
         check("administrator home, menu open")
         page.goto("/routing/usage/")
         check("usage")
+        page.goto("/settings/")
+        check("settings")
         context.clear_cookies()
         sign_in(page, "audrey", DEFAULT_PASSWORD)
         page.wait_for_url("**/")

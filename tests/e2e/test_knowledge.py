@@ -92,3 +92,37 @@ def test_a_reader_sees_who_reads_the_base_and_that_no_assistant_uses_it_yet(page
     AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"]).knowledge_bases.add(handbook)
     page.reload()
     expect(usage).to_contain_text("Searched by the assistant profile Handbook helper")
+
+
+def test_deleting_a_document_asks_first_and_a_no_keeps_it(page: Any) -> None:
+    from knowledge.models import Document
+    from tests.knowledge.factories import ready_document
+
+    UserFactory(username="sam", first_name="Sam", last_name="Staff", roles=["Staff"])
+    knowledge_base = KnowledgeBaseFactory(name="Travel")
+    grant(knowledge_base, "change", role="Staff")
+    document = ready_document(knowledge_base, "trains.md", b"Trains are preferred for short trips.", title="Trains")
+    questions: list[str] = []
+
+    def answer(reply: str) -> Any:
+        def handle(dialog: Any) -> None:
+            questions.append(dialog.message)
+            if reply == "yes":
+                dialog.accept()
+            else:
+                dialog.dismiss()
+
+        return handle
+
+    sign_in(page, "sam", DEFAULT_PASSWORD)
+    page.goto(f"/knowledge/documents/{document.pk}/")
+    page.once("dialog", answer("no"))
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name="Trains")).to_be_visible()
+    assert questions == ["Delete this document and its chunks?"]
+    assert Document.objects.filter(pk=document.pk).exists()
+
+    page.once("dialog", answer("yes"))
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Trains deleted.")).to_be_visible()
+    assert len(questions) == 2 and not Document.objects.filter(pk=document.pk).exists()

@@ -1,6 +1,6 @@
 """The canary test: known values seeded in customers and documents never reach a cloud provider.
 
-Many assistant questions go through the real pipeline (portal.assistant.services.answer -> egress gate ->
+Many assistant questions go through the real pipeline (portal.assistant.pipeline.answer -> egress gate ->
 routing -> litellm -> the fake provider over HTTP). Every recorded request body is searched for every
 canary value (exact, case-folded and NFKC-normalised); every answer shown must have the originals back.
 """

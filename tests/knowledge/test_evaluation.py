@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from knowledge import evaluation
+from knowledge.bench import evaluation
 from knowledge.models import KnowledgeBase
 
 BEIR_TINY = Path(__file__).parent / "data" / "beir_tiny"

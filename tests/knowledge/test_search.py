@@ -218,7 +218,7 @@ def test_a_query_is_embedded_once_and_the_shared_vector_cannot_be_changed(monkey
 
 def test_the_evaluation_corpus_is_searchable_by_every_leg_with_its_acl() -> None:
     """eval_retrieval's bulk loader and ACL give the same search as documents ingested one by one."""
-    from knowledge import evaluation
+    from knowledge.bench import evaluation
 
     knowledge_base = evaluation.knowledge_base_fresh("eval: tiny")
     docs = [

@@ -45,7 +45,7 @@ def test_eval_models_scores_every_model_against_its_baseline_on_the_demo_data(tm
 
 @pytest.mark.external_data
 def test_the_injection_figures_on_the_deepset_data(shared_data: Path) -> None:
-    from portal.ml.evaluation import injection_figures
+    from portal.ml.bench.evaluation import injection_figures
 
     figures = injection_figures(str(shared_data / "injection" / "deepset_prompt_injections.jsonl"))
     assert figures["injection_examples"] > 600
@@ -54,7 +54,7 @@ def test_the_injection_figures_on_the_deepset_data(shared_data: Path) -> None:
 
 @pytest.mark.external_data
 def test_the_contoso_labels_name_pages_that_exist(shared_data: Path) -> None:
-    from portal.ml.evaluation import contoso_passages
+    from portal.ml.bench.evaluation import contoso_passages
 
     texts, labels = contoso_passages(shared_data / "business_kb" / "contoso")
     assert len(texts) == len(labels) > 40

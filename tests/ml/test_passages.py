@@ -12,7 +12,7 @@ from governance.policy import default_document
 from knowledge.models import Document, DocumentStatus
 from knowledge.selectors import RetrievedChunk
 from knowledge.services import document_process
-from portal.assistant import services as assistant
+from portal.assistant import pipeline as assistant
 from portal.ml import services
 from portal.ml.demo import demo_knowledge_bases_ensure
 from portal.ml.models import DocumentSuggestion, FlagKind, FlagStatus, PassageFlag, Purpose

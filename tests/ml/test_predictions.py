@@ -78,7 +78,7 @@ def test_a_retired_model_shows_no_predictions(churn: Any, sam: Any) -> None:
 def test_the_assistant_gets_the_prediction_as_a_customer_field_the_gate_can_keep_local(churn: Any, sam: Any) -> None:
     from governance.gate import Destination, egress_gate
     from governance.policy import default_document
-    from portal.assistant import services as assistant
+    from portal.assistant import pipeline as assistant
     from tests.assistant.factories import AssistantProfileFactory
 
     customer = Customer.objects.filter(restricted=False).first()

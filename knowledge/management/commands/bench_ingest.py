@@ -17,7 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from knowledge import embeddings, evaluation, services
+from knowledge import embeddings, services
+from knowledge.bench import evaluation
 from knowledge.models import Chunk, DocumentStatus
 
 KNOWLEDGE_BASE = "bench: ingest"

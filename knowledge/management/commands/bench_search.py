@@ -20,7 +20,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from tqdm import tqdm
 
-from knowledge import embeddings, evaluation, search, services
+from knowledge import embeddings, search, services
+from knowledge.bench import evaluation
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 
 PREFIX = "bench: "
@@ -213,4 +214,5 @@ def _words(rng: np.random.Generator, count: int) -> list[str]:
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return unit

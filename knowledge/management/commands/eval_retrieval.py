@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from knowledge import embeddings, evaluation, search, services
+from knowledge import embeddings, search, services
+from knowledge.bench import evaluation
 from knowledge.models import Chunk, DocumentStatus
 
 CANDIDATES = 200  # chunks per ranker, enough for recall@100 over documents
@@ -91,8 +93,8 @@ class Command(BaseCommand):
         figures: dict[str, Any] = {"dataset": folder.name, "documents": len(docs), "queries": len(queries)}
         drafts = evaluation.corpus_chunk(
             docs,
-            target_tokens=int(_setting("KNOWLEDGE_CHUNK_TOKENS", 200)),
-            overlap_tokens=int(_setting("KNOWLEDGE_CHUNK_OVERLAP", 32)),
+            target_tokens=int(settings.KNOWLEDGE_CHUNK_TOKENS),
+            overlap_tokens=int(settings.KNOWLEDGE_CHUNK_OVERLAP),
         )
         texts = [
             services.embedding_input(doc.title, draft.heading_path, draft.text)
@@ -271,9 +273,3 @@ def _embed_all(texts: list[str], backend: str, label: str) -> np.ndarray:
 def _mean(values: Any) -> float:
     items = list(values)
     return round(float(sum(items) / len(items)), 4) if items else 0.0
-
-
-def _setting(name: str, default: Any) -> Any:
-    from django.conf import settings
-
-    return getattr(settings, name, default)

@@ -1,6 +1,6 @@
 """`manage.py bench_assistant`: local overhead of a question, alone and under concurrent streams.
 
-See portal/assistant/bench.py for what each figure means. Prints one `name: value` line per figure
+See portal/assistant/bench/assistant.py for what each figure means. Prints one `name: value` line per figure
 (or one JSON object with --json). Run it on a database of its own:
     PORTAL_DB_NAME=portal_assistant_bench python manage.py bench_assistant
 """
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from portal.assistant import bench
+        from portal.assistant.bench import assistant as bench
 
         call_command("migrate", interactive=False, verbosity=0)
         os.environ.setdefault(bench.BENCH_KEY_VARIABLE, "bench-key")
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 self._concurrency(figures, knowledge_base, options)
             if options["router_calls"]:
                 log("router overhead…")
-                from portal.routing.bench import router_overhead
+                from portal.routing.bench.router import router_overhead
 
                 figures.update(router_overhead(n=options["router_calls"]))
         finally:
@@ -74,7 +74,7 @@ class Command(BaseCommand):
             self._print(figures, as_json=options["json"])
 
     def _concurrency(self, figures: dict[str, Any], knowledge_base: Any, options: dict[str, Any]) -> None:
-        from portal.assistant import bench
+        from portal.assistant.bench import assistant as bench
 
         log_path = os.path.join(tempfile.gettempdir(), "bench_assistant_uvicorn.log")
         with bench.paced_provider(options["stream_seconds"]) as paced_url:

@@ -84,7 +84,7 @@ class Command(BaseCommand):
             "--loglevel", "INFO", "--hostname", f"portal@{os.uname().nodename}",
             "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY),
         ]  # fmt: skip
-        if getattr(settings, "CELERY_BEAT_SCHEDULE", None):
+        if settings.CELERY_BEAT_SCHEDULE:
             # One host, one worker: run the periodic tasks (audit checkpoints, ...) inside it with -B.
             # Production runs exactly one `celery -A portal beat` instead (see README).
             command += ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.customers.models import Customer
+from portal.customers.selectors import customer_by_id
 from portal.memory.models import Kind, Scope, Sensitivity, Source, Status
 from portal.memory.services import MemoryDraft, memory_create
 
@@ -72,9 +72,7 @@ class Command(BaseCommand):
             raise ValueError(f"unknown kind, scope or sensitivity ({kind}, {scope}, {sensitivity})")
         target = values.get("target", "")
         role = Group.objects.filter(name=target).first() if scope == Scope.ROLE else None
-        customer = (
-            Customer.objects.filter(pk=int(target)).first() if scope == Scope.CUSTOMER and target.isdigit() else None
-        )
+        customer = customer_by_id(customer_id=int(target)) if scope == Scope.CUSTOMER and target.isdigit() else None
         person = None
         if scope == Scope.USER:
             person = User.objects.filter(username=target).first() if target else actor

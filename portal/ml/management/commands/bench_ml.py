@@ -1,7 +1,7 @@
 """`manage.py bench_ml`: what the learned task router costs a question, in one run.
 
-On the assistant benchmark's synthetic corpus (portal/assistant/bench.py, default 100k chunks) with a
-profile that routes automatically, questions are asked through `services.answer()` in alternating blocks
+On the assistant benchmark's synthetic corpus (portal/assistant/bench/assistant.py, default 100k chunks) with a
+profile that routes automatically, questions are asked through `pipeline.answer()` in alternating blocks
 with the learned router active and with no router active (the keyword classifier), so both see the same
 machine load. Figures: the local overhead p50/p95 of a question with the router on and off and their
 ratio; the route and retrieve stages on and off (the router embeds the question; retrieval then finds
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from portal.assistant import bench
+        from portal.assistant.bench import assistant as bench
 
         call_command("migrate", interactive=False, verbosity=0)
         os.environ.setdefault(bench.BENCH_KEY_VARIABLE, "bench-key")
@@ -81,13 +81,13 @@ def _router_ensure(log: Any) -> Any:
 
 
 def _ask(user: Any, profile: Any, question: str) -> dict[str, float]:
-    from portal.assistant import services
+    from portal.assistant import pipeline, services
 
     conversation = services.conversation_create(actor=user, profile=profile)
 
     async def ask() -> dict[str, float]:
-        async for event in services.answer(user=user, conversation=conversation, question=question):
-            if isinstance(event, services.AnswerStored):
+        async for event in pipeline.answer(user=user, conversation=conversation, question=question):
+            if isinstance(event, pipeline.AnswerStored):
                 if event.message.status != "complete":
                     raise RuntimeError(event.message.error)
                 return event.timings
@@ -97,7 +97,7 @@ def _ask(user: Any, profile: Any, question: str) -> dict[str, float]:
 
 
 def _measure(user: Any, profile: Any, router: Any, options: dict[str, Any], log: Any) -> dict[str, Any]:
-    from portal.assistant.bench import _questions, percentiles
+    from portal.assistant.bench.assistant import _questions, percentiles
     from portal.ml.models import ModelState, ModelVersion
     from portal.ml.predict import TaskPrediction, task_type_predict
 

@@ -1,5 +1,5 @@
 """`manage.py eval_models [--json]`: train every local model on the current data and score it on
-held-out data against its baseline (see portal/ml/evaluation.py). Nothing is written to the registry.
+held-out data against its baseline (see portal/ml/bench/evaluation.py). Nothing is written to the registry.
 
 `--demo` first creates the demo data it needs (example questions, labelled knowledge bases ingested in
 this process, generated customer histories): run it on a database of its own,
@@ -33,13 +33,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from portal.ml import evaluation
+        from portal.ml.bench import evaluation
 
         log = self.stderr.write
         if options["demo"]:
             call_command("migrate", interactive=False, verbosity=0)
             log("creating the demo data…")
-            _demo_data()
+            evaluation.demo_data_ensure()
         figures: dict[str, Any] = {}
         log("task router…")
         figures.update(evaluation.router_figures(log))
@@ -56,24 +56,3 @@ class Command(BaseCommand):
         else:
             for name, value in figures.items():
                 self.stdout.write(f"{name}: {value}")
-
-
-def _demo_data() -> None:
-    from knowledge.demo import demo_knowledge_ensure
-    from knowledge.models import Document, DocumentStatus
-    from knowledge.services import document_process
-    from portal.celery import app
-    from portal.customers.demo import demo_customers_ensure
-    from portal.ml import demo, services
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True  # ingestion runs in this process, never through the broker
-    try:
-        demo_knowledge_ensure()
-        demo.demo_knowledge_bases_ensure()
-    finally:
-        app.conf.task_always_eager = previous
-    for document in Document.objects.exclude(status=DocumentStatus.READY):
-        document_process(document_id=document.pk, generation=document.generation)
-    demo_customers_ensure()
-    services.demo_task_labels_ensure(examples=demo.task_examples())

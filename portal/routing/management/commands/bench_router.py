@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from portal.routing.bench import router_overhead
+from portal.routing.bench.router import router_overhead
 
 
 class Command(BaseCommand):

@@ -3,11 +3,11 @@
 Figures:
 - overhead of one question at N chunks (default 100k): everything the portal does for a question except
   the time spent inside the model call (authorize, route, embed + hybrid search, build, gate, restore,
-  store, audit), measured by `services.answer()` itself; plus the whole question end to end against an
+  store, audit), measured by `pipeline.answer()` itself; plus the whole question end to end against an
   instant local provider (an upper bound that also counts routing's and litellm's own work).
 - concurrency: N simultaneous streamed questions through uvicorn (a subprocess, as in production) against
   a local provider that streams each answer over 2 s; errors, and the same overhead figure under load.
-- router overhead against a direct litellm call (portal.routing.bench.router_overhead).
+- router overhead against a direct litellm call (portal.routing.bench.router.router_overhead).
 
 The synthetic corpus (random unit vectors, random words) lives in a knowledge base named BENCH_KB_NAME,
 built with bulk inserts and deleted at the end (unless --keep). Run it on its own database:
@@ -240,7 +240,7 @@ def _questions(count: int, seed: int) -> list[str]:
 
 # ---- single user, in process -------------------------------------------------------------------------------
 def single_user(*, user: User, profile: Any, questions: int, warmup: int) -> dict[str, Any]:
-    from portal.assistant import services
+    from portal.assistant import pipeline, services
 
     overheads: list[float] = []
     totals: list[float] = []
@@ -251,8 +251,8 @@ def single_user(*, user: User, profile: Any, questions: int, warmup: int) -> dic
         timings: dict[str, float] = {}
 
         async def ask(conversation: Any = conversation, question: str = question) -> dict[str, float]:
-            async for event in services.answer(user=user, conversation=conversation, question=question):
-                if isinstance(event, services.AnswerStored):
+            async for event in pipeline.answer(user=user, conversation=conversation, question=question):
+                if isinstance(event, pipeline.AnswerStored):
                     assert event.message.status == "complete", event.message.error
                     return event.timings
             raise AssertionError("no answer stored")

@@ -26,7 +26,7 @@ from portal.ml import training
 from portal.ml.metrics import classification_metrics
 from portal.ml.models import Purpose
 
-CONTOSO_LABELS = Path(__file__).resolve().parent / "data" / "contoso_sensitivity_labels.tsv"
+CONTOSO_LABELS = Path(__file__).resolve().parent.parent / "data" / "contoso_sensitivity_labels.tsv"
 PASSAGE_CHARS = 1500  # a page is scored on its first 1,500 characters, about one chunk's worth more than a chunk
 
 
@@ -211,3 +211,25 @@ def customer_figures() -> dict[str, Any]:
             figures[f"{prefix}_auc"] = metrics["model"]["auc"]
         figures[f"{prefix}_train_seconds"] = round(time.perf_counter() - started, 2)
     return figures
+
+
+def demo_data_ensure() -> None:
+    """The demo data the evaluation needs, on a database of its own (`eval_models --demo`)."""
+    from knowledge.demo import demo_knowledge_ensure
+    from knowledge.models import Document, DocumentStatus
+    from knowledge.services import document_process
+    from portal.celery import app
+    from portal.customers.demo import demo_customers_ensure
+    from portal.ml import demo, services
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # ingestion runs in this process, never through the broker
+    try:
+        demo_knowledge_ensure()
+        demo.demo_knowledge_bases_ensure()
+    finally:
+        app.conf.task_always_eager = previous
+    for document in Document.objects.exclude(status=DocumentStatus.READY):
+        document_process(document_id=document.pk, generation=document.generation)
+    demo_customers_ensure()
+    services.demo_task_labels_ensure(examples=demo.task_examples())
