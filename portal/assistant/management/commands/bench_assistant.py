@@ -95,7 +95,8 @@ class Command(BaseCommand):
         figures["concurrent_overhead_p95_vs_single"] = round(figures["concurrent_overhead_p95_ms"] / single, 2)
 
     def _users(self, figures: dict[str, Any], knowledge_base: Any, options: dict[str, Any]) -> None:
-        from portal.assistant import bench, bench_load
+        from portal.assistant.bench import assistant as bench
+        from portal.assistant.bench import load as bench_load
         from portal.core.management.commands.run import web_workers
 
         log_path = os.path.join(tempfile.gettempdir(), "bench_assistant_users_uvicorn.log")

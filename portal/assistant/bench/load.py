@@ -31,7 +31,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from portal.assistant import bench
+from portal.assistant.bench import assistant as bench
 
 
 @dataclass
