@@ -164,11 +164,32 @@ def superuser_settings(database: dict[str, Any]) -> dict[str, str]:
     return {"host": str(database["HOST"]), "user": SUPERUSER}
 
 
+PREPARED_VARIABLE = "PORTAL_EMBEDDED_PREPARED"
+
+
+def prepared_marker(pgdata: Path, name: str) -> str:
+    return f"{pgdata.resolve()}|{name}"
+
+
+def mark_prepared(pgdata: Path, name: str) -> None:
+    """Tell the processes this one starts next (web workers) that roles and database are already in place.
+
+    `manage.py run` prepares the database once, in the parent; its web worker processes then only attach to
+    the running server, rather than several of them running the bootstrap and the hardening at once.
+    """
+    import os
+
+    os.environ[PREPARED_VARIABLE] = prepared_marker(pgdata, name)
+
+
 def embedded_database_settings(pgdata: Path, name: str) -> dict[str, Any]:
+    import os
+
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         socket_dir = _server_socket_dir(pgdata)
-        database_prepare(socket_dir, name)
+        if os.environ.get(PREPARED_VARIABLE) != prepared_marker(pgdata, name):
+            database_prepare(socket_dir, name)
     except Exception as exc:  # noqa: BLE001 - any failure here means the portal cannot start
         raise RuntimeError(ERROR_EMBEDDED_UNAVAILABLE.format(reason=exc)) from exc
     return {

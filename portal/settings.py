@@ -290,6 +290,25 @@ else:
         "visibility_timeout": CELERY_TASK_TIME_LIMIT + 300,
         "global_keyprefix": env_str("CELERY_REDIS_KEY_PREFIX", ""),
     }
+    # Separate queues, so a host's workers can be given one kind of work (deploy/, README "Scaling out"):
+    # a long ingestion never holds up work someone waits for, nor learning either. A worker started without
+    # -Q consumes every queue listed here, so one worker (`manage.py run`, the tests) still does everything.
+    # The embedded broker has one worker on one host: it keeps the single default queue.
+    CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("celery", "ingestion", "interactive", "learning")}
+    CELERY_TASK_ROUTES = {
+        "knowledge.document_process": {"queue": "ingestion"},
+        "ml.document_scan": {"queue": "ingestion"},
+        "ml.scan_all_passages": {"queue": "ingestion"},
+        "workflows.run_advance": {"queue": "interactive"},
+        "workflows.event_dispatch": {"queue": "interactive"},
+        "audit.export": {"queue": "interactive"},
+        "audit.verify": {"queue": "interactive"},
+        "portal.ping": {"queue": "interactive"},
+        "memory.learn_from_conversation": {"queue": "learning"},
+        "memory.learn_from_idle_conversations": {"queue": "learning"},
+        "ml.train": {"queue": "learning"},
+        "ml.customer_predictions": {"queue": "learning"},
+    }  # everything else (the periodic sweeps, checkpoints, retention) goes to the default queue `celery`
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
@@ -320,6 +339,9 @@ LOGGING = {
 # --- Demo organisation (created by `manage.py run` on first start)
 PORTAL_DEMO = env_bool("PORTAL_DEMO", True)
 PORTAL_BIND = env_str("PORTAL_BIND", "127.0.0.1:8000")
+# Web server processes `manage.py run` starts: one per core by default (0 means "one per core"), so a streamed
+# answer's CPU (litellm's chunk handling, rendering) of one user does not queue every other user's behind it.
+PORTAL_WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", 0)
 # Web processes load the embedding model when they start (not at the first question); /readyz waits for it.
 PORTAL_WARM_UP = env_bool("PORTAL_WARM_UP", True)
 # Operational parameters saved on the Settings screen reach every process within this many seconds.

@@ -78,13 +78,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def portal_environment(*, var_dir: Path, home: Path, port: int) -> dict[str, str]:
+def portal_environment(*, var_dir: Path, home: Path, port: int, web_workers: int = 2) -> dict[str, str]:
     env = {name: os.environ[name] for name in KEPT_VARIABLES if name in os.environ}
     env.update(
         HOME=str(home),
         PORTAL_VAR_DIR=str(var_dir),
         PORTAL_BIND=f"127.0.0.1:{port}",
         PORTAL_DEMO="1",
+        PORTAL_WEB_WORKERS=str(web_workers),  # what a two-core machine gets by default, on any machine
         PYTHONUNBUFFERED="1",
     )
     assert not set(env) & set(CI_VARIABLES)
@@ -157,6 +158,39 @@ class Portal:
                 if "celery" in " ".join(child.cmdline())
             ]
         return []
+
+    def web_pids(self) -> list[int]:
+        """The web server's worker processes (uvicorn spawns them with multiprocessing)."""
+        return [
+            child.pid
+            for child in psutil.Process(self.portal_pid).children()
+            if "spawn_main" in " ".join(child.cmdline()) and "celery" not in " ".join(child.cmdline())
+        ]
+
+    def web_pids_serving(self, wanted: int) -> set[int]:
+        """Send requests on fresh keep-alive connections until `wanted` web processes have answered one.
+
+        Which process accepts a connection is up to the kernel. While the connection is still open after its
+        answer, the process that answered is the one holding its socket (seen through psutil: no endpoint
+        tells pids). A process still loading the portal answers nothing yet, so this waits up to the start
+        ceiling.
+        """
+        serving: set[int] = set()
+        deadline = time.monotonic() + START_CEILING_SECONDS
+        while len(serving) < wanted and time.monotonic() < deadline:
+            with httpx.Client(base_url=self.base_url, timeout=30) as client:
+                try:
+                    answered = client.get("/healthz").status_code == 200
+                except httpx.HTTPError:  # a process busy starting (loading the model) may be slow to answer
+                    continue
+                if not answered:
+                    raise JourneyFailed("/healthz did not answer 200")
+                for pid in self.web_pids():
+                    with contextlib.suppress(psutil.Error):
+                        connections = psutil.Process(pid).net_connections(kind="tcp")
+                        if any(c.status == "ESTABLISHED" and c.laddr.port == self.port for c in connections):
+                            serving.add(pid)
+        return serving
 
     def interrupt(self) -> None:
         """SIGINT to `manage.py run` only (not its process group), then wait for everything to exit."""

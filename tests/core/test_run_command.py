@@ -1,4 +1,5 @@
-"""`manage.py run` stops cleanly on SIGINT: web server, worker and embedded database, with no traceback."""
+"""`manage.py run` serves from several web processes and stops cleanly on SIGINT: web server processes,
+worker and embedded database, with no traceback."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.core.portal_run import PORTAL_STOPPED, Portal
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.timeout(600)]
 
 
-def test_sigint_to_the_run_command_stops_everything_and_says_so(portal_dir: Path) -> None:
+def test_two_web_processes_serve_and_sigint_to_the_run_command_stops_everything_and_says_so(portal_dir: Path) -> None:
     portal = Portal(portal_dir)
     # what a run without the privacy switches leaves in the home folder
     leftover = portal.home / ".cache" / TELEMETRY_QUEUE
@@ -25,6 +26,9 @@ def test_sigint_to_the_run_command_stops_everything_and_says_so(portal_dir: Path
         portal.start()
         portal.wait_until_serving()
         assert portal.result.worker_pids, "the run command started no worker"
+        web_pids = portal.web_pids()
+        assert len(web_pids) == 2, portal.output()[-4000:]  # PORTAL_WEB_WORKERS=2
+        assert portal.web_pids_serving(2) == set(web_pids), "both web processes answer requests"
         portal.interrupt()  # SIGINT to the run command's pid only, as `kill -INT` does
         still_running = [
             " ".join(process.cmdline())
@@ -38,7 +42,17 @@ def test_sigint_to_the_run_command_stops_everything_and_says_so(portal_dir: Path
     assert output.rstrip().endswith(PORTAL_STOPPED), output[-4000:]
     assert "Traceback" not in output, output[-4000:]
     assert portal.result.workers_left == []
+    assert [pid for pid in web_pids if psutil.pid_exists(pid)] == []
     assert still_running == []  # the embedded PostgreSQL included
     assert not leftover.exists()
     assert not (portal.home / ".cache" / "Microsoft").exists()  # its empty parents go too
     assert output.count(MESSAGE_QUEUE_REMOVED.split("%s")[0]) == 1, "the removal is logged once, by one process"
+
+
+def test_the_web_process_count_is_one_per_core_unless_set() -> None:
+    import os
+
+    from portal.core.management.commands.run import web_workers
+
+    assert web_workers(0) == len(os.sched_getaffinity(0))
+    assert web_workers(3) == 3

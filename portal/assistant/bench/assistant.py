@@ -299,7 +299,7 @@ def _session_cookie(user: User) -> str:
 
 
 @contextmanager
-def uvicorn_server(port: int | None, log_path: str) -> Iterator[tuple[str, int]]:
+def uvicorn_server(port: int | None, log_path: str, *, workers: int = 1) -> Iterator[tuple[str, int]]:
     import httpx
 
     port = port or _free_port()
@@ -309,6 +309,7 @@ def uvicorn_server(port: int | None, log_path: str) -> Iterator[tuple[str, int]]
     command = [
         sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "off", "--log-level", "warning", "--backlog", "2048", "--timeout-keep-alive", "30",
+        "--workers", str(workers), "--timeout-worker-healthcheck", "120",
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR)

@@ -32,6 +32,14 @@ class Command(BaseCommand):
         parser.add_argument("--router-calls", type=int, default=100, help="calls for the router overhead (0: skip)")
         parser.add_argument("--skip-concurrency", action="store_true")
         parser.add_argument("--keep", action="store_true", help="keep the synthetic corpus for the next run")
+        parser.add_argument("--users", type=int, default=0, help="simulated staff asking, reading, thinking (0: skip)")
+        parser.add_argument("--think-seconds", type=float, default=20.0, help="a user's pause between questions")
+        parser.add_argument("--answer-seconds", type=float, default=20.0, help="provider stream length per answer")
+        parser.add_argument("--duration-seconds", type=float, default=120.0, help="measured window of --users")
+        parser.add_argument(
+            "--web-workers", default="0", help="comma-separated web process counts for --users (0: one per core)"
+        )
+        parser.add_argument("--skip-single", action="store_true", help="skip the single-user figures")
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -40,15 +48,18 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         os.environ.setdefault(bench.BENCH_KEY_VARIABLE, "bench-key")
         log = self.stderr.write
-        figures: dict[str, Any] = {"chunks": options["chunks"], "cpu_count": os.cpu_count()}
+        figures: dict[str, Any] = {"chunks": options["chunks"], "cpu_count": len(os.sched_getaffinity(0))}
         log(f"building or reusing {options['chunks']} synthetic chunks…")
         knowledge_base = bench.corpus_ensure(chunks=options["chunks"], log=log)
         try:
-            with bench.paced_provider(0.0) as instant_url:
-                user, profile, _ = bench.actors_ensure(knowledge_base=knowledge_base, provider_url=instant_url)
-                log("single user…")
-                figures.update(bench.single_user(user=user, profile=profile, questions=options["questions"],
-                                                 warmup=options["warmup"]))  # fmt: skip
+            if not options["skip_single"]:
+                with bench.paced_provider(0.0) as instant_url:
+                    user, profile, _ = bench.actors_ensure(knowledge_base=knowledge_base, provider_url=instant_url)
+                    log("single user…")
+                    figures.update(bench.single_user(user=user, profile=profile, questions=options["questions"],
+                                                     warmup=options["warmup"]))  # fmt: skip
+            if options["users"]:
+                self._users(figures, knowledge_base, options)
             if not options["skip_concurrency"]:
                 self._concurrency(figures, knowledge_base, options)
             if options["router_calls"]:
@@ -82,6 +93,35 @@ class Command(BaseCommand):
         figures["concurrent_stream_seconds"] = options["stream_seconds"]
         single = figures.get("single_overhead_p95_ms") or 1.0
         figures["concurrent_overhead_p95_vs_single"] = round(figures["concurrent_overhead_p95_ms"] / single, 2)
+
+    def _users(self, figures: dict[str, Any], knowledge_base: Any, options: dict[str, Any]) -> None:
+        from portal.assistant.bench import assistant as bench
+        from portal.assistant.bench import load as bench_load
+        from portal.core.management.commands.run import web_workers
+
+        log_path = os.path.join(tempfile.gettempdir(), "bench_assistant_users_uvicorn.log")
+        counts = [web_workers(int(value)) for value in options["web_workers"].split(",") if value.strip()]
+        with bench.paced_provider(options["answer_seconds"]) as paced_url:
+            user, profile, _ = bench.actors_ensure(knowledge_base=knowledge_base, provider_url=paced_url)
+            for count in counts:
+                self.stderr.write(
+                    f"{options['users']} users, think {options['think_seconds']} s, answers of "
+                    f"{options['answer_seconds']} s, {count} web process(es), {options['duration_seconds']} s…"
+                )
+                try:
+                    figures.update(
+                        bench_load.staff_at_work(
+                            user=user, profile=profile, users=options["users"], think=options["think_seconds"],
+                            answer=options["answer_seconds"], duration=options["duration_seconds"],
+                            web_workers=count, port=options["port"] or None, log_path=log_path,
+                        )
+                    )  # fmt: skip
+                except RuntimeError as error:  # reported as a figure; the other figures still print
+                    figures[f"users_w{count}_failed"] = str(error)
+                single = figures.get("single_overhead_p95_ms")
+                if single and f"users_w{count}_overhead_p95_ms" in figures:
+                    ratio = figures[f"users_w{count}_overhead_p95_ms"] / single
+                    figures[f"users_w{count}_overhead_p95_vs_single"] = round(ratio, 2)
 
     def _print(self, figures: dict[str, Any], *, as_json: bool) -> None:
         if as_json:

@@ -2,6 +2,11 @@
 
 Migrates, collects static files, creates the demo organisation on first start, starts a Celery worker
 and serves the portal with uvicorn (ASGI, so streaming answers do not hold a thread each) until Ctrl-C.
+
+The web server runs one process per core by default (PORTAL_WEB_WORKERS, `--workers`): uvicorn's supervisor
+binds the socket once and spawns the workers, each of which imports the portal afresh (spawn, not fork), so
+each has its own database connection pool and attaches to the same embedded PostgreSQL, which this process
+started and prepared. The one Celery worker and the embedded broker's folders are shared by all of them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 WORKER_STOP_SECONDS = 30
+# uvicorn's supervisor pings each web process and replaces one that does not answer within this (its default,
+# 5 s, kills processes that are only busy: importing torch and loading the embedding model on a loaded machine).
+WEB_HEALTHCHECK_SECONDS = 120
 
 
 class Command(BaseCommand):
@@ -25,6 +33,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=settings.PORTAL_BIND, help="host:port (default %(default)s)")
         parser.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.PORTAL_WEB_WORKERS,
+            help="web server processes (default PORTAL_WEB_WORKERS; 0: one per core)",
+        )
         parser.add_argument("--dev", action="store_true", help="development mode (DEBUG on; set by manage.py)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -57,8 +71,9 @@ class Command(BaseCommand):
 
         worker = None if options["no_worker"] else self._start_worker()
         try:
-            self._print_banner(host, int(port), credentials)
-            self._serve(host, int(port))
+            workers = web_workers(options["workers"])
+            self._print_banner(host, int(port), credentials, workers)
+            self._serve(host, int(port), workers)
         finally:
             if worker is not None:
                 self._stop_worker(worker)
@@ -84,7 +99,7 @@ class Command(BaseCommand):
             worker.kill()
             worker.wait()
 
-    def _print_banner(self, host: str, port: int, credentials: dict[str, str]) -> None:
+    def _print_banner(self, host: str, port: int, credentials: dict[str, str], workers: int) -> None:
         database = "external (DATABASE_URL)" if settings.DATABASE_URL else f"embedded, data in {settings.VAR_DIR}"
         broker = "Redis" if settings.CELERY_BROKER_URL.startswith("redis") else "embedded (filesystem, var/broker)"
         lines = [
@@ -93,6 +108,7 @@ class Command(BaseCommand):
             f"  open      http://{host}:{port}/",
             f"  database  {database}",
             f"  broker    {broker}",
+            f"  web       {workers} process{'es' if workers > 1 else ''} (PORTAL_WEB_WORKERS)",
         ]
         if credentials:
             lines.append("  sign in with (demo organisation; passwords kept in var/demo_credentials.json):")
@@ -100,9 +116,13 @@ class Command(BaseCommand):
         lines += ["  stop with Ctrl-C", ""]
         self.stdout.write("\n".join(lines))
 
-    def _serve(self, host: str, port: int) -> None:
+    def _serve(self, host: str, port: int, workers: int) -> None:
         import uvicorn
 
+        if workers > 1 and not settings.DATABASE_URL:
+            from portal.embedded import mark_prepared
+
+            mark_prepared(settings.PORTAL_PGDATA_DIR, settings.DATABASES["default"]["NAME"])
         config = uvicorn.Config(
             "portal.asgi:application",
             host=host,
@@ -111,5 +131,21 @@ class Command(BaseCommand):
             log_level="info",
             proxy_headers=False,
             server_header=False,
+            workers=workers,
+            timeout_worker_healthcheck=WEB_HEALTHCHECK_SECONDS,
         )
-        uvicorn.Server(config).run()
+        if workers == 1:
+            uvicorn.Server(config).run()
+            return
+        from uvicorn.supervisors import Multiprocess
+
+        # SIGINT or SIGTERM to this process: the supervisor sends SIGTERM to each worker (which finishes its
+        # open responses, as a single server does) and returns once all have exited.
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def web_workers(requested: int) -> int:
+    """The number of web processes: as asked, or one per core this process may run on."""
+    if requested > 0:
+        return requested
+    return max(1, len(os.sched_getaffinity(0)))
