@@ -293,7 +293,12 @@ def audit_export_request(
 def _export_claim(export_id: int) -> AuditExport | None:
     """Mark the export running (also when a requeued attempt resumes it); None when it is finished."""
     with transaction.atomic():
-        export = AuditExport.objects.select_for_update().select_related("requested_by").filter(pk=export_id).first()
+        export = (
+            AuditExport.objects.select_for_update(of=("self",))
+            .select_related("requested_by")
+            .filter(pk=export_id)
+            .first()
+        )
         if export is None or export.status in {ExportStatus.DONE, ExportStatus.FAILED}:
             return None
         export.status, export.done, export.error = ExportStatus.RUNNING, 0, ""
@@ -465,7 +470,7 @@ def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest 
 def _verification_claim(verification_id: int) -> AuditVerification | None:
     with transaction.atomic():
         verification = (
-            AuditVerification.objects.select_for_update().select_related("requested_by")
+            AuditVerification.objects.select_for_update(of=("self",)).select_related("requested_by")
             .filter(pk=verification_id).first()
         )  # fmt: skip
         if verification is None or verification.status in {ExportStatus.DONE, ExportStatus.FAILED}:

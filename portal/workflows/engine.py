@@ -88,7 +88,7 @@ def _run_vars(run: Run) -> dict[str, Any]:
 
 
 def _locked(run_id: int) -> Run | None:
-    return Run.objects.select_for_update().select_related("owner", "version").filter(pk=run_id).first()
+    return Run.objects.select_for_update(of=("self",)).select_related("owner", "version").filter(pk=run_id).first()
 
 
 def run_finish(run: Run, status: str, error: str = "") -> None:

@@ -413,7 +413,11 @@ def approval_decide(
     *, actor: UserLike | None, step_run: StepRun, approve: bool, note: str = "", expired: bool = False
 ) -> StepRun:
     """Record an approver's decision (or the deadline's) and move the run on as the step says."""
-    run = Run.objects.select_for_update().select_related("owner", "version", "workflow").get(pk=step_run.run_id)
+    run = (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("owner", "version", "workflow")
+        .get(pk=step_run.run_id)
+    )
     step_run = StepRun.objects.select_for_update().get(pk=step_run.pk)
     if step_run.status != Status.WAITING or run.status != Status.WAITING:
         raise ValidationError(ERROR_NOT_WAITING)
@@ -554,7 +558,7 @@ def schedules_fire(*, now: dt.datetime | None = None) -> list[int]:
     while True:
         with transaction.atomic():
             schedule = (
-                Schedule.objects.select_for_update(skip_locked=True)
+                Schedule.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("workflow", "version")
                 .filter(next_at__lte=now)
                 .order_by("next_at")
