@@ -510,3 +510,7 @@ if RETENTION_INTERVAL_SECONDS > 0:
 SUBJECT_BUNDLE_DIR = Path(env_str("SUBJECT_BUNDLE_DIR", str(VAR_DIR / "subjects")))
 SUBJECT_BUNDLE_RETENTION_HOURS = env_int("SUBJECT_BUNDLE_RETENTION_HOURS", 72)
 CELERY_BEAT_SCHEDULE["subjects-expire"] = {"task": "subjects.expire_bundles", "schedule": 60 * 60.0}
+CELERY_BEAT_SCHEDULE["subjects-fail-stalled"] = {
+    "task": "subjects.fail_stalled",
+    "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),
+}

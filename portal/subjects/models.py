@@ -51,6 +51,7 @@ class SubjectRequest(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # renewed while a worker runs it (portal.core.jobs)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -32,11 +32,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.privacy import text_fingerprint
 from audit.services import audit
+from portal.core import jobs
 from portal.subjects.collect import bundle_write, sections_for
 from portal.subjects.models import RequestKind, RequestStatus, SubjectRequest, SubjectType
 from portal.subjects.scan import count_rows_with_values, documents_mentioning, scrub_values
@@ -50,6 +52,10 @@ ERROR_ERASURE_STAFF = (
     "their conversations and memories then follow the retention policy."
 )
 ERROR_UNDER_HOLD = "This customer cannot be erased while {holds} is in force; a governance officer must lift it first."
+ERROR_INTERRUPTED = (
+    "The worker stopped during the {phase} phase; the phases listed as done were done, nothing after them. "
+    "Ask again to finish it."
+)
 ERROR_GONE = "The subject no longer exists (erased already?): nothing to do."
 ERROR_VALUES_REMAIN = (
     "Their values are still in {tables} after the scrub: the record is kept, so the known-entity dictionary still "
@@ -163,10 +169,11 @@ def subject_request_run(*, request_id: int) -> SubjectRequest:
     if subject_request is None:
         return SubjectRequest.objects.get(pk=request_id)
     try:
-        if subject_request.kind == RequestKind.ACCESS:
-            _run_access(subject_request)
-        else:
-            _run_erasure(subject_request)
+        with jobs.Heartbeat(lambda: subject_request_heartbeat(request_id=request_id)):
+            if subject_request.kind == RequestKind.ACCESS:
+                _run_access(subject_request)
+            else:
+                _run_erasure(subject_request)
     except ValidationError as refused:
         _fail(subject_request, " ".join(refused.messages), "ValidationError")
     except Exception as error:
@@ -177,6 +184,31 @@ def subject_request_run(*, request_id: int) -> SubjectRequest:
         raise
     subject_request.refresh_from_db()
     return subject_request
+
+
+def subject_request_heartbeat(*, request_id: int) -> None:
+    SubjectRequest.objects.filter(pk=request_id, status=RequestStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def subject_requests_fail_stalled(*, now: datetime | None = None) -> int:
+    """Periodic (Celery beat): a running request whose worker died (no heartbeat for JOBS_STALE_AFTER_SECONDS)
+    ends failed, audited, with what its completed phases did kept, instead of showing "running" for ever. It is
+    not run again by itself: an erasure half done is for its requester to look at and to ask again (every phase
+    is safe to repeat: what is already gone counts 0)."""
+    stale = jobs.stale_before(now)
+    failed = 0
+    with transaction.atomic():
+        stalled = (
+            SubjectRequest.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("requested_by")
+            .filter(status=RequestStatus.RUNNING)
+            .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale))
+        )
+        for subject_request in stalled:
+            phase = subject_request.phase or "first"
+            _fail(subject_request, ERROR_INTERRUPTED.format(phase=phase), "WorkerLost")
+            failed += 1
+    return failed
 
 
 def _complete(subject_request: SubjectRequest, **fields: Any) -> None:

@@ -356,3 +356,29 @@ def test_the_request_screen_polls_while_the_job_runs_and_stops_when_it_is_done(
     subject_request_run(request_id=created.pk)
     fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "hx-trigger" not in fragment and "Download the bundle" in fragment
+
+
+def test_a_request_whose_worker_died_ends_failed_and_audited_not_running_for_ever(
+    olivia: Any, subject: Customer
+) -> None:
+    import datetime as dt
+
+    from portal.subjects.services import subject_requests_fail_stalled
+
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.JOBS_STALE_AFTER_SECONDS + 60)
+    common = {"kind": "erasure", "subject_type": "customer", "subject_id": subject.pk, "requested_by": olivia}
+    dead = SubjectRequest.objects.create(**common, status=RequestStatus.RUNNING, phase="scrub", started_at=long_ago,
+                                         heartbeat_at=long_ago)  # fmt: skip
+    alive = SubjectRequest.objects.create(**common, status=RequestStatus.RUNNING, started_at=long_ago,
+                                          heartbeat_at=timezone.now())  # fmt: skip
+    never_beat = SubjectRequest.objects.create(**common, status=RequestStatus.RUNNING, started_at=long_ago)
+
+    assert subject_requests_fail_stalled() == 2
+
+    dead.refresh_from_db(), alive.refresh_from_db(), never_beat.refresh_from_db()
+    assert dead.status == RequestStatus.FAILED and "during the scrub phase" in dead.error
+    assert never_beat.status == RequestStatus.FAILED
+    assert alive.status == RequestStatus.RUNNING
+    failed = AuditEvent.objects.filter(action="subjects.failed", object_id=str(dead.pk)).get()
+    assert failed.details["error"] == "WorkerLost" and failed.outcome == "failure"
+    assert subject_requests_fail_stalled() == 0  # a failed request is left alone
