@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum, Value
+from django.db.models import Aggregate, Count, DecimalField, FloatField, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -197,3 +197,51 @@ def catalog_list(*, user: UserLike) -> QuerySet[CatalogModel]:
     if not user.has_perm(VIEW_CATALOG_PERMISSION):
         raise PermissionDenied
     return CatalogModel.objects.order_by("tier", "order", "id")
+
+
+class _Median(Aggregate):  # PostgreSQL's ordered-set aggregate; Django has no median
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    calls: int
+    errors: int
+    median_ms: float | None
+    last_error_at: dt.datetime | None
+    last_error_class: str
+
+
+def model_health(*, keys: list[str], hours: int = 24) -> dict[str, ModelHealth]:
+    """Recent calls per catalog model, from the usage ledger: how many, how many failed, the median duration of
+    the successful ones and the latest failure (its error class only: messages may quote a provider's reply)."""
+    since = timezone.now() - dt.timedelta(hours=hours)
+    rows = Usage.objects.filter(model_key__in=keys, created_at__gte=since)
+    counts = {
+        row["model_key"]: row
+        for row in rows.values("model_key").annotate(
+            calls=Count("id"),
+            errors=Count("id", filter=Q(outcome="error")),
+            last_error_at=Max("created_at", filter=Q(outcome="error")),
+        )  # fmt: skip
+    }
+    medians = dict(
+        rows.filter(outcome="success")
+        .values("model_key")
+        .annotate(median=_Median("total_ms"))
+        .values_list("model_key", "median")
+    )
+    health = {}
+    for key, row in counts.items():
+        last_class = ""
+        if row["last_error_at"] is not None:
+            last_class = (
+                rows.filter(model_key=key, outcome="error")
+                .order_by("-created_at")
+                .values_list("error_class", flat=True)
+            ).first() or ""
+        health[key] = ModelHealth(calls=row["calls"], errors=row["errors"], median_ms=medians.get(key),
+                                  last_error_at=row["last_error_at"], last_error_class=last_class)  # fmt: skip
+    return health

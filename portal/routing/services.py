@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -590,3 +591,54 @@ def model_complete_gated(
     restorer = gated.restorer()
     text = restorer.feed(raw) + restorer.finish() if outcome.outcome == "success" else ""
     return GatedCompletion(text=text, decision=decision, gated=gated, outcome=outcome)
+
+
+# ---- the Models page's "Test connection" ------------------------------------------------------------------
+CONNECTION_TEST_PROMPT = "This is a connection test from the staff portal. Reply with the single word OK."
+CHANGE_CATALOG_PERMISSION = "routing.change_catalogmodel"
+ERROR_TEST_PERMISSION = "Only an administrator may test a model's connection."
+ERROR_TEST_NOT_CLEARED = (
+    "The egress policy does not let a prompt of your role go to this model, so nothing was sent: "
+    "the gate's decision is in the audit trail."
+)
+
+
+@dataclass(frozen=True)
+class ConnectionTest:
+    ok: bool
+    message: str
+    total_ms: float | None = None
+
+
+def model_test_connection(*, actor: UserLike, model: CatalogModel) -> ConnectionTest:
+    """Send a fixed, harmless prompt to this one model (no fallback), through the gate like any prompt: the
+    gate audits its decision, the call is audited and counted as usage, and the result is audited."""
+    if not actor.has_perm(CHANGE_CATALOG_PERMISSION):
+        raise PermissionDenied(ERROR_TEST_PERMISSION)
+    decision = RouteDecision(task_type="routine", tier=model.tier, candidates=(model.destination(),),
+                             reason="connection test from the Models page")  # fmt: skip
+    try:
+        gated = egress_gate(
+            user=actor, conversation_key=f"connection-test-{model.pk}-{int(time.time() * 1000)}",
+            destinations=decision.candidates, parts=[PromptPart(kind="question", text=CONNECTION_TEST_PROMPT)],
+            subject=("routing.catalogmodel", model.pk),
+        )  # fmt: skip
+    except EgressBlocked as refused:
+        result = ConnectionTest(ok=False, message=str(refused))
+    else:
+        if not gated.destinations:
+            result = ConnectionTest(ok=False, message=ERROR_TEST_NOT_CLEARED)
+        else:
+            text, outcome = model_complete(user=actor, gated=gated, decision=decision, temperature=0, max_tokens=16)
+            if outcome.outcome == "success":
+                words = len(text.split())
+                result = ConnectionTest(ok=True, total_ms=outcome.total_ms,
+                                        message=f"{model.display_name} answered ({words} word{'s' * (words != 1)}) "
+                                                f"in {outcome.total_ms:.0f} ms.")  # fmt: skip
+            else:
+                result = ConnectionTest(ok=False, total_ms=outcome.total_ms,
+                                        message=f"{model.display_name} did not answer: {outcome.error}")  # fmt: skip
+    audit(actor=actor, action="routing.model_tested", target=model,
+          outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE,
+          details={"model_key": model.key, "ok": result.ok, "total_ms": result.total_ms})  # fmt: skip
+    return result

@@ -9,4 +9,5 @@ app_name = "routing"
 urlpatterns = [
     path("usage/", views.usage_view, name="usage"),
     path("models/", views.catalog_view, name="catalog"),
+    path("models/<int:model_id>/test", views.model_test_view, name="model_test"),
 ]

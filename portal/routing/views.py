@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
+from portal.core.parameters import parameter_value
 from portal.core.types import PortalRequest
 from portal.routing import selectors
 from portal.routing.charts import daily_cost_chart
 from portal.routing.forms import UsageFilterForm
+from portal.routing.models import CatalogModel
 from portal.routing.router import cooldowns
+from portal.routing.services import CHANGE_CATALOG_PERMISSION, CONNECTION_TEST_PROMPT, model_test_connection
 
 
 @login_required
@@ -32,13 +39,46 @@ def usage_view(request: PortalRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+@dataclass(frozen=True)
+class CatalogRow:
+    model: CatalogModel
+    cooling: float
+    key_status: str  # "set", "missing" or "" (the model needs no key variable)
+    health: selectors.ModelHealth | None
+
+
+def _key_status(model: CatalogModel) -> str:
+    """Whether the key variable is set in this process's environment; its value is never read further."""
+    if not model.api_key_env:
+        return ""
+    return "set" if os.environ.get(model.api_key_env) or os.environ.get(f"{model.api_key_env}_FILE") else "missing"
+
+
+@login_required
+@require_POST
+def model_test_view(request: PortalRequest, model_id: int) -> HttpResponse:
+    """Test one model's connection (HTMX: the result replaces the button's cell; without JS: the page again)."""
+    model = get_object_or_404(selectors.catalog_list(user=request.user), pk=model_id)
+    result = model_test_connection(actor=request.user, model=model)
+    if request.htmx:
+        return render(request, "routing/_connection_test.html", {"model": model, "result": result})
+    (messages.success if result.ok else messages.error)(request, result.message)
+    return redirect("routing:catalog")
+
+
 @login_required
 @require_GET
 def catalog_view(request: PortalRequest) -> HttpResponse:
-    models = selectors.catalog_list(user=request.user)
-    rows = [(model, cooldowns.remaining(model.key)) for model in models]
+    models = list(selectors.catalog_list(user=request.user))
+    health = selectors.model_health(keys=[model.key for model in models])
+    rows = [
+        CatalogRow(model, cooldowns.remaining(model.key), _key_status(model), health.get(model.key)) for model in models
+    ]
     context = {
         "rows": rows,
+        "can_test": request.user.has_perm(CHANGE_CATALOG_PERMISSION),
+        "test_prompt": CONNECTION_TEST_PROMPT,
+        "default_budget": parameter_value("default_budget_per_user"),
         "task_tiers": sorted(selectors.task_tiers().items()),
         "budgets": selectors.budgets_enabled(),
         "currency": settings.ROUTING_CURRENCY,

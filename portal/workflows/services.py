@@ -511,8 +511,8 @@ def _approval_fail(step_run: StepRun) -> None:
     step_run.finished_at = timezone.now()
     step_run.save()
     _run_fail(run, f"Approval {step_run.key!r} expired.", finished_at=timezone.now())
-    _system_audit("workflows.step_failed", step_run, outcome="failure",
-                  details={"run_id": run.pk, "step": step_run.key, "expired": True})  # fmt: skip
+    audit(actor=None, actor_username=engine.SYSTEM, target=step_run, action="workflows.step_failed",
+          outcome="failure", details={"run_id": run.pk, "step": step_run.key, "expired": True})  # fmt: skip
 
 
 def _run_fail(run: Run, error: str, *, finished_at: dt.datetime) -> None:
@@ -520,11 +520,6 @@ def _run_fail(run: Run, error: str, *, finished_at: dt.datetime) -> None:
     run.status, run.error, run.finished_at = Status.FAILED, error, finished_at
     run.seq += 1
     run.save(update_fields=["status", "error", "finished_at", "seq"])
-
-
-def _system_audit(action: str, target: Run | StepRun, *, details: dict[str, Any], outcome: str = "success") -> None:
-    """An event the engine writes on its own (no person acted): expiries, requeues, runs given up on."""
-    audit(actor=None, actor_username=engine.SYSTEM, action=action, target=target, outcome=outcome, details=details)
 
 
 @transaction.atomic
@@ -537,13 +532,19 @@ def runs_requeue_stalled(*, now: dt.datetime | None = None) -> list[int]:
     for run in Run.objects.select_for_update(skip_locked=True).filter(status=Status.RUNNING, heartbeat_at__lt=stale):
         if run.requeues >= jobs.max_requeues():
             _run_fail(run, jobs.ERROR_INTERRUPTED.format(count=run.requeues), finished_at=now)
-            _system_audit("workflows.run_finished", run, outcome="failure",
-                          details={"status": Status.FAILED, "requeues": run.requeues})  # fmt: skip
+            audit(actor=None, actor_username=engine.SYSTEM, target=run, action="workflows.run_finished",
+                  outcome="failure", details={"status": Status.FAILED, "requeues": run.requeues})  # fmt: skip
             continue
         run.requeues += 1
         run.heartbeat_at = now
         run.save(update_fields=["requeues", "heartbeat_at"])
-        _system_audit("workflows.run_requeued", run, details={"seq": run.seq, "requeues": run.requeues})
+        audit(
+            actor=None,
+            actor_username=engine.SYSTEM,
+            target=run,
+            action="workflows.run_requeued",
+            details={"seq": run.seq, "requeues": run.requeues},
+        )
         _, program = program_for(run.version_id, run.version.definition)
         engine.queue_advance(run, program)
         requeued.append(run.pk)

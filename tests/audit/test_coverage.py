@@ -36,6 +36,7 @@ ALLOWED_UNAUDITED: dict[str, str] = {
     # sees or decides on; what the sweep does when it stops (requeue, give up) is audited.
     "knowledge.services.document_heartbeat": "liveness stamp of the running ingestion task",
     "audit.services.audit_export_heartbeat": "liveness stamp of the running export task",
+    "portal.subjects.services.subject_request_heartbeat": "liveness stamp of the running data-subject request",
     # The deleting primitive of conversation_delete and of the retention run's batches, each of which audits the
     # deletion (assistant.conversation_deleted, retention.deleted) in the same transaction; no view calls it.
     "portal.retention.services.conversations_purge": "its callers audit the deletion",
