@@ -280,8 +280,14 @@ def effective(name: str) -> Effective:
 
 
 def parameter_value(name: str) -> Any:
-    """The value in force, in the unit of the parameter's setting (bytes for an upload limit)."""
+    """The value in force, in the unit of the parameter's setting (bytes for an upload limit). A default is the
+    setting itself, not its shown form again (10,000 bytes are 0 whole megabytes on the screen)."""
     current = effective(name)
+    if current.source != "screen":
+        raw = getattr(settings, current.parameter.setting)
+        if raw is None or raw == "":
+            return None
+        return Decimal(str(raw)) if current.parameter.kind == "money" else current.parameter.coerce(raw)
     return current.parameter.for_setting(current.value)
 
 

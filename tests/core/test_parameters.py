@@ -52,6 +52,8 @@ def test_without_a_saved_version_every_value_is_its_setting(settings: Any) -> No
     assert parameter_value("upload_max_mb") == 3 * 1024 * 1024  # used in bytes
     assert effective("search_candidates").source == "default"
     assert parameter_value("default_budget_per_user") is None
+    settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 10_000  # under a megabyte: used as it is, not rounded to 0 MB
+    assert parameter_value("upload_max_mb") == 10_000
 
 
 def test_an_administrator_saves_a_version_that_every_reader_uses_and_the_trail_records(alice: Any) -> None:
