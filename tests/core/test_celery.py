@@ -46,7 +46,7 @@ def filesystem_worker(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterato
     env = dict(subprocess_env, CELERY_FILESYSTEM_BROKER_DIR=str(broker_dir), CELERY_RESULT_BACKEND=f"file://{results}")
     env.pop("CELERY_BROKER_URL", None)
     worker = _start_worker(env, tmp_path / "worker.log")
-    client = Celery("test-client", broker="filesystem://", backend=f"file://{results}")
+    client = Celery("test-client", broker="filesystem://", backend=f"file://{results}", set_as_current=False)
     client.conf.broker_transport_options = {
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),
@@ -67,7 +67,7 @@ def redis_worker(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Cel
     url = "redis://127.0.0.1:6379/14"
     env = dict(subprocess_env, CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url)
     worker = _start_worker(env, tmp_path / "worker.log")
-    yield Celery("test-client", broker=url, backend=url)
+    yield Celery("test-client", broker=url, backend=url, set_as_current=False)
     _stop(worker)
 
 

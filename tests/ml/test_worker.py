@@ -54,7 +54,7 @@ def worker(tmp_path: Path, subprocess_env: dict[str, str], model_dir: Path) -> I
     ]
     log = tmp_path / "worker.log"
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    client = Celery("ml-test-client", broker="filesystem://")
+    client = Celery("ml-test-client", broker="filesystem://", set_as_current=False)
     client.conf.broker_transport_options = {
         "data_folder_in": str(broker / "queue"),
         "data_folder_out": str(broker / "queue"),
