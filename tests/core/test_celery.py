@@ -51,6 +51,7 @@ def filesystem_worker(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterato
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),
         "processed_folder": str(broker_dir / "processed"),
+        "control_folder": str(broker_dir / "control"),  # not ./control in the checkout
     }
     (broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (broker_dir / "processed").mkdir(parents=True, exist_ok=True)

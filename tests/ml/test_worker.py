@@ -59,6 +59,7 @@ def worker(tmp_path: Path, subprocess_env: dict[str, str], model_dir: Path) -> I
         "data_folder_in": str(broker / "queue"),
         "data_folder_out": str(broker / "queue"),
         "processed_folder": str(broker / "processed"),
+        "control_folder": str(broker / "control"),  # not ./control in the checkout
     }
     yield client
     process.terminate()
