@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from portal.core.models import ParameterVersion
 from portal.core.parameters import BY_NAME, PARAMETERS, parameters_forget
@@ -108,10 +109,11 @@ def _version_save(
                                reason=reason, diff=diff)  # fmt: skip
     version.full_clean()
     version.save()
-    # the values are operational numbers, never personal data, so the trail keeps them as they are
+    # the values are operational numbers, never personal data, so the trail keeps them as they are; the typed
+    # reason stays on the version row and the trail keeps its keyed fingerprint only (audit/privacy.py)
     audit(actor=actor, action="core.parameters_changed", target=version,
           details={"version": version.number, "previous_version": previous.number if previous else None,
-                   "reason": reason, "changes": diff})  # fmt: skip
+                   "changes": diff, **text_fingerprint(reason, name="reason")})  # fmt: skip
     # this process reads the new version at its next read (inside this transaction too), and again once it
     # is committed so that a read in between cannot keep the uncommitted copy
     parameters_forget()

@@ -72,6 +72,7 @@ def test_an_administrator_saves_a_version_that_every_reader_uses_and_the_trail_r
     assert event.actor_id == alice.pk and event.object_id == str(version.pk)
     changes = {change["name"]: (change["before"], change["after"]) for change in event.details["changes"]}
     assert changes == {"search_candidates": (None, 120), "upload_max_mb": (None, 8)}
+    assert "tuning after the pilot" not in str(event.details)  # the typed reason: its fingerprint only
     page = _client(alice).get(reverse("settings")).content.decode()
     assert "version 1" in page and "Set here; the default is 50" in page
 
