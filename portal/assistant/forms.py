@@ -55,3 +55,7 @@ class RenameForm(forms.Form):
 class FeedbackForm(forms.Form):
     rating = forms.TypedChoiceField(choices=[("1", "Helpful"), ("-1", "Not helpful")], coerce=int)
     comment = forms.CharField(max_length=2000, required=False, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(max_length=200, required=False, strip=True, label="Search your conversations")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import nh3
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from guardian.shortcuts import get_objects_for_user
 
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
@@ -83,6 +88,98 @@ def conversation_get(*, user: Any, conversation_id: int) -> Conversation:
     if conversation is None:
         raise not_visible(Conversation, conversation_id, "No such conversation.")
     return conversation
+
+
+# ---- searching one's own conversations ------------------------------------------------------------------
+SEARCH_CONFIG = "english"  # as the knowledge and memory searches
+SEARCH_RESULTS = 20
+SEARCH_WORDS = 16
+_SEARCH_WORD = re.compile(r"[^\W_]+")
+# Private-use characters around each matched word in ts_headline's output: the snippet is escaped first and
+# only then are these turned into <mark>, so nothing of the stored text is ever taken as markup.
+_MARK_START, _MARK_STOP = "\ue000", "\ue001"
+
+
+@dataclass(frozen=True)
+class ConversationHit:
+    conversation_id: int
+    title: str
+    message_id: int | None  # the best matching message, None when only the title matches
+    snippet: SafeString  # escaped text with <mark> around the matched words
+
+
+def _search_query(text: str) -> SearchQuery | None:
+    """Every word must match, the last ones as prefixes too (results come while the user is typing)."""
+    words = [word.lower() for word in _SEARCH_WORD.findall(text)][:SEARCH_WORDS]
+    if not words:
+        return None
+    return SearchQuery(" & ".join(f"{word}:*" for word in words), search_type="raw", config=SEARCH_CONFIG)
+
+
+def _marked(headline: str) -> SafeString:
+    escaped = str(escape(headline.replace("\n", " ")))
+    html = escaped.replace(_MARK_START, "<mark>").replace(_MARK_STOP, "</mark>")
+    # a stored text holding the marker characters itself could unbalance the tags: nh3 closes them
+    return mark_safe(nh3.clean(html, tags={"mark"}, attributes={}))  # noqa: S308 - escaped, then only <mark>
+
+
+def conversation_search(*, user: Any, text: str, limit: int = SEARCH_RESULTS) -> list[ConversationHit]:
+    """The user's own conversations whose title or messages match the words, best first.
+
+    Scoped by `conversations_for_user` in the query itself: another user's conversation is never a
+    candidate, whatever the searcher's role.
+    """
+    query = _search_query(text)
+    if query is None:
+        return []
+    own = conversations_for_user(user=user)
+    message_vector = SearchVector("content", config=SEARCH_CONFIG)
+    best_messages = (
+        Message.objects.filter(conversation__in=own.values("pk"))
+        .exclude(content="")
+        .annotate(search=message_vector)
+        .filter(search=query)
+        .annotate(rank=SearchRank(message_vector, query))
+        .order_by("conversation_id", "-rank", "pk")
+        .distinct("conversation_id")
+        .values_list("conversation_id", "pk", "rank")
+    )
+    title_vector = SearchVector("title", config=SEARCH_CONFIG)
+    titles = (
+        own.annotate(search=title_vector)
+        .filter(search=query)
+        .annotate(rank=SearchRank(title_vector, query))
+        .values_list("pk", "rank")
+    )
+    score: dict[int, float] = {}
+    message_of: dict[int, int] = {}
+    for conversation_id, message_id, rank in best_messages:
+        score[conversation_id] = float(rank)
+        message_of[conversation_id] = message_id
+    for conversation_id, rank in titles:  # a matching title counts more than one matching message
+        score[conversation_id] = score.get(conversation_id, 0.0) + 2 * float(rank)
+    chosen = sorted(score, key=lambda pk: (-score[pk], -pk))[:limit]
+    title_of = dict(own.filter(pk__in=chosen).values_list("pk", "title"))
+    headlines = dict(
+        Message.objects.filter(pk__in=[message_of[pk] for pk in chosen if pk in message_of])
+        .annotate(
+            headline=SearchHeadline(
+                "content", query, config=SEARCH_CONFIG, start_sel=_MARK_START, stop_sel=_MARK_STOP,
+                max_words=24, min_words=8,
+            )
+        )
+        .values_list("pk", "headline")
+    )  # fmt: skip
+    return [
+        ConversationHit(
+            conversation_id=pk,
+            title=title_of[pk],
+            message_id=message_of.get(pk),
+            snippet=_marked(headlines.get(message_of.get(pk, 0), "")),
+        )
+        for pk in chosen
+        if pk in title_of
+    ]
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:

@@ -9,6 +9,7 @@ app_name = "assistant"
 urlpatterns = [
     path("", views.chat_view, name="chat"),
     path("profiles/", views.profile_list_view, name="profile_list"),
+    path("search/", views.conversation_search_view, name="search"),
     path("conversations/new/", views.conversation_new_view, name="conversation_new"),
     path("conversations/<int:conversation_id>/", views.conversation_view, name="conversation"),
     path("conversations/<int:conversation_id>/rename/", views.conversation_rename_view, name="conversation_rename"),

@@ -24,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from portal.assistant import pipeline, selectors, services
 from portal.assistant.db import db_phase
-from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm
+from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm, SearchForm
 from portal.assistant.models import Conversation, Message
 from portal.assistant.presentation import message_html
 from portal.core.types import PortalRequest
@@ -39,6 +39,7 @@ def _chat_context(request: PortalRequest, conversation: Conversation | None, **e
         "current": conversation,
         "new_form": NewConversationForm(user=user),
         "ask_form": AskForm(),
+        "search_form": SearchForm(),
         "rename_form": RenameForm(initial={"title": conversation.title}) if conversation else None,
         "chat_messages": list(selectors.conversation_messages(conversation=conversation)) if conversation else [],
     }
@@ -66,6 +67,26 @@ def conversation_view(request: PortalRequest, conversation_id: int) -> HttpRespo
     conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     template = "assistant/chat.html#conversation-pane" if request.htmx else "assistant/chat.html"
     return render(request, template, _chat_context(request, conversation))
+
+
+@login_required
+@require_GET
+def conversation_search_view(request: PortalRequest) -> HttpResponse:
+    """Search results in the sidebar: the fragment for the live search (htmx), the chat page without it."""
+    selectors.require_assistant_use(user=request.user)
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        return render(request, "assistant/chat.html", _chat_context(request, None, search_form=form), status=400)
+    text = form.cleaned_data["q"]
+    extra = {
+        "search_form": form,
+        "searched": True,
+        "search_text": text,
+        "search_hits": selectors.conversation_search(user=request.user, text=text) if text else [],
+    }
+    if request.htmx:
+        return render(request, "assistant/chat.html#search-results", extra)
+    return render(request, "assistant/chat.html", _chat_context(request, None, **extra))
 
 
 @login_required
