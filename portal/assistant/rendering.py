@@ -73,3 +73,15 @@ def render_markdown(text: str, citation_urls: Mapping[int, str] | None = None) -
     except Exception:  # noqa: BLE001 - a markdown failure must not hide the answer: show it as text
         html = "<p>" + str(escape(text)) + "</p>"
     return mark_safe(sanitize_html(html))  # noqa: S308 - sanitized by nh3 just above
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+
+
+def render_markdown_partial(text: str) -> SafeString:
+    """An answer still streaming, rendered as it will look when complete: an open code fence is closed for
+    now (so the rest is not shown as a paragraph of backticks). Sanitized like any model output."""
+    fences = _FENCE.findall(text)
+    if len(fences) % 2:
+        text = text.rstrip("\n") + "\n" + fences[-1] + "\n"
+    return render_markdown(text)

@@ -27,9 +27,13 @@ from portal.assistant.db import db_phase
 from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm, SearchForm
 from portal.assistant.models import Conversation, Message
 from portal.assistant.presentation import message_html
+from portal.assistant.rendering import render_markdown_partial
 from portal.core.types import PortalRequest
 
 STREAM_CONTENT_TYPE = "application/x-ndjson"
+# The streaming answer is rendered (markdown + nh3) again after at least this many new characters, or at
+# a line end, not at every piece: a few renders per answer keep the CPU cost per reader low.
+RENDER_EVERY_CHARS = 160
 
 
 def _chat_context(request: PortalRequest, conversation: Conversation | None, **extra: Any) -> dict[str, Any]:
@@ -153,9 +157,19 @@ async def _stream_lines(request: HttpRequest, events: AsyncIterator[pipeline.Ans
     def line(payload: dict[str, Any]) -> bytes:
         return (json.dumps(payload) + "\n").encode()
 
+    shown = ""
+    rendered_length = 0
     async for event in events:
         if isinstance(event, pipeline.AnswerDelta):
-            yield line({"event": "delta", "text": event.text, "reset": event.reset})
+            if event.reset:
+                shown, rendered_length = "", 0
+            shown += event.text
+            payload: dict[str, Any] = {"event": "delta", "text": event.text, "reset": event.reset}
+            if shown and (len(shown) - rendered_length >= RENDER_EVERY_CHARS or "\n" in event.text):
+                # the whole answer so far, sanitized by the server; the page shows only this as HTML
+                payload["html"] = str(render_markdown_partial(shown))
+                rendered_length = len(shown)
+            yield line(payload)
         elif isinstance(event, pipeline.QuestionStored):
             html, title = await sync_to_async(_question_html_and_title)(request, event.message)
             yield line({"event": "question", "id": event.message.pk, "html": html, "title": title})

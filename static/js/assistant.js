@@ -82,7 +82,13 @@
           if (!pending) pending = pendingAnswer(list);
           const text = pending.querySelector(".streaming-text");
           if (event.reset) text.textContent = "";
-          text.textContent += event.text;
+          if (typeof event.html === "string") {
+            // the answer so far, rendered and sanitized (nh3) by the server: never the model's raw text as HTML
+            text.innerHTML = event.html;
+            text.classList.add("markdown");
+          } else {
+            text.append(document.createTextNode(event.text));
+          }
         } else if (event.event === "preview") {
           place(list, event.html);
           status.textContent = "Check what will be sent, then confirm.";

@@ -105,3 +105,20 @@ def test_a_stream_for_someone_elses_conversation_is_404(audrey: Any, conversatio
     response, timed = post_streaming(alice, ask_url(conversation), {"question": "Hi"})
 
     assert response.status_code == 404 and not conversation.messages.exists()
+
+
+def test_a_streaming_answer_arrives_as_sanitized_markdown_before_it_is_stored(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any
+):
+    table = "| Day | Refund |\n|---|---|\n| 1 | yes |\n\n"
+    reply = "## Answer\n\n" + table + "<script>alert(1)</script>\n\n```\ncode " + "x " * 100
+    fake_provider.answer_with(reply)
+
+    response, timed = post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"})
+
+    deltas = [event for _, event in timed if event["event"] == "delta"]
+    rendered = [event["html"] for event in deltas if "html" in event]
+    assert any("<h2>Answer</h2>" in html and "<table>" in html for html in rendered)
+    assert all("<script" not in html for html in rendered)
+    assert "<pre><code>code" in rendered[-1]  # the open fence is shown as code while it streams
+    assert "".join(event["text"] for event in deltas) == reply
