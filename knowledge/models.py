@@ -124,6 +124,10 @@ class Document(models.Model):
     generation = models.PositiveIntegerField(default=1)
     active_generation = models.PositiveIntegerField(default=0)
     chunk_count = models.PositiveIntegerField(default=0)
+    # Progress of the generation being built, for the pages that poll it: chunks it will have once every one
+    # is embedded (known after extraction and chunking), and chunks embedded and stored so far.
+    chunks_planned = models.PositiveIntegerField(default=0)
+    chunks_embedded = models.PositiveIntegerField(default=0)
     # Renewed by the running ingestion task (portal.core.jobs); a processing document whose heartbeat stopped
     # lost its worker, and the sweep queues it again, at most JOBS_MAX_REQUEUES times per generation.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -142,6 +146,13 @@ class Document(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in {DocumentStatus.READY, DocumentStatus.FAILED}
+
+    @property
+    def progress_percent(self) -> int | None:
+        """How far the ingestion of the current generation is, once its chunk count is known."""
+        if self.status != DocumentStatus.PROCESSING or not self.chunks_planned:
+            return None
+        return min(100, self.chunks_embedded * 100 // self.chunks_planned)
 
 
 class Chunk(models.Model):

@@ -450,7 +450,10 @@ def _document_claim(document_id: int, generation: int) -> Document | None:
         document.status = DocumentStatus.PROCESSING
         document.error = ""
         document.heartbeat_at = timezone.now()  # also when resuming: the sweep sees this attempt alive
-        document.save(update_fields=["status", "error", "heartbeat_at", "updated_at"])
+        document.chunks_planned = document.chunks_embedded = 0  # known again once the file is chunked
+        document.save(
+            update_fields=["status", "error", "heartbeat_at", "chunks_planned", "chunks_embedded", "updated_at"]
+        )
         return document
 
 
@@ -557,11 +560,29 @@ def document_process(*, document_id: int, generation: int) -> str:
     except (MemoryError, RecursionError) as error:
         _document_fail(document_id, generation, ERROR_INTERNAL.format(error=type(error).__name__))
         return DocumentStatus.FAILED
+    _document_progress(document_id, generation, planned=len(drafts), page_count=extracted.page_count)
     chunks_store(document=document, generation=generation, drafts=drafts)
     return document_activate(document_id=document_id, generation=generation, page_count=extracted.page_count)
 
 
 STORE_GROUP_BATCHES = 8
+
+
+def _document_progress(
+    document_id: int,
+    generation: int,
+    *,
+    embedded: int | None = None,
+    planned: int | None = None,
+    page_count: int | None = None,
+) -> None:
+    """Record how far this generation's ingestion is (only while this generation is the one processing)."""
+    fields: dict[str, Any] = {}
+    if planned is not None:
+        fields.update(chunks_planned=planned, page_count=page_count)
+    if embedded is not None:
+        fields["chunks_embedded"] = embedded
+    Document.objects.filter(pk=document_id, generation=generation, status=DocumentStatus.PROCESSING).update(**fields)
 
 
 def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkDraft]) -> int:
@@ -572,6 +593,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
     # Stored in groups of a few model batches: the model sorts a group's texts by length before
     # batching them (less padding), and a crash loses at most one group's work.
     group_size = batch_size * STORE_GROUP_BATCHES
+    _document_progress(document.pk, generation, embedded=len(done))
     for start in range(0, len(missing), group_size):
         batch = missing[start : start + group_size]
         vectors = embeddings.embed_texts(
@@ -600,6 +622,7 @@ def chunks_store(*, document: Document, generation: int, drafts: Sequence[ChunkD
                 ],
                 ignore_conflicts=True,
             )
+        _document_progress(document.pk, generation, embedded=len(done) + start + len(batch))
     return len(missing)
 
 

@@ -161,7 +161,9 @@ def document_upload(request: PortalRequest, pk: int) -> HttpResponse:
                 )
             )
     if request.htmx:
-        return render(request, "knowledge/upload_result.html", {"results": results})
+        response = render(request, "knowledge/upload_result.html", {"results": results})
+        response["HX-Trigger"] = "documents-changed"  # the documents table shows the new rows at once
+        return response
     for result in results:
         if result.document is None:
             messages.error(request, f"{result.filename}: not uploaded. {result.error}")
@@ -175,7 +177,10 @@ def document_upload(request: PortalRequest, pk: int) -> HttpResponse:
 def document_status(request: PortalRequest, pk: int) -> HttpResponse:
     """The status row of one document, polled by the upload list until it is ready or failed."""
     document = selectors.document_for_user(user=request.user, pk=pk)
-    return render(request, "knowledge/upload_result.html#document-status", {"document": document})
+    response = render(request, "knowledge/upload_result.html#document-status", {"document": document})
+    if document.is_final:  # its row in the documents table changes too
+        response["HX-Trigger"] = "documents-changed"
+    return response
 
 
 @login_required

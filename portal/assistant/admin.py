@@ -21,6 +21,6 @@ class AssistantProfileAdmin(AuditedGuardedModelAdmin):
     search_fields = ("name", "description", "instructions")
     filter_horizontal = ("knowledge_bases",)
     fields = (
-        "name", "description", "instructions", "knowledge_bases", "task_type", "temperature", "max_tokens",
-        "passages", "sensitive", "is_active",
+        "name", "description", "instructions", "knowledge_bases", "all_readable_knowledge", "task_type",
+        "temperature", "max_tokens", "passages", "sensitive", "is_active",
     )  # fmt: skip

@@ -34,6 +34,14 @@ class AssistantProfile(models.Model):
         related_name="assistant_profiles",
         help_text="Searched for every question (only those the asking user may read). Empty: no search.",
     )
+    all_readable_knowledge = models.BooleanField(
+        "every knowledge base the asker may read",
+        default=False,
+        help_text=(
+            "Search every knowledge base the asking user may read (new ones included, as soon as they are "
+            "granted), besides those chosen above."
+        ),
+    )
     task_type = models.CharField(
         max_length=20,
         choices=TaskType.choices,

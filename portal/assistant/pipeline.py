@@ -371,6 +371,14 @@ def authorize(*, user: User, conversation: Conversation) -> Authorization:
         raise PermissionDenied(ERROR_PROFILE_WITHDRAWN)
     profile = conversation.profile
     wanted = selectors.profile_knowledge_base_ids(profile=profile)
+    if profile.all_readable_knowledge:  # every base this user may read: the permission filter is the choice
+        readable = tuple(knowledge_bases_for_user(user=user).order_by("pk"))
+        readable_ids = {kb.pk for kb in readable}
+        return Authorization(
+            profile=profile,
+            knowledge_bases=readable,
+            withheld_knowledge_bases=len([pk for pk in wanted if pk not in readable_ids]),
+        )
     readable = tuple(knowledge_bases_for_user(user=user).filter(pk__in=wanted).order_by("pk")) if wanted else ()
     return Authorization(
         profile=profile, knowledge_bases=readable, withheld_knowledge_bases=len(wanted) - len(readable)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from guardian.shortcuts import get_objects_for_user
 
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
@@ -60,11 +60,12 @@ def profiles_using_knowledge_base(*, knowledge_base_id: int, viewer: Any) -> Any
     them for whoever manages profiles), the rest only counted."""
     from knowledge.consumers import Consumers
 
-    using = AssistantProfile.objects.filter(is_active=True, knowledge_bases=knowledge_base_id)
+    searches_it = Q(knowledge_bases=knowledge_base_id) | Q(all_readable_knowledge=True)
+    using = AssistantProfile.objects.filter(searches_it, is_active=True).distinct()
     if viewer.has_perm("assistant.view_assistantprofile"):
         named = using
     else:
-        named = profiles_for_user(user=viewer).filter(knowledge_bases=knowledge_base_id)
+        named = profiles_for_user(user=viewer).filter(searches_it).distinct()
     names = list(named.order_by("name").values_list("name", flat=True).distinct())
     return Consumers("assistant profile", names, using.count() - len(names))
 

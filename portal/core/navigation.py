@@ -37,6 +37,7 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("Users", "accounts:user_list", permission="governance.manage_users", group=MANAGE),
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage", group=MANAGE),
     NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel", group=MANAGE),
+    NavEntry("Budgets", "routing:budgets", permission="routing.view_budget", group=MANAGE),
     NavEntry("Local models", "ml:overview", permission="ml.train_model", group=MANAGE),
     NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity", group=MANAGE),
     NavEntry("Settings", "settings", permission="core.manage_parameters", group=MANAGE),

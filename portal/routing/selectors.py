@@ -193,6 +193,13 @@ def budgets_enabled() -> list[Budget]:
     return list(Budget.objects.filter(enabled=True).select_related("role", "user"))
 
 
+def budgets_for_management(*, user: UserLike) -> QuerySet[Budget]:
+    """Every budget, enabled or not, for whoever may view budgets (403 otherwise)."""
+    if not user.has_perm("routing.view_budget"):
+        raise PermissionDenied("You may not see budgets.")
+    return Budget.objects.select_related("role", "user").order_by("role__name", "user__username", "period", "pk")
+
+
 def catalog_list(*, user: UserLike) -> QuerySet[CatalogModel]:
     if not user.has_perm(VIEW_CATALOG_PERMISSION):
         raise PermissionDenied

@@ -642,3 +642,53 @@ def model_test_connection(*, actor: UserLike, model: CatalogModel) -> Connection
           outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE,
           details={"model_key": model.key, "ok": result.ok, "total_ms": result.total_ms})  # fmt: skip
     return result
+
+
+# ---- budgets (the Budgets screen; the site admin's budget screens are audited by its mixin) ---------------
+BUDGET_PERMISSIONS = {
+    "create": "routing.add_budget",
+    "change": "routing.change_budget",
+    "delete": "routing.delete_budget",
+}
+
+
+def _budget_state(budget: Budget) -> dict[str, Any]:
+    """What the trail records of a budget: its scope by role name or user id, never a person's name."""
+    return {
+        "role": budget.role.name if budget.role is not None else None,
+        "user_id": budget.user_id,
+        "period": budget.period,
+        "limit": str(budget.limit),
+        "action": budget.action,
+        "enabled": budget.enabled,
+    }
+
+
+def _budget_require(actor: UserLike, verb: str) -> None:
+    if not actor.has_perm(BUDGET_PERMISSIONS[verb]):
+        raise PermissionDenied("You may not change budgets.")
+
+
+@transaction.atomic
+def budget_save(*, actor: UserLike, budget: Budget) -> Budget:
+    """Create or change a budget (validated by the model's clean(): a role or a user, not both), audited."""
+    creating = budget.pk is None
+    _budget_require(actor, "create" if creating else "change")
+    before = None if creating else _budget_state(Budget.objects.select_for_update().get(pk=budget.pk))
+    budget.full_clean()
+    budget.save()
+    after = _budget_state(budget)
+    if before == after:
+        return budget
+    details = {"after": after} if creating else {"before": before, "after": after}
+    verb = "created" if creating else "changed"
+    audit(actor=actor, action=f"routing.budget_{verb}", target=budget, details=details)
+    return budget
+
+
+@transaction.atomic
+def budget_delete(*, actor: UserLike, budget: Budget) -> None:
+    _budget_require(actor, "delete")
+    details = {"before": _budget_state(budget)}
+    audit(actor=actor, action="routing.budget_deleted", target=budget, details=details)
+    budget.delete()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -14,10 +15,16 @@ from portal.core.parameters import parameter_value
 from portal.core.types import PortalRequest
 from portal.routing import selectors
 from portal.routing.charts import daily_cost_chart
-from portal.routing.forms import UsageFilterForm
-from portal.routing.models import CatalogModel
+from portal.routing.forms import BudgetForm, UsageFilterForm
+from portal.routing.models import Budget, CatalogModel
 from portal.routing.router import cooldowns
-from portal.routing.services import CHANGE_CATALOG_PERMISSION, CONNECTION_TEST_PROMPT, model_test_connection
+from portal.routing.services import (
+    CHANGE_CATALOG_PERMISSION,
+    CONNECTION_TEST_PROMPT,
+    budget_delete,
+    budget_save,
+    model_test_connection,
+)
 
 
 @login_required
@@ -86,3 +93,61 @@ def catalog_view(request: PortalRequest) -> HttpResponse:
         "can_edit": request.user.has_perm("routing.change_catalogmodel") and request.user.is_staff,
     }
     return render(request, "routing/catalog.html", context)
+
+
+# ---- budgets ----------------------------------------------------------------------------------------------
+def _budgets_context(request: PortalRequest, form: BudgetForm, editing: Budget | None = None) -> dict[str, object]:
+    return {
+        "budgets": selectors.budgets_for_management(user=request.user),
+        "form": form,
+        "editing": editing,
+        "currency": settings.ROUTING_CURRENCY,
+        "default_budget": parameter_value("default_budget_per_user"),
+        "can_add": request.user.has_perm("routing.add_budget"),
+        "can_change": request.user.has_perm("routing.change_budget"),
+        "can_delete": request.user.has_perm("routing.delete_budget"),
+    }
+
+
+@login_required
+def budgets_view(request: PortalRequest) -> HttpResponse:
+    """Every budget, and a form for a new one (POST creates it)."""
+    selectors.budgets_for_management(user=request.user)  # 403 for whoever may not see budgets
+    if request.method != "POST":
+        return render(request, "routing/budgets.html", _budgets_context(request, BudgetForm()))
+    form = BudgetForm(request.POST)
+    if form.is_valid():
+        try:
+            budget_save(actor=request.user, budget=form.save(commit=False))
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Budget saved.")
+            return redirect("routing:budgets")
+    return render(request, "routing/budgets.html", _budgets_context(request, form), status=400)
+
+
+@login_required
+def budget_edit_view(request: PortalRequest, budget_id: int) -> HttpResponse:
+    budget = get_object_or_404(selectors.budgets_for_management(user=request.user), pk=budget_id)
+    if request.method != "POST":
+        return render(request, "routing/budgets.html", _budgets_context(request, BudgetForm(instance=budget), budget))
+    form = BudgetForm(request.POST, instance=budget)
+    if form.is_valid():
+        try:
+            budget_save(actor=request.user, budget=form.save(commit=False))
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Budget saved.")
+            return redirect("routing:budgets")
+    return render(request, "routing/budgets.html", _budgets_context(request, form, budget), status=400)
+
+
+@login_required
+@require_POST
+def budget_delete_view(request: PortalRequest, budget_id: int) -> HttpResponse:
+    budget = get_object_or_404(selectors.budgets_for_management(user=request.user), pk=budget_id)
+    budget_delete(actor=request.user, budget=budget)
+    messages.success(request, "Budget deleted.")
+    return redirect("routing:budgets")

@@ -34,6 +34,9 @@
       if (rendered) {
         item.replaceWith(rendered);
         if (window.htmx) window.htmx.process(rendered);
+        // the documents table below lists the new document at once (the server names the event)
+        const changed = request.getResponseHeader("HX-Trigger");
+        if (changed && window.htmx) window.htmx.trigger(document.body, changed);
       } else {
         item.textContent = `${file.name}: upload failed (${request.status}).`;
         item.classList.add("error");

@@ -44,6 +44,29 @@ def test_authorize_gives_the_profile_and_only_the_knowledge_bases_the_user_may_r
     assert authorization.withheld_knowledge_bases == 1
 
 
+def test_a_profile_on_every_readable_base_searches_new_bases_as_soon_as_they_are_granted(
+    sam: Any, alice: Any, conversation: Any
+):
+    profile = conversation.profile
+    profile.all_readable_knowledge = True
+    profile.save()
+    secret = knowledge_base_with(name="Board minutes", passages=[("Minutes", "Secret plans.", None)], readers=[])
+    profile.knowledge_bases.add(secret)  # chosen by name too, but Sam may not read it
+    assert [kb.name for kb in pipeline.authorize(user=sam, conversation=conversation).knowledge_bases] == ["Handbook"]
+
+    knowledge_base_with(name="Travel", passages=[("Travel", "Trains are preferred.", None)], readers=["Staff"])
+    authorization = pipeline.authorize(user=sam, conversation=conversation)  # no profile edit in between
+    assert [kb.name for kb in authorization.knowledge_bases] == ["Handbook", "Travel"]
+    assert authorization.withheld_knowledge_bases == 1
+    found = pipeline.retrieve(user=sam, question="Are trains preferred?", knowledge_bases=authorization.knowledge_bases)
+    assert any("Trains are preferred." in chunk.text for chunk in found.chunks)
+    # the base's page names the profile for whoever may use it
+    consumers = selectors.profiles_using_knowledge_base(
+        knowledge_base_id=authorization.knowledge_bases[1].pk, viewer=sam
+    )
+    assert profile.name in consumers.names
+
+
 def test_authorize_refuses_a_withdrawn_profile(sam: Any, conversation: Any):
     remove_perm("assistant.use_assistantprofile", Group.objects.get(name="Staff"), conversation.profile)
 

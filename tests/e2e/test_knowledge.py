@@ -63,6 +63,11 @@ def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Pat
     upload = page.locator("#upload-list")
     expect(upload).to_contain_text("travel_policy.pdf")
     expect(upload).to_contain_text("Ready", timeout=WORK_WAIT_MS)
+    # the documents table lists it without a reload
+    table = page.locator("#document-table")
+    expect(table).to_contain_text("travel_policy.pdf")
+    expect(table).to_contain_text("Ready")
+    expect(table).not_to_contain_text("No documents yet.")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Search").click()
     page.get_by_label("Search").fill("London hotel limit")

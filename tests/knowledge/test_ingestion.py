@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from audit.privacy import text_hmac
@@ -108,6 +109,34 @@ def test_searches_see_the_old_version_until_the_new_one_is_complete(alice: Any) 
     found = selectors.retrieve(user=alice, query="annual leave days", audit_event=False)
     assert found and all(item.document_id == document.pk for item in found)
     assert all("26 days" not in item.text for item in found)
+
+
+def test_a_processing_document_shows_how_many_chunks_are_done(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, client: Any, alice: Any
+) -> None:
+    settings.KNOWLEDGE_EMBED_BATCH = 1
+    monkeypatch.setattr(services, "STORE_GROUP_BATCHES", 1)  # one chunk per stored group
+    knowledge_base = KnowledgeBaseFactory()
+    grant(knowledge_base, "view", role="Administrator")
+    result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=HANDBOOK)
+    seen: list[tuple[str, int, int, int | None]] = []
+    pages: list[str] = []
+    real_embed = embeddings.embed_texts
+
+    def watch(texts: list[str], **kwargs: Any) -> np.ndarray:
+        row = Document.objects.get(pk=result.document.pk)
+        seen.append((row.status, row.chunks_embedded, row.chunks_planned, row.progress_percent))
+        client.force_login(alice)
+        pages.append(client.get(reverse("knowledge:document_status", args=[row.pk])).content.decode())
+        return real_embed(texts, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed_texts", watch)
+    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
+    # while it ran: two chunks planned, none then one stored before each of the two embedding calls
+    assert seen == [("processing", 0, 2, 0), ("processing", 1, 2, 50)]
+    assert "1 of 2 chunks" in pages[1] and "<progress" in pages[1]
+    done = Document.objects.get(pk=result.document.pk)
+    assert (done.chunks_embedded, done.chunks_planned, done.progress_percent) == (2, 2, None)  # ready: no bar
 
 
 def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
