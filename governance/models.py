@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
 from governance.classes import DATA_CLASSES
+from portal.core.versioning import PublishedVersion
 
 
 class Role(models.Model):
@@ -33,29 +32,17 @@ class Role(models.Model):
         return self.group.name
 
 
-class PolicyVersion(models.Model):
+class PolicyVersion(PublishedVersion):
     """One published egress policy. Never changed after publication; restoring publishes a copy."""
 
-    number = models.PositiveIntegerField(unique=True)
+    immutable_message = "A published policy version cannot be changed; publish a new one."
+
     document = models.JSONField()
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    reason = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
     restored_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     diff = models.JSONField(default=list, blank=True, help_text="Readable changes against the previous version.")
 
-    class Meta:
-        ordering = ["-number"]
-
     def __str__(self) -> str:
         return f"Policy version {self.number}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and PolicyVersion.objects.filter(pk=self.pk).exists():
-            raise ValueError("A published policy version cannot be changed; publish a new one.")
-        super().save(*args, **kwargs)
 
 
 class PolicyDraft(models.Model):

@@ -1,36 +1,22 @@
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
 from django.db import models
-from django.utils import timezone
+
+from portal.core.versioning import PublishedVersion
 
 
-class ParameterVersion(models.Model):
-    """One saved set of operational parameters ({name: value}, only those set on the screen). Never changed
-    after it is saved: a change, or going back to an earlier version, saves a new one."""
+class ParameterVersion(PublishedVersion):
+    """One saved set of operational parameters ({name: value}, only those set on the screen)."""
 
-    number = models.PositiveIntegerField(unique=True)
+    immutable_message = "A saved settings version cannot be changed; save a new one."
+
     values = models.JSONField(default=dict, blank=True)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    reason = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
-    diff = models.JSONField(default=list, blank=True)
 
-    class Meta:
-        ordering = ["-number"]
+    class Meta(PublishedVersion.Meta):
         permissions = [("manage_parameters", "Change the operational parameters on the Settings screen")]
 
     def __str__(self) -> str:
         return f"Settings version {self.number}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and ParameterVersion.objects.filter(pk=self.pk).exists():
-            raise ValueError("A saved settings version cannot be changed; save a new one.")
-        super().save(*args, **kwargs)
 
     @property
     def changes(self) -> list[dict[str, str]]:

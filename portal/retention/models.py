@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from portal.core.versioning import PublishedVersion
 
-class RetentionPolicyVersion(models.Model):
+
+class RetentionPolicyVersion(PublishedVersion):
     """One published retention policy: {kind: days or null}. Never changed after publication."""
 
-    number = models.PositiveIntegerField(unique=True)
-    periods = models.JSONField()
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    reason = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now)
-    diff = models.JSONField(default=list, blank=True)
+    immutable_message = "A published retention policy cannot be changed; publish a new one."
 
-    class Meta:
-        ordering = ["-number"]
+    periods = models.JSONField()
+
+    class Meta(PublishedVersion.Meta):
         permissions = [("manage_retention", "Publish retention policies and start retention runs")]
 
     def __str__(self) -> str:
         return f"Retention policy version {self.number}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and RetentionPolicyVersion.objects.filter(pk=self.pk).exists():
-            raise ValueError("A published retention policy cannot be changed; publish a new one.")
-        super().save(*args, **kwargs)
 
 
 class HoldSubject(models.TextChoices):
