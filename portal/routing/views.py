@@ -115,7 +115,11 @@ def budgets_view(request: PortalRequest) -> HttpResponse:
     selectors.budgets_for_management(user=request.user)  # 403 for whoever may not see budgets
     if request.method != "POST":
         return render(request, "routing/budgets.html", _budgets_context(request, BudgetForm()))
-    form = BudgetForm(request.POST)
+    return _budget_post(request, BudgetForm(request.POST))
+
+
+def _budget_post(request: PortalRequest, form: BudgetForm, editing: Budget | None = None) -> HttpResponse:
+    """Save a posted budget form (new or changed) through the audited service, or show it again with why not."""
     if form.is_valid():
         try:
             budget_save(actor=request.user, budget=form.save(commit=False))
@@ -124,7 +128,7 @@ def budgets_view(request: PortalRequest) -> HttpResponse:
         else:
             messages.success(request, "Budget saved.")
             return redirect("routing:budgets")
-    return render(request, "routing/budgets.html", _budgets_context(request, form), status=400)
+    return render(request, "routing/budgets.html", _budgets_context(request, form, editing), status=400)
 
 
 @login_required
@@ -132,16 +136,7 @@ def budget_edit_view(request: PortalRequest, budget_id: int) -> HttpResponse:
     budget = get_object_or_404(selectors.budgets_for_management(user=request.user), pk=budget_id)
     if request.method != "POST":
         return render(request, "routing/budgets.html", _budgets_context(request, BudgetForm(instance=budget), budget))
-    form = BudgetForm(request.POST, instance=budget)
-    if form.is_valid():
-        try:
-            budget_save(actor=request.user, budget=form.save(commit=False))
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, "Budget saved.")
-            return redirect("routing:budgets")
-    return render(request, "routing/budgets.html", _budgets_context(request, form, budget), status=400)
+    return _budget_post(request, BudgetForm(request.POST, instance=budget), budget)
 
 
 @login_required
