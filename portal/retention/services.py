@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from portal.retention.kinds import KIND_BY_KEY, KINDS
 from portal.retention.models import HoldSubject, LegalHold, RetentionPolicyVersion, RetentionRun, RunStatus
@@ -110,7 +111,7 @@ def retention_policy_publish(*, actor: Any, periods: dict[str, Any], reason: str
     version.save()
     audit(actor=actor, action="retention.policy_published", target=version,
           details={"version": version.number, "previous_version": previous.number if previous else None,
-                   "reason": reason, "changes": diff})  # fmt: skip
+                   "changes": diff, **text_fingerprint(reason, name="reason")})  # fmt: skip
     return version
 
 
@@ -144,8 +145,8 @@ def legal_hold_place(*, actor: Any, subject: str, subject_id: int, reason: str) 
     hold = LegalHold(subject=subject, subject_id=subject_id, reason=reason, placed_by=actor)
     hold.full_clean()
     hold.save()
-    audit(actor=actor, action="retention.hold_placed", target=hold,
-          details={"subject": subject, "subject_id": subject_id, "reason": reason})  # fmt: skip
+    details = {"subject": subject, "subject_id": subject_id, **text_fingerprint(reason, name="reason")}
+    audit(actor=actor, action="retention.hold_placed", target=hold, details=details)
     return hold
 
 
@@ -161,8 +162,8 @@ def legal_hold_lift(*, actor: Any, hold: LegalHold, reason: str) -> LegalHold:
     hold.lifted_at, hold.lifted_by, hold.lift_reason = timezone.now(), actor, reason
     hold.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
     audit(actor=actor, action="retention.hold_lifted", target=hold,
-          details={"subject": hold.subject, "subject_id": hold.subject_id, "reason": reason,
-                   "placed_at": hold.placed_at.isoformat()})  # fmt: skip
+          details={"subject": hold.subject, "subject_id": hold.subject_id, "placed_at": hold.placed_at.isoformat(),
+                   **text_fingerprint(reason, name="reason")})  # fmt: skip
     return hold
 
 
