@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.privacy import text_fingerprint
 from audit.services import audit
 from governance import known_entities
 from governance.models import PolicyDraft, PolicyVersion, TermList
@@ -92,9 +93,9 @@ def policy_publish(
             "version": version.number,
             "previous_version": previous.number if previous else None,
             "restored_from_version": restored_from.number if restored_from else None,
-            "reason": reason,
             "changes": diff,
             "document_sha256": _document_sha256(normalised),
+            **text_fingerprint(reason, name="reason"),  # the typed reason stays on the version row
         },
     )
     return version
