@@ -31,17 +31,13 @@ class DemoProfile:
 DEMO_PROFILES = (
     DemoProfile(
         name="Handbook helper",
-        description=(
-            "Quick answers from the company handbook and every knowledge base you may read, with the page "
-            "they come from."
-        ),
+        description="Quick answers from the company handbook, with the page they come from.",
         instructions="Keep answers short (a few sentences or a short list). Always cite the handbook passage.",
         task_type="routine",
         temperature=0.1,
         max_tokens=500,
         roles=(STAFF, ADMINISTRATOR, GOVERNANCE_OFFICER),
         uses_demo_knowledge=True,
-        all_readable_knowledge=True,  # the general profile: a newly granted base is used at once
     ),
     DemoProfile(
         name="Analyst",
