@@ -18,6 +18,25 @@ class DataKind:
     minimum_reason: str
 
 
+# The four memory scopes share one age and one minimum; only the scope and its label differ.
+_MEMORY_SCOPE_LABELS = {
+    "organisation": "Memories for the whole organisation",
+    "role": "Memories for a role",
+    "customer": "Memories about a customer",
+    "user": "Personal memories",
+}
+
+
+def _memory_kind(scope: str, label: str) -> DataKind:
+    return DataKind(
+        key=f"memories_{scope}",
+        label=label,
+        age="their last use or change",
+        minimum_days=30,
+        minimum_reason="a memory must survive at least one review cycle of a month",
+    )
+
+
 KINDS: list[DataKind] = [
     DataKind("conversations", "Conversations and their messages", "the last message", 30,
              "conversations are the evidence behind the audit trail's AI events; investigations need at least a month"),
@@ -27,23 +46,11 @@ KINDS: list[DataKind] = [
              "originals are needed to re-process a document after a model change; keep them a quarter"),
     DataKind("usage", "AI usage rows (costs, tokens)", "the call", 400,
              "usage rows are the cost records behind budgets and invoices: a financial year plus a month"),
-    DataKind("memories_organisation", "Memories for the whole organisation", "their last use or change", 30,
-             "a memory must survive at least one review cycle of a month"),
-    DataKind("memories_role", "Memories for a role", "their last use or change", 30,
-             "a memory must survive at least one review cycle of a month"),
-    DataKind("memories_customer", "Memories about a customer", "their last use or change", 30,
-             "a memory must survive at least one review cycle of a month"),
-    DataKind("memories_user", "Personal memories", "their last use or change", 30,
-             "a memory must survive at least one review cycle of a month"),
+    *(_memory_kind(scope, label) for scope, label in _MEMORY_SCOPE_LABELS.items()),
     DataKind("interactions", "Customer interactions", "the interaction", 365,
              "the interaction history answers complaints and disputes for at least a year"),
     DataKind("audit_exports", "Background audit export files", "the export", 1,
              "whoever asked needs a day to download the file"),
 ]  # fmt: skip
 KIND_BY_KEY = {kind.key: kind for kind in KINDS}
-MEMORY_SCOPE_OF_KIND = {
-    "memories_organisation": "organisation",
-    "memories_role": "role",
-    "memories_customer": "customer",
-    "memories_user": "user",
-}
+MEMORY_SCOPE_OF_KIND = {f"memories_{scope}": scope for scope in _MEMORY_SCOPE_LABELS}
