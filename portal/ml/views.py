@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Protocol
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -11,7 +14,7 @@ from portal.core.types import PortalRequest
 from portal.ml import selectors, services
 from portal.ml.charts import calibration_bars, per_class_bars
 from portal.ml.forms import FlagReviewForm, RelabelForm, TrainForm
-from portal.ml.models import FlagStatus, Purpose
+from portal.ml.models import FlagStatus, ModelVersion, Purpose
 from portal.routing.types import TASK_TYPES
 
 
@@ -73,30 +76,38 @@ def model_detail_view(request: PortalRequest, model_id: int) -> HttpResponse:
     return render(request, "ml/model_detail.html", context)
 
 
-@login_required
-@require_POST
-def model_activate_view(request: PortalRequest, model_id: int) -> HttpResponse:
+class _ModelChange(Protocol):
+    def __call__(self, *, actor: User, model: ModelVersion) -> ModelVersion: ...
+
+
+def _model_change_and_return(
+    request: PortalRequest, *, model_id: int, change: _ModelChange, outcome: str
+) -> HttpResponse:
+    """Activate and retire share this: the service's refusal or `outcome` is shown on the model's page."""
     model = selectors.model_get(user=request.user, model_id=model_id)
     try:
-        services.model_activate(actor=request.user, model=model)
+        change(actor=request.user, model=model)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"{model.get_purpose_display()} v{model.version} is now in use.")
+        messages.success(request, f"{model.get_purpose_display()} v{model.version} {outcome}")
     return redirect("ml:model_detail", model_id=model.pk)
+
+
+@login_required
+@require_POST
+def model_activate_view(request: PortalRequest, model_id: int) -> HttpResponse:
+    return _model_change_and_return(
+        request, model_id=model_id, change=services.model_activate, outcome="is now in use."
+    )
 
 
 @login_required
 @require_POST
 def model_retire_view(request: PortalRequest, model_id: int) -> HttpResponse:
-    model = selectors.model_get(user=request.user, model_id=model_id)
-    try:
-        services.model_retire(actor=request.user, model=model)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"{model.get_purpose_display()} v{model.version} is retired; the baseline answers.")
-    return redirect("ml:model_detail", model_id=model.pk)
+    return _model_change_and_return(
+        request, model_id=model_id, change=services.model_retire, outcome="is retired; the baseline answers."
+    )
 
 
 @login_required
