@@ -34,6 +34,7 @@ from governance.services import (
 )
 from governance.simulator import simulate, simulation_destinations
 from portal.core.types import PortalRequest
+from portal.core.views import form_save_or_show
 
 
 def _matrix_rows(document: dict[str, Any], roles: list[str]) -> list[dict[str, Any]]:
@@ -197,16 +198,13 @@ def labels(request: PortalRequest) -> HttpResponse:
 def term_list_index(request: PortalRequest) -> HttpResponse:
     lists = term_lists(actor=request.user)
     form = TermListForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            term_list_save(actor=request.user, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"Term list {form.cleaned_data['name']} created.")
-            return redirect("governance:term_lists")
-    status = 400 if request.method == "POST" else 200
-    return render(request, "governance/term_lists.html", {"lists": lists, "form": form}, status=status)
+
+    def save() -> HttpResponse:
+        term_list_save(actor=request.user, **form.cleaned_data)
+        messages.success(request, f"Term list {form.cleaned_data['name']} created.")
+        return redirect("governance:term_lists")
+
+    return form_save_or_show(request, form, save=save, template="governance/term_lists.html", context={"lists": lists})
 
 
 @login_required
@@ -215,16 +213,15 @@ def term_list_edit(request: PortalRequest, term_list_id: int) -> HttpResponse:
     item = term_list_get(actor=request.user, term_list_id=term_list_id)
     initial = {"name": item.name, "data_class": item.data_class, "description": item.description, "terms": item.terms}
     form = TermListForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            term_list_save(actor=request.user, term_list=item, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"Term list {item.name} saved.")
-            return redirect("governance:term_lists")
-    status = 400 if request.method == "POST" else 200
-    return render(request, "governance/term_list_edit.html", {"form": form, "item": item}, status=status)
+
+    def save() -> HttpResponse:
+        term_list_save(actor=request.user, term_list=item, **form.cleaned_data)
+        messages.success(request, f"Term list {item.name} saved.")
+        return redirect("governance:term_lists")
+
+    return form_save_or_show(
+        request, form, save=save, template="governance/term_list_edit.html", context={"item": item}
+    )
 
 
 @login_required

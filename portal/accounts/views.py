@@ -23,6 +23,7 @@ from portal.accounts.selectors import user_get_for_management, user_list
 from portal.accounts.services import sso_refusal_record, user_create, user_update
 from portal.accounts.sso import BACKEND_PATH, PortalOIDCBackend, provider_reachable, sso_configured
 from portal.core.types import PortalRequest
+from portal.core.views import form_save_or_show
 
 logger = logging.getLogger(__name__)
 USERS_PER_PAGE = 50
@@ -133,25 +134,27 @@ def user_list_view(request: PortalRequest) -> HttpResponse:
 def user_create_view(request: PortalRequest) -> HttpResponse:
     user_list(actor=request.user)  # permission check
     form = UserCreateForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+
+    def save() -> HttpResponse:
         data = form.cleaned_data
-        try:
-            user = user_create(
-                actor=request.user,
-                username=data["username"],
-                password=data["password1"],
-                email=data["email"],
-                first_name=data["first_name"],
-                last_name=data["last_name"],
-                role_names=data["roles"],
-            )
-        except ValidationError as error:
-            form.add_error("password1" if "password" in str(error).lower() else None, error)
-        else:
-            messages.success(request, f"User {user.username} created.")
-            return redirect("accounts:user_list")
-    status = 400 if request.method == "POST" else 200
-    return render(request, "accounts/user_form.html", {"form": form, "creating": True}, status=status)
+        user = user_create(
+            actor=request.user,
+            username=data["username"],
+            password=data["password1"],
+            email=data["email"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            role_names=data["roles"],
+        )
+        messages.success(request, f"User {user.username} created.")
+        return redirect("accounts:user_list")
+
+    def refused(error: ValidationError) -> None:
+        form.add_error("password1" if "password" in str(error).lower() else None, error)
+
+    return form_save_or_show(
+        request, form, save=save, refused=refused, template="accounts/user_form.html", context={"creating": True}
+    )
 
 
 @login_required
@@ -166,24 +169,20 @@ def user_edit_view(request: PortalRequest, user_id: int) -> HttpResponse:
         "roles": list(user.groups.values_list("name", flat=True)),
     }
     form = UserEditForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
+
+    def save() -> HttpResponse:
         data = form.cleaned_data
-        try:
-            user_update(
-                actor=request.user,
-                user=user,
-                email=data["email"],
-                first_name=data["first_name"],
-                last_name=data["last_name"],
-                is_active=data["is_active"],
-                role_names=data["roles"],
-            )
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"User {user.username} saved.")
-            return redirect("accounts:user_list")
-    status = 400 if request.method == "POST" else 200
-    return render(
-        request, "accounts/user_form.html", {"form": form, "managed_user": user, "creating": False}, status=status
-    )
+        user_update(
+            actor=request.user,
+            user=user,
+            email=data["email"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            is_active=data["is_active"],
+            role_names=data["roles"],
+        )
+        messages.success(request, f"User {user.username} saved.")
+        return redirect("accounts:user_list")
+
+    context = {"managed_user": user, "creating": False}
+    return form_save_or_show(request, form, save=save, template="accounts/user_form.html", context=context)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -32,6 +36,33 @@ def healthz(request: PortalRequest) -> JsonResponse:
         return JsonResponse({"status": "ok"})
     except Exception:  # noqa: BLE001 - any database failure means "not ready"
         return JsonResponse({"status": "database unavailable"}, status=503)
+
+
+# ---- shared by the apps' create and edit pages --------------------------------------------------------
+def form_save_or_show(
+    request: PortalRequest,
+    form: forms.BaseForm,
+    *,
+    save: Callable[[], HttpResponse],
+    template: str,
+    context: dict[str, Any],
+    refused: Callable[[ValidationError], None] | None = None,
+) -> HttpResponse:
+    """A GET shows `form`; a valid POST runs `save` (the audited service, then its message and redirect).
+
+    A service's refusal (`ValidationError`) goes on the form, by `refused` where the page places it itself; a form
+    shown again after a POST answers 400.
+    """
+    if request.method == "POST" and form.is_valid():
+        try:
+            return save()
+        except ValidationError as error:
+            if refused is None:
+                form.add_error(None, error)
+            else:
+                refused(error)
+    status = 400 if request.method == "POST" else 200
+    return render(request, template, {"form": form, **context}, status=status)
 
 
 # ---- Settings: the operational parameters ---------------------------------------------------------------
