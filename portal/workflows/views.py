@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -15,6 +16,7 @@ from portal.core.types import PortalRequest
 from portal.workflows import selectors, services
 from portal.workflows.definition import DefinitionInvalid
 from portal.workflows.forms import DecisionForm, DefinitionForm, GrantForm, RestoreForm, RunForm
+from portal.workflows.models import WorkflowVersion
 from portal.workflows.program import program_for
 from portal.workflows.yaml_io import definition_to_yaml
 
@@ -82,23 +84,21 @@ def workflow_edit_view(request: PortalRequest, workflow_id: int | None = None) -
     workflow = selectors.workflow_get(user=request.user, workflow_id=workflow_id) if workflow_id else None
     initial = definition_to_yaml(workflow.current.definition) if workflow and workflow.current else NEW_WORKFLOW_YAML
     form = DefinitionForm(request.POST or None, initial={"yaml_text": initial})
-    errors: list[str] = []
-    if request.method == "POST" and form.is_valid():
+
+    def publish() -> WorkflowVersion:
         from portal.workflows.yaml_io import definition_from_yaml
 
-        try:
-            _, document = definition_from_yaml(form.cleaned_data["yaml_text"])
-            version = services.workflow_publish(
-                actor=request.user, document=document, reason=form.cleaned_data["reason"], workflow=workflow
-            )
-        except (DefinitionInvalid, ValidationError) as error:
-            errors = _errors(error)
-        else:
-            messages.success(request, f"Published version {version.number}.")
-            return redirect("workflows:workflow_detail", workflow_id=version.workflow_id)
-    status = 400 if errors or (request.method == "POST" and not form.is_valid()) else 200
-    return render(
-        request, "workflows/workflow_edit.html", {"form": form, "workflow": workflow, "errors": errors}, status=status
+        _, document = definition_from_yaml(form.cleaned_data["yaml_text"])
+        return services.workflow_publish(
+            actor=request.user, document=document, reason=form.cleaned_data["reason"], workflow=workflow
+        )
+
+    return _definition_page(
+        request,
+        form,
+        publish=publish,
+        announce=lambda version: f"Published version {version.number}.",
+        context={"workflow": workflow},
     )
 
 
@@ -107,21 +107,42 @@ def workflow_edit_view(request: PortalRequest, workflow_id: int | None = None) -
 def workflow_import_view(request: PortalRequest) -> HttpResponse:
     selectors.require_manager(request.user)
     form = DefinitionForm(request.POST or None)
+
+    def publish() -> WorkflowVersion:
+        return services.workflow_import(
+            actor=request.user, text=form.cleaned_data["yaml_text"], reason=form.cleaned_data["reason"]
+        )
+
+    return _definition_page(
+        request,
+        form,
+        publish=publish,
+        announce=lambda version: f"Imported as version {version.number} of {version.workflow.name}.",
+        context={"importing": True},
+    )
+
+
+def _definition_page(
+    request: PortalRequest,
+    form: DefinitionForm,
+    *,
+    publish: Callable[[], WorkflowVersion],
+    announce: Callable[[WorkflowVersion], str],
+    context: dict[str, Any],
+) -> HttpResponse:
+    """Edit and import share this: a valid POST publishes; what the definition or the service refuses is listed."""
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
         try:
-            version = services.workflow_import(
-                actor=request.user, text=form.cleaned_data["yaml_text"], reason=form.cleaned_data["reason"]
-            )
+            version = publish()
         except (DefinitionInvalid, ValidationError) as error:
             errors = _errors(error)
         else:
-            messages.success(request, f"Imported as version {version.number} of {version.workflow.name}.")
+            messages.success(request, announce(version))
             return redirect("workflows:workflow_detail", workflow_id=version.workflow_id)
     status = 400 if errors or (request.method == "POST" and not form.is_valid()) else 200
-    return render(
-        request, "workflows/workflow_edit.html", {"form": form, "importing": True, "errors": errors}, status=status
-    )
+    page = {"form": form, "errors": errors, **context}
+    return render(request, "workflows/workflow_edit.html", page, status=status)
 
 
 @login_required
