@@ -19,7 +19,7 @@ from audit.checkpoints import Checkpoint, checkpoint_files, load_private_key, lo
 from audit.exports import EXPORT_CHUNK_ROWS, EXPORT_COLUMNS
 from audit.filters import AuditFilter, apply_filter
 from audit.models import AuditEvent, AuditExport, AuditVerification
-from portal.core.access import not_visible
+from portal.core.access import visible_get
 
 VERIFY_CHUNK_SIZE = 20_000
 EVENTS_PER_PAGE = 50
@@ -391,10 +391,7 @@ def audit_exports_for_user(*, user: User) -> QuerySet[AuditExport]:
 
 def audit_export_get(*, user: User, export_id: int) -> AuditExport:
     """Exports are private to whoever asked for them: anyone else gets a 404."""
-    export = audit_exports_for_user(user=user).filter(pk=export_id).first()
-    if export is None:
-        raise not_visible(AuditExport, export_id, "No such export.")
-    return export
+    return visible_get(audit_exports_for_user(user=user), export_id, "No such export.")
 
 
 # ---- verification runs asked for from the browser --------------------------------------------------------
@@ -405,7 +402,4 @@ def audit_verifications_for_user(*, user: User) -> QuerySet[AuditVerification]:
 
 
 def audit_verification_get(*, user: User, verification_id: int) -> AuditVerification:
-    verification = audit_verifications_for_user(user=user).filter(pk=verification_id).first()
-    if verification is None:
-        raise not_visible(AuditVerification, verification_id, "No such verification.")
-    return verification
+    return visible_get(audit_verifications_for_user(user=user), verification_id, "No such verification.")

@@ -8,10 +8,12 @@ plain Http404 when it does not; `audit.middleware.AccessDeniedAuditMiddleware` r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models
 from django.http import Http404
+
+ModelT = TypeVar("ModelT", bound=models.Model)
 
 
 class ObjectHidden(Http404):
@@ -22,3 +24,11 @@ def not_visible(model: type[models.Model], pk: Any, message: str) -> Http404:
     """The 404 to raise for `pk` of `model` that the user's scoped query did not return."""
     exists = pk is not None and model._default_manager.filter(pk=pk).exists()
     return ObjectHidden(message) if exists else Http404(message)
+
+
+def visible_get(scoped: models.QuerySet[ModelT], pk: Any, message: str) -> ModelT:
+    """The row `pk` of a query already scoped to what the user may see, or the 404 of `not_visible`."""
+    found = scoped.filter(pk=pk).first()
+    if found is None:
+        raise not_visible(scoped.model, pk, message)
+    return found
