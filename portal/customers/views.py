@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from portal.assistant.selectors import may_use_assistant, profiles_for_user
 from portal.assistant.services import conversation_create
 from portal.core.types import PortalRequest
+from portal.core.views import form_save_or_show
 from portal.customers.csv_io import (
     ImportReport,
     customers_export,
@@ -95,16 +96,15 @@ def customer_detail_view(request: PortalRequest, customer_id: int) -> HttpRespon
 def customer_create_view(request: PortalRequest) -> HttpResponse:
     require_customer_permission(user=request.user, permission="customers.add_customer", message=ERROR_ADD_CUSTOMER)
     form = CustomerForm(request.POST or None, initial={"owner": request.user.pk})
-    if request.method == "POST" and form.is_valid():
-        try:
-            customer = customer_create(actor=request.user, request=request, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"Customer {customer.name} added.")
-            return redirect(customer)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "customers/customer_form.html", {"form": form, "creating": True}, status=status)
+
+    def save() -> HttpResponse:
+        customer = customer_create(actor=request.user, request=request, **form.cleaned_data)
+        messages.success(request, f"Customer {customer.name} added.")
+        return redirect(customer)
+
+    return form_save_or_show(
+        request, form, save=save, template="customers/customer_form.html", context={"creating": True}
+    )
 
 
 @login_required
@@ -113,17 +113,14 @@ def customer_edit_view(request: PortalRequest, customer_id: int) -> HttpResponse
     customer = customer_get_for_change(user=request.user, customer_id=customer_id, request=request)
     can_set_access = may_set_customer_access(user=request.user, customer=customer)
     form = CustomerForm(request.POST or None, initial=CustomerForm.initial_for(customer), can_set_access=can_set_access)
-    if request.method == "POST" and form.is_valid():
-        try:
-            customer_update(actor=request.user, customer=customer, request=request, **form.cleaned_data)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, f"Customer {customer.name} saved.")
-            return redirect(customer)
-    status = 400 if request.method == "POST" else 200
-    context = {"form": form, "customer": customer, "creating": False}
-    return render(request, "customers/customer_form.html", context, status=status)
+
+    def save() -> HttpResponse:
+        customer_update(actor=request.user, customer=customer, request=request, **form.cleaned_data)
+        messages.success(request, f"Customer {customer.name} saved.")
+        return redirect(customer)
+
+    context = {"customer": customer, "creating": False}
+    return form_save_or_show(request, form, save=save, template="customers/customer_form.html", context=context)
 
 
 @login_required
