@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.assistant.selectors import answer_get, conversation_get
 from portal.core.types import PortalRequest
+from portal.core.views import form_save_or_show
 from portal.memory.forms import MemoryFilterForm, MemoryForm
 from portal.memory.models import MemoryItem, Scope, Status
 from portal.memory.selectors import (
@@ -38,6 +40,7 @@ from portal.memory.services import (
 )
 
 MEMORIES_PER_PAGE = 50
+MEMORY_FORM = "memory/memory_form.html"
 
 
 def _apply_form_errors(form: MemoryForm, error: ValidationError) -> None:
@@ -96,16 +99,15 @@ def memory_create_view(request: PortalRequest) -> HttpResponse:
     if customer.isdigit():
         initial.update(scope=Scope.CUSTOMER, scope_customer=int(customer))
     form = MemoryForm(request.POST or None, user=request.user, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            memory = memory_create(actor=request.user, draft=form.draft(), request=request)
-        except ValidationError as error:
-            _apply_form_errors(form, error)
-        else:
-            _announce(request, memory)
-            return redirect(memory)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "memory/memory_form.html", {"form": form, "title": "Add a memory"}, status=status)
+
+    def save() -> HttpResponse:
+        memory = memory_create(actor=request.user, draft=form.draft(), request=request)
+        _announce(request, memory)
+        return redirect(memory)
+
+    refused = partial(_apply_form_errors, form)
+    context = {"title": "Add a memory"}
+    return form_save_or_show(request, form, save=save, refused=refused, template=MEMORY_FORM, context=context)
 
 
 def _announce(request: PortalRequest, memory: MemoryItem) -> None:
@@ -127,19 +129,15 @@ def memory_remember_view(request: PortalRequest, message_id: int) -> HttpRespons
     if answer.conversation.customer_id:
         initial.update(scope=Scope.CUSTOMER, scope_customer=answer.conversation.customer_id)
     form = MemoryForm(request.POST or None, user=request.user, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            memory = memory_remember_answer(
-                actor=request.user, message_id=message_id, draft=form.draft(), request=request
-            )
-        except ValidationError as error:
-            _apply_form_errors(form, error)
-        else:
-            _announce(request, memory)
-            return redirect(memory)
-    status = 400 if request.method == "POST" else 200
-    context = {"form": form, "title": "Remember this", "answer": answer}
-    return render(request, "memory/memory_form.html", context, status=status)
+
+    def save() -> HttpResponse:
+        memory = memory_remember_answer(actor=request.user, message_id=message_id, draft=form.draft(), request=request)
+        _announce(request, memory)
+        return redirect(memory)
+
+    refused = partial(_apply_form_errors, form)
+    context = {"title": "Remember this", "answer": answer}
+    return form_save_or_show(request, form, save=save, refused=refused, template=MEMORY_FORM, context=context)
 
 
 @login_required
