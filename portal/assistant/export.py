@@ -46,8 +46,10 @@ def _markdown_message(message: ExportMessage) -> list[str]:
     lines = [f"**{'Assistant' if message.is_answer else 'You'}** · {_when(message.created_at)}", ""]
     if message.status_label:
         lines += [f"*{message.status_label}*", ""]
-    if message.content:
+    if message.content and message.is_answer:
         lines += [message.content.strip(), ""]
+    elif message.content:  # typed text: its line breaks kept (a markdown reader would join the lines)
+        lines += ["  \n".join(message.content.strip().splitlines()), ""]
     if message.error:
         lines += [message.error.strip(), ""]
     if message.citations:
