@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMAT_HTML, FORMAT_MARKDOWN
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import profiles_for_user
 from portal.customers.selectors import customer_choices_for_user
@@ -59,3 +60,14 @@ class FeedbackForm(forms.Form):
 
 class SearchForm(forms.Form):
     q = forms.CharField(max_length=200, required=False, strip=True, label="Search your conversations")
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(
+        choices=[(FORMAT_MARKDOWN, "Markdown"), (FORMAT_HTML, "HTML")],
+        required=False,
+        error_messages={"invalid_choice": ERROR_EXPORT_FORMAT},
+    )
+
+    def clean_format(self) -> str:
+        return self.cleaned_data.get("format") or FORMAT_MARKDOWN

@@ -187,6 +187,80 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.order_by("created_at", "pk")
 
 
+# ---- exporting one's own conversation -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportCitation:
+    number: int
+    title: str
+    pages: str  # "page 7", "pages 7–8" or "" when the passage has no page
+    knowledge_base: str
+
+
+@dataclass(frozen=True)
+class ExportMessage:
+    message_id: int
+    is_answer: bool
+    created_at: datetime
+    content: str
+    status_label: str  # "" for a complete message; otherwise what the chat shows (blocked, cancelled, ...)
+    error: str  # what the user was told when no (complete) answer could be given
+    citations: list[ExportCitation]
+
+
+@dataclass(frozen=True)
+class ConversationExport:
+    conversation_id: int
+    title: str
+    profile_name: str
+    created_at: datetime
+    messages: list[ExportMessage]
+
+
+def _citation_pages(citation: dict[str, Any]) -> str:
+    if citation.get("pages"):
+        return str(citation["pages"])
+    return f"page {citation['page_number']}" if citation.get("page_number") else ""
+
+
+def _export_citations(stored: Any) -> list[ExportCitation]:
+    """The sources the answer cites, as the chat lists them: title and page, never chunk or document ids."""
+    if not isinstance(stored, list):
+        return []
+    return [
+        ExportCitation(
+            number=int(citation.get("number", 0)),
+            title=str(citation.get("document_title", "")),
+            pages=_citation_pages(citation),
+            knowledge_base=str(citation.get("knowledge_base_name", "")),
+        )
+        for citation in stored
+        if isinstance(citation, dict) and citation.get("cited")
+    ]
+
+
+def conversation_export_data(*, conversation: Conversation) -> ConversationExport:
+    """What an export of an (already authorized) conversation holds: what the user saw, no routing internals."""
+    messages = [
+        ExportMessage(
+            message_id=message.pk,
+            is_answer=message.is_answer,
+            created_at=message.created_at,
+            content=message.content,
+            status_label="" if message.status == MessageStatus.COMPLETE else message.get_status_display(),
+            error=message.error,
+            citations=_export_citations(message.citations) if message.is_answer else [],
+        )
+        for message in conversation_messages(conversation=conversation)
+    ]
+    return ConversationExport(
+        conversation_id=conversation.pk,
+        title=conversation.title,
+        profile_name=conversation.profile.name,
+        created_at=conversation.created_at,
+        messages=messages,
+    )
+
+
 def history_for(*, conversation: Conversation, limit: int, before: Message | None = None) -> list[Message]:
     """The last complete, non-empty questions and answers (before a given question), oldest first."""
     recent = conversation.messages.filter(status=MessageStatus.COMPLETE).exclude(content="")

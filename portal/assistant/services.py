@@ -18,6 +18,7 @@ from audit.models import Outcome
 from audit.privacy import text_fingerprint
 from audit.services import audit
 from governance.gate import GatedPrompt
+from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMATS
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
 from portal.assistant.selectors import ERROR_NOT_PENDING, profile_is_usable, require_assistant_use
 from portal.customers.selectors import customer_require_visible
@@ -86,6 +87,22 @@ def conversation_delete(*, actor: User, conversation: Conversation) -> None:
         details={"conversation_id": conversation.pk, "messages": conversation.messages.count()},
     )
     conversations_purge([conversation.pk])
+
+
+@transaction.atomic
+def conversation_export(*, actor: User, conversation: Conversation, fmt: str) -> None:
+    """Audit that the owner took a copy of the conversation away (a data access, like the customers export).
+
+    Only ids, the format and how many messages: the title and the messages are typed or model text.
+    """
+    if fmt not in FORMATS:
+        raise ValidationError(ERROR_EXPORT_FORMAT)
+    audit(
+        actor=actor,
+        action="assistant.conversation_exported",
+        target=conversation,
+        details={"conversation_id": conversation.pk, "format": fmt, "messages": conversation.messages.count()},
+    )
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/", views.conversation_view, name="conversation"),
     path("conversations/<int:conversation_id>/rename/", views.conversation_rename_view, name="conversation_rename"),
     path("conversations/<int:conversation_id>/delete/", views.conversation_delete_view, name="conversation_delete"),
+    path("conversations/<int:conversation_id>/export/", views.conversation_export_view, name="conversation_export"),
     path("conversations/<int:conversation_id>/ask/", views.ask_view, name="ask"),
     path(
         "conversations/<int:conversation_id>/questions/<int:question_id>/confirm/",

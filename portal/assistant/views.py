@@ -22,9 +22,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.assistant import pipeline, selectors, services
+from portal.assistant import export, pipeline, selectors, services
 from portal.assistant.db import db_phase
-from portal.assistant.forms import AskForm, FeedbackForm, NewConversationForm, RenameForm, SearchForm
+from portal.assistant.forms import AskForm, ExportForm, FeedbackForm, NewConversationForm, RenameForm, SearchForm
 from portal.assistant.models import Conversation, Message
 from portal.assistant.presentation import message_html
 from portal.assistant.rendering import render_markdown_partial
@@ -142,6 +142,25 @@ def conversation_delete_view(request: PortalRequest, conversation_id: int) -> Ht
     messages.success(request, "Conversation deleted.")
     url = reverse("assistant:chat") + "?all"
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_GET
+def conversation_export_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
+    """The owner's conversation as a Markdown or HTML file; each download is audited (a data access)."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    form = ExportForm(request.GET)
+    if not form.is_valid():
+        errors = " ".join(str(text) for texts in form.errors.values() for text in texts)
+        return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+    fmt = form.cleaned_data["format"]
+    data = selectors.conversation_export_data(conversation=conversation)
+    body = export.as_html(data) if fmt == export.FORMAT_HTML else export.as_markdown(data)
+    services.conversation_export(actor=request.user, conversation=conversation, fmt=fmt)
+    response = HttpResponse(body, content_type=export.CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{export.filename(data, fmt)}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # ---- asking (async) ---------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def _journeys(people: dict[str, Any]) -> None:
     # searches
     assert staff.get(reverse("knowledge:search"), {"q": TYPED["knowledge search"]}).status_code == 200
     assert staff.get(reverse("customers:customer_list"), {"q": TYPED["customer search"]}).status_code == 200
-    # ask, rename, feedback, delete (the offline model answers: no catalog model is configured)
+    # ask, rename, feedback, export, delete (the offline model answers: no catalog model is configured)
     response = staff.post(reverse("assistant:conversation_new"), {"profile": profile.pk})
     conversation = Conversation.objects.get(owner=sam)
     assert response.status_code == 302
@@ -109,6 +109,9 @@ def _journeys(people: dict[str, Any]) -> None:
     answer = conversation.messages.get(role="assistant")
     feedback = reverse("assistant:feedback", kwargs={"message_id": answer.pk})
     assert staff.post(feedback, {"rating": "-1", "comment": TYPED["comment"]}).status_code in (200, 302)
+    export = reverse("assistant:conversation_export", kwargs={"conversation_id": conversation.pk})
+    for fmt in ("md", "html"):  # the files hold the typed text; the trail records only the access
+        assert TYPED["title"].encode() in staff.get(export, {"format": fmt}).content
     delete = reverse("assistant:conversation_delete", kwargs={"conversation_id": conversation.pk})
     assert staff.post(delete).status_code == 302
     # a document uploaded and deleted, a customer file imported
@@ -145,6 +148,7 @@ def test_no_audit_event_and_no_log_line_holds_what_people_typed(
         "assistant.question_asked",
         "assistant.conversation_renamed",
         "assistant.feedback_given",
+        "assistant.conversation_exported",
         "assistant.conversation_deleted",
         "knowledge.document_uploaded",
         "knowledge.document_deleted",
