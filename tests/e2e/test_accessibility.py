@@ -48,7 +48,8 @@ def cast() -> Iterator[dict[str, Any]]:
     conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]), title="Refunds")
     question = MessageFactory(conversation=conversation, content="When are refunds paid?")
     MessageFactory(
-        conversation=conversation, role="assistant", content="Within **14 days**.", reply_to=question, feedback=1,
+        conversation=conversation, role="assistant", reply_to=question, feedback=1,
+        content='Within **14 days**.\n\n```python\nimport os\n\ndef days() -> int:\n    return 14  # "two weeks"\n```',
         usage={"provider": "offline", "model_name": "Offline extractive model (built in)"},
         route={"task_type": "routine", "tier": "economy", "reason": "set by the profile", "candidates": ["offline"]},
         manifest={"parts": [{"kind": "question", "decision": "sent", "chars": 22}]},
