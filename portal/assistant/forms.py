@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMAT_HTML, FORMAT_MARKDOWN
 from portal.assistant.models import AssistantProfile
-from portal.assistant.selectors import profiles_for_user
+from portal.assistant.selectors import knowledge_bases_for_profile_editor, profiles_for_user
 from portal.customers.selectors import customer_choices_for_user
 
 QUESTION_MAX_CHARS = 8000
@@ -71,3 +73,63 @@ class ExportForm(forms.Form):
 
     def clean_format(self) -> str:
         return self.cleaned_data.get("format") or FORMAT_MARKDOWN
+
+
+class ProfileForm(forms.ModelForm):
+    """An assistant profile as the portal's profile screen edits it. Its knowledge-base choices are only the
+    bases the editor may read (the service checks that again); saving goes through `profile_save`."""
+
+    class Meta:
+        model = AssistantProfile
+        fields = [
+            "name", "description", "instructions", "knowledge_bases", "all_readable_knowledge", "task_type",
+            "temperature", "max_tokens", "passages", "sensitive", "is_active",
+        ]  # fmt: skip
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 6}),
+            "knowledge_bases": forms.CheckboxSelectMultiple,
+        }
+        labels = {"is_active": "Active (offered to those who may use it)"}
+        help_texts = {
+            "knowledge_bases": "Searched for every question (only those the asking user may read). You can choose "
+            "the knowledge bases you may read yourself.",
+            "is_active": "A profile is deactivated rather than deleted: its conversations keep it.",
+        }
+
+    def __init__(self, *args: Any, editor: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        knowledge_field = self.fields["knowledge_bases"]
+        assert isinstance(knowledge_field, forms.ModelMultipleChoiceField)
+        knowledge_field.queryset = knowledge_bases_for_profile_editor(user=editor)
+        if self.instance.pk is not None and not self.is_bound:  # only the readable ones are shown as chosen
+            readable = knowledge_field.queryset.values("pk")
+            self.initial["knowledge_bases"] = list(
+                self.instance.knowledge_bases.filter(pk__in=readable).values_list("pk", flat=True)
+            )
+
+
+ERROR_PROFILE_GRANTEE = "Choose a role or enter a username (one of the two)."
+ERROR_PROFILE_UNKNOWN_USER = "No user with that username."
+
+
+class ProfileAccessForm(forms.Form):
+    """Grant or revoke `use_assistantprofile` for one role or one user (by username)."""
+
+    action = forms.ChoiceField(choices=[("grant", "Grant"), ("revoke", "Revoke")], initial="grant")
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Role")
+    username = forms.CharField(required=False, max_length=150, strip=True, label="or user (username)")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        group, username = data.get("group"), data.get("username") or ""
+        if bool(group) == bool(username):
+            raise forms.ValidationError(ERROR_PROFILE_GRANTEE)
+        data["user"] = None
+        if username:
+            users = get_user_model().objects.filter(username=username)
+            if data.get("action") == "grant":  # a grant to an inactive account is no use; a revoke still is
+                users = users.filter(is_active=True)
+            data["user"] = users.first()
+            if data["user"] is None:
+                self.add_error("username", ERROR_PROFILE_UNKNOWN_USER)
+        return data

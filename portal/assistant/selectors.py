@@ -60,6 +60,67 @@ def profiles_for_management(*, user: Any) -> QuerySet[AssistantProfile]:
     return AssistantProfile.objects.prefetch_related("knowledge_bases").order_by("name")
 
 
+PROFILE_PERMISSIONS = {"add": "assistant.add_assistantprofile", "change": "assistant.change_assistantprofile"}
+ERROR_NO_PROFILE_PERMISSION = "You may not create or change assistant profiles."
+
+
+def may_edit_profiles(*, user: Any, action: str = "change") -> bool:
+    return bool(user.is_authenticated and user.is_active and user.has_perm(PROFILE_PERMISSIONS[action]))
+
+
+def require_profile_editing(*, user: Any, action: str = "change") -> None:
+    """403 for whoever may not create ("add") or change ("change") profiles."""
+    if not may_edit_profiles(user=user, action=action):
+        raise PermissionDenied(ERROR_NO_PROFILE_PERMISSION)
+
+
+def profile_for_editing(*, user: Any, profile_id: int) -> AssistantProfile:
+    """A profile, inactive ones included, for whoever may change profiles: 403 before any lookup (the
+    permission is not per profile, so nothing about which ids exist is told to others), 404 for no such id."""
+    require_profile_editing(user=user, action="change")
+    profile = AssistantProfile.objects.prefetch_related("knowledge_bases").filter(pk=profile_id).first()
+    if profile is None:
+        raise not_visible(AssistantProfile, profile_id, "No such assistant profile.")
+    return profile
+
+
+def knowledge_bases_for_profile_editor(*, user: Any) -> QuerySet[Any]:
+    """The knowledge bases an editor may attach to a profile: only those they may read themselves."""
+    from knowledge.selectors import knowledge_bases_for_user
+
+    return knowledge_bases_for_user(user=user, permission="view")
+
+
+def profile_hidden_knowledge_base_count(*, user: Any, profile: AssistantProfile) -> int:
+    """How many of a profile's knowledge bases this editor may not read (kept on save, never listed)."""
+    readable = knowledge_bases_for_profile_editor(user=user).values("pk")
+    return profile.knowledge_bases.exclude(pk__in=readable).count()
+
+
+@dataclass(frozen=True)
+class ProfileGrantees:
+    roles: list[Any]  # Group rows
+    users: list[Any]  # User rows
+
+
+def profile_grantees(*, profile: AssistantProfile) -> ProfileGrantees:
+    """The roles and users given `use_assistantprofile` on this profile directly (for its access screen)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
+
+    groups: dict[Any, list[str]] = get_groups_with_perms(profile, attach_perms=True)  # type: ignore[assignment]
+    users: dict[Any, list[str]] = get_users_with_perms(  # type: ignore[assignment]
+        profile, attach_perms=True, with_group_users=False, with_superusers=False
+    )
+    role_ids = [group.pk for group, perms in groups.items() if "use_assistantprofile" in perms]
+    user_ids = [user.pk for user, perms in users.items() if "use_assistantprofile" in perms]
+    return ProfileGrantees(
+        roles=list(Group.objects.filter(pk__in=role_ids).order_by("name")),
+        users=list(get_user_model().objects.filter(pk__in=user_ids).order_by("username")),
+    )
+
+
 def profiles_using_knowledge_base(*, knowledge_base_id: int, viewer: Any) -> Any:
     """Active profiles that search this knowledge base, for its page: by name those the viewer may use (all of
     them for whoever manages profiles), the rest only counted."""

@@ -6,21 +6,31 @@ The ask flow that calls them, stage by stage, is `portal.assistant.pipeline`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404
+from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
 
+from audit.admin import Snapshot, change_details, snapshot
 from audit.models import Outcome
 from audit.privacy import text_fingerprint
 from audit.services import audit
 from governance.gate import GatedPrompt
 from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMATS
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
-from portal.assistant.selectors import ERROR_NOT_PENDING, profile_is_usable, require_assistant_use
+from portal.assistant.selectors import (
+    ERROR_NOT_PENDING,
+    USE_PROFILE,
+    knowledge_bases_for_profile_editor,
+    profile_is_usable,
+    require_assistant_use,
+    require_profile_editing,
+)
 from portal.customers.selectors import customer_require_visible
 from portal.routing.types import RouteDecision
 
@@ -286,3 +296,99 @@ def answer_store(
         },
     )
     return message
+
+
+# ---- profiles (the portal's profile screens; the site admin's are audited by its mixin) --------------------
+PROFILE_FIELDS = (
+    "name", "description", "instructions", "all_readable_knowledge", "task_type", "temperature", "max_tokens",
+    "passages", "sensitive", "is_active",
+)  # fmt: skip
+ERROR_UNREADABLE_KNOWLEDGE_BASE = "You may only add knowledge bases you may read yourself."
+ERROR_GRANTEE = "Choose a role or a user (one of the two)."
+USE_PROFILE_CODENAME = "use_assistantprofile"
+
+
+def _profile_snapshot(profile: AssistantProfile) -> Snapshot:
+    # As the site admin records a profile: the name is a label an administrator chose (never personal); the
+    # description and instructions are free text, so only named when they change; knowledge bases by id.
+    return snapshot(profile, value_fields=("name",))
+
+
+@transaction.atomic
+def profile_save(*, actor: User, profile: AssistantProfile | None, data: Mapping[str, Any]) -> AssistantProfile:
+    """Create (profile None) or change a profile from validated form data, audited with what changed.
+
+    The editor attaches only knowledge bases they may read; those already on the profile that they may
+    not read are kept as they are (they never saw them, so leaving them out is not a choice to drop them).
+    """
+    creating = profile is None
+    require_profile_editing(user=actor, action="add" if creating else "change")
+    readable = set(knowledge_bases_for_profile_editor(user=actor).values_list("pk", flat=True))
+    chosen = {knowledge_base.pk for knowledge_base in data.get("knowledge_bases") or ()}
+    if chosen - readable:
+        raise PermissionDenied(ERROR_UNREADABLE_KNOWLEDGE_BASE)
+    if profile is None:
+        stored, before = AssistantProfile(), None
+    else:  # the stored row, locked: the form may already have changed the instance it was given
+        stored = AssistantProfile.objects.select_for_update().get(pk=profile.pk)
+        before = _profile_snapshot(stored)
+    for name in PROFILE_FIELDS:
+        if name in data:
+            setattr(stored, name, data[name])
+    stored.full_clean()
+    stored.save()
+    kept = set() if before is None else set(stored.knowledge_bases.values_list("pk", flat=True)) - readable
+    stored.knowledge_bases.set(sorted(chosen | kept))
+    after = _profile_snapshot(stored)
+    if before is None:
+        details = {"object": stored.name, "fields": after.filled_text_fields(), "after": after.values}
+        audit(actor=actor, action="assistant.profile_created", target=stored, details=details)
+    elif before.changed_fields(after):
+        audit(actor=actor, action="assistant.profile_changed", target=stored,
+              details={"object": stored.name, **change_details(before, after)})  # fmt: skip
+    return stored
+
+
+def _grantee(group: Group | None, user: User | None) -> tuple[Group | User, dict[str, Any]]:
+    """The role or the user, and how the trail names it: a role by name, a user by id only."""
+    if (group is None) == (user is None):
+        raise ValidationError(ERROR_GRANTEE)
+    if group is not None:
+        return group, {"role": group.name}
+    assert user is not None
+    return user, {"user_id": user.pk}
+
+
+def _has_direct_use(grantee: Group | User, profile: AssistantProfile) -> bool:
+    perms = get_group_perms(grantee, profile) if isinstance(grantee, Group) else get_user_perms(grantee, profile)
+    return USE_PROFILE_CODENAME in perms
+
+
+@transaction.atomic
+def profile_grant(
+    *, actor: User, profile: AssistantProfile, group: Group | None = None, user: User | None = None
+) -> bool:
+    """Let a role (each of its members) or one user use the profile. False when they already could."""
+    require_profile_editing(user=actor, action="change")
+    grantee, who = _grantee(group, user)
+    if _has_direct_use(grantee, profile):
+        return False
+    assign_perm(USE_PROFILE, grantee, profile)
+    audit(actor=actor, action="assistant.profile_access_granted", target=profile,
+          details={"object": profile.name, **who})  # fmt: skip
+    return True
+
+
+@transaction.atomic
+def profile_revoke(
+    *, actor: User, profile: AssistantProfile, group: Group | None = None, user: User | None = None
+) -> bool:
+    """Take the direct grant away from a role or a user. False when there was none."""
+    require_profile_editing(user=actor, action="change")
+    grantee, who = _grantee(group, user)
+    if not _has_direct_use(grantee, profile):
+        return False
+    remove_perm(USE_PROFILE, grantee, profile)
+    audit(actor=actor, action="assistant.profile_access_revoked", target=profile,
+          details={"object": profile.name, **who})  # fmt: skip
+    return True

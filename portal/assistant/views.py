@@ -19,13 +19,22 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.assistant import export, pipeline, selectors, services
 from portal.assistant.db import db_phase
-from portal.assistant.forms import AskForm, ExportForm, FeedbackForm, NewConversationForm, RenameForm, SearchForm
-from portal.assistant.models import Conversation, Message
+from portal.assistant.forms import (
+    AskForm,
+    ExportForm,
+    FeedbackForm,
+    NewConversationForm,
+    ProfileAccessForm,
+    ProfileForm,
+    RenameForm,
+    SearchForm,
+)
+from portal.assistant.models import AssistantProfile, Conversation, Message
 from portal.assistant.presentation import message_html
 from portal.assistant.rendering import render_markdown_partial
 from portal.core.types import PortalRequest
@@ -307,8 +316,9 @@ def feedback_view(request: PortalRequest, message_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def profile_list_view(request: PortalRequest) -> HttpResponse:
-    selectors.require_assistant_use(user=request.user)
     manageable = request.user.has_perm("assistant.view_assistantprofile")
+    if not manageable:  # who manages profiles reaches the list from the Manage menu, using the assistant or not
+        selectors.require_assistant_use(user=request.user)
     profiles = (
         selectors.profiles_for_management(user=request.user)
         if manageable
@@ -326,5 +336,74 @@ def profile_list_view(request: PortalRequest) -> HttpResponse:
     return render(
         request,
         "assistant/profile_list.html",
-        {"rows": rows, "manageable": manageable, "new_form": NewConversationForm(user=request.user)},
+        {
+            "rows": rows,
+            "manageable": manageable,
+            "new_form": NewConversationForm(user=request.user),
+            "can_add": selectors.may_edit_profiles(user=request.user, action="add"),
+            "can_change": selectors.may_edit_profiles(user=request.user, action="change"),
+        },
     )
+
+
+def _profile_form_page(
+    request: PortalRequest, form: ProfileForm, profile: AssistantProfile | None, status: int = 200
+) -> HttpResponse:
+    hidden = selectors.profile_hidden_knowledge_base_count(user=request.user, profile=profile) if profile else 0
+    context = {"form": form, "profile": profile, "hidden_knowledge_bases": hidden}
+    return render(request, "assistant/profile_form.html", context, status=status)
+
+
+def _profile_post(request: PortalRequest, form: ProfileForm, profile: AssistantProfile | None) -> HttpResponse:
+    """Save a posted profile through the audited service, or show the form again with why not (400)."""
+    if form.is_valid():
+        try:
+            saved = services.profile_save(actor=request.user, profile=profile, data=form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Profile \u201c{saved.name}\u201d saved.")
+            return redirect("assistant:profile_list")
+    return _profile_form_page(request, form, profile, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_new_view(request: PortalRequest) -> HttpResponse:
+    selectors.require_profile_editing(user=request.user, action="add")
+    if request.method != "POST":
+        return _profile_form_page(request, ProfileForm(editor=request.user), None)
+    return _profile_post(request, ProfileForm(request.POST, editor=request.user), None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_edit_view(request: PortalRequest, profile_id: int) -> HttpResponse:
+    profile = selectors.profile_for_editing(user=request.user, profile_id=profile_id)
+    if request.method != "POST":
+        return _profile_form_page(request, ProfileForm(instance=profile, editor=request.user), profile)
+    return _profile_post(request, ProfileForm(request.POST, instance=profile, editor=request.user), profile)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_access_view(request: PortalRequest, profile_id: int) -> HttpResponse:
+    """Who may use a profile: the roles and users granted it, a revoke button each, and a form to grant."""
+    profile = selectors.profile_for_editing(user=request.user, profile_id=profile_id)
+    form = ProfileAccessForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            change = services.profile_grant if data["action"] == "grant" else services.profile_revoke
+            try:
+                changed = change(actor=request.user, profile=profile, group=data["group"], user=data["user"])
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, "Access updated." if changed else "Nothing to change: access was already so.")
+                return redirect("assistant:profile_access", profile_id=profile.pk)
+        status = 400
+    else:
+        status = 200
+    context = {"profile": profile, "form": form, "grantees": selectors.profile_grantees(profile=profile)}
+    return render(request, "assistant/profile_access.html", context, status=status)

@@ -38,6 +38,9 @@ NAVIGATION: list[NavEntry] = [
     NavEntry("AI usage", "routing:usage", permission="routing.view_usage", group=MANAGE),
     NavEntry("Models", "routing:catalog", permission="routing.view_catalogmodel", group=MANAGE),
     NavEntry("Budgets", "routing:budgets", permission="routing.view_budget", group=MANAGE),
+    NavEntry(
+        "Assistant profiles", "assistant:profile_list", permission="assistant.view_assistantprofile", group=MANAGE
+    ),
     NavEntry("Local models", "ml:overview", permission="ml.train_model", group=MANAGE),
     NavEntry("Flagged passages", "ml:flags", permission="ml.review_sensitivity", group=MANAGE),
     NavEntry("Settings", "settings", permission="core.manage_parameters", group=MANAGE),
