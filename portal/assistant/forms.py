@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from knowledge.forms import MultipleFileField
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import profiles_for_user
 from portal.customers.selectors import customer_choices_for_user
@@ -59,3 +60,19 @@ class FeedbackForm(forms.Form):
 
 class SearchForm(forms.Form):
     q = forms.CharField(max_length=200, required=False, strip=True, label="Search your conversations")
+
+
+ERROR_NO_ATTACHMENT = "Choose a file to attach."
+
+
+class AttachForm(forms.Form):
+    # An empty or mistyped file is refused by the upload service with its name, not here for the whole batch.
+    uploads = MultipleFileField(
+        label="Attach files", required=False, help_text="PDF, DOCX, HTML, Markdown, text or CSV."
+    )
+
+    def clean_uploads(self) -> list[Any]:
+        files = self.cleaned_data.get("uploads") or []
+        if not files:
+            raise forms.ValidationError(ERROR_NO_ATTACHMENT)
+        return list(files)
