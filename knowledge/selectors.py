@@ -244,6 +244,12 @@ def labelled_chunks(
     ]  # fmt: skip
 
 
+def listed_knowledge_bases() -> QuerySet[KnowledgeBase]:
+    """Every base but the unlisted ones (a conversation's attached files): what an administrator may choose
+    from for a profile; a system read (the caller checks the administrator's permission)."""
+    return KnowledgeBase.objects.filter(unlisted=False).order_by("name")
+
+
 def knowledge_base_names() -> set[str]:
     """Names of every knowledge base, for checking definitions that name one (workflows); not a read of content."""
     return set(KnowledgeBase.objects.filter(unlisted=False).values_list("name", flat=True))

@@ -134,6 +134,24 @@ def test_the_base_is_in_no_knowledge_base_list(client: Client, sam: Any, olivia:
     assert client.get(reverse("knowledge:knowledge_base_detail", args=[base.pk])).status_code == 404
 
 
+def test_no_profile_can_be_given_the_base_and_its_owner_follows_citations_to_the_document(
+    client: Client, sam: Any, conversation: Any, attach: Any, handbook: Any
+):
+    document = attach(sam, conversation, "parking.md", PARKING).document
+    base = conversation.attachments_base
+    client.force_login(UserFactory(username="ada", roles=["Administrator"]))
+    form = client.get(reverse("admin:assistant_assistantprofile_add")).context["adminform"].form
+    choices = form.fields["knowledge_bases"].queryset
+    assert handbook in choices and base not in choices
+
+    client.force_login(sam)
+    page = client.get(reverse("knowledge:document_detail", args=[document.pk]))
+    assert page.status_code == 200 and PARKING_PASSAGE in page.content.decode()
+    assert reverse("knowledge:knowledge_base_detail", args=[base.pk]) not in page.content.decode()  # it would 404
+    client.force_login(UserFactory(username="sue", roles=["Staff"]))
+    assert client.get(reverse("knowledge:document_detail", args=[document.pk])).status_code == 404
+
+
 # ---- the gate
 def test_a_personal_value_in_an_attached_file_passes_the_gate_exactly_as_in_a_shared_base(
     sam: Any, conversation: Any, attach: Any, fake_model: Any, fake_provider: Any
