@@ -125,10 +125,10 @@ def acl_for(
     if knowledge_base_ids is None and scope != set():
         # "Everything the user reads" never takes in unlisted bases (a conversation's attached files): those
         # are searched only when named, by the conversation they belong to.
-        unlisted = set(KnowledgeBase.objects.filter(unlisted=True).values_list("pk", flat=True))
+        unlisted = KnowledgeBase.objects.filter(unlisted=True)
         if scope is not None:
-            scope -= unlisted
-        elif unlisted:  # a superuser: every listed base, which also keeps BM25's statistics to those
+            scope -= set(unlisted.filter(pk__in=sorted(scope)).values_list("pk", flat=True))
+        elif unlisted.exists():  # a superuser: every listed base, which also keeps BM25's statistics to those
             scope = set(KnowledgeBase.objects.filter(unlisted=False).values_list("pk", flat=True))
 
     if scope is not None:

@@ -206,6 +206,23 @@ def test_deleting_the_conversation_deletes_its_base_documents_chunks_and_files(
     assert AuditEvent.objects.filter(action="knowledge.document_deleted", object_id=str(document.pk)).exists()
 
 
+def test_a_purge_by_retention_or_erasure_takes_the_attached_files_too(
+    sam: Any, conversation: Any, attach: Any, knowledge_storage: Path, django_capture_on_commit_callbacks: Any
+):
+    from portal.retention.services import conversations_purge
+
+    document = attach(sam, conversation, "parking.md", PARKING).document
+    base_id, stored = conversation.attachments_base_id, Document.objects.get(pk=document.pk).file.name
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = conversations_purge([conversation.pk])  # no actor: the retention run, a data-subject erasure
+
+    assert counts["attachment_bases"] == 1 and counts["conversations"] == 1
+    assert not KnowledgeBase.objects.filter(pk=base_id).exists() and not Chunk.objects.filter(knowledge_base_id=base_id)
+    assert not (knowledge_storage / stored).exists()
+    assert AuditEvent.objects.get(action="knowledge.knowledge_base_deleted").actor is None
+
+
 # ---- refused files
 def test_a_refused_first_file_names_itself_and_creates_nothing(sam: Any, conversation: Any, attach: Any):
     bases_before, events_before = KnowledgeBase.objects.count(), AuditEvent.objects.count()
