@@ -27,8 +27,8 @@ DOCUMENT_FIELDS = (
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(AuditedGuardedModelAdmin):
     audit_object_repr = True  # the base's name
-    list_display = ["name", "classification", "owner", "embedding_model", "created_at"]
-    list_filter = ["classification"]
+    list_display = ["name", "classification", "unlisted", "owner", "embedding_model", "created_at"]
+    list_filter = ["classification", "unlisted"]
     search_fields = ["name", "description"]
     fields = ["name", "description", "classification", "owner", "embedding_model", "embedding_dimension"]
     # the embedding model changes with `manage.py reindex`, never by editing the row

@@ -84,6 +84,10 @@ class KnowledgeBase(models.Model):
     embedding_model = models.CharField(max_length=200, default="all-MiniLM-L6-v2")
     embedding_dimension = models.PositiveIntegerField(default=EMBEDDING_DIMENSION)
     classification = models.CharField(max_length=20, choices=Classification.choices, default=Classification.INTERNAL)
+    # A base that belongs to something else (the files attached to one conversation, in portal.assistant, whose
+    # row points here): never listed, offered or searched unless a caller names it by id, and only its owner holds
+    # permissions on it.
+    unlisted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

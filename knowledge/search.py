@@ -65,7 +65,8 @@ def acl_for(
 
     A chunk is readable when its knowledge base grants the user (directly or through a role) view
     permission and its document is not restricted to roles the user lacks; editors of a knowledge base
-    (change permission) see all its documents. Superusers read everything, as in guardian.
+    (change permission) see all its documents. Superusers read everything, as in guardian. Without
+    `knowledge_base_ids` (every base the user reads), unlisted bases are left out.
     """
     # Conditions as templates over the row alias {a}; the same list serves chunks and postings.
     conditions: list[str] = []
@@ -120,6 +121,15 @@ def acl_for(
         if hidden_document_ids:
             conditions.append("NOT ({a}.document_id = ANY(%s))")
             params.append(list(hidden_document_ids))
+
+    if knowledge_base_ids is None and scope != set():
+        # "Everything the user reads" never takes in unlisted bases (a conversation's attached files): those
+        # are searched only when named, by the conversation they belong to.
+        unlisted = KnowledgeBase.objects.filter(unlisted=True)
+        if scope is not None:
+            scope -= set(unlisted.filter(pk__in=sorted(scope)).values_list("pk", flat=True))
+        elif unlisted.exists():  # a superuser: every listed base, which also keeps BM25's statistics to those
+            scope = set(KnowledgeBase.objects.filter(unlisted=False).values_list("pk", flat=True))
 
     if scope is not None:
         conditions.insert(0, "{a}.knowledge_base_id = ANY(%s)")

@@ -44,13 +44,18 @@ class RetrievedChunk:
 
 
 def knowledge_bases_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, permission: str = "view"
+    *, user: AbstractBaseUser | AnonymousUser, permission: str = "view", include_unlisted: bool = False
 ) -> QuerySet[KnowledgeBase]:
+    """The bases the user holds `permission` on. Unlisted bases (a conversation's attached files) only with
+    `include_unlisted`, for the callers that then name the one they mean: lists and pickers never show them."""
     if not user.is_authenticated:
         return KnowledgeBase.objects.none()
-    return get_objects_for_user(
+    bases = get_objects_for_user(
         user, f"knowledge.{permission}_knowledgebase", klass=KnowledgeBase, accept_global_perms=False
-    ).order_by("name")
+    )
+    if not include_unlisted:
+        bases = bases.filter(unlisted=False)
+    return bases.order_by("name")
 
 
 ERROR_NO_CREATE_PERMISSION = "You may not create knowledge bases."
@@ -73,7 +78,9 @@ def knowledge_base_by_name(*, name: str) -> KnowledgeBase | None:
 def knowledge_base_classifications() -> list[tuple[int, str, str]]:
     """(id, name, label) of every knowledge base, by name: a system read for governance's officers, who
     decide where each label may go (their permission is checked by the caller)."""
-    return list(KnowledgeBase.objects.order_by("name").values_list("id", "name", "classification"))
+    return list(
+        KnowledgeBase.objects.filter(unlisted=False).order_by("name").values_list("id", "name", "classification")
+    )
 
 
 def knowledge_base_for_user(*, user: User, pk: int, permission: str = "view") -> KnowledgeBase:
@@ -86,10 +93,13 @@ def knowledge_base_for_user(*, user: User, pk: int, permission: str = "view") ->
     return knowledge_base
 
 
-def documents_for_user(*, user: User, knowledge_base: KnowledgeBase | None = None) -> QuerySet[Document]:
-    """Documents of knowledge bases the user views, minus role-restricted ones (editors see all)."""
+def documents_for_user(
+    *, user: User, knowledge_base: KnowledgeBase | None = None, include_unlisted: bool = False
+) -> QuerySet[Document]:
+    """Documents of knowledge bases the user views, minus role-restricted ones (editors see all); those of
+    unlisted bases only with `include_unlisted`."""
     documents = Document.objects.select_related("knowledge_base").filter(
-        knowledge_base__in=knowledge_bases_for_user(user=user)
+        knowledge_base__in=knowledge_bases_for_user(user=user, include_unlisted=include_unlisted)
     )
     if knowledge_base is not None:
         documents = documents.filter(knowledge_base=knowledge_base)
@@ -97,12 +107,13 @@ def documents_for_user(*, user: User, knowledge_base: KnowledgeBase | None = Non
         return documents
     restricted = Document.restricted_to_roles.through.objects.filter(document_id=OuterRef("pk"))
     allowed = restricted.filter(group__in=user.groups.all())
-    editable = knowledge_bases_for_user(user=user, permission="change")
+    editable = knowledge_bases_for_user(user=user, permission="change", include_unlisted=include_unlisted)
     return documents.filter(~Exists(restricted) | Exists(allowed) | Q(knowledge_base__in=editable))
 
 
 def document_for_user(*, user: User, pk: int, permission: str = "view") -> Document:
-    document = documents_for_user(user=user).filter(pk=pk).first()
+    # Also a document attached to a conversation (an unlisted base): its owner follows citations to it.
+    document = documents_for_user(user=user, include_unlisted=True).filter(pk=pk).first()
     if document is None:
         raise not_visible(Document, pk, "No such document.")
     if permission != "view" and not user.has_perm(f"knowledge.{permission}_knowledgebase", document.knowledge_base):
@@ -233,9 +244,15 @@ def labelled_chunks(
     ]  # fmt: skip
 
 
+def listed_knowledge_bases() -> QuerySet[KnowledgeBase]:
+    """Every base but the unlisted ones (a conversation's attached files): what an administrator may choose
+    from for a profile; a system read (the caller checks the administrator's permission)."""
+    return KnowledgeBase.objects.filter(unlisted=False).order_by("name")
+
+
 def knowledge_base_names() -> set[str]:
     """Names of every knowledge base, for checking definitions that name one (workflows); not a read of content."""
-    return set(KnowledgeBase.objects.values_list("name", flat=True))
+    return set(KnowledgeBase.objects.filter(unlisted=False).values_list("name", flat=True))
 
 
 def document_knowledge_base_id(*, document_id: int) -> int | None:

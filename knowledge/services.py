@@ -61,12 +61,14 @@ def knowledge_base_create(
     name: str,
     description: str = "",
     classification: str = Classification.INTERNAL,
+    unlisted: bool = False,
 ) -> KnowledgeBase:
     knowledge_base = KnowledgeBase(
         name=name,
         description=description,
         owner=actor,
         classification=classification,
+        unlisted=unlisted,
         embedding_model=embeddings.model_name(),
         embedding_dimension=embeddings.EMBEDDING_DIMENSION,
     )
@@ -80,9 +82,37 @@ def knowledge_base_create(
         actor_username="" if actor else "system",
         action="knowledge.knowledge_base_created",
         target=knowledge_base,
-        details={"name": name, "classification": classification},
+        details={"name": name, "classification": classification, "unlisted": unlisted},
     )
     return knowledge_base
+
+
+@transaction.atomic
+def knowledge_base_delete(*, actor: User | None, knowledge_base: KnowledgeBase) -> None:
+    """Delete a knowledge base with its documents (each through document_delete: audited, its stored file
+    removed once this commits), chunks, postings and BM25 statistics. The actor must manage the base."""
+    if actor is not None:
+        _require(actor, "manage_knowledgebase", knowledge_base, ERROR_NO_MANAGE_PERMISSION)
+    documents = list(Document.objects.select_for_update().filter(knowledge_base=knowledge_base).order_by("pk"))
+    for document in documents:
+        document_delete(actor=None, document=document)  # the actor's right was checked on the whole base
+    audit(
+        actor=actor,
+        actor_username="" if actor else "system",
+        action="knowledge.knowledge_base_deleted",
+        target=knowledge_base,
+        details={"knowledge_base_id": knowledge_base.pk, "documents": len(documents)},
+    )
+    knowledge_base.delete()
+
+
+@transaction.atomic
+def knowledge_bases_delete(*, actor: User | None, knowledge_base_ids: Sequence[int]) -> int:
+    """knowledge_base_delete for each of these bases (for apps that keep only the id); returns how many."""
+    bases = list(KnowledgeBase.objects.select_for_update().filter(pk__in=list(knowledge_base_ids)).order_by("pk"))
+    for knowledge_base in bases:
+        knowledge_base_delete(actor=actor, knowledge_base=knowledge_base)
+    return len(bases)
 
 
 def _filename_details(filename: str) -> dict[str, Any]:
@@ -177,7 +207,7 @@ def document_upload(
     """
     if actor is not None:
         _require(actor, "change_knowledgebase", knowledge_base, ERROR_NO_CHANGE_PERMISSION)
-    filename = filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "unnamed"
+    filename = _clean_filename(filename)
     size = len(data) if data is not None else int(size or 0)
     problem = _upload_problem(data, filename=filename, size=size)
     if problem is not None:
@@ -217,6 +247,17 @@ def document_upload(
     )
     _queue_processing(document)
     return UploadResult(document, outcome, filename=filename)
+
+
+def upload_refusal(*, filename: str, data: bytes | None, size: int | None = None) -> str | None:
+    """Why document_upload would refuse this file (as it words it), or None: for callers that must know before
+    they create anything for it."""
+    size = len(data) if data is not None else int(size or 0)
+    return _upload_problem(data, filename=_clean_filename(filename), size=size)
+
+
+def _clean_filename(filename: str) -> str:
+    return filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "unnamed"
 
 
 def _upload_problem(data: bytes | None, *, filename: str, size: int) -> str | None:

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.db.models import ManyToManyField
+from django.http import HttpRequest
 
 from audit.admin import AuditedGuardedModelAdmin
 from portal.assistant.models import AssistantProfile
@@ -24,3 +29,13 @@ class AssistantProfileAdmin(AuditedGuardedModelAdmin):
         "name", "description", "instructions", "knowledge_bases", "all_readable_knowledge", "task_type",
         "temperature", "max_tokens", "passages", "sensitive", "is_active",
     )  # fmt: skip
+
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField[Any] | None:
+        if db_field.name == "knowledge_bases":
+            from knowledge.selectors import listed_knowledge_bases
+
+            # a conversation's attached files belong to that conversation alone, never to a profile
+            kwargs["queryset"] = listed_knowledge_bases()
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

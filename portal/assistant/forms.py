@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from knowledge.forms import MultipleFileField
 from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMAT_HTML, FORMAT_MARKDOWN
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import knowledge_bases_for_profile_editor, profiles_for_user
@@ -133,3 +134,19 @@ class ProfileAccessForm(forms.Form):
             if data["user"] is None:
                 self.add_error("username", ERROR_PROFILE_UNKNOWN_USER)
         return data
+
+
+ERROR_NO_ATTACHMENT = "Choose a file to attach."
+
+
+class AttachForm(forms.Form):
+    # An empty or mistyped file is refused by the upload service with its name, not here for the whole batch.
+    uploads = MultipleFileField(
+        label="Attach files", required=False, help_text="PDF, DOCX, HTML, Markdown, text or CSV."
+    )
+
+    def clean_uploads(self) -> list[Any]:
+        files = self.cleaned_data.get("uploads") or []
+        if not files:
+            raise forms.ValidationError(ERROR_NO_ATTACHMENT)
+        return list(files)

@@ -84,6 +84,12 @@ class Conversation(models.Model):
     customer = models.ForeignKey(
         "customers.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The unlisted knowledge base of the files attached to this conversation, made on the first attachment and
+    # searched only by questions in this conversation. The relation points down (knowledge knows nothing of
+    # conversations); deleting the conversation deletes the base through conversation_delete / the purge.
+    attachments_base = models.OneToOneField(
+        "knowledge.KnowledgeBase", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

@@ -371,18 +371,28 @@ def authorize(*, user: User, conversation: Conversation) -> Authorization:
         raise PermissionDenied(ERROR_PROFILE_WITHDRAWN)
     profile = conversation.profile
     wanted = selectors.profile_knowledge_base_ids(profile=profile)
+    attached = _attachments_base(user=user, conversation=conversation)
     if profile.all_readable_knowledge:  # every base this user may read: the permission filter is the choice
         readable = tuple(knowledge_bases_for_user(user=user).order_by("pk"))
         readable_ids = {kb.pk for kb in readable}
         return Authorization(
             profile=profile,
-            knowledge_bases=readable,
+            knowledge_bases=readable + attached,
             withheld_knowledge_bases=len([pk for pk in wanted if pk not in readable_ids]),
         )
     readable = tuple(knowledge_bases_for_user(user=user).filter(pk__in=wanted).order_by("pk")) if wanted else ()
     return Authorization(
-        profile=profile, knowledge_bases=readable, withheld_knowledge_bases=len(wanted) - len(readable)
+        profile=profile, knowledge_bases=readable + attached, withheld_knowledge_bases=len(wanted) - len(readable)
     )
+
+
+def _attachments_base(*, user: User, conversation: Conversation) -> tuple[KnowledgeBase, ...]:
+    """The conversation's own files (an unlisted base no list offers), searched by its questions alone; the
+    caller has checked that the user owns the conversation, and the base's permissions are the owner's."""
+    if conversation.attachments_base_id is None:
+        return ()
+    bases = knowledge_bases_for_user(user=user, include_unlisted=True).filter(pk=conversation.attachments_base_id)
+    return tuple(bases)
 
 
 # ---- stage 2: route --------------------------------------------------------------------------------------

@@ -152,6 +152,16 @@ def conversation_get(*, user: Any, conversation_id: int) -> Conversation:
     return conversation
 
 
+def conversation_attachments(*, user: Any, conversation: Conversation) -> list[Any]:
+    """The documents attached to the user's conversation (its unlisted knowledge base), oldest first."""
+    from knowledge.selectors import documents_for_user
+
+    if conversation.attachments_base_id is None or conversation.owner_id != user.pk:
+        return []
+    documents = documents_for_user(user=user, include_unlisted=True)
+    return list(documents.filter(knowledge_base_id=conversation.attachments_base_id).order_by("created_at", "pk"))
+
+
 # ---- searching one's own conversations ------------------------------------------------------------------
 SEARCH_CONFIG = "english"  # as the knowledge and memory searches
 SEARCH_RESULTS = 20

@@ -31,12 +31,15 @@ from portal.assistant.selectors import (
     require_assistant_use,
     require_profile_editing,
 )
+from portal.core.access import ObjectHidden
 from portal.customers.selectors import customer_require_visible
 from portal.routing.types import RouteDecision
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from django.core.files.uploadedfile import UploadedFile
 
+    from knowledge.services import UploadResult
     from portal.assistant.pipeline import Citation
 
 DEFAULT_TITLE = "New conversation"
@@ -96,7 +99,79 @@ def conversation_delete(*, actor: User, conversation: Conversation) -> None:
         target=conversation,
         details={"conversation_id": conversation.pk, "messages": conversation.messages.count()},
     )
-    conversations_purge([conversation.pk])
+    conversations_purge([conversation.pk], actor=actor)  # its attached files' knowledge base too
+
+
+# ---- attached files ---------------------------------------------------------------------------------------
+ATTACHMENTS_BASE_NAME = "Files of conversation {conversation_id}"
+
+
+@transaction.atomic
+def conversation_attach(*, actor: User, conversation: Conversation, uploaded_file: UploadedFile[bytes]) -> UploadResult:
+    """Attach a file to the conversation: a document of its own unlisted knowledge base, made on the first
+    attachment and searched only by this conversation's questions.
+
+    The file goes through knowledge's document_upload (the same checks, ingestion task and audit events as
+    any upload). A refused file changes nothing (not even the base, on a first attachment): `document` is
+    None and `error` says why.
+    """
+    from knowledge.services import document_upload, max_upload_bytes, upload_refusal
+
+    if conversation.owner_id != actor.pk:
+        raise ObjectHidden("No such conversation.")
+    # The row lock makes two first attachments at once share one base instead of racing to create two.
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    filename, size = uploaded_file.name or "", int(uploaded_file.size or 0)
+    data = None if size > max_upload_bytes() else uploaded_file.read()
+    if conversation.attachments_base_id is None:
+        refusal = upload_refusal(filename=filename, data=data, size=size)
+        if refusal is not None:
+            return _attachment_refused(actor=actor, conversation=conversation, filename=filename, error=refusal)
+        _attachments_base_create(actor=actor, conversation=conversation)
+    assert conversation.attachments_base is not None
+    result = document_upload(actor=actor, knowledge_base=conversation.attachments_base, filename=filename,
+                             data=data, size=size)  # fmt: skip
+    if result.document is None:
+        return _attachment_refused(actor=actor, conversation=conversation, filename=filename, error=result.error,
+                                   result=result)  # fmt: skip
+    audit(
+        actor=actor,
+        action="assistant.file_attached",
+        target=conversation,
+        # ids only: the file's name is typed text, which knowledge's own upload event keeps as a fingerprint
+        details={
+            "conversation_id": conversation.pk,
+            "document_id": result.document.pk,
+            "knowledge_base_id": conversation.attachments_base_id,
+            "outcome": result.outcome,
+        },
+    )
+    return result
+
+
+def _attachments_base_create(*, actor: User, conversation: Conversation) -> None:
+    from knowledge.services import knowledge_base_create
+
+    # The owner gets the base's permissions (as any creator does): nobody else may read or change it.
+    conversation.attachments_base = knowledge_base_create(
+        actor=actor, name=ATTACHMENTS_BASE_NAME.format(conversation_id=conversation.pk), unlisted=True
+    )
+    conversation.save(update_fields=["attachments_base", "updated_at"])
+
+
+def _attachment_refused(
+    *, actor: User, conversation: Conversation, filename: str, error: str, result: UploadResult | None = None
+) -> UploadResult:
+    from knowledge.services import UploadResult
+
+    audit(
+        actor=actor,
+        action="assistant.file_rejected",
+        target=conversation,
+        outcome=Outcome.FAILURE,
+        details={"conversation_id": conversation.pk, **text_fingerprint(filename, name="filename"), "error": error},
+    )
+    return result or UploadResult(None, "rejected", filename=filename, error=error)
 
 
 @transaction.atomic

@@ -19,6 +19,8 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/delete/", views.conversation_delete_view, name="conversation_delete"),
     path("conversations/<int:conversation_id>/export/", views.conversation_export_view, name="conversation_export"),
     path("conversations/<int:conversation_id>/ask/", views.ask_view, name="ask"),
+    path("conversations/<int:conversation_id>/attach/", views.attach_view, name="attach"),
+    path("conversations/<int:conversation_id>/attachments/", views.attachments_view, name="attachments"),
     path(
         "conversations/<int:conversation_id>/questions/<int:question_id>/confirm/",
         views.confirm_view,

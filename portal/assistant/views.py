@@ -26,6 +26,7 @@ from portal.assistant import export, pipeline, selectors, services
 from portal.assistant.db import db_phase
 from portal.assistant.forms import (
     AskForm,
+    AttachForm,
     ExportForm,
     FeedbackForm,
     NewConversationForm,
@@ -55,9 +56,21 @@ def _chat_context(request: PortalRequest, conversation: Conversation | None, **e
         "search_form": SearchForm(),
         "rename_form": RenameForm(initial={"title": conversation.title}) if conversation else None,
         "chat_messages": list(selectors.conversation_messages(conversation=conversation)) if conversation else [],
+        "attach_form": AttachForm(),
     }
+    if conversation is not None:
+        context.update(_attachments_context(request, conversation))
     context.update(extra)
     return context
+
+
+def _attachments_context(request: PortalRequest, conversation: Conversation) -> dict[str, Any]:
+    attachments = selectors.conversation_attachments(user=request.user, conversation=conversation)
+    return {
+        "current": conversation,
+        "attachments": attachments,
+        "attachments_pending": any(not document.is_final for document in attachments),
+    }
 
 
 def _render_chat(request: PortalRequest, conversation: Conversation | None, status: int, **extra: Any) -> HttpResponse:
@@ -170,6 +183,45 @@ def conversation_export_view(request: PortalRequest, conversation_id: int) -> Ht
     response["Content-Disposition"] = f'attachment; filename="{export.filename(data, fmt)}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+# ---- attached files ---------------------------------------------------------------------------------------
+@login_required
+@require_POST
+def attach_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
+    """Attach files to the conversation; each file alone (one refused file never undoes the others)."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    form = AttachForm(request.POST, request.FILES)
+    if not form.is_valid():
+        if request.htmx:
+            context = {**_attachments_context(request, conversation), "attach_form": form}
+            return render(request, "assistant/chat.html#attachments", context, status=400)
+        return _render_chat(request, conversation, status=400, attach_form=form)
+    results = [
+        services.conversation_attach(actor=request.user, conversation=conversation, uploaded_file=uploaded)
+        for uploaded in form.cleaned_data["uploads"]
+    ]
+    conversation.refresh_from_db()  # the first file made its knowledge base
+    if request.htmx:
+        context = {**_attachments_context(request, conversation), "attach_form": AttachForm()}
+        context["attach_results"] = results
+        return render(request, "assistant/chat.html#attachments", context)
+    for result in results:
+        if result.document is None:
+            messages.error(request, f"{result.filename}: not attached. {result.error}")
+        else:
+            messages.info(request, f"{result.filename}: attached; it is searchable here once it is processed.")
+    return redirect("assistant:conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_GET
+def attachments_view(request: PortalRequest, conversation_id: int) -> HttpResponse:
+    """The attached files with their status: polled while one is still processing; the page without htmx."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    if request.htmx:
+        return render(request, "assistant/chat.html#attachment-list", _attachments_context(request, conversation))
+    return redirect("assistant:conversation", conversation_id=conversation.pk)
 
 
 # ---- asking (async) ---------------------------------------------------------------------------------------

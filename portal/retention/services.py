@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -34,6 +34,9 @@ from portal.retention.selectors import (
     require_hold_manager,
     require_retention_manager,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -185,14 +188,21 @@ def vault_keys_of(conversation_ids: list[int]) -> list[str]:
     return [f"{prefix}{pk}" for pk in conversation_ids for prefix in VAULT_KEY_PREFIXES]
 
 
-def conversations_purge(conversation_ids: list[int]) -> dict[str, int]:
-    """Delete conversations with their messages (and the stored manifests in them), relabels and vaults.
+def conversations_purge(conversation_ids: list[int], *, actor: User | None = None) -> dict[str, int]:
+    """Delete conversations with their messages (and the stored manifests in them), relabels, vaults and the
+    knowledge bases of their attached files (through knowledge's service: audited, stored files removed).
 
     Plain DELETE statements (no model instances in memory); the caller holds the transaction.
     """
     from governance.models import ConversationVault
+    from knowledge.services import knowledge_bases_delete
     from portal.assistant.models import Conversation, Message
     from portal.ml.models import TaskLabel
+
+    attached = Conversation.objects.filter(pk__in=conversation_ids, attachments_base__isnull=False)
+    attachment_bases = knowledge_bases_delete(
+        actor=actor, knowledge_base_ids=list(attached.values_list("attachments_base_id", flat=True))
+    )
 
     messages, labels = Message._meta.db_table, TaskLabel._meta.db_table
     with connection.cursor() as cursor:
@@ -206,7 +216,8 @@ def conversations_purge(conversation_ids: list[int]) -> dict[str, int]:
         cursor.execute(f"DELETE FROM {Conversation._meta.db_table} WHERE id = ANY(%s)", [conversation_ids])
         conversation_count = cursor.rowcount
     vaults, _ = ConversationVault.objects.filter(conversation_key__in=vault_keys_of(conversation_ids)).delete()
-    return {"conversations": conversation_count, "messages": message_count, "vaults": vaults, "relabels": relabels}
+    return {"conversations": conversation_count, "messages": message_count, "vaults": vaults, "relabels": relabels,
+            "attachment_bases": attachment_bases}  # fmt: skip
 
 
 def _delete_batch(key: str, ids: list[int]) -> dict[str, int]:
