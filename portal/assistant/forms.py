@@ -47,6 +47,8 @@ class AskForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Ask a question…"}),
         label="Your question",
     )
+    # edit and resend: the earlier question of this conversation the new one is an edited copy of
+    edited_from = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 
 
 ERROR_EMPTY_TITLE = "Enter a title: a conversation cannot be renamed to nothing."

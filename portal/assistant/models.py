@@ -112,6 +112,7 @@ class MessageStatus(models.TextChoices):
     CANCELLED = "cancelled", "Not sent (cancelled by the user)"
     ERROR = "error", "Error"
     BLOCKED = "blocked", "Blocked by governance"
+    STOPPED = "stopped", "Stopped before it was complete"
 
 
 class Message(models.Model):
@@ -123,6 +124,8 @@ class Message(models.Model):
     # What the user is told when no (complete) answer could be given: provider fault, block, budget.
     error = models.TextField(blank=True)
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="answers")
+    # Questions: the earlier question this one is an edited copy of (edit and resend keeps both).
+    edited_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits")
     citations = models.JSONField(default=list, blank=True)
     route = models.JSONField(default=dict, blank=True)
     manifest = models.JSONField(default=dict, blank=True)

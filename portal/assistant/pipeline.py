@@ -70,7 +70,7 @@ ERROR_PREPARE_FAILED = (
 )
 ERROR_CALL_FAILED = "The model could not be reached; your question is saved. Please try again later."
 ERROR_NO_DESTINATION = "Governance did not clear this question for any configured model; nothing was sent."
-ERROR_INTERRUPTED = "The answer was interrupted before it was complete."
+ERROR_STOPPED = "Stopped before the answer was complete: what came until then is kept."
 
 
 # ---- what the stages hand each other ----------------------------------------------------------------------
@@ -216,11 +216,16 @@ async def answer(
     conversation: Conversation,
     question: str = "",
     confirm_question_id: int | None = None,
+    regenerate_question_id: int | None = None,
+    edited_from: Message | None = None,
     authorization: Authorization | None = None,
 ) -> AsyncIterator[AnswerEvent]:
     """The main flow, streamed: QuestionStored, then AnswerDelta pieces (or PreviewReady), then AnswerStored.
 
-    Raises PermissionDenied / Http404 / ValidationError before anything is stored when the user may not ask.
+    One of: a new `question` (an edited copy of `edited_from`, if given), the confirmation of a previewed
+    question, or a new attempt at the answer of the latest question (`regenerate_question_id`; the earlier
+    attempts stay beside it). Raises PermissionDenied / Http404 / ValidationError before anything is stored
+    when the user may not ask.
     """
     started = time.perf_counter()
     # stages 1-5: authorize, route, retrieve, build, egress (one database phase; nothing leaves the server)
@@ -230,6 +235,8 @@ async def answer(
         conversation=conversation,
         question=question,
         confirm_question_id=confirm_question_id,
+        regenerate_question_id=regenerate_question_id,
+        edited_from=edited_from,
         authorization=authorization,
     )
     prepare_ms = (time.perf_counter() - started) * 1000
@@ -253,9 +260,10 @@ async def answer(
                 await sync_to_async(release_connection)()
             yield delta
     except (GeneratorExit, asyncio.CancelledError):
-        # The reader went away (page closed): keep what was shown, marked as interrupted.
+        # The reader stopped the answer or went away (page closed): closing the stream ends the provider
+        # call; what was shown is kept, marked as stopped.
         await _close_quietly(deltas)
-        await db_phase(store, user=user, prepared=step, streamed=streamed, interrupted=True)
+        await db_phase(store, user=user, prepared=step, streamed=streamed, stopped=True)
         raise
     except Exception:  # noqa: BLE001 - routing should not raise; if it does the user still gets an answer
         logger.exception("assistant: the model stream failed for question %s", step.question.pk)
@@ -276,6 +284,8 @@ def prepare(
     conversation: Conversation,
     question: str = "",
     confirm_question_id: int | None = None,
+    regenerate_question_id: int | None = None,
+    edited_from: Message | None = None,
     authorization: Authorization | None = None,
 ) -> Prepared | Finished | NeedsConfirmation:
     """Stages 1-5 (synchronous: database and local models). Nothing leaves the server here.
@@ -288,10 +298,15 @@ def prepare(
         authorization = authorize(user=user, conversation=conversation)
     profile = authorization.profile
     clock.lap("authorize")
-    if confirm_question_id is None:
-        question_message = services.question_store(actor=user, conversation=conversation, text=question)
-    else:
+    if confirm_question_id is not None:
         question_message = selectors.pending_question_get(conversation=conversation, question_id=confirm_question_id)
+    elif regenerate_question_id is not None:
+        question_message = selectors.regenerable_question_get(conversation=conversation,
+                                                              question_id=regenerate_question_id)  # fmt: skip
+        services.answer_regenerate_requested(actor=user, question=question_message)
+    else:
+        question_message = services.question_store(actor=user, conversation=conversation, text=question,
+                                                   edited_from=edited_from)  # fmt: skip
     clock.lap("store_question")
     text = question_message.content
     decision: RouteDecision | None = None
@@ -618,15 +633,15 @@ def store(
     user: User,
     prepared: Prepared,
     streamed: Streamed,
-    interrupted: bool = False,
+    stopped: bool = False,
     local_overhead_ms: float | None = None,
 ) -> Message:
     """The answer as far as it got, with its route, manifest, usage and citations; `answer_store` audits it
     in the same transaction."""
     outcome = streamed.outcome
     usage: dict[str, Any] = outcome_as_usage(outcome) if outcome is not None else {"outcome": "error"}
-    if interrupted:
-        status, error = MessageStatus.ERROR, ERROR_INTERRUPTED
+    if stopped:
+        status, error = MessageStatus.STOPPED, ERROR_STOPPED
     else:
         usage["local_overhead_ms"] = round(local_overhead_ms or 0.0, 2)
         usage["stages_ms"] = prepared.retrieval.stages_ms

@@ -10,7 +10,8 @@ from typing import Any
 import nh3
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from guardian.shortcuts import get_objects_for_user
@@ -25,6 +26,7 @@ ERROR_PROFILE_WITHDRAWN = "You may no longer use the assistant profile of this c
 
 ERROR_NOT_PENDING = "This question is not waiting for confirmation."
 ERROR_NO_SUCH_ANSWER = "No such answer."
+ERROR_NOT_REGENERABLE = "Only the answer to the latest question can be asked for again."
 
 
 def may_use_assistant(*, user: Any) -> bool:
@@ -255,7 +257,38 @@ def conversation_search(*, user: Any, text: str, limit: int = SEARCH_RESULTS) ->
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.order_by("created_at", "pk")
+    """The conversation in order; each answer knows its attempt ("2 of 3") and whether it may be regenerated."""
+    return conversation.messages.order_by("created_at", "pk").annotate(
+        attempt=Window(RowNumber(), partition_by=[F("reply_to")], order_by=F("pk").asc()),
+        attempts=Window(Count("pk"), partition_by=[F("reply_to")]),
+        latest_question_id=Subquery(_latest_question(OuterRef("conversation"))),
+    )
+
+
+def _latest_question(conversation: Any) -> Any:  # a one-row values() queryset, usable as a subquery
+    return Message.objects.filter(conversation=conversation, role=MessageRole.USER).order_by("-pk").values("pk")[:1]
+
+
+@dataclass(frozen=True)
+class AnswerPlace:
+    attempt: int
+    attempts: int
+    regenerable: bool  # an answer to the conversation's latest question: a new attempt may be asked for
+
+
+def answer_place(*, message: Message) -> AnswerPlace:
+    """Where one answer stands (for an answer rendered on its own, without `conversation_messages`' columns)."""
+    attempt = getattr(message, "attempt", None)
+    if attempt is not None:
+        regenerable = message.is_answer and message.reply_to_id is not None
+        latest_id = getattr(message, "latest_question_id", None)
+        return AnswerPlace(attempt, getattr(message, "attempts", 1), regenerable and message.reply_to_id == latest_id)
+    if not message.is_answer or message.reply_to_id is None:
+        return AnswerPlace(1, 1, False)
+    siblings = list(Message.objects.filter(reply_to_id=message.reply_to_id).order_by("pk").values_list("pk", flat=True))
+    latest = _latest_question(message.conversation_id).first()
+    position = siblings.index(message.pk) + 1 if message.pk in siblings else len(siblings)
+    return AnswerPlace(position, len(siblings), latest is not None and latest["pk"] == message.reply_to_id)
 
 
 # ---- exporting one's own conversation -------------------------------------------------------------------
@@ -333,11 +366,40 @@ def conversation_export_data(*, conversation: Conversation) -> ConversationExpor
 
 
 def history_for(*, conversation: Conversation, limit: int, before: Message | None = None) -> list[Message]:
-    """The last complete, non-empty questions and answers (before a given question), oldest first."""
-    recent = conversation.messages.filter(status=MessageStatus.COMPLETE).exclude(content="")
+    """The last complete, non-empty questions and answers (before a given question), oldest first; of a
+    regenerated answer only the latest complete attempt."""
+    recent = (
+        conversation.messages.filter(status=MessageStatus.COMPLETE)
+        .exclude(content="")
+        .exclude(
+            Exists(
+                Message.objects.filter(
+                    reply_to=OuterRef("reply_to"), pk__gt=OuterRef("pk"), status=MessageStatus.COMPLETE
+                ).exclude(content="")
+            )
+        )
+    )
     if before is not None:
         recent = recent.filter(pk__lt=before.pk)
     return list(reversed(recent.order_by("-pk")[:limit]))
+
+
+def regenerable_question_get(*, conversation: Conversation, question_id: int) -> Message:
+    """The conversation's latest question, already sent or answered, for a new attempt at its answer."""
+    question = conversation.messages.filter(
+        pk=question_id, role=MessageRole.USER, status=MessageStatus.COMPLETE, pk__in=_latest_question(conversation)
+    ).first()
+    if question is None:
+        raise not_visible(Message, question_id, ERROR_NOT_REGENERABLE)
+    return question
+
+
+def edited_question_get(*, conversation: Conversation, question_id: int) -> Message:
+    """A question of this conversation that the user edits and sends again."""
+    question = conversation.messages.filter(pk=question_id, role=MessageRole.USER).first()
+    if question is None:
+        raise not_visible(Message, question_id, "No such question.")
+    return question
 
 
 def message_get(*, user: Any, message_id: int) -> Message:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 DEFAULT_TITLE = "New conversation"
 TITLE_LENGTH = 60
 ERROR_EMPTY_QUESTION = "Type a question first."
+ERROR_EDIT_ELSEWHERE = "That question belongs to another conversation."
 ERROR_TITLE = "Give the conversation a title (at most 200 characters)."
 ERROR_RATING = "Rate with thumbs up or thumbs down."
 
@@ -232,11 +233,16 @@ def budget_refusal_audit(*, actor: User, question: Message, message: str) -> Non
 
 # ---- questions and answers -------------------------------------------------------------------------------
 @transaction.atomic
-def question_store(*, actor: User, conversation: Conversation, text: str) -> Message:
+def question_store(
+    *, actor: User, conversation: Conversation, text: str, edited_from: Message | None = None
+) -> Message:
+    """Store a question (`edited_from`: the earlier question of this conversation it is an edited copy of)."""
     text = text.strip()
     if not text:
         raise ValidationError(ERROR_EMPTY_QUESTION)
-    message = Message(conversation=conversation, role=MessageRole.USER, content=text)
+    if edited_from is not None and edited_from.conversation_id != conversation.pk:
+        raise ValidationError(ERROR_EDIT_ELSEWHERE)
+    message = Message(conversation=conversation, role=MessageRole.USER, content=text, edited_from=edited_from)
     # the conversation is the caller's loaded, authorized object: no query to re-check that it exists
     message.full_clean(exclude=["conversation"])
     message.save()
@@ -247,9 +253,24 @@ def question_store(*, actor: User, conversation: Conversation, text: str) -> Mes
         actor=actor,
         action="assistant.question_asked",
         target=message,
-        details={"conversation_id": conversation.pk, "profile_id": conversation.profile_id, "chars": len(text)},
+        details={
+            "conversation_id": conversation.pk,
+            "profile_id": conversation.profile_id,
+            "chars": len(text),
+            **({"edited_from_id": edited_from.pk} if edited_from is not None else {}),
+        },
     )
     return message
+
+
+def answer_regenerate_requested(*, actor: User, question: Message) -> None:
+    """The user asks for a new attempt at the answer to `question`; the earlier attempts are kept."""
+    audit(
+        actor=actor,
+        action="assistant.answer_regenerated",
+        target=question,
+        details={"conversation_id": question.conversation_id, "earlier_attempts": question.answers.count()},
+    )
 
 
 def _title_from(text: str) -> str:
@@ -342,6 +363,7 @@ def answer_store(
     usage = usage or {}
     outcome = {
         MessageStatus.COMPLETE: Outcome.SUCCESS,
+        MessageStatus.STOPPED: Outcome.SUCCESS,  # the user's choice; `status` in the details says "stopped"
         MessageStatus.BLOCKED: Outcome.DENIED,
     }.get(MessageStatus(status), Outcome.ERROR)
     audit(

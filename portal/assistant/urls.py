@@ -31,5 +31,10 @@ urlpatterns = [
         views.cancel_view,
         name="cancel",
     ),
+    path(
+        "conversations/<int:conversation_id>/questions/<int:question_id>/regenerate/",
+        views.regenerate_view,
+        name="regenerate",
+    ),
     path("messages/<int:message_id>/feedback/", views.feedback_view, name="feedback"),
 ]

@@ -8,7 +8,7 @@ posts normally and gets the conversation page back once the answer is stored.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -279,12 +279,17 @@ async def _respond(
 
 
 def _load_for_asking(
-    *, request: PortalRequest, conversation_id: int, question_id: int | None = None
+    *,
+    request: PortalRequest,
+    conversation_id: int,
+    question_id: int | None = None,
+    question_get: Callable[..., Message] = selectors.pending_question_get,
 ) -> tuple[Any, Conversation, pipeline.Authorization] | None:
     """Signed-in user and their conversation, if they may ask in it (404 / 403 otherwise); None: sign in.
 
-    With `question_id` (a confirmation), that question must be waiting in this conversation: every refusal
-    is a 404 or 403 before the first byte of a stream, never an exception halfway through one.
+    With `question_id`, that question must be one `question_get` returns (waiting for confirmation, or the
+    latest one for a regeneration): every refusal is a 404 or 403 before the first byte of a stream, never
+    an exception halfway through one.
     """
     user = request.user
     if not user.is_authenticated:
@@ -292,7 +297,7 @@ def _load_for_asking(
     conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
     authorization = pipeline.authorize(user=user, conversation=conversation)  # 403 before any byte of a stream
     if question_id is not None:
-        selectors.pending_question_get(conversation=conversation, question_id=question_id)
+        question_get(conversation=conversation, question_id=question_id)
     return user, conversation, authorization
 
 
@@ -307,8 +312,33 @@ async def ask_view(request: PortalRequest, conversation_id: int) -> HttpResponse
     form = AskForm(request.POST)
     if not form.is_valid():
         return await sync_to_async(_render_chat)(request, conversation, status=400, ask_form=form)
+    edited_from = None
+    if form.cleaned_data.get("edited_from"):  # edit and resend: 404 unless it is a question of this conversation
+        edited_from = await db_phase(
+            selectors.edited_question_get, conversation=conversation, question_id=form.cleaned_data["edited_from"]
+        )
     events = pipeline.answer(
-        user=user, conversation=conversation, question=form.cleaned_data["question"], authorization=authorization
+        user=user,
+        conversation=conversation,
+        question=form.cleaned_data["question"],
+        edited_from=edited_from,
+        authorization=authorization,
+    )
+    return await _respond(request, conversation, events)
+
+
+@require_POST
+async def regenerate_view(
+    request: PortalRequest, conversation_id: int, question_id: int
+) -> HttpResponse | StreamingHttpResponse:
+    """A new attempt at the answer to the latest question; the earlier attempts stay in the conversation."""
+    loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id,
+                            question_id=question_id, question_get=selectors.regenerable_question_get)  # fmt: skip
+    if loaded is None:
+        return redirect_to_login(request.get_full_path())
+    user, conversation, authorization = loaded
+    events = pipeline.answer(
+        user=user, conversation=conversation, regenerate_question_id=question_id, authorization=authorization
     )
     return await _respond(request, conversation, events)
 

@@ -35,13 +35,29 @@
     return item;
   }
 
-  async function streamAnswer(form, status) {
+  function markStopped(pending) {
+    // the server keeps what came until the stop, marked "stopped"; show the same here without a reload
+    if (!pending) return;
+    pending.classList.remove("streaming");
+    const tag = document.createElement("span");
+    tag.className = "tag stopped";
+    tag.textContent = "stopped";
+    pending.querySelector(".chat-who").append(" ", tag);
+    const note = document.createElement("p");
+    note.className = "muted small stopped-note";
+    note.textContent = "Stopped before the answer was complete: what came until then is kept.";
+    pending.append(note);
+    pending.id = "";
+  }
+
+  async function streamAnswer(form, status, signal) {
     const list = document.getElementById("chat-messages");
     const response = await fetch(form.action, {
       method: "POST",
       body: new FormData(form),
       headers: { Accept: STREAM_TYPE, "X-CSRFToken": window.portal.csrfToken(form) },
       credentials: "same-origin",
+      signal,
     });
     const type = response.headers.get("Content-Type") || "";
     if (!response.ok || !type.startsWith(STREAM_TYPE) || !response.body) {
@@ -58,7 +74,18 @@
     let buffer = "";
     let pending = null;
     for (;;) {
-      const { value, done } = await reader.read();
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (error && error.name === "AbortError") {
+          markStopped(pending);
+          status.textContent = "Stopped.";
+          return;
+        }
+        throw error;
+      }
+      const { value, done } = chunk;
       if (done) break;
       buffer += value;
       let newline;
@@ -77,6 +104,11 @@
             if (current) current.textContent = event.title;
           }
           if (form.id === "ask-form") form.reset();
+          if (form.classList.contains("edit-form")) {
+            form.reset();
+            const details = form.closest("details");
+            if (details) details.open = false;
+          }
           status.textContent = "The assistant is answering…";
         } else if (event.event === "delta") {
           if (!pending) pending = pendingAnswer(list);
@@ -110,15 +142,32 @@
     event.preventDefault();
     const askForm = document.getElementById("ask-form");
     const status = askForm ? askForm.querySelector(".ask-status") : document.createElement("span");
-    const buttons = document.querySelectorAll("#ask-form button, .confirm-form button");
+    const buttons = document.querySelectorAll(
+      "#ask-form button[type=submit], .confirm-form button, .regenerate-form button, .edit-form button",
+    );
     buttons.forEach((button) => { button.disabled = true; });
+    // Stop: aborting the request closes the connection; the server then ends the provider call and
+    // stores what came so far, marked "stopped".
+    const controller = new AbortController();
+    const stop = askForm ? askForm.querySelector(".stop-button") : null;
+    const onStop = () => controller.abort();
+    if (stop) {
+      stop.hidden = false;
+      stop.addEventListener("click", onStop);
+    }
     status.textContent = "Sending…";
-    streamAnswer(form, status)
-      .catch(() => {
-        status.textContent = "The connection was lost. Reload the page to see what was stored.";
+    streamAnswer(form, status, controller.signal)
+      .catch((error) => {
+        status.textContent = error && error.name === "AbortError"
+          ? "Stopped before any answer came."
+          : "The connection was lost. Reload the page to see what was stored.";
       })
       .finally(() => {
         buttons.forEach((button) => { button.disabled = false; });
+        if (stop) {
+          stop.hidden = true;
+          stop.removeEventListener("click", onStop);
+        }
       });
   });
 

@@ -399,7 +399,7 @@ def test_a_reader_who_leaves_mid_stream_still_leaves_the_partial_answer_stored(
     seen = async_to_sync(read_two_pieces_then_leave)()
 
     answer = conversation.messages.get(role="assistant")
-    assert answer.status == MessageStatus.ERROR and answer.error == pipeline.ERROR_INTERRUPTED
+    assert answer.status == MessageStatus.STOPPED and answer.error == pipeline.ERROR_STOPPED
     assert answer.content == seen and seen
     assert conversation.messages.filter(role="user").count() == 1
 

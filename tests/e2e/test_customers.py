@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.assistant.factories import AssistantProfileFactory
 from tests.e2e.conftest import sign_in
-from tests.e2e.test_assistant import asgi_page, asgi_server  # noqa: F401 - fixtures (uvicorn, so answers stream)
 from tests.e2e.waits import WORK_WAIT_MS
 from tests.routing.factories import CatalogModelFactory
 

@@ -13,7 +13,6 @@ from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.assistant.conftest import REFUND_TEXT
 from tests.assistant.factories import AssistantProfileFactory, knowledge_base_with
 from tests.e2e.conftest import sign_in
-from tests.e2e.test_assistant import asgi_page, asgi_server  # noqa: F401 - fixtures shared with the assistant test
 from tests.e2e.waits import PAGE_WAIT_MS, WORK_WAIT_MS
 from tests.routing.factories import CatalogModelFactory
 

@@ -19,6 +19,14 @@ def assistant_markdown(message: Any) -> SafeString:
     return render_markdown(message.content, urls)
 
 
+@register.simple_tag
+def answer_place(message: Any) -> Any:
+    """Which attempt an answer is ("2 of 3") and whether a new one may be asked for."""
+    from portal.assistant.selectors import answer_place as place
+
+    return place(message=message)
+
+
 AUDIT_REVIEW_PERMISSION = "audit.review_auditevent"
 
 
