@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assistant", "0004_profile_all_readable_knowledge"),
+        ("assistant", "0005_conversation_attachments_base"),
     ]
 
     operations = [
