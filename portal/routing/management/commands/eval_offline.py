@@ -17,6 +17,7 @@ The judging rule, fixed so runs compare:
   its numbers is in the answer; a truth without counts when >= 60 % of its content words are.
 - `offline_content_word_recall_mean`: the mean share of the truth's content words in the answer (no threshold).
 - `offline_source_cited_share`: answers that cite (as [n] in a point) a passage of the truth's cited file.
+- `offline_first_point_source_share`: answers whose first point cites a passage of the truth's cited file.
 - `offline_key_fact_in_passages_share`: the same key-fact rule applied to all the passages together: the
   ceiling any extractive answer from these passages can reach.
 - `offline_answer_words_mean`: answer length without the label and Sources lines (a longer answer matches
@@ -155,6 +156,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit-queries", type=int, default=0)
         parser.add_argument("--keep", action="store_true", help="keep the evaluation knowledge base afterwards")
         parser.add_argument("--reuse", action="store_true", help="answer from the base a --keep run left")
+        parser.add_argument("--details", type=Path, help="write each question, truth, answer and verdict (JSONL)")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -167,7 +169,7 @@ class Command(BaseCommand):
         figures: dict[str, Any] = {"dataset": folder.name, "questions": len(qa_set.questions)}
         knowledge_base = self._knowledge_base(name, qa_set, figures, options)
         try:
-            figures.update(self._answers(knowledge_base, qa_set.questions, quiet=options["json"]))
+            figures.update(self._answers(knowledge_base, qa_set.questions, options))
         finally:
             if not options["keep"] and not options["reuse"]:
                 evaluation.knowledge_base_drop(name)
@@ -199,7 +201,9 @@ class Command(BaseCommand):
         figures["ingest_seconds"] = round(time.perf_counter() - started, 1)
         return knowledge_base
 
-    def _answers(self, knowledge_base: KnowledgeBase, questions: list[dict[str, str]], quiet: bool) -> dict[str, Any]:
+    def _answers(
+        self, knowledge_base: KnowledgeBase, questions: list[dict[str, str]], options: dict[str, Any]
+    ) -> dict[str, Any]:
         # The pipeline retrieves for a signed-in user; a superuser reads the whole (evaluation) base, which is
         # what an assistant profile over this one base would see.
         reader = User(username="eval-offline", is_superuser=True)
@@ -207,11 +211,12 @@ class Command(BaseCommand):
         passage_count = int(profile.passages)
         filenames = dict(Document.objects.filter(knowledge_base=knowledge_base).values_list("id", "original_filename"))
         offline.extractive_answer(WARM_UP)  # load the local models outside the timing
-        hits = cited = ceiling = 0
+        hits = cited = first_cited = ceiling = 0
+        details: list[dict[str, Any]] = []
         shares: list[float] = []
         lengths: list[int] = []
         timings: list[float] = []
-        for item in tqdm(questions, desc="answering", unit="question", disable=quiet):
+        for item in tqdm(questions, desc="answering", unit="question", disable=options["json"]):
             chunks = knowledge_retrieve(
                 user=reader, query=item["question"], knowledge_bases=[knowledge_base], k=passage_count,
                 audit_event=False,
@@ -230,12 +235,19 @@ class Command(BaseCommand):
             numbers = {int(n) for n in _POINT_CITATION.findall(body)}
             cited_files = {filenames.get(chunks[n - 1].document_id) for n in numbers if 0 < n <= len(chunks)}
             cited += bool(wanted_files & cited_files)
+            first = _POINT_CITATION.search(body)
+            if first is not None and 0 < int(first.group(1)) <= len(chunks):
+                first_cited += filenames.get(chunks[int(first.group(1)) - 1].document_id) in wanted_files
+            details.append({**item, "answer": answer, "key_fact": hit, "content_word_share": round(share, 3)})
+        if options["details"]:
+            options["details"].write_text("".join(json.dumps(row) + "\n" for row in details), encoding="utf-8")
         total = len(questions) or 1
         return {
             "passages_per_question": passage_count,
             "offline_key_fact_share": round(hits / total, 3),
             "offline_content_word_recall_mean": round(sum(shares) / total, 3),
             "offline_source_cited_share": round(cited / total, 3),
+            "offline_first_point_source_share": round(first_cited / total, 3),
             "offline_key_fact_in_passages_share": round(ceiling / total, 3),
             "offline_answer_words_mean": round(sum(lengths) / total, 1),
             "offline_answer_ms_p50": round(evaluation.percentile(timings, 50), 1),
