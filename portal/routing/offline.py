@@ -100,8 +100,9 @@ STOPWORDS = frozenset(
 
 
 SHORTLIST = 16  # sentences embedded per answer: the cheaper scores rank the rest out first
-WEIGHT_MEANING = 0.55
-WEIGHT_TERMS = 0.45
+WEIGHT_MEANING = 0.5
+WEIGHT_TERMS = 0.5
+MIN_WORDS = 5  # shorter sentences are fragments ("Northwind Health Plus.")
 CUE_BONUS = 0.12
 RANK_PRIOR = 0.02  # per passage below the first
 TRUNCATED_PENALTY = 0.1  # a sentence the chunking cut off
@@ -128,14 +129,16 @@ _HAS_NUMBER = re.compile(
     r"may|june|july|august|september|october|november|december|monday|tuesday|wednesday|thursday|friday)\b",
     re.IGNORECASE,
 )
+# the words that say which kind of answer is wanted, not what it is about ("how many days": "days")
+_QUESTION_PHRASE = re.compile(r"\bhow (many|much|long|often|soon|old|far)\b", re.IGNORECASE)
 _ASKS_PERSON = re.compile(r"^\W*(who|whom|whose)\b|\b(who|whom) (is|are|should|do|does|can|to)\b", re.IGNORECASE)
 _HAS_PERSON = re.compile(
     r"(?<![.!?] )(?<!^)\b[A-Z][a-z]+ [A-Z][a-z]+\b|\b(manager|supervisor|department|team|human resources|HR|officer|"
     r"director|representative|administrator|lead|head of|contact)\b"
 )
 _ASKS_RULE = re.compile(
-    r"^\W*(can|may|could|am|is|are|do|does|must|should|will)\b|\b(allowed|permitted|eligible|able to|possible|"
-    r"required|need to|have to)\b",
+    r"^\W*(can|may|could|must)\b|\b(allowed|permitted|eligible|able to|possible|required|need to|have to|"
+    r"am i|are we|are employees|is it ok)\b",
     re.IGNORECASE,
 )
 _HAS_RULE = re.compile(
@@ -265,7 +268,7 @@ def _sentences(passage: Passage, rank: int) -> list[Sentence]:
     sentences = []
     for index, text in enumerate(texts):
         text = text.lstrip("#").strip()
-        if len(text) < 20:
+        if len(text) < 20 or len(text.split()) < MIN_WORDS:
             continue
         truncated = (index == 0 and text[0].islower()) or (
             index == len(texts) - 1 and not text.endswith((".", "!", "?"))
@@ -347,7 +350,7 @@ def rank_sentences(question: str, passages: Sequence[Passage]) -> list[Sentence]
     sentences = [s for rank, passage in enumerate(passages) for s in _sentences(passage, rank)]
     if not sentences:
         return []
-    terms = _term_scores(_term_list(question), sentences)
+    terms = _term_scores(_term_list(_QUESTION_PHRASE.sub(" ", question)), sentences)
     best_terms = max(terms) or 1.0
     cues = _cue_scores(question, sentences)
     for sentence, term, cue in zip(sentences, terms, cues, strict=True):
@@ -365,28 +368,41 @@ def rank_sentences(question: str, passages: Sequence[Passage]) -> list[Sentence]
 
 
 def _chosen(ranked: list[Sentence], every: dict[tuple[int, int], Sentence], limit: int) -> list[tuple[Sentence, str]]:
-    """The best sentences without near-duplicates, each with the sentence before it when it continues that."""
-    chosen: list[tuple[Sentence, str]] = []
+    """The best sentences without near-duplicates; one that continues the sentence before it keeps that one
+    (or joins its point when it was chosen already)."""
+    points: list[tuple[Sentence, list[str], int]] = []  # first sentence, texts, index of the last one
     used: set[tuple[int, int]] = set()
     seen_terms: list[set[str]] = []
     for sentence in ranked:
-        if len(chosen) >= limit:
+        if len(points) >= limit:
             break
         terms = set(sentence.terms)
         if (sentence.passage, sentence.index) in used or any(
             len(terms & other) / (len(terms | other) or 1) >= NEAR_DUPLICATE for other in seen_terms
         ):
             continue
-        text = sentence.text
-        before = every.get((sentence.passage, sentence.index - 1))
-        if before is not None and _CONTINUATION.match(text) and (before.passage, before.index) not in used:
-            text = f"{before.text} {text}"
+        used.add((sentence.passage, sentence.index))
+        before = every.get((sentence.passage, sentence.index - 1)) if _CONTINUATION.match(sentence.text) else None
+        joined = next(
+            (
+                i
+                for i, (first, _, last) in enumerate(points)
+                if first.passage == sentence.passage and last == sentence.index - 1
+            ),
+            None,
+        )
+        if before is not None and joined is not None:
+            first, texts, _ = points[joined]
+            points[joined] = (first, [*texts, sentence.text], sentence.index)
+            continue
+        texts = [sentence.text]
+        if before is not None and (before.passage, before.index) not in used:
+            texts.insert(0, before.text)
             used.add((before.passage, before.index))
             terms |= set(before.terms)
-        used.add((sentence.passage, sentence.index))
         seen_terms.append(terms)
-        chosen.append((sentence, f"{text} [{sentence.passage}]"))
-    return chosen
+        points.append((sentence, texts, sentence.index))
+    return [(first, " ".join(texts) + f" [{first.passage}]") for first, texts, _ in points]
 
 
 def customer_field_asked(question: str, customer: dict[str, str]) -> str | None:
