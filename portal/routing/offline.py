@@ -99,7 +99,7 @@ STOPWORDS = frozenset(
 )
 
 
-SHORTLIST = 16  # sentences embedded per answer: the cheaper scores rank the rest out first
+SHORTLIST = 10  # sentences embedded per answer: the cheaper scores rank the rest out first (16: slower, no better)
 WEIGHT_MEANING = 0.5
 WEIGHT_TERMS = 0.5
 MIN_WORDS = 5  # shorter sentences are fragments ("Northwind Health Plus.")
