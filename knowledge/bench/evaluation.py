@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.db import connection, transaction
@@ -166,3 +168,50 @@ def mrr_at(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> floa
 
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else 0.0
+
+
+# ---- a business QA folder (documents beside a ground_truth.jsonl) ------------------------------------------
+QA_SUFFIXES = frozenset({".pdf", ".md", ".docx", ".html", ".txt"})
+ERROR_QA_DOCUMENT = "{name}: {error}"
+
+
+@dataclass(frozen=True)
+class QaFolder:
+    files: list[Path]
+    questions: list[dict[str, str]]  # {"question": ..., "truth": "... [file.pdf#page=N]"}
+
+
+def qa_folder_read(folder: Path, limit_questions: int = 0) -> QaFolder:
+    """The folder's documents (licence files left out) and its ground-truth questions; FileNotFoundError
+    when it has no ground_truth.jsonl."""
+    truth_path = folder / "ground_truth.jsonl"
+    if not truth_path.exists():
+        raise FileNotFoundError(f"{truth_path} not found.")
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.suffix.lower() in QA_SUFFIXES and not path.name.upper().startswith("LICENSE")
+    )
+    lines = truth_path.read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line) for line in lines if line.strip()]
+    return QaFolder(files, questions[:limit_questions] if limit_questions else questions)
+
+
+def qa_folder_ingest(
+    knowledge_base: KnowledgeBase, files: Iterable[Path], progress: Callable[[int], object] | None = None
+) -> int:
+    """Upload and process each file through the live ingestion services; the number of chunks made.
+    ValueError (naming the file) when one does not become ready."""
+    chunks = 0
+    for path in files:
+        document = services.document_upload(
+            actor=None, knowledge_base=knowledge_base, filename=path.name, data=path.read_bytes()
+        ).stored
+        services.document_process(document_id=document.pk, generation=document.generation)
+        document.refresh_from_db()
+        if document.status != DocumentStatus.READY:
+            raise ValueError(ERROR_QA_DOCUMENT.format(name=path.name, error=document.error))
+        chunks += document.chunk_count
+        if progress is not None:
+            progress(1)
+    return chunks

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from knowledge import embeddings, ranking, search, services
 from knowledge.bench import evaluation
-from knowledge.models import Chunk, DocumentStatus
+from knowledge.models import Chunk
 from portal.core.parameters import parameter_value
 
 CANDIDATES = 200  # chunks per leg, enough for recall@100 over documents
@@ -291,33 +291,23 @@ class Command(BaseCommand):
     # ---- business QA -------------------------------------------------------------------------------
     def _qa(self, options: dict[str, Any]) -> dict[str, Any]:
         folder: Path = options["qa"].resolve()
-        truth_path = folder / "ground_truth.jsonl"
-        if not truth_path.exists():
-            raise CommandError(f"{truth_path} not found.")
+        try:
+            qa_set = evaluation.qa_folder_read(folder, options["limit_queries"])
+        except FileNotFoundError as error:
+            raise CommandError(str(error)) from None
+        files, questions = qa_set.files, qa_set.questions
         knowledge_base = evaluation.knowledge_base_fresh(
             f"eval: {folder.name}", "Evaluation documents (eval_retrieval --qa)."
         )
-        files = sorted(
-            p
-            for p in folder.iterdir()
-            if p.suffix.lower() in {".pdf", ".md", ".docx", ".html", ".txt"}
-            and not p.name.upper().startswith("LICENSE")
-        )
         started = time.perf_counter()
-        chunks = 0
-        for path in tqdm(files, desc="ingesting", unit="file", disable=options["json"]):
-            document = services.document_upload(
-                actor=None, knowledge_base=knowledge_base, filename=path.name, data=path.read_bytes()
-            ).stored
-            services.document_process(document_id=document.pk, generation=document.generation)
-            document.refresh_from_db()
-            if document.status != DocumentStatus.READY:
-                raise CommandError(f"{path.name}: {document.error}")
-            chunks += document.chunk_count
+        bar = tqdm(total=len(files), desc="ingesting", unit="file", disable=options["json"])
+        try:
+            chunks = evaluation.qa_folder_ingest(knowledge_base, files, progress=bar.update)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        finally:
+            bar.close()
         ingest_seconds = time.perf_counter() - started
-        questions = [json.loads(line) for line in truth_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if options["limit_queries"]:
-            questions = questions[: options["limit_queries"]]
         figures: dict[str, Any] = {
             "dataset": folder.name,
             "files": len(files),
