@@ -99,10 +99,14 @@ class OfflineLLM(CustomLLM):
         )
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
-        return self.completion(*args, **kwargs)
+        # the ranking embeds sentences (a few hundred ms of CPU): in a thread, never on the event loop
+        return await asyncio.to_thread(self.completion, *args, **kwargs)
 
     def _chunks(self, messages: list[dict[str, Any]], litellm_params: Any) -> Iterator[Any]:
-        text, usage = self._answer(messages, litellm_params)
+        yield from self._answer_chunks(*self._answer(messages, litellm_params))
+
+    @staticmethod
+    def _answer_chunks(text: str, usage: dict[str, int]) -> Iterator[Any]:
         for word in _words(text):
             yield {"text": word, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
         yield {"text": "", "is_finished": True, "finish_reason": "stop", "usage": usage, "index": 0}
@@ -111,7 +115,9 @@ class OfflineLLM(CustomLLM):
         yield from self._chunks(kwargs["messages"], kwargs.get("litellm_params"))
 
     async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
-        for chunk in self._chunks(kwargs["messages"], kwargs.get("litellm_params")):
+        # the answer is ranked in a thread so that other readers' streams go on meanwhile
+        text, usage = await asyncio.to_thread(self._answer, kwargs["messages"], kwargs.get("litellm_params"))
+        for chunk in self._answer_chunks(text, usage):
             yield chunk
 
 
