@@ -67,6 +67,28 @@ def _fresh_parameters() -> Iterator[None]:
 
 
 @pytest.fixture
+def knowledge_storage(settings: Any, tmp_path: Path) -> Path:
+    """Uploaded originals go to this test's temporary folder, not var/ (autouse in the apps that upload)."""
+    location = tmp_path / "knowledge-files"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "knowledge": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
+    return location
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run Celery tasks in the caller's process (the worker's job, done synchronously)."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def subprocess_env() -> dict[str, str]:
     """Environment for Python subprocesses: same settings, network guard installed."""
     env = dict(os.environ)

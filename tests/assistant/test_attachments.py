@@ -3,7 +3,6 @@ deleted with it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +30,9 @@ CONTACT = f"# Permits\n\nQuestions about parking permits go to {CONTACT_EMAIL} b
 
 
 @pytest.fixture(autouse=True)
-def knowledge_storage(settings: Any, tmp_path: Path) -> Path:
-    """Uploaded originals go to a temporary folder (as in tests/knowledge)."""
-    location = tmp_path / "knowledge-files"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "knowledge": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    return location
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """The ingestion task runs in the test's process when the upload commits (the worker's job)."""
-    from portal.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
+def _knowledge_files(knowledge_storage: Path) -> Path:
+    """Every test here keeps its uploads in its own temporary folder (tests/conftest.py)."""
+    return knowledge_storage
 
 
 @pytest.fixture

@@ -8,13 +8,8 @@ for good; the events keep keyed hashes, lengths and counts instead (audit/privac
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +27,7 @@ from tests.accounts.factories import UserFactory
 from tests.assistant.factories import AssistantProfileFactory, knowledge_base_with
 from tests.customers.factories import CustomerFactory
 from tests.knowledge.factories import grant
+from tests.servers import uvicorn
 
 CARD = "4556 7375 8689 9855"
 IBAN = "DE89 3704 0044 0532 0130 00"
@@ -210,51 +206,11 @@ def test_the_filter_keeps_the_path_and_drops_the_query() -> None:
     assert redact_query_strings('"GET /customers/?q=x HTTP/1.1" 200') == '"GET /customers/?[redacted] HTTP/1.1" 200'
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _session_cookie(user: Any) -> str:
     """A signed-in session in the test database, made as the test client makes one (whatever the backends)."""
     client = Client()
     client.force_login(user)
     return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
-
-
-@contextlib.contextmanager
-def _uvicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-        "--lifespan", "off", "--log-level", "info",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(timeout=2) as client:
-                for _ in range(4 * 240):
-                    if server.poll() is not None:
-                        pytest.fail("uvicorn exited:\n" + log_path.read_text())
-                    try:
-                        # ready, not just alive: the embedding model is loaded, so the search does not wait for it
-                        if client.get(url + "/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        server.wait(0.25)
-                else:
-                    pytest.fail("uvicorn did not start")
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -267,7 +223,7 @@ def test_uvicorns_access_log_shows_the_paths_but_not_what_was_searched(
     log_path = tmp_path / "uvicorn.log"
     before = AuditEvent.objects.count()
 
-    with _uvicorn(env, log_path) as url:
+    with uvicorn(env, log_path, log_level="info") as url:
         cookies = {settings.SESSION_COOKIE_NAME: _session_cookie(sam)}
         with httpx.Client(base_url=url, cookies=cookies, timeout=120) as client:
             assert client.get("/knowledge/search/", params={"q": TYPED["knowledge search"]}).status_code == 200

@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from django.db import connection
 
 from tests.assistant.conftest import FAKE_KEY, KEY_VARIABLE
 from tests.conftest import chromium_path
 from tests.e2e.waits import PAGE_WAIT_MS
+from tests.servers import uvicorn
 
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
@@ -96,55 +92,17 @@ def open_menu_link(page: Any, name: str) -> None:
     link.click()
 
 
-SERVER_START_SECONDS = 180  # a ceiling: the server loads the embedding model before it is ready
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def asgi_server(transactional_db: None, subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """uvicorn serving the portal on the test database (the live_server fixture is WSGI: no streaming)."""
-    port = _free_port()
     env = dict(
         subprocess_env,
         PORTAL_DB_NAME=str(connection.settings_dict["NAME"]),
         PORTAL_DEBUG="1",  # static files straight from the source folders, no collectstatic
         **{KEY_VARIABLE: FAKE_KEY},
     )
-    log = (tmp_path / "uvicorn.log").open("wb")
-    command = [
-        sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-        "--lifespan", "off", "--log-level", "warning",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=2) as client:
-            for _ in range(SERVER_START_SECONDS * 4):
-                if server.poll() is not None:
-                    pytest.fail("uvicorn exited:\n" + (tmp_path / "uvicorn.log").read_text())
-                try:
-                    # ready, not just alive: the embedding model is loaded, so no question waits for it
-                    if client.get(url + "/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    server.wait(0.25)
-            else:
-                pytest.fail("uvicorn did not start")
+    with uvicorn(env, tmp_path / "uvicorn.log") as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture

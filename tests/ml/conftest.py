@@ -23,10 +23,6 @@ def model_dir(settings: Any, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
-def knowledge_storage(settings: Any, tmp_path: Path) -> Path:
-    location = tmp_path / "knowledge-files"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "knowledge": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    return location
+def _knowledge_files(knowledge_storage: Path) -> Path:
+    """Every test here keeps its uploads in its own temporary folder (tests/conftest.py)."""
+    return knowledge_storage
