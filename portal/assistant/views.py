@@ -8,6 +8,7 @@ posts normally and gets the conversation page back once the answer is stored.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -233,10 +234,17 @@ def _question_html_and_title(request: HttpRequest, message: Message) -> tuple[st
     return _message_html(request, message), message.conversation.title
 
 
-async def _stream_lines(request: HttpRequest, events: AsyncIterator[pipeline.AnswerEvent]) -> AsyncIterator[bytes]:
+async def _stream_lines(
+    request: HttpRequest, events: AsyncIterator[pipeline.AnswerEvent], *, received: float
+) -> AsyncIterator[bytes]:
+    """The stream's JSON lines; `received` is when the view began (perf_counter): the `done` event's timings
+    carry `first_delta_ms`, the server's own time to the first answer piece (bench_chat compares it with
+    what the browser sees)."""
+
     def line(payload: dict[str, Any]) -> bytes:
         return (json.dumps(payload) + "\n").encode()
 
+    first_delta_ms: float | None = None
     shown = ""
     rendered_length = 0
     async for event in events:
@@ -249,7 +257,10 @@ async def _stream_lines(request: HttpRequest, events: AsyncIterator[pipeline.Ans
                 # the whole answer so far, sanitized by the server; the page shows only this as HTML
                 payload["html"] = str(render_markdown_partial(shown))
                 rendered_length = len(shown)
-            yield line(payload)
+            encoded = line(payload)
+            if first_delta_ms is None:
+                first_delta_ms = (time.perf_counter() - received) * 1000
+            yield encoded
         elif isinstance(event, pipeline.QuestionStored):
             html, title = await sync_to_async(_question_html_and_title)(request, event.message)
             yield line({"event": "question", "id": event.message.pk, "html": html, "title": title})
@@ -259,14 +270,17 @@ async def _stream_lines(request: HttpRequest, events: AsyncIterator[pipeline.Ans
         elif isinstance(event, pipeline.AnswerStored):
             html = await sync_to_async(_message_html)(request, event.message)
             timings = {name: round(value, 2) for name, value in event.timings.items()}
+            if first_delta_ms is not None:
+                timings["first_delta_ms"] = round(first_delta_ms, 2)
             yield line({"event": "done", "id": event.message.pk, "html": html, "timings": timings})
 
 
 async def _respond(
-    request: PortalRequest, conversation: Conversation, events: AsyncIterator[pipeline.AnswerEvent]
+    request: PortalRequest, conversation: Conversation, events: AsyncIterator[pipeline.AnswerEvent], *, received: float
 ) -> HttpResponse | StreamingHttpResponse:
     if STREAM_CONTENT_TYPE in request.headers.get("Accept", ""):
-        response = StreamingHttpResponse(_stream_lines(request, events), content_type=STREAM_CONTENT_TYPE)
+        lines = _stream_lines(request, events, received=received)
+        response = StreamingHttpResponse(lines, content_type=STREAM_CONTENT_TYPE)
         response["Cache-Control"] = "no-store"
         response["X-Accel-Buffering"] = "no"  # nginx: pass the pieces through as they come
         return response
@@ -305,6 +319,7 @@ def _load_for_asking(
 # inside a bounded database phase (see portal.assistant.db): 200 readers must not mean 200 connections.
 @require_POST
 async def ask_view(request: PortalRequest, conversation_id: int) -> HttpResponse | StreamingHttpResponse:
+    received = time.perf_counter()
     loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id)
     if loaded is None:
         return redirect_to_login(request.get_full_path())
@@ -324,7 +339,7 @@ async def ask_view(request: PortalRequest, conversation_id: int) -> HttpResponse
         edited_from=edited_from,
         authorization=authorization,
     )
-    return await _respond(request, conversation, events)
+    return await _respond(request, conversation, events, received=received)
 
 
 @require_POST
@@ -332,6 +347,7 @@ async def regenerate_view(
     request: PortalRequest, conversation_id: int, question_id: int
 ) -> HttpResponse | StreamingHttpResponse:
     """A new attempt at the answer to the latest question; the earlier attempts stay in the conversation."""
+    received = time.perf_counter()
     loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id,
                             question_id=question_id, question_get=selectors.regenerable_question_get)  # fmt: skip
     if loaded is None:
@@ -340,7 +356,7 @@ async def regenerate_view(
     events = pipeline.answer(
         user=user, conversation=conversation, regenerate_question_id=question_id, authorization=authorization
     )
-    return await _respond(request, conversation, events)
+    return await _respond(request, conversation, events, received=received)
 
 
 @require_POST
@@ -348,6 +364,7 @@ async def confirm_view(
     request: PortalRequest, conversation_id: int, question_id: int
 ) -> HttpResponse | StreamingHttpResponse:
     """The user saw exactly what would leave and confirms it: now it is sent (if it is still the same)."""
+    received = time.perf_counter()
     loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id, question_id=question_id)
     if loaded is None:
         return redirect_to_login(request.get_full_path())
@@ -355,7 +372,7 @@ async def confirm_view(
     events = pipeline.answer(
         user=user, conversation=conversation, confirm_question_id=question_id, authorization=authorization
     )
-    return await _respond(request, conversation, events)
+    return await _respond(request, conversation, events, received=received)
 
 
 @login_required

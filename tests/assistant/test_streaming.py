@@ -82,6 +82,19 @@ def test_the_answer_streams_piece_by_piece_before_the_stored_answer_arrives(
     assert done["timings"]["overhead_ms"] > 0
 
 
+def test_the_done_event_says_how_long_the_view_took_to_its_first_answer_piece(
+    sam: Any, conversation: Any, fake_model: Any
+):
+    sent = time.perf_counter()
+    _, timed = post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"})
+
+    first_arrival = next(arrived for arrived, event in timed if event["event"] == "delta")
+    timings = timed[-1][1]["timings"]
+    # after the question was prepared (inside the view), before the reader had the piece (outside it)
+    assert timings["prepare_ms"] <= timings["first_delta_ms"] <= (first_arrival - sent) * 1000
+    assert timings["first_delta_ms"] < timings["total_ms"]
+
+
 def test_the_stream_carries_the_question_fragment_first(sam: Any, conversation: Any):
     conversation.title = services.DEFAULT_TITLE
     conversation.save()

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from portal.assistant.bench.chat_page import CHROMIUM_FLAGS
 from tests.assistant.conftest import FAKE_KEY, KEY_VARIABLE
 from tests.conftest import chromium_path
 from tests.e2e.waits import PAGE_WAIT_MS
@@ -30,19 +31,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         os.environ.pop(ASYNC_UNSAFE, None)
-
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

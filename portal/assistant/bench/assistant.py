@@ -140,11 +140,23 @@ def corpus_delete(*, log: Any) -> None:
 
 # ---- the benchmark's user, profile and model ---------------------------------------------------------------
 def actors_ensure(*, knowledge_base: Any, provider_url: str) -> tuple[User, Any, Any]:
+    from portal.routing.models import CatalogModel
+    from portal.routing.selectors import task_tiers
+
+    user, profile = user_and_profile_ensure(knowledge_base=knowledge_base)
+    CatalogModel.objects.filter(display_name="Assistant benchmark endpoint").delete()
+    model = CatalogModel.objects.create(
+        display_name="Assistant benchmark endpoint", litellm_model="openai/bench-model", api_base=provider_url,
+        api_key_env=BENCH_KEY_VARIABLE, tier=task_tiers()["routine"], timeout_seconds=60, order=0,
+    )  # fmt: skip
+    return user, profile, model
+
+
+def user_and_profile_ensure(*, knowledge_base: Any) -> tuple[User, Any]:
+    """The benchmark's staff user and a profile over `knowledge_base` it may use (no model: see actors_ensure)."""
     from guardian.shortcuts import assign_perm
 
     from portal.assistant.models import AssistantProfile
-    from portal.routing.models import CatalogModel
-    from portal.routing.selectors import task_tiers
 
     user, _ = User.objects.get_or_create(username=BENCH_USERNAME, defaults={"email": "bench@invalid"})
     user.groups.add(Group.objects.get(name="Staff"))
@@ -154,12 +166,7 @@ def actors_ensure(*, knowledge_base: Any, provider_url: str) -> tuple[User, Any,
     )
     profile.knowledge_bases.set([knowledge_base])
     assign_perm("assistant.use_assistantprofile", user, profile)
-    CatalogModel.objects.filter(display_name="Assistant benchmark endpoint").delete()
-    model = CatalogModel.objects.create(
-        display_name="Assistant benchmark endpoint", litellm_model="openai/bench-model", api_base=provider_url,
-        api_key_env=BENCH_KEY_VARIABLE, tier=task_tiers()["routine"], timeout_seconds=60, order=0,
-    )  # fmt: skip
-    return user, profile, model
+    return user, profile
 
 
 def actors_delete() -> None:
