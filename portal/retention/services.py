@@ -211,6 +211,12 @@ def conversations_purge(conversation_ids: list[int], *, actor: User | None = Non
             [conversation_ids],
         )
         relabels = cursor.rowcount
+        # edited_from is SET_NULL: a question elsewhere naming a purged one as its original keeps its own text
+        cursor.execute(
+            f"UPDATE {messages} SET edited_from_id = NULL WHERE NOT conversation_id = ANY(%s) AND edited_from_id IN "
+            f"(SELECT id FROM {messages} WHERE conversation_id = ANY(%s))",
+            [conversation_ids, conversation_ids],
+        )
         cursor.execute(f"DELETE FROM {messages} WHERE conversation_id = ANY(%s)", [conversation_ids])
         message_count = cursor.rowcount
         cursor.execute(f"DELETE FROM {Conversation._meta.db_table} WHERE id = ANY(%s)", [conversation_ids])

@@ -234,7 +234,7 @@ def test_the_purge_knows_every_relation_to_conversations_and_messages() -> None:
         if field.is_relation and field.auto_created and not field.concrete
     }
     assert relations == {("assistant.Message", "conversation"), ("assistant.Message", "reply_to"),
-                         ("ml.TaskLabel", "message")}  # fmt: skip
+                         ("assistant.Message", "edited_from"), ("ml.TaskLabel", "message")}  # fmt: skip
 
 
 def test_the_retention_page_for_officers(client: Client, olivia: Any, sam: Any) -> None:
@@ -288,3 +288,20 @@ def test_the_celery_task_runs_the_job(olivia: Any, sam: Any) -> None:
     publish(olivia, conversations=30)
     result = retention_run_task.apply(kwargs={"trigger": "schedule"}).get()
     assert result["deleted"] == {"conversations": 1}
+
+
+def test_a_purge_leaves_an_edited_copy_elsewhere_intact(sam: Any) -> None:
+    from django.db import transaction
+
+    from portal.retention.services import conversations_purge
+
+    purged, kept = ConversationFactory(owner=sam), ConversationFactory(owner=sam)
+    original = MessageFactory(conversation=purged, content="Original question")
+    copy = MessageFactory(conversation=kept, content="Edited copy", edited_from=original)
+
+    with transaction.atomic():
+        conversations_purge([purged.pk])
+
+    copy.refresh_from_db()
+    assert copy.content == "Edited copy" and copy.edited_from_id is None
+    assert not Message.objects.filter(pk=original.pk).exists()
