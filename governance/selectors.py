@@ -39,6 +39,20 @@ def policy_current() -> PolicyVersion:
     return version
 
 
+def labels_sent_to_cloud(*, user: Any) -> frozenset[str]:
+    """The knowledge-base labels whose passages this user's policy lets enter a cloud prompt ("send"); what
+    it withholds or keeps local is not among them. No policy or none readable: none (the cautious answer)."""
+    from governance.classes import LABELS, SEND
+    from governance.gate import user_role_names
+    from governance.policy import effective_policy, normalise_document
+
+    try:
+        policy = effective_policy(normalise_document(policy_current().document), user_role_names(user))
+    except LookupError:
+        return frozenset()
+    return frozenset(label for label in LABELS if policy.label_action(label) == SEND)
+
+
 def policy_versions(*, actor: Any) -> QuerySet[PolicyVersion]:
     require_policy_manager(actor)
     return PolicyVersion.objects.select_related("author", "restored_from").order_by("-number")

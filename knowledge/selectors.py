@@ -83,6 +83,12 @@ def knowledge_base_classifications() -> list[tuple[int, str, str]]:
     )
 
 
+def knowledge_base_label(*, knowledge_base_id: int) -> str | None:
+    """A base's classification label (None if there is no such base): a system read, for a caller that has
+    already shown the base to its viewer."""
+    return KnowledgeBase.objects.filter(pk=knowledge_base_id).values_list("classification", flat=True).first()
+
+
 def knowledge_base_for_user(*, user: User, pk: int, permission: str = "view") -> KnowledgeBase:
     """404 for those who may not see it; PermissionDenied for viewers lacking `permission`."""
     knowledge_base = knowledge_bases_for_user(user=user).filter(pk=pk).first()

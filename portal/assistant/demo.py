@@ -31,13 +31,14 @@ class DemoProfile:
 DEMO_PROFILES = (
     DemoProfile(
         name="Handbook helper",
-        description="Quick answers from the company handbook, with the page they come from.",
+        description="Quick answers from the handbook and other knowledge you may read, with the pages they cite.",
         instructions="Keep answers short (a few sentences or a short list). Always cite the handbook passage.",
         task_type="routine",
         temperature=0.1,
         max_tokens=500,
         roles=(STAFF, ADMINISTRATOR, GOVERNANCE_OFFICER),
         uses_demo_knowledge=True,
+        all_readable_knowledge=True,
     ),
     DemoProfile(
         name="Analyst",

@@ -38,8 +38,9 @@ class AssistantProfile(models.Model):
         "every knowledge base the asker may read",
         default=False,
         help_text=(
-            "Search every knowledge base the asking user may read (new ones included, as soon as they are "
-            "granted), besides those chosen above."
+            "Search every knowledge base the asking user may read whose passages their policy lets reach a "
+            "cloud model (new ones included, as soon as they are granted), besides those chosen above. "
+            "Confidential and local-only bases are searched only when chosen above."
         ),
     )
     task_type = models.CharField(

@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404
 
 from audit.services import audit_batch
 from governance import gate
 from governance.gate import EgressBlocked, GatedPrompt, PromptPart
+from governance.selectors import labels_sent_to_cloud
 from knowledge.selectors import RetrievedChunk, knowledge_bases_for_user
 from knowledge.selectors import retrieve as knowledge_retrieve
 from portal.assistant import selectors, services
@@ -387,8 +389,12 @@ def authorize(*, user: User, conversation: Conversation) -> Authorization:
     profile = conversation.profile
     wanted = selectors.profile_knowledge_base_ids(profile=profile)
     attached = _attachments_base(user=user, conversation=conversation)
-    if profile.all_readable_knowledge:  # every base this user may read: the permission filter is the choice
-        readable = tuple(knowledge_bases_for_user(user=user).order_by("pk"))
+    if profile.all_readable_knowledge:
+        # every base this user may read whose passages may leave under their policy, and the chosen ones
+        # whatever their label: a confidential or local-only base joins a question only when chosen, so that
+        # reading one does not keep every answer on the offline model
+        sendable = Q(classification__in=labels_sent_to_cloud(user=user)) | Q(pk__in=wanted)
+        readable = tuple(knowledge_bases_for_user(user=user).filter(sendable).order_by("pk"))
         readable_ids = {kb.pk for kb in readable}
         return Authorization(
             profile=profile,

@@ -126,9 +126,15 @@ def profile_grantees(*, profile: AssistantProfile) -> ProfileGrantees:
 def profiles_using_knowledge_base(*, knowledge_base_id: int, viewer: Any) -> Any:
     """Active profiles that search this knowledge base, for its page: by name those the viewer may use (all of
     them for whoever manages profiles), the rest only counted."""
+    from governance.selectors import labels_sent_to_cloud
     from knowledge.consumers import Consumers
+    from knowledge.selectors import knowledge_base_label
 
-    searches_it = Q(knowledge_bases=knowledge_base_id) | Q(all_readable_knowledge=True)
+    searches_it = Q(knowledge_bases=knowledge_base_id)
+    # a profile on every readable base takes in only the bases whose passages may leave, judged by the
+    # viewer's policy (the one their own questions meet); any other base it searches only when chosen
+    if knowledge_base_label(knowledge_base_id=knowledge_base_id) in labels_sent_to_cloud(user=viewer):
+        searches_it |= Q(all_readable_knowledge=True)
     using = AssistantProfile.objects.filter(searches_it, is_active=True).distinct()
     if viewer.has_perm("assistant.view_assistantprofile"):
         named = using

@@ -67,6 +67,29 @@ def test_a_profile_on_every_readable_base_searches_new_bases_as_soon_as_they_are
     assert profile.name in consumers.names
 
 
+@pytest.mark.parametrize("label", ["confidential", "local_only"])
+def test_every_readable_base_leaves_out_bases_whose_passages_may_not_leave_unless_chosen(
+    sam: Any, conversation: Any, label: str
+):
+    """Staff's default policy withholds confidential passages and keeps local-only ones local: a profile on
+    every readable base searches such a base only when it is chosen by name, so reading it does not send
+    every question to the offline model."""
+    profile = conversation.profile
+    profile.all_readable_knowledge = True
+    profile.save()
+    kept = knowledge_base_with(name="People records", passages=[("People", "Salaries are reviewed.", None)])
+    kept.classification = label
+    kept.save(update_fields=["classification"])
+    knowledge_base_with(name="Travel", passages=[("Travel", "Trains are preferred.", None)])
+
+    names = [kb.name for kb in pipeline.authorize(user=sam, conversation=conversation).knowledge_bases]
+    assert names == ["Handbook", "Travel"]
+
+    profile.knowledge_bases.add(kept)  # chosen: searched, and the gate decides what of it leaves
+    names = [kb.name for kb in pipeline.authorize(user=sam, conversation=conversation).knowledge_bases]
+    assert names == ["Handbook", "People records", "Travel"]
+
+
 def test_authorize_refuses_a_withdrawn_profile(sam: Any, conversation: Any):
     remove_perm("assistant.use_assistantprofile", Group.objects.get(name="Staff"), conversation.profile)
 

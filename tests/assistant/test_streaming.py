@@ -92,7 +92,7 @@ def test_the_done_event_says_how_long_the_view_took_to_its_first_answer_piece(
     timings = timed[-1][1]["timings"]
     # after the question was prepared (inside the view), before the reader had the piece (outside it)
     assert timings["prepare_ms"] <= timings["first_delta_ms"] <= (first_arrival - sent) * 1000
-    assert timings["first_delta_ms"] < timings["total_ms"]
+    # (total_ms is no bound: it starts later, with the pipeline, after the view has loaded the conversation)
 
 
 def test_the_stream_carries_the_question_fragment_first(sam: Any, conversation: Any):
