@@ -11,7 +11,8 @@ from portal.customers.selectors import customers_visible_to
 
 @admin.register(Customer)
 class CustomerAdmin(AuditedGuardedModelAdmin):
-    """Only for per-record access (Object permissions, audited as "customers.customer_access_changed").
+    """Only for per-record access (Object permissions, audited as "customers.customer_access_changed"); the
+    portal's own Access page (views.customer_access_view) does the same for a record's owner.
 
     Records are edited on the portal's own pages, where changes are audited and the known-entity
     dictionary is refreshed; this screen shows no contact details, notes or account numbers at all.

@@ -22,6 +22,8 @@ ERROR_NO_CUSTOMER_ACCESS = "Your role does not include access to customer record
 ERROR_IMPORT_CUSTOMERS = "Your role may not import customers."
 ERROR_NO_CUSTOMER_CHANGE = "Your role may look at customer records but not change them."
 ERROR_CUSTOMER_NOT_FOUND = "No such customer."
+ERROR_NO_CUSTOMER_ACCESS_MANAGE = "Only the record's owner and people who see every customer may say who sees it."
+VIEW_CUSTOMER_CODENAME = "view_customer"  # the per-record (guardian) permission that opens a restricted record
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,77 @@ def require_customer_permission(*, user: UserLike, permission: str = "", message
 def may_set_customer_access(*, user: UserLike, customer: Customer) -> bool:
     """Who may restrict a record or say who may see it: its owner, and whoever sees every record."""
     return bool(user.has_perm("customers.view_all_customers") or customer.owner_id == user.pk)
+
+
+def customers_access_manageable_by(*, user: UserLike) -> QuerySet[Customer]:
+    """The records whose access (who may see a restricted one) this user may manage.
+
+    The rule of the edit form's owner and "restricted" fields: a role that may change customers, and the
+    record's owner or someone who sees every record. A person merely given access may not pass it on.
+    """
+    if not (user.has_perm("customers.view_customer") and user.has_perm("customers.change_customer")):
+        return Customer.objects.none()
+    visible = customers_visible_to(user=user)
+    if user.has_perm("customers.view_all_customers"):
+        return visible
+    return visible.filter(owner_id=user.pk)
+
+
+def may_manage_customer_access(*, user: UserLike, customer: Customer) -> bool:
+    """Whether the Access screen of this (already visible) record is the user's to open."""
+    return customers_access_manageable_by(user=user).filter(pk=customer.pk).exists()
+
+
+def customer_get_for_access(*, user: UserLike, customer_id: int, request: HttpRequest | None = None) -> Customer:
+    """A record whose access the user may manage: 404 when hidden from them, 403 when they may only see it."""
+    customer = _visible_or_404(user=user, customer_id=customer_id)
+    if not may_manage_customer_access(user=user, customer=customer):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS_MANAGE)
+    audit(
+        actor=user, action="customers.customer_viewed", target=customer, details={"purpose": "access"}, request=request
+    )
+    return customer
+
+
+@dataclass(frozen=True)
+class CustomerAccess:
+    """Who may see one record, for its Access screen."""
+
+    owner: Any  # User | None
+    roles: list[Any]  # Group rows given view_customer on this record
+    users: list[Any]  # User rows given view_customer on this record
+    see_all_roles: list[str]  # names of the roles that see every customer
+    see_all_others: int  # active people who see every customer other than through those roles
+
+
+def customer_access(*, customer: Customer) -> CustomerAccess:
+    """The grants on a record the caller may manage (obtained through `customer_get_for_access`)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+    from guardian.shortcuts import get_groups_with_perms, get_users_with_perms
+
+    groups: dict[Any, list[str]] = get_groups_with_perms(customer, attach_perms=True)  # type: ignore[assignment]
+    users: dict[Any, list[str]] = get_users_with_perms(  # type: ignore[assignment]
+        customer, attach_perms=True, with_group_users=False, with_superusers=False
+    )
+    role_ids = [group.pk for group, perms in groups.items() if VIEW_CUSTOMER_CODENAME in perms]
+    user_ids = [user.pk for user, perms in users.items() if VIEW_CUSTOMER_CODENAME in perms]
+    see_all = Permission.objects.filter(content_type__app_label="customers", codename="view_all_customers")
+    see_all_roles = Group.objects.filter(permissions__in=see_all).distinct().order_by("name")
+    others = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(user_permissions__in=see_all))
+        .exclude(groups__in=see_all_roles)
+        .distinct()
+    )
+    return CustomerAccess(
+        owner=customer.owner,
+        roles=list(Group.objects.filter(pk__in=role_ids).order_by("name")),
+        users=list(get_user_model().objects.filter(pk__in=user_ids).order_by("username")),
+        see_all_roles=list(see_all_roles.values_list("name", flat=True)),
+        see_all_others=others.count(),
+    )
 
 
 def customers_changeable_by(*, user: UserLike) -> QuerySet[Customer]:

@@ -7,22 +7,33 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
 
 from audit.services import audit
 from portal.core.types import UserLike
 from portal.customers import hooks
 from portal.customers.entities import known_entities_invalidate_on_commit
 from portal.customers.models import Channel, Customer, Interaction, Tier
+from portal.customers.selectors import (
+    ERROR_NO_CUSTOMER_ACCESS_MANAGE,
+    VIEW_CUSTOMER_CODENAME,
+    may_manage_customer_access,
+)
 from portal.customers.validation import clean_account_numbers, clean_emails, clean_phones
 
 ERROR_ADD_CUSTOMER = "Your role may not add customers."
 ERROR_CHANGE_CUSTOMER = "Your role may not change customers."
 ERROR_DELETE_CUSTOMER = "Your role may not delete customers."
 ERROR_ADD_INTERACTION = "Your role may not record interactions."
+ERROR_ACCESS_GRANTEE = "Choose a role or a user, not both."
+ERROR_ACCESS_NOT_RESTRICTED = (
+    "This customer is open to everyone whose role includes customers; restrict it (Edit) to give access one by one."
+)
+ERROR_ACCESS_NO_CUSTOMER_ROLE = "That user's role does not include customer records: access would not let them see it."
 
 EDITABLE_FIELDS = (
     "name",
@@ -175,3 +186,81 @@ def interaction_create(
     hooks.emit_on_commit("interaction_added", interaction_id=interaction.pk, customer_id=customer.pk)
     known_entities_invalidate_on_commit()  # the people it names (a shop manager) are known entities
     return interaction
+
+
+# ---- who may see a restricted record (per-record guardian permission) ---------------------------------
+def _access_grantee(group: Group | None, user: User | None) -> tuple[Group | User, dict[str, Any]]:
+    """The role or the user, and how the trail names it: a role by name, a person by id only."""
+    if (group is None) == (user is None):
+        raise ValidationError(ERROR_ACCESS_GRANTEE)
+    if group is not None:
+        return group, {"role": group.name}
+    assert user is not None
+    return user, {"user_id": user.pk}
+
+
+def _has_direct_access(grantee: Group | User, customer: Customer) -> bool:
+    perms = get_group_perms(grantee, customer) if isinstance(grantee, Group) else get_user_perms(grantee, customer)
+    return VIEW_CUSTOMER_CODENAME in perms
+
+
+def _require_access_manager(actor: UserLike, customer: Customer) -> None:
+    if not may_manage_customer_access(user=actor, customer=customer):
+        raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS_MANAGE)
+
+
+@transaction.atomic
+def customer_access_grant(
+    *,
+    actor: UserLike,
+    customer: Customer,
+    group: Group | None = None,
+    user: User | None = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Let a role (each of its members) or one person see this restricted record. False when they already could
+    by a grant of their own (or, for a person, as its owner): nothing changes and nothing is recorded."""
+    _require_access_manager(actor, customer)
+    grantee, who = _access_grantee(group, user)
+    if not customer.restricted:
+        raise ValidationError(ERROR_ACCESS_NOT_RESTRICTED)
+    if user is not None and not user.has_perm("customers.view_customer"):
+        raise ValidationError(ERROR_ACCESS_NO_CUSTOMER_ROLE)
+    if (user is not None and customer.owner_id == user.pk) or _has_direct_access(grantee, customer):
+        return False
+    assign_perm(f"customers.{VIEW_CUSTOMER_CODENAME}", grantee, customer)
+    audit(
+        actor=actor,
+        action="customers.access_granted",
+        target=customer,
+        details={"customer_id": customer.pk, **who},
+        request=request,
+    )
+    return True
+
+
+@transaction.atomic
+def customer_access_revoke(
+    *,
+    actor: UserLike,
+    customer: Customer,
+    group: Group | None = None,
+    user: User | None = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Take a role's or a person's grant on this record away. False when there was none.
+
+    Allowed on a record that is no longer restricted too: a grant left there would apply again once it is."""
+    _require_access_manager(actor, customer)
+    grantee, who = _access_grantee(group, user)
+    if not _has_direct_access(grantee, customer):
+        return False
+    remove_perm(f"customers.{VIEW_CUSTOMER_CODENAME}", grantee, customer)
+    audit(
+        actor=actor,
+        action="customers.access_revoked",
+        target=customer,
+        details={"customer_id": customer.pk, **who},
+        request=request,
+    )
+    return True

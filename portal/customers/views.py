@@ -24,6 +24,7 @@ from portal.customers.csv_io import (
     interactions_import_require_permission,
 )
 from portal.customers.forms import (
+    CustomerAccessForm,
     CustomerFilterForm,
     CustomerForm,
     CustomerImportForm,
@@ -32,17 +33,22 @@ from portal.customers.forms import (
 )
 from portal.customers.selectors import (
     ERROR_IMPORT_CUSTOMERS,
+    customer_access,
     customer_get,
+    customer_get_for_access,
     customer_get_for_change,
     customer_interactions,
     customer_list,
     customers_listed,
+    may_manage_customer_access,
     may_set_customer_access,
     require_customer_permission,
 )
 from portal.customers.services import (
     ERROR_ADD_CUSTOMER,
     ERROR_ADD_INTERACTION,
+    customer_access_grant,
+    customer_access_revoke,
     customer_create,
     customer_delete,
     customer_update,
@@ -87,6 +93,7 @@ def customer_detail_view(request: PortalRequest, customer_id: int) -> HttpRespon
         "interactions": customer_interactions(customer=customer),
         "interaction_form": interaction_form,
         "assistant_profiles": _assistant_profiles(request),
+        "can_manage_access": customer.restricted and may_manage_customer_access(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context)
 
@@ -158,8 +165,47 @@ def interaction_create_view(request: PortalRequest, customer_id: int) -> HttpRes
         "interactions": customer_interactions(customer=customer),
         "interaction_form": form,
         "assistant_profiles": _assistant_profiles(request),
+        "can_manage_access": customer.restricted and may_manage_customer_access(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context, status=400)
+
+
+def _access_message(*, granting: bool, changed: bool, form: CustomerAccessForm) -> str:
+    data = form.cleaned_data
+    who = f"the role {data['group'].name}" if data["group"] is not None else data["user"].get_username()
+    if granting:
+        return f"Access granted to {who}." if changed else f"Nothing to change: {who} could already see it."
+    return f"Access revoked from {who}." if changed else f"Nothing to change: {who} had no access of their own."
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def customer_access_view(request: PortalRequest, customer_id: int) -> HttpResponse:
+    """Who may see a restricted record: its owner, the roles and people given it (a revoke button each), the
+    roles that see every record, and a form to grant. Open records only say so (and list leftover grants)."""
+    customer = customer_get_for_access(user=request.user, customer_id=customer_id, request=request)
+    form = CustomerAccessForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            granting = form.cleaned_data["action"] == "grant"
+            change = customer_access_grant if granting else customer_access_revoke
+            try:
+                changed = change(
+                    actor=request.user,
+                    customer=customer,
+                    group=form.cleaned_data["group"],
+                    user=form.cleaned_data["user"],
+                    request=request,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, _access_message(granting=granting, changed=changed, form=form))
+                return redirect("customers:customer_access", customer_id=customer.pk)
+        status = 400
+    context = {"customer": customer, "form": form, "access": customer_access(customer=customer)}
+    return render(request, "customers/customer_access.html", context, status=status)
 
 
 @login_required

@@ -13,6 +13,7 @@ import pytest
 from audit.services import audit
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.assistant.factories import AssistantProfileFactory, ConversationFactory, MessageFactory
+from tests.customers.factories import CustomerFactory
 from tests.e2e.conftest import sign_in
 from tests.e2e.waits import PAGE_WAIT_MS
 from tests.knowledge.factories import KnowledgeBaseFactory, grant
@@ -58,7 +59,8 @@ def cast() -> Iterator[dict[str, Any]]:
     handbook = KnowledgeBaseFactory(name="Handbook")
     grant(handbook, "view", role="Staff")
     audit(actor=sam, action="test.event")
-    yield {"conversation": conversation, "handbook": handbook}
+    restricted = CustomerFactory(name="Imogen Whitlock", restricted=True, owner=sam)
+    yield {"conversation": conversation, "handbook": handbook, "restricted_customer": restricted}
 
 
 @pytest.mark.parametrize(
@@ -117,6 +119,8 @@ def test_no_serious_accessibility_violation(
         check("edit assistant profile")
         page.goto(f"/assistant/profiles/{cast['conversation'].profile_id}/access/")
         check("who may use an assistant profile")
+        page.goto(f"/customers/{cast['restricted_customer'].pk}/access/")
+        check("who may see a restricted customer")
         context.clear_cookies()
         sign_in(page, "audrey", DEFAULT_PASSWORD)
         page.wait_for_url("**/")
