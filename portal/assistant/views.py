@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
@@ -342,21 +342,39 @@ async def ask_view(request: PortalRequest, conversation_id: int) -> HttpResponse
     return await _respond(request, conversation, events, received=received)
 
 
+async def _answer_again(
+    request: PortalRequest,
+    *,
+    conversation_id: int,
+    question_id: int,
+    question_get: Callable[..., Message],
+    again: Literal["regenerate", "confirm"],
+) -> HttpResponse | StreamingHttpResponse:
+    """Answer a question already stored: a new attempt (`regenerate`) or the confirmed send of a previewed
+    one (`confirm`); `question_get` refuses any other question with a 404 before the stream starts."""
+    received = time.perf_counter()
+    loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id,
+                            question_id=question_id, question_get=question_get)  # fmt: skip
+    if loaded is None:
+        return redirect_to_login(request.get_full_path())
+    user, conversation, authorization = loaded
+    events = pipeline.answer(
+        user=user,
+        conversation=conversation,
+        authorization=authorization,
+        regenerate_question_id=question_id if again == "regenerate" else None,
+        confirm_question_id=question_id if again == "confirm" else None,
+    )
+    return await _respond(request, conversation, events, received=received)
+
+
 @require_POST
 async def regenerate_view(
     request: PortalRequest, conversation_id: int, question_id: int
 ) -> HttpResponse | StreamingHttpResponse:
     """A new attempt at the answer to the latest question; the earlier attempts stay in the conversation."""
-    received = time.perf_counter()
-    loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id,
-                            question_id=question_id, question_get=selectors.regenerable_question_get)  # fmt: skip
-    if loaded is None:
-        return redirect_to_login(request.get_full_path())
-    user, conversation, authorization = loaded
-    events = pipeline.answer(
-        user=user, conversation=conversation, regenerate_question_id=question_id, authorization=authorization
-    )
-    return await _respond(request, conversation, events, received=received)
+    return await _answer_again(request, conversation_id=conversation_id, question_id=question_id,
+                               question_get=selectors.regenerable_question_get, again="regenerate")  # fmt: skip
 
 
 @require_POST
@@ -364,15 +382,8 @@ async def confirm_view(
     request: PortalRequest, conversation_id: int, question_id: int
 ) -> HttpResponse | StreamingHttpResponse:
     """The user saw exactly what would leave and confirms it: now it is sent (if it is still the same)."""
-    received = time.perf_counter()
-    loaded = await db_phase(_load_for_asking, request=request, conversation_id=conversation_id, question_id=question_id)
-    if loaded is None:
-        return redirect_to_login(request.get_full_path())
-    user, conversation, authorization = loaded
-    events = pipeline.answer(
-        user=user, conversation=conversation, confirm_question_id=question_id, authorization=authorization
-    )
-    return await _respond(request, conversation, events, received=received)
+    return await _answer_again(request, conversation_id=conversation_id, question_id=question_id,
+                               question_get=selectors.pending_question_get, again="confirm")  # fmt: skip
 
 
 @login_required
