@@ -3,13 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 
 from knowledge.models import KnowledgeBase
+from portal.core.forms import GranteeForm
 
 ERROR_NO_FILES = "Choose at least one file."
-ERROR_GRANTEE = "Choose a role or enter a username (one of the two)."
-ERROR_UNKNOWN_USER = "No active user with that username."
 
 
 class KnowledgeBaseForm(forms.ModelForm):
@@ -54,7 +53,7 @@ class UploadForm(forms.Form):
         return list(files)
 
 
-class GrantForm(forms.Form):
+class GrantForm(GranteeForm):
     LEVELS = [
         ("view", "View (search and read)"),
         ("change", "Change (upload, delete)"),
@@ -63,22 +62,8 @@ class GrantForm(forms.Form):
     ]
 
     level = forms.ChoiceField(choices=LEVELS)
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Role")
-    username = forms.CharField(required=False, max_length=150, label="or user")
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        group, username = data.get("group"), (data.get("username") or "").strip()
-        if bool(group) == bool(username):
-            raise forms.ValidationError(ERROR_GRANTEE)
-        if username:
-            user = User.objects.filter(username=username, is_active=True).first()
-            if user is None:
-                self.add_error("username", ERROR_UNKNOWN_USER)
-            data["user"] = user
-        else:
-            data["user"] = None
-        return data
+    field_order = ["level", "group", "username"]
 
 
 class SearchForm(forms.Form):

@@ -3,13 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from knowledge.forms import MultipleFileField
 from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMAT_HTML, FORMAT_MARKDOWN
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import knowledge_bases_for_profile_editor, profiles_for_user
+from portal.core.forms import ERROR_GRANTEE, GrantOrRevokeForm
 from portal.customers.selectors import customer_choices_for_user
 
 QUESTION_MAX_CHARS = 8000
@@ -111,31 +110,11 @@ class ProfileForm(forms.ModelForm):
             )
 
 
-ERROR_PROFILE_GRANTEE = "Choose a role or enter a username (one of the two)."
-ERROR_PROFILE_UNKNOWN_USER = "No user with that username."
+ERROR_PROFILE_GRANTEE = ERROR_GRANTEE
 
 
-class ProfileAccessForm(forms.Form):
+class ProfileAccessForm(GrantOrRevokeForm):
     """Grant or revoke `use_assistantprofile` for one role or one user (by username)."""
-
-    action = forms.ChoiceField(choices=[("grant", "Grant"), ("revoke", "Revoke")], initial="grant")
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Role")
-    username = forms.CharField(required=False, max_length=150, strip=True, label="or user (username)")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        group, username = data.get("group"), data.get("username") or ""
-        if bool(group) == bool(username):
-            raise forms.ValidationError(ERROR_PROFILE_GRANTEE)
-        data["user"] = None
-        if username:
-            users = get_user_model().objects.filter(username=username)
-            if data.get("action") == "grant":  # a grant to an inactive account is no use; a revoke still is
-                users = users.filter(is_active=True)
-            data["user"] = users.first()
-            if data["user"] is None:
-                self.add_error("username", ERROR_PROFILE_UNKNOWN_USER)
-        return data
 
 
 ERROR_NO_ATTACHMENT = "Choose a file to attach."

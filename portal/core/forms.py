@@ -4,8 +4,50 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from portal.core.parameters import PARAMETERS, Effective, Parameter
+
+ERROR_GRANTEE = "Choose a role or enter a username (one of the two)."
+ERROR_UNKNOWN_USER = "No active user with that username."
+ERROR_UNKNOWN_USER_ANY = "No user with that username."
+
+
+class GranteeForm(forms.Form):
+    """Who a grant or revoke is for: one role, or one user by username (`cleaned_data["user"]`, else None).
+    A grant goes only to an active account; a revoke (`is_grant()` False) finds an inactive one too."""
+
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Role")
+    username = forms.CharField(required=False, max_length=150, strip=True, label="or user (username)")
+
+    def is_grant(self, data: dict[str, Any]) -> bool:
+        return True
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        group, username = data.get("group"), data.get("username") or ""
+        if bool(group) == bool(username):
+            raise forms.ValidationError(ERROR_GRANTEE)
+        data["user"] = None
+        if username:
+            granting = self.is_grant(data)
+            users = get_user_model().objects.filter(username=username)
+            data["user"] = (users.filter(is_active=True) if granting else users).first()
+            if data["user"] is None:
+                self.add_error("username", ERROR_UNKNOWN_USER if granting else ERROR_UNKNOWN_USER_ANY)
+        return data
+
+
+class GrantOrRevokeForm(GranteeForm):
+    """A grantee and whether to grant or revoke (one permission, the caller's)."""
+
+    action = forms.ChoiceField(choices=[("grant", "Grant"), ("revoke", "Revoke")], initial="grant")
+
+    field_order = ["group", "username", "action"]
+
+    def is_grant(self, data: dict[str, Any]) -> bool:
+        return data.get("action") == "grant"
 
 
 def _field(parameter: Parameter, current: Effective) -> forms.Field:

@@ -3,15 +3,16 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
+from portal.core.forms import ERROR_GRANTEE, ERROR_UNKNOWN_USER, GrantOrRevokeForm
 from portal.customers.models import Channel, Customer, Tier
 from portal.customers.validation import clean_account_numbers, clean_emails, clean_phones, split_values
 
 MULTI_HELP = "One per line."
-ERROR_ACCESS_CHOOSE_ONE = "Choose a role or enter a username, not both."
-ERROR_ACCESS_UNKNOWN_USER = "No active user with that username."
+ERROR_ACCESS_CHOOSE_ONE = ERROR_GRANTEE
+ERROR_ACCESS_UNKNOWN_USER = ERROR_UNKNOWN_USER
 
 
 class CustomerFilterForm(forms.Form):
@@ -99,24 +100,5 @@ class InteractionImportForm(forms.Form):
     )
 
 
-class CustomerAccessForm(forms.Form):
+class CustomerAccessForm(GrantOrRevokeForm):
     """Grant or revoke seeing one restricted record, for one role or one user (by username)."""
-
-    action = forms.ChoiceField(choices=[("grant", "Grant"), ("revoke", "Revoke")], initial="grant")
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False, label="Role")
-    username = forms.CharField(required=False, max_length=150, strip=True, label="or user (username)")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        group, username = data.get("group"), data.get("username") or ""
-        if bool(group) == bool(username):
-            raise forms.ValidationError(ERROR_ACCESS_CHOOSE_ONE)
-        data["user"] = None
-        if username:
-            users = User.objects.filter(username=username)
-            if data.get("action") == "grant":  # a grant to an inactive account is no use; a revoke still is
-                users = users.filter(is_active=True)
-            data["user"] = users.first()
-            if data["user"] is None:
-                self.add_error("username", ERROR_ACCESS_UNKNOWN_USER)
-        return data

@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from portal.assistant.forms import ERROR_PROFILE_GRANTEE
 from portal.assistant.models import AssistantProfile
 from portal.assistant.selectors import profiles_for_user
+from portal.core.forms import ERROR_UNKNOWN_USER
 from tests.accounts.factories import UserFactory
 from tests.assistant.factories import AssistantProfileFactory
 from tests.knowledge.factories import KnowledgeBaseFactory, grant
@@ -278,7 +279,7 @@ def test_a_grant_needs_exactly_one_role_or_user(client: Any, alice: Any) -> None
 
     for response in (neither, both):
         assert response.status_code == 400 and ERROR_PROFILE_GRANTEE in response.content.decode()
-    assert unknown.status_code == 400 and "No user with that username." in unknown.content.decode()
+    assert unknown.status_code == 400 and ERROR_UNKNOWN_USER in unknown.content.decode()
     assert not AuditEvent.objects.filter(action__startswith="assistant.profile_access").exists()
 
 
