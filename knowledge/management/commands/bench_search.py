@@ -1,11 +1,15 @@
-"""Search latency at 10k and 100k chunks with a permission filter active.
+"""Search latency at 10k and 100k chunks (or a million) with a permission filter active.
 
-    manage.py bench_search [--sizes 10000,100000] [--queries 200] [--json]
+    manage.py bench_search [--sizes 10000,100000,1000000] [--queries 200] [--json]
 
 Synthetic chunks (Zipf-distributed words, clustered unit vectors) are spread over ten knowledge bases;
 the benchmark user sees five of them through a role, and a tenth of the documents are restricted to a
 role the user lacks. Every query runs both legs (BM25 and HNSW kNN) with that filter in SQL and fuses
 them; the query embedding is computed beforehand (its cost is reported separately).
+
+Per size it also reports the time to load the increment (rows, postings and index upkeep), the sizes of the
+HNSW index, the chunk table and the postings on disk, and the vector leg's recall@50 against an exact search
+(the same filtered query with index scans off, so PostgreSQL computes every visible distance).
 """
 
 from __future__ import annotations
@@ -82,8 +86,14 @@ class Command(BaseCommand):
                     services.knowledge_base_grant(actor=None, knowledge_base=knowledge_base, level="view", group=group)
         other_role, _ = Group.objects.get_or_create(name="bench: other role")
         for size in sizes:
+            label = f"{size // 1000}k" if size >= 1000 else str(size)
             if size > loaded:
+                load_started = time.perf_counter()
                 self._load(rng, bases, other_role, centers, size - loaded, options["json"])
+                figures[f"load_seconds_{label}"] = round(time.perf_counter() - load_started, 1)
+                figures[f"load_chunks_per_second_{label}"] = round(
+                    (size - loaded) / max(1e-9, time.perf_counter() - load_started)
+                )
             loaded = size
             acl = search.acl_for(user)
             with connection.cursor() as cursor:
@@ -109,15 +119,17 @@ class Command(BaseCommand):
                 vector_ms.append((time.perf_counter() - t2) * 1000)
                 lexical_ms.append((t2 - t1) * 1000)
                 returned.append(len(vectorial))
-            label = f"{size // 1000}k"
             figures[f"hybrid_p50_ms_{label}"] = round(evaluation.percentile(latencies, 50), 2)
             figures[f"hybrid_p95_ms_{label}"] = round(evaluation.percentile(latencies, 95), 2)
+            figures[f"hybrid_p99_ms_{label}"] = round(evaluation.percentile(latencies, 99), 2)
             figures[f"bm25_p95_ms_{label}"] = round(evaluation.percentile(lexical_ms, 95), 2)
             figures[f"vector_p95_ms_{label}"] = round(evaluation.percentile(vector_ms, 95), 2)
             figures[f"vector_rows_returned_min_{label}"] = int(min(returned))
             figures[f"visible_share_{label}"] = round(
                 Chunk.objects.filter(knowledge_base__in=bases[::2]).count() / max(1, loaded), 3
             )
+            figures[f"vector_recall_at_50_{label}"] = _vector_recall(acl, query_vectors[: min(50, len(query_vectors))])
+            figures.update({f"{name}_{label}": value for name, value in _sizes_mb().items()})
             del fused
         if not options["keep"] and not options["reuse"]:
             self._drop()
@@ -204,6 +216,39 @@ class Command(BaseCommand):
 
 
 _ZIPF_CACHE: dict[str, Any] = {}
+RECALL_K = 50
+
+
+def _vector_recall(acl: search.Acl, vectors: np.ndarray) -> float:
+    """Mean share of the exact 50 nearest visible chunks that the HNSW leg (as live search runs it) returns."""
+    shares = []
+    for vector in vectors:
+        approximate = {chunk_id for chunk_id, _ in search.vector_search(vector, acl, RECALL_K)}
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")  # no HNSW walk: every visible distance, exactly
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            exact = {chunk_id for chunk_id, _ in search.vector_search(vector, acl, RECALL_K)}
+        shares.append(len(approximate & exact) / max(1, len(exact)))
+    return round(float(np.mean(shares)), 4) if shares else 0.0
+
+
+def _sizes_mb() -> dict[str, float]:
+    """On-disk sizes: the HNSW index, the chunk table with its other indexes, the postings (BM25), all."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT pg_relation_size('knowledge_chunk_embedding_hnsw'),
+                      pg_total_relation_size('knowledge_chunk'),
+                      pg_total_relation_size('knowledge_posting'),
+                      pg_database_size(current_database())"""
+        )
+        hnsw, chunks, postings, database = cursor.fetchone()
+    mb = 1024 * 1024
+    return {
+        "hnsw_index_mb": round(hnsw / mb, 1),
+        "chunk_table_mb": round(chunks / mb, 1),
+        "postings_mb": round(postings / mb, 1),
+        "database_mb": round(database / mb, 1),
+    }
 
 
 def _words(rng: np.random.Generator, count: int) -> list[str]:
