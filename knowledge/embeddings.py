@@ -168,6 +168,24 @@ def prepare_model_cache(backend: str | None = None) -> Path | None:
     return _onnx_export(model_path())
 
 
+def onnx_session_options(threads: int = 0) -> Any:
+    """onnxruntime's options for the embedding model: `threads` intra-op threads (0: the runtime's default)
+    that, unless KNOWLEDGE_EMBEDDING_SPIN, sleep rather than spin when one query is done.
+
+    A web process embeds one short query per question; onnxruntime's default keeps its threads spinning
+    after each run, about half the CPU of a query embedding on two cores (6 of 12 ms), taken from the
+    process's other answers. Ingestion of large batches in a worker may turn spinning back on."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    spin = "1" if settings.KNOWLEDGE_EMBEDDING_SPIN else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
+
+
 def load_model(backend: str | None = None) -> Any:
     """A new SentenceTransformer for `backend` (no caching; use get_model() in application code)."""
     from sentence_transformers import SentenceTransformer
@@ -185,13 +203,8 @@ def load_model(backend: str | None = None) -> Any:
         raise ValueError(ERROR_UNKNOWN_BACKEND.format(backend=backend))
     exported = _onnx_export(source)
     file_name = "onnx/model.onnx" if backend == "onnx" else f"onnx/{_quantized_file_name()}"
-    model_kwargs: dict[str, Any] = {"file_name": file_name, "provider": "CPUExecutionProvider"}
-    if threads:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        model_kwargs["session_options"] = options
+    model_kwargs: dict[str, Any] = {"file_name": file_name, "provider": "CPUExecutionProvider",
+                                    "session_options": onnx_session_options(threads)}  # fmt: skip
     return SentenceTransformer(
         str(exported), backend="onnx", device="cpu", local_files_only=True, model_kwargs=model_kwargs
     )

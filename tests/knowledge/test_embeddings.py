@@ -71,3 +71,15 @@ def test_without_an_export_one_is_made_under_the_lock(monkeypatch, settings, tmp
     embeddings.prepare_model_cache("onnx-int8")
     assert exports == [embeddings._onnx_cache_dir(embeddings.model_path())]
     assert embeddings.prepare_model_cache("torch") is None
+
+
+@pytest.mark.parametrize("spin", [False, True])
+def test_the_onnx_threads_sleep_after_a_query_unless_told_to_spin(settings, spin):
+    """Spinning threads burn about half of a web process's CPU for one query embedding (issue 22)."""
+    settings.KNOWLEDGE_EMBEDDING_SPIN = spin
+    model = embeddings.load_model("onnx-int8")
+    options = model[0].auto_model.model.get_session_options()
+    expected = "1" if spin else "0"
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == expected
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == expected
+    assert len(model.encode(["refunds"])[0]) == 384

@@ -456,3 +456,17 @@ def concurrent(
     if errors:
         figures["concurrent_first_error"] = errors[0]
     return figures
+
+
+def bare_litellm(*, provider_url: str, streams: int) -> dict[str, Any]:
+    """CPU per answer of a bare `litellm.acompletion` stream from the same provider, `streams` at once, in a
+    child process of its own (see portal/assistant/bench/bare_litellm.py)."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="portal.settings")
+    env["PORTAL_DB_NAME"] = str(connection.settings_dict["NAME"])
+    command = [sys.executable, "-m", "portal.assistant.bench.bare_litellm", provider_url, str(streams),
+               BENCH_KEY_VARIABLE]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the bare litellm run failed: {done.stderr.strip()[-500:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures

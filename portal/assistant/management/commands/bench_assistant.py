@@ -40,6 +40,10 @@ class Command(BaseCommand):
             "--web-workers", default="0", help="comma-separated web process counts for --users (0: one per core)"
         )
         parser.add_argument("--skip-single", action="store_true", help="skip the single-user figures")
+        parser.add_argument(
+            "--no-bare-litellm", dest="bare_litellm", action="store_false",
+            help="skip the bare litellm.acompletion streams measured beside the concurrent ones",
+        )  # fmt: skip
         parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -90,7 +94,16 @@ class Command(BaseCommand):
             except RuntimeError as error:  # reported as a figure; the other figures still print
                 figures["concurrent_failed"] = str(error)
                 return
+            if options["bare_litellm"]:
+                self.stderr.write(f"{options['streams']} bare litellm streams from the same provider…")
+                try:
+                    figures.update(bench.bare_litellm(provider_url=paced_url, streams=options["streams"]))
+                except RuntimeError as error:
+                    figures["bare_litellm_failed"] = str(error)
         figures["concurrent_stream_seconds"] = options["stream_seconds"]
+        bare = figures.get("bare_litellm_cpu_ms_per_answer")
+        if bare:
+            figures["web_cpu_to_bare_litellm_ratio"] = round(figures["concurrent_web_cpu_ms_per_question"] / bare, 2)
         single = figures.get("single_overhead_p95_ms") or 1.0
         figures["concurrent_overhead_p95_vs_single"] = round(figures["concurrent_overhead_p95_ms"] / single, 2)
 
