@@ -20,9 +20,8 @@ def test_a_query_with_no_lexical_overlap_leans_on_the_vector_leg() -> None:
     lexical = ranking.LexicalLeg([(1, 0.2), (2, 0.1)], query_weight=4.0)
     vector = [(3, 0.71), (2, 0.70), (1, 0.40)]
     fused = ranking.adaptive_fuse(lexical, vector)
-    # BM25's hits 1 and 2 sit at the vector leg's bottom and near its top: corroboration (0 + 0.968) / 2
-    corroborated = ranking.corroboration_factor((0.0 + 0.30 / 0.31) / 2)
-    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * 0.05 / ranking.COVERAGE_FULL * corroborated)
+    assert fused.vector_peak < ranking.VECTOR_PEAK_START  # three scores: no clear peak, no cut
+    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * 0.05 / ranking.COVERAGE_FULL)
     assert fused.lexical_weight < 0.05
     assert [chunk for chunk, _ in fused.ranking] == [3, 2, 1]
 
@@ -32,38 +31,50 @@ def test_no_lexical_hit_at_all_gives_the_vector_order() -> None:
     assert fused.lexical_weight == 0.0 and [c for c, _ in fused.ranking] == [5, 4]
 
 
-def test_a_query_bm25_matches_fully_and_the_vector_leg_corroborates_gets_the_full_lexical_weight() -> None:
-    # the best hit matches the query's whole weight: coverage 1 >= COVERAGE_FULL; BM25's top three are the
-    # vector leg's top three, so its corroboration is 1
+def test_a_query_bm25_matches_fully_gets_the_full_lexical_weight_and_agreement_wins() -> None:
+    # the best hit matches the query's whole weight: coverage 1 >= COVERAGE_FULL
     lexical = ranking.LexicalLeg([(1, 4.0), (2, 3.0), (3, 1.0)], query_weight=4.0)
-    vector = [(2, 0.80), (3, 0.80), (1, 0.80), (4, 0.50)]
+    vector = [(2, 0.80), (3, 0.79), (1, 0.50)]
     fused = ranking.adaptive_fuse(lexical, vector)
-    assert fused.corroboration == pytest.approx(1.0)
     assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT)
-    # the vector leg ties 1, 2, 3: BM25's order decides among them, chunk 4 (vector only) comes last
-    assert [c for c, _ in fused.ranking] == [1, 2, 3, 4]
+    # chunk 2: 0.5 * (3-1)/(4-1) + 0.5 * 1 = 0.8333; chunk 1: 0.5 * 1 + 0.5 * 0 = 0.5; chunk 3: 0 + 0.5 * 0.9667
+    assert [c for c, _ in fused.ranking] == [2, 1, 3]
+    assert fused.ranking[0][1] == pytest.approx(0.5 * 2 / 3 + 0.5)
 
 
-def test_bm25_hits_the_vector_leg_ranks_last_get_a_reduced_lexical_weight() -> None:
-    # A paraphrase: BM25 matches its words fully in chunks 1-3, which the vector leg ranks last or not at all;
-    # the lexical weight falls to CORROBORATION_FLOOR of its share.
-    lexical = ranking.LexicalLeg([(1, 4.0), (2, 3.9), (3, 3.8), (4, 1.0)], query_weight=4.0)
-    vector = [(4, 0.80), (5, 0.70), (1, 0.30)]
+def _vector_leg_with_peak(top: float) -> list[tuple[int, float]]:
+    # chunk 100 first at `top`, then 49 chunks at 0.40 and 0.42 alternately (mean 0.41, deviation 0.01)
+    return [(100, top)] + [(200 + i, 0.40 if i % 2 else 0.42) for i in range(49)]
+
+
+def test_the_vector_peak_is_the_best_score_in_deviations_above_the_rest() -> None:
+    rest = [0.40 if i % 2 else 0.42 for i in range(49)]
+    mean = sum(rest) / 49
+    deviation = (sum((x - mean) ** 2 for x in rest) / 49) ** 0.5
+    assert ranking.vector_peak(_vector_leg_with_peak(0.50)) == pytest.approx((0.50 - mean) / deviation)
+    assert ranking.vector_peak([(1, 0.5), (2, 0.4)]) == 0.0  # too few scores to tell
+    assert ranking.vector_peak([(1, 0.5), (2, 0.4), (3, 0.4)]) == 0.0  # no spread
+
+
+def test_a_clear_vector_peak_cuts_the_lexical_weight_down_to_its_floor() -> None:
+    start, end, floor = ranking.VECTOR_PEAK_START, ranking.VECTOR_PEAK_END, ranking.VECTOR_PEAK_FLOOR
+    assert ranking.vector_peak_factor(start - 1) == 1.0
+    assert ranking.vector_peak_factor((start + end) / 2) == pytest.approx((1 + floor) / 2)
+    assert ranking.vector_peak_factor(end + 5) == pytest.approx(floor)
+    # BM25 matches the query fully in chunk 1, which the vector leg ranks below its clear best hit (chunk 100,
+    # about 9 deviations above the rest): the lexical weight is cut to its floor and the vector's hit wins.
+    lexical = ranking.LexicalLeg([(1, 4.0), (2, 1.0)], query_weight=4.0)
+    vector = [*_vector_leg_with_peak(0.50), (1, 0.35), (3, 0.30)]
     fused = ranking.adaptive_fuse(lexical, vector)
-    assert fused.corroboration == pytest.approx(0.0)
-    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * ranking.CORROBORATION_FLOOR)
-    # with the full weight (0.5) chunk 1 would tie chunk 4 (0.5 each) and chunk 5 (0.5 * 0.6) come last;
-    # with the cut weight (0.25) the vector leg's second chunk passes BM25's hits the vector leg doubts
-    assert [c for c, _ in fused.ranking] == [4, 5, 1, 2, 3]
-
-
-def test_the_corroboration_factor_rises_from_its_floor_to_one() -> None:
-    start, floor = ranking.CORROBORATION_START, ranking.CORROBORATION_FLOOR
-    assert ranking.corroboration_factor(0.0) == pytest.approx(floor)
-    assert ranking.corroboration_factor(start) == pytest.approx(floor)
-    assert ranking.corroboration_factor((start + 1) / 2) == pytest.approx((floor + 1) / 2)
-    assert ranking.corroboration_factor(1.0) == pytest.approx(1.0)
-    assert ranking.corroboration(ranking.LexicalLeg([], 0.0), {1: 1.0}) == 1.0  # nothing to corroborate
+    assert fused.vector_peak > end
+    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * floor)
+    # weight 0.25: chunk 100 0.75 * 1 = 0.75, chunk 1 0.25 + 0.75 * 0.25 = 0.44
+    assert fused.ranking[0][0] == 100
+    # The same legs without the clear peak (chunk 100 at 0.43, 2 deviations): the full weight, and BM25's
+    # chunk 1 (0.5 + 0.5 * 0.05 / 0.13) comes first, before chunk 100 (0.5)
+    flat = ranking.adaptive_fuse(lexical, [(100, 0.43), *vector[1:]])
+    assert flat.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT)
+    assert flat.ranking[0][0] == 1
 
 
 def test_the_lexical_weight_grows_linearly_with_coverage_up_to_its_full_share() -> None:
