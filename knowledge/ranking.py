@@ -5,7 +5,11 @@ Fusion: a convex combination of the legs' normalised scores whose lexical weight
 much of the query the best BM25 hit matches (its score over the query's total idf weight). When the
 words of a question barely occur in the documents (a paraphrase), BM25's best hit matches a small share
 of the query's weight and the ranking leans on the vector leg; when the best hit matches most of it, the
-legs count as set by LEXICAL_WEIGHT.
+legs count as set by LEXICAL_WEIGHT. That weight is further cut when the vector leg is sure of its best
+hit: when that hit stands far above the rest of the vector leg's list (its score in standard deviations above
+the mean of the next ones, VECTOR_PEAK_*), the question has a clear semantic match (typically a paraphrase of
+a passage) and BM25's word matches mostly add noise, so the lexical weight falls linearly to
+VECTOR_PEAK_FLOOR of itself.
 
 The ranker itself is trained and registered by portal/ml (a local model); knowledge only asks whoever
 registered a provider here for a scorer (knowledge imports no `portal/*` app).
@@ -31,6 +35,13 @@ LEXICAL_WEIGHT = 0.5
 # every query term once at average length); below it the weight falls linearly to 0.
 COVERAGE_FULL = 0.6
 FUSED_POOL = 30  # fused candidates a ranker re-scores
+# The vector leg's peak: its best score in standard deviations above the mean of the next scores among its
+# first VECTOR_PEAK_WINDOW. Up to VECTOR_PEAK_START the lexical weight is kept; it falls linearly to
+# VECTOR_PEAK_FLOOR of itself at VECTOR_PEAK_END. Chosen on SciFact (see the README's retrieval figures).
+VECTOR_PEAK_WINDOW = 50
+VECTOR_PEAK_START = 3.0
+VECTOR_PEAK_END = 6.0
+VECTOR_PEAK_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,30 @@ class Fused:
     lexical: dict[int, tuple[int, float]] = field(default_factory=dict)  # chunk -> (rank, score)
     vector: dict[int, tuple[int, float]] = field(default_factory=dict)
     coverage: float = 0.0
+    vector_peak: float = 0.0
 
 
 def lexical_weight_for(leg: LexicalLeg, base: float = LEXICAL_WEIGHT, coverage_full: float = COVERAGE_FULL) -> float:
     return base * min(1.0, max(0.0, leg.coverage / coverage_full))
+
+
+def vector_peak(vector: Sequence[tuple[int, float]], window: int = VECTOR_PEAK_WINDOW) -> float:
+    """How far the vector leg's best score stands above the others: (best - mean) / standard deviation of the
+    next scores among the first `window` (0 with fewer than three scores or no spread)."""
+    scores = [score for _, score in vector[:window]]
+    if len(scores) < 3:
+        return 0.0
+    rest = scores[1:]
+    mean = sum(rest) / len(rest)
+    spread = math.sqrt(sum((score - mean) ** 2 for score in rest) / len(rest))
+    return (scores[0] - mean) / spread if spread > 0 else 0.0
+
+
+def vector_peak_factor(
+    peak: float, start: float = VECTOR_PEAK_START, end: float = VECTOR_PEAK_END, floor: float = VECTOR_PEAK_FLOOR
+) -> float:
+    """The share of the lexical weight kept for a vector leg's `peak`: 1 up to `start`, `floor` from `end`."""
+    return 1.0 - (1.0 - floor) * min(1.0, max(0.0, (peak - start) / (end - start)))
 
 
 def _min_max(values: dict[int, float]) -> dict[int, float]:
@@ -75,13 +106,15 @@ def adaptive_fuse(
     base: float = LEXICAL_WEIGHT,
     coverage_full: float = COVERAGE_FULL,
 ) -> Fused:
-    """Convex combination of min-max normalised leg scores with a per-query lexical weight.
+    """Convex combination of min-max normalised leg scores with a per-query lexical weight (see the module's
+    docstring: BM25's coverage of the query, cut when the vector leg's best hit stands out).
 
     A chunk absent from a leg's list gets 0 from that leg (below the list's lowest score).
     """
-    weight = lexical_weight_for(lexical, base, coverage_full) if vector else 1.0
     lexical_scores = _min_max(dict(lexical.ranking))
     vector_scores = _min_max(dict(vector))
+    peak = vector_peak(vector)
+    weight = lexical_weight_for(lexical, base, coverage_full) * vector_peak_factor(peak) if vector else 1.0
     scores: dict[int, float] = {}
     for chunk_id in dict.fromkeys([c for c, _ in lexical.ranking] + [c for c, _ in vector]):
         scores[chunk_id] = weight * lexical_scores.get(chunk_id, 0.0) + (1 - weight) * vector_scores.get(chunk_id, 0.0)
@@ -92,6 +125,7 @@ def adaptive_fuse(
         lexical={c: (rank, s) for rank, (c, s) in enumerate(lexical.ranking, start=1)},
         vector={c: (rank, s) for rank, (c, s) in enumerate(vector, start=1)},
         coverage=lexical.coverage,
+        vector_peak=peak,
     )
 
 

@@ -20,6 +20,7 @@ def test_a_query_with_no_lexical_overlap_leans_on_the_vector_leg() -> None:
     lexical = ranking.LexicalLeg([(1, 0.2), (2, 0.1)], query_weight=4.0)
     vector = [(3, 0.71), (2, 0.70), (1, 0.40)]
     fused = ranking.adaptive_fuse(lexical, vector)
+    assert fused.vector_peak < ranking.VECTOR_PEAK_START  # three scores: no clear peak, no cut
     assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * 0.05 / ranking.COVERAGE_FULL)
     assert fused.lexical_weight < 0.05
     assert [chunk for chunk, _ in fused.ranking] == [3, 2, 1]
@@ -39,6 +40,41 @@ def test_a_query_bm25_matches_fully_gets_the_full_lexical_weight_and_agreement_w
     # chunk 2: 0.5 * (3-1)/(4-1) + 0.5 * 1 = 0.8333; chunk 1: 0.5 * 1 + 0.5 * 0 = 0.5; chunk 3: 0 + 0.5 * 0.9667
     assert [c for c, _ in fused.ranking] == [2, 1, 3]
     assert fused.ranking[0][1] == pytest.approx(0.5 * 2 / 3 + 0.5)
+
+
+def _vector_leg_with_peak(top: float) -> list[tuple[int, float]]:
+    # chunk 100 first at `top`, then 49 chunks at 0.40 and 0.42 alternately (mean 0.41, deviation 0.01)
+    return [(100, top)] + [(200 + i, 0.40 if i % 2 else 0.42) for i in range(49)]
+
+
+def test_the_vector_peak_is_the_best_score_in_deviations_above_the_rest() -> None:
+    rest = [0.40 if i % 2 else 0.42 for i in range(49)]
+    mean = sum(rest) / 49
+    deviation = (sum((x - mean) ** 2 for x in rest) / 49) ** 0.5
+    assert ranking.vector_peak(_vector_leg_with_peak(0.50)) == pytest.approx((0.50 - mean) / deviation)
+    assert ranking.vector_peak([(1, 0.5), (2, 0.4)]) == 0.0  # too few scores to tell
+    assert ranking.vector_peak([(1, 0.5), (2, 0.4), (3, 0.4)]) == 0.0  # no spread
+
+
+def test_a_clear_vector_peak_cuts_the_lexical_weight_down_to_its_floor() -> None:
+    start, end, floor = ranking.VECTOR_PEAK_START, ranking.VECTOR_PEAK_END, ranking.VECTOR_PEAK_FLOOR
+    assert ranking.vector_peak_factor(start - 1) == 1.0
+    assert ranking.vector_peak_factor((start + end) / 2) == pytest.approx((1 + floor) / 2)
+    assert ranking.vector_peak_factor(end + 5) == pytest.approx(floor)
+    # BM25 matches the query fully in chunk 1, which the vector leg ranks below its clear best hit (chunk 100,
+    # about 9 deviations above the rest): the lexical weight is cut to its floor and the vector's hit wins.
+    lexical = ranking.LexicalLeg([(1, 4.0), (2, 1.0)], query_weight=4.0)
+    vector = [*_vector_leg_with_peak(0.50), (1, 0.35), (3, 0.30)]
+    fused = ranking.adaptive_fuse(lexical, vector)
+    assert fused.vector_peak > end
+    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * floor)
+    # weight 0.25: chunk 100 0.75 * 1 = 0.75, chunk 1 0.25 + 0.75 * 0.25 = 0.44
+    assert fused.ranking[0][0] == 100
+    # The same legs without the clear peak (chunk 100 at 0.43, 2 deviations): the full weight, and BM25's
+    # chunk 1 (0.5 + 0.5 * 0.05 / 0.13) comes first, before chunk 100 (0.5)
+    flat = ranking.adaptive_fuse(lexical, [(100, 0.43), *vector[1:]])
+    assert flat.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT)
+    assert flat.ranking[0][0] == 1
 
 
 def test_the_lexical_weight_grows_linearly_with_coverage_up_to_its_full_share() -> None:
