@@ -28,7 +28,7 @@ def _client_for(user: Any) -> Client:
 
 @pytest.fixture
 def root() -> Any:
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
+    return UserFactory.create(username="root", is_staff=True, is_superuser=True)
 
 
 def _user_form(user: User, **changes: Any) -> dict[str, Any]:
@@ -258,7 +258,9 @@ def test_other_roles_have_no_site_admin(person: str, request: pytest.FixtureRequ
 def test_usage_is_read_only_for_the_administrator(alice: Any) -> None:
     from tests.routing.factories import UsageFactory
 
-    usage = UsageFactory(username="sam", model_key="model:1", model_name="Fake", provider="openai", outcome="success")
+    usage = UsageFactory.create(
+        username="sam", model_key="model:1", model_name="Fake", provider="openai", outcome="success"
+    )
     client = _client_for(alice)
     assert client.get(reverse("admin:routing_usage_changelist")).status_code == 200
     assert client.post(reverse("admin:routing_usage_delete", args=[usage.pk]), {"post": "yes"}).status_code == 403

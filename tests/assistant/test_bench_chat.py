@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def test_it_refuses_to_run_when_a_catalog_model_is_configured(monkeypatch: Any):
     monkeypatch.setattr(chat_page, "chromium_executable", lambda: "/usr/bin/chromium")
-    CatalogModelFactory(display_name="Someone's cloud model")
+    CatalogModelFactory.create(display_name="Someone's cloud model")
 
     with pytest.raises(CommandError, match=re.escape(CATALOG_NOT_EMPTY)):
         call_command("bench_chat", "--questions", "1")

@@ -160,8 +160,8 @@ def test_every_token_colour_reaches_wcag_aa_on_the_code_background_of_its_theme(
 def test_the_chat_page_shows_coloured_code_and_links_its_stylesheet_which_other_pages_do_not(
     client: Any, sam: Any, conversation: Any
 ):
-    question = MessageFactory(conversation=conversation, content="How do I import os?")
-    MessageFactory(conversation=conversation, role="assistant", content=PYTHON_FENCE, reply_to=question)
+    question = MessageFactory.create(conversation=conversation, content="How do I import os?")
+    MessageFactory.create(conversation=conversation, role="assistant", content=PYTHON_FENCE, reply_to=question)
     client.force_login(sam)
 
     page = client.get(reverse("assistant:conversation", kwargs={"conversation_id": conversation.pk})).content.decode()

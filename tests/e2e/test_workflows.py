@@ -41,7 +41,7 @@ steps:
 
 
 def _person(username: str, roles: list[str]) -> Any:
-    return UserFactory(username=username, roles=roles)  # the live server runs in this process, with its hashers
+    return UserFactory.create(username=username, roles=roles)  # the live server runs in this process, with its hashers
 
 
 def test_define_run_approve_as_another_role_and_see_the_audit_events(

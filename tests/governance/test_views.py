@@ -193,7 +193,7 @@ def test_term_lists_are_managed_and_feed_the_dictionary(olivia: Any, sam: Any) -
 
 
 def test_bad_term_list_input_is_a_400(olivia: Any) -> None:
-    TermListFactory(name="Taken")
+    TermListFactory.create(name="Taken")
     response = client_for(olivia).post(reverse("governance:term_lists"), {"name": "Taken", "data_class": "PERSON"})
     assert response.status_code == 400
 

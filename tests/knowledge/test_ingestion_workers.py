@@ -63,7 +63,7 @@ def _expected_chunks(data: bytes, filename: str) -> int:
 
 
 def _upload(alice: Any, sam: Any, data: bytes, filename: str) -> Document:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     grant(knowledge_base, "change", user=alice)
     grant(knowledge_base, "view", user=sam)
     result = services.document_upload(actor=alice, knowledge_base=knowledge_base, filename=filename, data=data)

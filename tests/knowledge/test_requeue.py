@@ -21,7 +21,7 @@ HANDBOOK = b"# Handbook\n\n## Leave\n\nEmployees have 24 days of annual leave.\n
 
 def _processing(heartbeat_age: dt.timedelta | None, **fields: Any) -> Document:
     document = services.document_upload(
-        actor=None, knowledge_base=KnowledgeBaseFactory(), filename="handbook.md", data=HANDBOOK
+        actor=None, knowledge_base=KnowledgeBaseFactory.create(), filename="handbook.md", data=HANDBOOK
     ).document
     heartbeat = None if heartbeat_age is None else timezone.now() - heartbeat_age
     Document.objects.filter(pk=document.pk).update(status=DocumentStatus.PROCESSING, heartbeat_at=heartbeat, **fields)
@@ -88,7 +88,7 @@ def test_a_document_that_keeps_killing_its_worker_fails_instead_of_looping(setti
 
 def test_the_claim_stamps_the_heartbeat_and_a_second_activation_is_skipped() -> None:
     document = services.document_upload(
-        actor=None, knowledge_base=KnowledgeBaseFactory(), filename="handbook.md", data=HANDBOOK
+        actor=None, knowledge_base=KnowledgeBaseFactory.create(), filename="handbook.md", data=HANDBOOK
     ).document
     assert services.document_process(document_id=document.pk, generation=document.generation) == "ready"
     document.refresh_from_db()

@@ -20,7 +20,7 @@ TEXT = b"# Bikes\n\nThe workshop repairs cargo bicycles on Mondays.\n"
 @pytest.fixture
 def kb(alice: Any, olivia: Any, sam: Any) -> KnowledgeBase:
     """Staff view, the governance officer changes, the administrator manages."""
-    knowledge_base = KnowledgeBaseFactory(name="Handbook")
+    knowledge_base = KnowledgeBaseFactory.create(name="Handbook")
     grant(knowledge_base, "view", role="Staff")
     grant(knowledge_base, "change", role="Governance officer")
     grant(knowledge_base, "manage", role="Administrator")
@@ -39,7 +39,7 @@ def client_for(user: Any) -> Client:
 
 
 def test_the_list_shows_only_visible_knowledge_bases(kb: KnowledgeBase, sam: Any, oscar: Any) -> None:
-    KnowledgeBaseFactory(name="Secret base")
+    KnowledgeBaseFactory.create(name="Secret base")
     page = client_for(sam).get(reverse("knowledge:knowledge_base_list")).content.decode()
     assert "Handbook" in page and "Secret base" not in page
     assert "Handbook" not in client_for(oscar).get(reverse("knowledge:knowledge_base_list")).content.decode()
@@ -229,9 +229,9 @@ def test_the_page_says_who_reads_it_and_which_assistant_profiles_search_it(
     assert "Readable by</strong>" in page and "Staff" in page.split("Readable by</strong>")[1].split("</p>")[0]
     assert "No assistant profile searches this knowledge base yet" in page  # uploads would go unused
 
-    helper = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"])
+    helper = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"])
     helper.knowledge_bases.add(kb)
-    board = AssistantProfileFactory(name="Board helper", usable_by=["Administrator"])
+    board = AssistantProfileFactory.create(name="Board helper", usable_by=["Administrator"])
     board.knowledge_bases.add(kb)
     page = client_for(sam).get(reverse("knowledge:knowledge_base_detail", args=[kb.pk])).content.decode()
     assert '<span class="tag">Handbook helper</span>' in page
