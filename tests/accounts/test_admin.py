@@ -219,7 +219,9 @@ def test_an_admin_action_of_its_own_is_audited(root: Any) -> None:
     request.axes_attempt_time = timezone.now()  # type: ignore[attr-defined]
     request._messages = CookieStorage(request)  # type: ignore[attr-defined]
     model_admin = admin.site._registry[AccessAttempt]
-    function = model_admin.get_actions(request)["cleanup_expired_attempts"][0]
+    action = model_admin.get_actions(request)["cleanup_expired_attempts"]
+    assert action is not None
+    function = action[0]
 
     function(model_admin, request, AccessAttempt.objects.filter(pk=attempt.pk))
 

@@ -213,5 +213,5 @@ def test_sso_settings_are_checked(settings: Any) -> None:
     settings.SSO_ROLE_MAP = '{"a": "Wizard"}'
     settings.SSO_PASSWORD_LOGIN = False
     settings.SSO_BREAK_GLASS_USERS = []
-    ids = sorted(message.id for message in sso_settings_check())
+    ids = sorted(str(message.id) for message in sso_settings_check())
     assert ids == ["accounts.E001", "accounts.E003", "accounts.W001"]

@@ -173,6 +173,7 @@ def test_deleting_the_conversation_deletes_its_base_documents_chunks_and_files(
     document = attach(sam, conversation, "parking.md", PARKING).document
     base_id = conversation.attachments_base_id
     stored = Document.objects.get(pk=document.pk).file.name
+    assert stored is not None
     assert (knowledge_storage / stored).exists() and Chunk.objects.filter(document_id=document.pk).exists()
 
     client.force_login(sam)
@@ -196,6 +197,7 @@ def test_a_purge_by_retention_or_erasure_takes_the_attached_files_too(
 
     document = attach(sam, conversation, "parking.md", PARKING).document
     base_id, stored = conversation.attachments_base_id, Document.objects.get(pk=document.pk).file.name
+    assert stored is not None
 
     with django_capture_on_commit_callbacks(execute=True):
         counts = conversations_purge([conversation.pk])  # no actor: the retention run, a data-subject erasure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ def test_it_refuses_to_run_when_a_catalog_model_is_configured(monkeypatch: Any):
 
 
 def test_it_says_chromium_is_missing(monkeypatch: Any):
-    monkeypatch.setattr(chat_page.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(CommandError, match=re.escape(chat_page.CHROMIUM_MISSING)):
         call_command("bench_chat", "--questions", "1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
@@ -81,7 +82,7 @@ def test_a_message_that_cannot_be_rendered_is_replaced_by_a_notice(
 ):
     fine = MessageFactory.create(conversation=conversation, content="A question that renders.")
     broken = MessageFactory.create(conversation=conversation, content="A question whose template fails.")
-    original = presentation.render_to_string
+    original = render_to_string
 
     def failing_for_one(template_name: str, context: dict[str, Any], request: Any = None) -> str:
         if context["message"].pk == broken.pk:

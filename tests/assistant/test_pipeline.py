@@ -239,7 +239,7 @@ def test_egress_refuses_when_no_destination_is_cleared(sam: Any, conversation: A
 
     monkeypatch.setattr(gate, "egress_gate", clear_nothing)
     question = services.question_store(actor=sam, conversation=conversation, text="Hi")
-    with pytest.raises(pipeline.EgressBlocked, match="nothing was sent"):
+    with pytest.raises(gate.EgressBlocked, match="nothing was sent"):
         pipeline.egress(user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION),
                         parts=[PromptPart(kind="question", text="Hi")])  # fmt: skip
 
@@ -304,7 +304,7 @@ def test_a_block_by_the_gate_stores_the_question_and_a_clear_message_and_sends_n
     sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
 ):
     def refuse(**kwargs: Any) -> Any:
-        raise pipeline.EgressBlocked("Customer data may not leave for this role.")
+        raise gate.EgressBlocked("Customer data may not leave for this role.")
 
     monkeypatch.setattr(gate, "egress_gate", refuse)
     events = run_answer(user=sam, conversation=conversation, question="What is the card number of ACME?")

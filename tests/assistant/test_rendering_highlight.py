@@ -149,6 +149,7 @@ def test_every_token_colour_reaches_wcag_aa_on_the_code_background_of_its_theme(
         if selector.endswith(" .w"):  # whitespace: no glyph to read
             continue
         for behind in {background or backgrounds[theme], background or marked_lines[theme]}:
+            assert behind is not None, selector
             if _contrast(colour, behind) < 4.5:
                 weak.append(f"{selector} {colour} on {behind}: {_contrast(colour, behind):.2f}")
     assert set(marked_lines) == {"light", "dark"}

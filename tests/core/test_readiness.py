@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_readyz_waits_for_the_embedding_model(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     settings.PORTAL_WARM_UP = True
     monkeypatch.setattr(embeddings, "_models", {})
-    monkeypatch.setattr(embeddings, "_warm", embeddings.threading.Event())
+    monkeypatch.setattr(embeddings, "_warm", threading.Event())
 
     cold = Client().get("/readyz")
     assert cold.status_code == 503 and cold.json() == {"status": "warming up"}

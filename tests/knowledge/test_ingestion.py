@@ -12,7 +12,15 @@ from audit.privacy import text_hmac
 from knowledge import embeddings, extraction, selectors, services
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import extract
-from knowledge.models import Chunk, Document, DocumentStatus, LexicalStatistics, Posting, TermStatistic
+from knowledge.models import (
+    Chunk,
+    Document,
+    DocumentStatus,
+    LexicalStatistics,
+    Posting,
+    TermStatistic,
+    pages_label,
+)
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes, ready_document
 
 pytestmark = pytest.mark.django_db
@@ -54,9 +62,9 @@ def test_pdf_chunks_keep_their_page_numbers(settings: Any) -> None:
 
 
 def test_a_citation_names_the_pages_its_chunk_covers() -> None:
-    assert selectors.pages_label(7, 8) == "pages 7–8"
-    assert selectors.pages_label(7, 7) == selectors.pages_label(7, None) == "page 7"
-    assert selectors.pages_label(None, None) == ""
+    assert pages_label(7, 8) == "pages 7–8"
+    assert pages_label(7, 7) == pages_label(7, None) == "page 7"
+    assert pages_label(None, None) == ""
 
 
 def test_long_text_is_chunked_by_model_tokens_with_overlap(settings: Any) -> None:
@@ -87,8 +95,8 @@ def test_a_new_version_replaces_the_chunks_of_the_old_one() -> None:
     newer = HANDBOOK.replace(b"24 days", b"26 days")
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=newer)
     assert result.outcome == "new_version"
-    assert result.document.pk == document.pk and result.document.version == 2
-    services.document_process(document_id=document.pk, generation=result.document.generation)
+    assert result.stored.pk == document.pk and result.stored.version == 2
+    services.document_process(document_id=document.pk, generation=result.stored.generation)
     texts = list(Chunk.objects.filter(document=document).values_list("text", flat=True))
     assert any("26 days" in text for text in texts) and not any("24 days" in text for text in texts)
     assert not old_ids & set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
@@ -102,8 +110,8 @@ def test_searches_see_the_old_version_until_the_new_one_is_complete(alice: Any) 
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=newer)
     # The new generation's chunks are written but not yet switched on.
     services.chunks_store(
-        document=result.document,
-        generation=result.document.generation,
+        document=result.stored,
+        generation=result.stored.generation,
         drafts=[ChunkDraft("Employees have 26 days of annual leave.", "Handbook › Leave", None, 9)],
     )
     found = selectors.retrieve(user=alice, query="annual leave days", audit_event=False)
@@ -124,18 +132,18 @@ def test_a_processing_document_shows_how_many_chunks_are_done(
     real_embed = embeddings.embed_texts
 
     def watch(texts: list[str], **kwargs: Any) -> np.ndarray:
-        row = Document.objects.get(pk=result.document.pk)
+        row = Document.objects.get(pk=result.stored.pk)
         seen.append((row.status, row.chunks_embedded, row.chunks_planned, row.progress_percent))
         client.force_login(alice)
         pages.append(client.get(reverse("knowledge:document_status", args=[row.pk])).content.decode())
         return real_embed(texts, **kwargs)
 
     monkeypatch.setattr(embeddings, "embed_texts", watch)
-    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
+    assert services.document_process(document_id=result.stored.pk, generation=result.stored.generation) == "ready"
     # while it ran: two chunks planned, none then one stored before each of the two embedding calls
     assert seen == [("processing", 0, 2, 0), ("processing", 1, 2, 50)]
     assert "1 of 2 chunks" in pages[1] and "<progress" in pages[1]
-    done = Document.objects.get(pk=result.document.pk)
+    done = Document.objects.get(pk=result.stored.pk)
     assert (done.chunks_embedded, done.chunks_planned, done.progress_percent) == (2, 2, None)  # ready: no bar
 
 
@@ -155,14 +163,14 @@ def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeyp
 
     monkeypatch.setattr(embeddings, "embed_texts", crash_on_second_batch)
     with pytest.raises(SystemExit, match="^worker killed$"):  # our simulated crash, not another exit
-        services.document_process(document_id=result.document.pk, generation=result.document.generation)
+        services.document_process(document_id=result.stored.pk, generation=result.stored.generation)
     assert Chunk.objects.filter(document=result.document).count() == 1  # one batch stored
-    result.document.refresh_from_db()
-    assert result.document.active_generation == 0  # and not searchable
+    result.stored.refresh_from_db()
+    assert result.stored.active_generation == 0  # and not searchable
     monkeypatch.setattr(embeddings, "embed_texts", real_embed)
-    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
+    assert services.document_process(document_id=result.stored.pk, generation=result.stored.generation) == "ready"
     # Running the same task once more (a redelivered message) changes nothing.
-    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "skipped"
+    assert services.document_process(document_id=result.stored.pk, generation=result.stored.generation) == "skipped"
     positions = list(Chunk.objects.filter(document=result.document).values_list("position", flat=True))
     assert sorted(positions) == [0, 1]
     assert (
@@ -244,10 +252,10 @@ def test_the_task_marks_a_document_failed_after_an_unexpected_error(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(services, "chunks_store", explode)
-    assert document_process_task.delay(result.document.pk, result.document.generation).get() == "failed"
-    result.document.refresh_from_db()
-    assert result.document.status == DocumentStatus.FAILED
-    assert "RuntimeError" in result.document.error
+    assert document_process_task.delay(result.stored.pk, result.stored.generation).get() == "failed"
+    result.stored.refresh_from_db()
+    assert result.stored.status == DocumentStatus.FAILED
+    assert "RuntimeError" in result.stored.error
 
 
 def test_postings_hold_stemmed_terms() -> None:

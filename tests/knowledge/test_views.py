@@ -11,6 +11,7 @@ from audit.models import AuditEvent
 from audit.privacy import text_hmac
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes, ready_document
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +128,7 @@ def test_upload_without_files_is_400(kb: KnowledgeBase, olivia: Any) -> None:
 def test_status_fragment_polls_until_final(kb: KnowledgeBase, olivia: Any, oscar: Any) -> None:
     from knowledge import services
 
-    queued = services.document_upload(actor=None, knowledge_base=kb, filename="q.md", data=TEXT).document
+    queued = services.document_upload(actor=None, knowledge_base=kb, filename="q.md", data=TEXT).stored
     body = client_for(olivia).get(reverse("knowledge:document_status", args=[queued.pk])).content.decode()
     assert "Queued" in body and 'hx-trigger="every 1s"' in body
     assert client_for(oscar).get(reverse("knowledge:document_status", args=[queued.pk])).status_code == 404
@@ -161,7 +162,7 @@ def test_document_page_words_chunk_pages_as_search_does(kb: KnowledgeBase, sam: 
 def test_download_returns_the_original_and_is_audited(document: Document, sam: Any, oscar: Any) -> None:
     url = reverse("knowledge:document_download", args=[document.pk])
     response = client_for(sam).get(url)
-    assert response.status_code == 200 and b"".join(response.streaming_content) == TEXT
+    assert response.status_code == 200 and streamed(response) == TEXT
     assert AuditEvent.objects.filter(action="knowledge.document_downloaded", object_id=str(document.pk)).exists()
     assert client_for(oscar).get(url).status_code == 404
 
@@ -216,7 +217,7 @@ def test_search_page_shows_highlighted_results_and_audits(document: Document, sa
 
 
 def test_search_rejects_a_knowledge_base_the_user_cannot_see(document: Document, oscar: Any) -> None:
-    response = client_for(oscar).get(reverse("knowledge:search"), {"q": "bikes", "kb": document.knowledge_base_id})
+    response = client_for(oscar).get(reverse("knowledge:search"), {"q": "bikes", "kb": str(document.knowledge_base_id)})
     assert response.status_code == 400
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import ForeignObjectRel
 from django.test import Client
 from django.utils import timezone
 
@@ -216,6 +217,7 @@ def test_uploaded_originals_are_removed_and_the_document_stays(olivia: Any, alic
                                        uploaded_by=alice)  # fmt: skip
     document.file.save("old.txt", ContentFile(b"old original"), save=True)
     storage, name = document.file.storage, document.file.name
+    assert name is not None
     assert storage.exists(name)
     aged(Document, document.pk, "created_at")
     publish(olivia, uploads=90)
@@ -231,7 +233,7 @@ def test_the_purge_knows_every_relation_to_conversations_and_messages() -> None:
         (field.related_model._meta.label, field.field.name)
         for model in (Conversation, Message)
         for field in model._meta.get_fields(include_hidden=True)
-        if field.is_relation and field.auto_created and not field.concrete
+        if isinstance(field, ForeignObjectRel) and field.is_relation and field.auto_created and not field.concrete
     }
     assert relations == {("assistant.Message", "conversation"), ("assistant.Message", "reply_to"),
                          ("assistant.Message", "edited_from"), ("ml.TaskLabel", "message")}  # fmt: skip
@@ -249,8 +251,8 @@ def test_the_retention_page_for_officers(client: Client, olivia: Any, sam: Any) 
     assert client.post("/retention/policy/", {"conversations": "45", "reason": "schedule"}).status_code == 302
     old_conversation(sam)
     retention_run()
-    page = client.get("/retention/").content.decode()
-    assert "Last run #" in page and "45 days" in page
+    text = client.get("/retention/").content.decode()
+    assert "Last run #" in text and "45 days" in text
     assert (
         client.post("/retention/holds/", {"subject": "user", "subject_id": sam.pk, "reason": "claim"}).status_code
         == 302

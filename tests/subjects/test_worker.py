@@ -15,6 +15,7 @@ from portal.customers.models import Customer
 from portal.subjects.models import RequestStatus, SubjectRequest
 from portal.subjects.services import subject_request_create
 from tests.customers.factories import CustomerFactory, InteractionFactory
+from tests.responses import streamed
 from tests.workers import Workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +42,7 @@ def test_an_access_request_is_written_by_a_real_worker_and_downloadable_by_whoev
     client.force_login(olivia)
     response = client.get(reverse("subjects:bundle_download", args=[created.pk]))
     assert response.status_code == 200
-    bundle = json.loads(zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).read("bundle.json"))
+    bundle = json.loads(zipfile.ZipFile(io.BytesIO(streamed(response))).read("bundle.json"))
     assert bundle["sections"]["record"][0]["name"] == "Wilhelmina Draycott"
     assert [row["summary"] for row in bundle["sections"]["interactions"]] == ["Renewal call"]
 

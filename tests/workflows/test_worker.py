@@ -62,7 +62,7 @@ def test_a_run_survives_kill_9_mid_step_with_no_step_done_twice(
     customer = CustomerFactory.create(name="Crash Customer")
     workflow = publish(alice, _definition(customer.pk))
     grant_run(workflow, sam)
-    first = workers.start(**LEASE)
+    first = workers.start(beat=False, **LEASE)
     run = services.run_start(actor=sam, workflow=workflow, inputs={})
 
     workers.wait_for(
