@@ -111,15 +111,15 @@ def audit(
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or str(target.pk)
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    signed_in = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     event_details = normalise_details(details)
     address = client_address(request)
     if address:
         event_details.setdefault("ip", address)
     fields: dict[str, Any] = {
         "created_at": timezone.now(),
-        "actor_id": actor.pk if authenticated else None,  # type: ignore[union-attr]
-        "actor_username": (actor.get_username() if authenticated else actor_username)[:150],  # type: ignore[union-attr]
+        "actor_id": signed_in.pk if signed_in is not None else None,
+        "actor_username": (signed_in.get_username() if signed_in is not None else actor_username)[:150],
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id),
