@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 from django.db.models import Q
@@ -264,7 +264,7 @@ def audit_export_record(
 
 @transaction.atomic
 def audit_export_request(
-    *, actor: AbstractBaseUser, audit_filter: AuditFilter, export_format: str, request: HttpRequest | None = None
+    *, actor: User, audit_filter: AuditFilter, export_format: str, request: HttpRequest | None = None
 ) -> AuditExport:
     """Queue a background export of the filtered range, up to the current head of the chain."""
     from audit.selectors import audit_events_matching, audit_head_seq
@@ -273,7 +273,7 @@ def audit_export_request(
     up_to_seq = audit_head_seq()
     count = audit_events_matching(user=actor, audit_filter=audit_filter).filter(seq__lte=up_to_seq).count()
     export = AuditExport(
-        requested_by=actor,  # type: ignore[misc]
+        requested_by=actor,
         export_format=ExportFormat(export_format),
         filters=audit_filter.to_dict(),
         up_to_seq=up_to_seq,
@@ -435,7 +435,7 @@ ERROR_VERIFICATION_FAILED = "The verification could not be completed ({error}); 
 
 
 @transaction.atomic
-def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest | None = None) -> AuditVerification:
+def audit_verification_request(*, actor: User, request: HttpRequest | None = None) -> AuditVerification:
     """Queue a walk of the whole chain (what `audit_verify` does) for a worker; one at a time per person.
 
     Pressing the button again while a run is going returns that run: a walk of millions of events is not
@@ -444,7 +444,7 @@ def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest 
     from audit.selectors import ERROR_VERIFY, VERIFY_PERMISSION, audit_chain_head
     from audit.tasks import audit_verify_task
 
-    if not actor.has_perm(VERIFY_PERMISSION):  # type: ignore[attr-defined]
+    if not actor.has_perm(VERIFY_PERMISSION):
         raise PermissionDenied(ERROR_VERIFY)
     unfinished = AuditVerification.objects.select_for_update().filter(
         requested_by=actor.pk, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
@@ -457,7 +457,7 @@ def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest 
         verification.finished_at = timezone.now()
         verification.save(update_fields=["status", "error", "finished_at"])
     head_seq, count = audit_chain_head()
-    verification = AuditVerification(requested_by=actor, total=count)  # type: ignore[misc]
+    verification = AuditVerification(requested_by=actor, total=count)
     verification.full_clean()
     verification.save()
     audit(actor=actor, action="audit.verification_requested", object_type="audit.auditverification",
