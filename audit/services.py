@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 from django.db.models import Q
@@ -53,10 +53,10 @@ _INSERT_SQL = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id".f
 )
 
 
-def actor_roles(actor: AbstractBaseUser | AnonymousUser | None) -> list[str]:
+def actor_roles(actor: User | AnonymousUser | None) -> list[str]:
     if actor is None or not getattr(actor, "is_authenticated", False) or actor.pk is None:
         return []
-    return sorted(actor.groups.values_list("name", flat=True)[:MAX_ROLE_NAMES])  # type: ignore[union-attr]
+    return sorted(actor.groups.values_list("name", flat=True)[:MAX_ROLE_NAMES])
 
 
 def client_address(request: HttpRequest | None) -> str:
@@ -90,7 +90,7 @@ def audit_batch() -> Iterator[None]:
 
 def audit(
     *,
-    actor: AbstractBaseUser | AnonymousUser | None,
+    actor: User | AnonymousUser | None,
     action: str,
     target: models.Model | None = None,
     object_type: str = "",
@@ -242,7 +242,7 @@ EXPORT_PROGRESS_EVERY = 5000  # rows between progress updates of a background ex
 
 @transaction.atomic
 def audit_export_record(
-    *, actor: AbstractBaseUser, audit_filter: AuditFilter, export_format: str, count: int, up_to_seq: int,
+    *, actor: User, audit_filter: AuditFilter, export_format: str, count: int, up_to_seq: int,
     request: HttpRequest | None = None, export_id: int | None = None,
 ) -> AuditEvent:  # fmt: skip
     """Record that someone exported (or asked to export) a range of the trail: what, how many, which format."""
