@@ -8,7 +8,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.models import User as AuthUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Max, Min, QuerySet
@@ -30,11 +31,12 @@ ERROR_EXPORT = "Exporting the audit trail is for auditors and administrators."
 VERIFY_PERMISSION = "audit.verify_auditevent"
 ERROR_VERIFY = "Verifying the audit chain is for auditors."
 
-User = AbstractBaseUser | AnonymousUser
+# who asks: a signed-in user, or the anonymous one (then every permission check fails)
+User = AuthUser | AnonymousUser
 
 
 def _require(user: User, permission: str, message: str) -> None:
-    if not user.is_authenticated or not user.has_perm(permission):  # type: ignore[attr-defined]
+    if not user.is_authenticated or not user.has_perm(permission):
         raise PermissionDenied(message)
 
 

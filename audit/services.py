@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import connection, models, transaction
 from django.db.models import Q
@@ -53,10 +53,10 @@ _INSERT_SQL = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id".f
 )
 
 
-def actor_roles(actor: AbstractBaseUser | AnonymousUser | None) -> list[str]:
+def actor_roles(actor: User | AnonymousUser | None) -> list[str]:
     if actor is None or not getattr(actor, "is_authenticated", False) or actor.pk is None:
         return []
-    return sorted(actor.groups.values_list("name", flat=True)[:MAX_ROLE_NAMES])  # type: ignore[union-attr]
+    return sorted(actor.groups.values_list("name", flat=True)[:MAX_ROLE_NAMES])
 
 
 def client_address(request: HttpRequest | None) -> str:
@@ -90,7 +90,7 @@ def audit_batch() -> Iterator[None]:
 
 def audit(
     *,
-    actor: AbstractBaseUser | AnonymousUser | None,
+    actor: User | AnonymousUser | None,
     action: str,
     target: models.Model | None = None,
     object_type: str = "",
@@ -111,15 +111,15 @@ def audit(
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or str(target.pk)
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    signed_in = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     event_details = normalise_details(details)
     address = client_address(request)
     if address:
         event_details.setdefault("ip", address)
     fields: dict[str, Any] = {
         "created_at": timezone.now(),
-        "actor_id": actor.pk if authenticated else None,  # type: ignore[union-attr]
-        "actor_username": (actor.get_username() if authenticated else actor_username)[:150],  # type: ignore[union-attr]
+        "actor_id": signed_in.pk if signed_in is not None else None,
+        "actor_username": (signed_in.get_username() if signed_in is not None else actor_username)[:150],
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id),
@@ -242,7 +242,7 @@ EXPORT_PROGRESS_EVERY = 5000  # rows between progress updates of a background ex
 
 @transaction.atomic
 def audit_export_record(
-    *, actor: AbstractBaseUser, audit_filter: AuditFilter, export_format: str, count: int, up_to_seq: int,
+    *, actor: User, audit_filter: AuditFilter, export_format: str, count: int, up_to_seq: int,
     request: HttpRequest | None = None, export_id: int | None = None,
 ) -> AuditEvent:  # fmt: skip
     """Record that someone exported (or asked to export) a range of the trail: what, how many, which format."""
@@ -264,7 +264,7 @@ def audit_export_record(
 
 @transaction.atomic
 def audit_export_request(
-    *, actor: AbstractBaseUser, audit_filter: AuditFilter, export_format: str, request: HttpRequest | None = None
+    *, actor: User, audit_filter: AuditFilter, export_format: str, request: HttpRequest | None = None
 ) -> AuditExport:
     """Queue a background export of the filtered range, up to the current head of the chain."""
     from audit.selectors import audit_events_matching, audit_head_seq
@@ -273,7 +273,7 @@ def audit_export_request(
     up_to_seq = audit_head_seq()
     count = audit_events_matching(user=actor, audit_filter=audit_filter).filter(seq__lte=up_to_seq).count()
     export = AuditExport(
-        requested_by=actor,  # type: ignore[misc]
+        requested_by=actor,
         export_format=ExportFormat(export_format),
         filters=audit_filter.to_dict(),
         up_to_seq=up_to_seq,
@@ -435,7 +435,7 @@ ERROR_VERIFICATION_FAILED = "The verification could not be completed ({error}); 
 
 
 @transaction.atomic
-def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest | None = None) -> AuditVerification:
+def audit_verification_request(*, actor: User, request: HttpRequest | None = None) -> AuditVerification:
     """Queue a walk of the whole chain (what `audit_verify` does) for a worker; one at a time per person.
 
     Pressing the button again while a run is going returns that run: a walk of millions of events is not
@@ -444,7 +444,7 @@ def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest 
     from audit.selectors import ERROR_VERIFY, VERIFY_PERMISSION, audit_chain_head
     from audit.tasks import audit_verify_task
 
-    if not actor.has_perm(VERIFY_PERMISSION):  # type: ignore[attr-defined]
+    if not actor.has_perm(VERIFY_PERMISSION):
         raise PermissionDenied(ERROR_VERIFY)
     unfinished = AuditVerification.objects.select_for_update().filter(
         requested_by=actor.pk, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
@@ -457,7 +457,7 @@ def audit_verification_request(*, actor: AbstractBaseUser, request: HttpRequest 
         verification.finished_at = timezone.now()
         verification.save(update_fields=["status", "error", "finished_at"])
     head_seq, count = audit_chain_head()
-    verification = AuditVerification(requested_by=actor, total=count)  # type: ignore[misc]
+    verification = AuditVerification(requested_by=actor, total=count)
     verification.full_clean()
     verification.save()
     audit(actor=actor, action="audit.verification_requested", object_type="audit.auditverification",

@@ -49,7 +49,19 @@ Fingerprint = Callable[[], object]
 _sources: dict[str, Loader] = {}
 _fingerprints: dict[str, Fingerprint] = {}
 _lock = threading.Lock()
-_state: dict[str, object] = {"index": None, "built_at": 0.0, "generation": 0, "fingerprint": None}
+
+
+@dataclass
+class _IndexState:
+    """The process's dictionary and what decides when to rebuild it (read and changed under _lock)."""
+
+    index: KnownEntityIndex | None = None
+    built_at: float = 0.0
+    generation: int = 0
+    fingerprint: object | None = None
+
+
+_state = _IndexState()
 
 
 def register_source(name: str, loader: Loader, *, fingerprint: Fingerprint | None = None) -> None:
@@ -70,8 +82,8 @@ def invalidate() -> None:
 
 
 def _forget() -> None:
-    _state["index"] = None
-    _state["generation"] = int(_state["generation"]) + 1  # type: ignore[call-overload]
+    _state.index = None
+    _state.generation += 1
 
 
 def registered_sources() -> list[str]:
@@ -571,25 +583,25 @@ def current_index() -> KnownEntityIndex:
     process has changed the data behind it (each source's fingerprint: one small query, not a rebuild)."""
     ttl = float(getattr(settings, "GOVERNANCE_KNOWN_ENTITIES_TTL", 60))
     with _lock:
-        index = _state["index"]
-        if isinstance(index, KnownEntityIndex) and time.monotonic() - float(_state["built_at"]) < ttl:  # type: ignore[arg-type]
+        index = _state.index
+        if isinstance(index, KnownEntityIndex) and time.monotonic() - _state.built_at < ttl:
             return index
-        generation = _state["generation"]
-        kept_fingerprint = _state["fingerprint"]
+        generation = _state.generation
+        kept_fingerprint = _state.fingerprint
     fingerprint = sources_fingerprint()  # read before building: a change made meanwhile shows at the next check
     if isinstance(index, KnownEntityIndex) and fingerprint is not None and fingerprint == kept_fingerprint:
         with _lock:
-            if _state["generation"] == generation:
-                _state["built_at"] = time.monotonic()
+            if _state.generation == generation:
+                _state.built_at = time.monotonic()
         return index
     fresh = build_index()
     with _lock:
         # An invalidate() that arrived while building means the data may already be newer than `fresh`:
         # use it for this lookup, but do not keep it.
-        if _state["generation"] == generation:
-            _state["index"] = fresh
-            _state["built_at"] = time.monotonic()
-            _state["fingerprint"] = fingerprint
+        if _state.generation == generation:
+            _state.index = fresh
+            _state.built_at = time.monotonic()
+            _state.fingerprint = fingerprint
     return fresh
 
 

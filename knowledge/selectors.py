@@ -142,7 +142,7 @@ def document_url(document_id: int, page_number: int | None) -> str:
 
 def retrieve(
     *,
-    user: AbstractBaseUser | AnonymousUser,
+    user: User | AnonymousUser,
     query: str,
     knowledge_bases: Iterable[KnowledgeBase] | None = None,
     k: int = 8,

@@ -225,7 +225,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(VAR_DIR / "media")},
@@ -274,7 +274,7 @@ if CELERY_BROKER_URL == "filesystem://":
     _BROKER_PROCESSED = _BROKER_DIR / "processed"
     _BROKER_QUEUE.mkdir(parents=True, exist_ok=True)
     _BROKER_PROCESSED.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(_BROKER_QUEUE),
         "data_folder_out": str(_BROKER_QUEUE),
         "processed_folder": str(_BROKER_PROCESSED),

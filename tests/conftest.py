@@ -111,7 +111,7 @@ def alice(db: None) -> Any:
     """Administrator."""
     from tests.accounts.factories import UserFactory
 
-    return UserFactory(username="alice", roles=["Administrator"])
+    return UserFactory.create(username="alice", roles=["Administrator"])
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def olivia(db: None) -> Any:
     """Governance officer."""
     from tests.accounts.factories import UserFactory
 
-    return UserFactory(username="olivia", roles=["Governance officer"])
+    return UserFactory.create(username="olivia", roles=["Governance officer"])
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def audrey(db: None) -> Any:
     """Auditor."""
     from tests.accounts.factories import UserFactory
 
-    return UserFactory(username="audrey", roles=["Auditor"])
+    return UserFactory.create(username="audrey", roles=["Auditor"])
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def sam(db: None) -> Any:
     """Staff."""
     from tests.accounts.factories import UserFactory
 
-    return UserFactory(username="sam", roles=["Staff"])
+    return UserFactory.create(username="sam", roles=["Staff"])
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def oscar(db: None) -> Any:
     """Outsider: can sign in, has no role."""
     from tests.accounts.factories import UserFactory
 
-    return UserFactory(username="oscar", roles=[])
+    return UserFactory.create(username="oscar", roles=[])
 
 
 # ---- the fake provider ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ TEST_DATABASE_SUPERUSER_URL (postgres://...; its database name is replaced by th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -61,7 +62,7 @@ def superuser_sql(statement: str, params: Any = None) -> None:
     """Change rows the way a database superuser could: triggers switched off, committed at once."""
     with superuser_connect() as conn, conn.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute(statement, params)  # type: ignore[arg-type]
+        cursor.execute(statement, params)
 
 
 def empty_audit_table(dbname: str) -> None:
@@ -74,21 +75,23 @@ def empty_audit_table(dbname: str) -> None:
 def install() -> None:
     """Create test databases and empty the audit table through the superuser (called from pytest_configure)."""
     from django.conf import settings
+    from django.db.backends.base.operations import BaseDatabaseOperations
     from django.db.backends.postgresql.creation import DatabaseCreation
     from django.db.backends.postgresql.operations import DatabaseOperations
 
     if settings.DATABASE_SUPERUSER:
-        DatabaseCreation._execute_create_test_db = _create_test_database  # type: ignore[method-assign]
-        DatabaseCreation._destroy_test_db = _destroy_test_database  # type: ignore[method-assign]
+        # private methods of Django's PostgreSQL backend (django-stubs does not list them)
+        DatabaseCreation._execute_create_test_db = _create_test_database  # type: ignore[attr-defined]
+        DatabaseCreation._destroy_test_db = _destroy_test_database  # type: ignore[attr-defined]
     original_sql_flush = DatabaseOperations.sql_flush
     original_execute_sql_flush = DatabaseOperations.execute_sql_flush
 
-    def sql_flush(self: DatabaseOperations, style: Any, tables: Any, **kwargs: Any) -> list[str]:
+    def sql_flush(self: BaseDatabaseOperations, style: Any, tables: Sequence[str], **kwargs: Any) -> list[str]:
         # the portal role may not TRUNCATE the audit table (nor switch its trigger off): leave it out here...
         self._flush_audit_table = AUDIT_TABLE in tables  # type: ignore[attr-defined]
         return original_sql_flush(self, style, [table for table in tables if table != AUDIT_TABLE], **kwargs)
 
-    def execute_sql_flush(self: DatabaseOperations, sql_list: list[str]) -> None:
+    def execute_sql_flush(self: BaseDatabaseOperations, sql_list: Iterable[str]) -> None:
         # ...and empty it through the superuser, the way only someone with superuser rights can
         if getattr(self, "_flush_audit_table", False):
             self._flush_audit_table = False  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ def pytest_configure(config: Any) -> None:
             done.append(setup_databases(*args, **kwargs))
         return done[0]
 
-    test_utils.setup_databases = setup_once  # type: ignore[assignment]
+    test_utils.setup_databases = setup_once
 
     # A killed mutant only needs the first failing example, not the smallest one: shrinking a failure of a
     # database-backed property takes minutes, for every mutant it kills.

@@ -105,13 +105,12 @@ def _point_app_at(url: str, options: dict[str, Any]) -> None:
 
     from portal.celery import app
 
-    app.conf.broker_url = url
-    app.conf.broker_transport_options = options
+    app.conf.update(broker_url=url, broker_transport_options=options)
     # Connections and producers are pooled (per broker, process-wide); close and forget them all, so the next
     # message opens a connection to the new broker and no closed pool is handed out again.
     pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
+    app._pool = None  # type: ignore[attr-defined]  # private (not in celery-stubs)
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]  # private (not in celery-stubs)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -347,7 +347,7 @@ async def model_stream(
     assistant_profile_id: int | None = None,
     temperature: float = 0.2,
     max_tokens: int = 800,
-) -> AsyncIterator[StreamDelta | CallOutcome]:
+) -> AsyncGenerator[StreamDelta | CallOutcome, None]:
     """Stream the first answer any cleared candidate gives; end with exactly one CallOutcome. Never raises
     for provider faults. If a model's stream is cut after some text, a `StreamDelta("", reset=True)` comes
     before the next model's text."""

@@ -9,7 +9,18 @@ from django.contrib.auth.models import Group, User
 DEFAULT_PASSWORD = "correct horse battery staple"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+def _grant_roles(user: User, create: bool, extracted: Iterable[str] | None, **kwargs: Any) -> None:
+    """UserFactory.create(roles=[...]): the user joins those groups."""
+    if create and extracted is not None:
+        names = list(extracted)
+        user.groups.set(Group.objects.filter(name__in=names))
+        # as portal.accounts.services keeps it: the Administrator role comes with the site admin
+        if "Administrator" in names and not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
@@ -21,12 +32,4 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.test")
     password = factory.django.Password(DEFAULT_PASSWORD)
 
-    @factory.post_generation
-    def roles(self, create: bool, extracted: Iterable[str] | None, **kwargs: Any) -> None:
-        if create and extracted is not None:
-            names = list(extracted)
-            self.groups.set(Group.objects.filter(name__in=names))  # type: ignore[attr-defined]
-            # as portal.accounts.services keeps it: the Administrator role comes with the site admin
-            if "Administrator" in names and not self.is_staff:  # type: ignore[attr-defined]
-                self.is_staff = True  # type: ignore[attr-defined]
-                self.save(update_fields=["is_staff"])  # type: ignore[attr-defined]
+    roles = factory.PostGeneration(_grant_roles)

@@ -28,7 +28,7 @@ def _client_for(user: Any) -> Client:
 
 @pytest.fixture
 def root() -> Any:
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
+    return UserFactory.create(username="root", is_staff=True, is_superuser=True)
 
 
 def _user_form(user: User, **changes: Any) -> dict[str, Any]:
@@ -219,7 +219,9 @@ def test_an_admin_action_of_its_own_is_audited(root: Any) -> None:
     request.axes_attempt_time = timezone.now()  # type: ignore[attr-defined]
     request._messages = CookieStorage(request)  # type: ignore[attr-defined]
     model_admin = admin.site._registry[AccessAttempt]
-    function = model_admin.get_actions(request)["cleanup_expired_attempts"][0]
+    action = model_admin.get_actions(request)["cleanup_expired_attempts"]
+    assert action is not None
+    function = action[0]
 
     function(model_admin, request, AccessAttempt.objects.filter(pk=attempt.pk))
 
@@ -258,7 +260,9 @@ def test_other_roles_have_no_site_admin(person: str, request: pytest.FixtureRequ
 def test_usage_is_read_only_for_the_administrator(alice: Any) -> None:
     from tests.routing.factories import UsageFactory
 
-    usage = UsageFactory(username="sam", model_key="model:1", model_name="Fake", provider="openai", outcome="success")
+    usage = UsageFactory.create(
+        username="sam", model_key="model:1", model_name="Fake", provider="openai", outcome="success"
+    )
     client = _client_for(alice)
     assert client.get(reverse("admin:routing_usage_changelist")).status_code == 200
     assert client.post(reverse("admin:routing_usage_delete", args=[usage.pk]), {"post": "yes"}).status_code == 403

@@ -40,7 +40,7 @@ def test_an_administrator_made_on_the_users_page_can_open_the_site_admin(alice: 
 
 
 def test_taking_the_role_away_on_the_users_page_takes_the_site_admin_away(alice: Any) -> None:
-    ops = UserFactory(username="ops", roles=["Administrator", "Staff"])
+    ops = UserFactory.create(username="ops", roles=["Administrator", "Staff"])
     assert ops.is_staff
 
     response = _client_for(alice).post(
@@ -54,7 +54,7 @@ def test_taking_the_role_away_on_the_users_page_takes_the_site_admin_away(alice:
 
 
 def test_a_stale_site_access_flag_is_corrected_at_the_next_save(alice: Any) -> None:
-    stale = UserFactory(username="stale", roles=["Staff"], is_staff=True)
+    stale = UserFactory.create(username="stale", roles=["Staff"], is_staff=True)
     _client_for(alice).post(
         reverse("accounts:user_edit", args=[stale.pk]), {"email": stale.email, "is_active": "on", "roles": ["Staff"]}
     )
@@ -74,7 +74,7 @@ def test_the_users_page_records_which_personal_fields_changed_but_not_their_valu
 
 
 def test_an_administrator_cannot_change_a_superusers_account_on_the_users_page(alice: Any) -> None:
-    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    root = UserFactory.create(username="root", is_staff=True, is_superuser=True)
     response = _client_for(alice).post(
         reverse("accounts:user_edit", args=[root.pk]), {"email": "x@taken.test", "is_active": "", "roles": []}
     )

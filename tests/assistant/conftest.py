@@ -36,12 +36,12 @@ def handbook(db: None) -> Any:
 
 @pytest.fixture
 def profile(db: None, handbook: Any) -> Any:
-    return AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    return AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
 
 
 @pytest.fixture
 def conversation(sam: Any, profile: Any) -> Any:
-    return ConversationFactory(owner=sam, profile=profile)
+    return ConversationFactory.create(owner=sam, profile=profile)
 
 
 @pytest.fixture
@@ -50,4 +50,4 @@ def fake_model(db: None, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) ->
     from tests.routing.factories import CatalogModelFactory
 
     monkeypatch.setenv(KEY_VARIABLE, FAKE_KEY)
-    return CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="standard")
+    return CatalogModelFactory.create(display_name="Fake primary", api_base=fake_provider.url, tier="standard")

@@ -4,13 +4,30 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import factory
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from guardian.shortcuts import assign_perm
 
+from knowledge.models import KnowledgeBase
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole
 
 
-class AssistantProfileFactory(factory.django.DjangoModelFactory):
+def _grant_use(
+    profile: AssistantProfile, create: bool, extracted: Iterable[str | User | Group] | None, **kwargs: Any
+) -> None:
+    """AssistantProfileFactory.create(usable_by=[...]): role names, roles or users that may use the profile."""
+    for grantee in extracted or ():
+        target = Group.objects.get(name=grantee) if isinstance(grantee, str) else grantee
+        assign_perm("assistant.use_assistantprofile", target, profile)
+
+
+def _attach_knowledge_bases(
+    profile: AssistantProfile, create: bool, extracted: Iterable[KnowledgeBase] | None, **kwargs: Any
+) -> None:
+    if create and extracted:
+        profile.knowledge_bases.set(list(extracted))
+
+
+class AssistantProfileFactory(factory.django.DjangoModelFactory[AssistantProfile]):
     class Meta:
         model = AssistantProfile
         skip_postgeneration_save = True
@@ -19,20 +36,11 @@ class AssistantProfileFactory(factory.django.DjangoModelFactory):
     instructions = "Answer briefly."
     task_type = "routine"
 
-    @factory.post_generation
-    def usable_by(self, create: bool, extracted: Iterable[Any] | None, **kwargs: Any) -> None:
-        """Role names (str) or users that get the `use_assistantprofile` object permission."""
-        for grantee in extracted or ():
-            target = Group.objects.get(name=grantee) if isinstance(grantee, str) else grantee
-            assign_perm("assistant.use_assistantprofile", target, self)
-
-    @factory.post_generation
-    def knowledge_bases(self, create: bool, extracted: Iterable[Any] | None, **kwargs: Any) -> None:
-        if create and extracted:
-            self.knowledge_bases.set(list(extracted))  # type: ignore[attr-defined]
+    usable_by = factory.PostGeneration(_grant_use)
+    knowledge_bases = factory.PostGeneration(_attach_knowledge_bases)
 
 
-class ConversationFactory(factory.django.DjangoModelFactory):
+class ConversationFactory(factory.django.DjangoModelFactory[Conversation]):
     class Meta:
         model = Conversation
 
@@ -41,7 +49,7 @@ class ConversationFactory(factory.django.DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Conversation {n}")
 
 
-class MessageFactory(factory.django.DjangoModelFactory):
+class MessageFactory(factory.django.DjangoModelFactory[Message]):
     class Meta:
         model = Message
 
@@ -52,7 +60,7 @@ class MessageFactory(factory.django.DjangoModelFactory):
 
 def knowledge_base_with(
     *, name: str, passages: Sequence[tuple[str, str, int | None]], readers: Iterable[str] = ("Staff",)
-) -> Any:
+) -> KnowledgeBase:
     """A knowledge base with one ready document per (title, text, page) passage, readable by the roles."""
     from knowledge.chunking import ChunkDraft
     from knowledge.models import Document

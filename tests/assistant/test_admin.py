@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_an_administrator_creates_a_profile_on_the_admin_screen_and_it_is_audited(client: Any, handbook: Any):
-    admin_user = UserFactory(username="ada", roles=["Administrator"])
+    admin_user = UserFactory.create(username="ada", roles=["Administrator"])
     client.force_login(admin_user)
 
     response = client.post(
@@ -42,7 +42,7 @@ def test_staff_cannot_reach_the_profile_admin(client: Any, sam: Any):
 def test_granting_a_profile_to_a_role_on_the_object_permissions_screen_is_audited(client: Any, sam: Any):
     from django.contrib.auth.models import Group
 
-    admin_user = UserFactory(username="ada", roles=["Administrator"])
+    admin_user = UserFactory.create(username="ada", roles=["Administrator"])
     client.force_login(admin_user)
     profile = AssistantProfile.objects.create(name="Payroll desk")
     role = Group.objects.get(name="Staff")
@@ -66,7 +66,7 @@ def test_granting_a_profile_to_a_role_on_the_object_permissions_screen_is_audite
 
 
 def test_marking_a_profile_sensitive_on_the_admin_screen_is_audited_with_before_and_after(client: Any):
-    admin_user = UserFactory(username="ada", roles=["Administrator"])
+    admin_user = UserFactory.create(username="ada", roles=["Administrator"])
     client.force_login(admin_user)
     profile = AssistantProfile.objects.create(name="Health desk", task_type="routine")
 

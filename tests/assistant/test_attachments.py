@@ -85,17 +85,17 @@ def test_the_file_stays_out_of_other_conversations_and_other_peoples_searches(
     assert PARKING_PASSAGE in found(sam, conversation, question)
 
     # another conversation of the same person, also with a profile on every readable base
-    other = ConversationFactory(owner=sam, profile=conversation.profile)
+    other = ConversationFactory.create(owner=sam, profile=conversation.profile)
     assert PARKING_PASSAGE not in found(sam, other, question)
-    everything = AssistantProfileFactory(usable_by=["Staff"], all_readable_knowledge=True)
-    wide = ConversationFactory(owner=sam, profile=everything)
+    everything = AssistantProfileFactory.create(usable_by=["Staff"], all_readable_knowledge=True)
+    wide = ConversationFactory.create(owner=sam, profile=everything)
     assert base not in pipeline.authorize(user=sam, conversation=wide).knowledge_bases
     assert PARKING_PASSAGE not in found(sam, wide, question)
     # the owner's own knowledge search over every base they read
     own = knowledge_selectors.retrieve(user=sam, query=question, audit_event=False)
     assert document.pk not in {chunk.document_id for chunk in own}
     # a colleague, even naming the base; and an administrator searching everything
-    sue = UserFactory(username="sue", roles=["Staff"])
+    sue = UserFactory.create(username="sue", roles=["Staff"])
     assert not knowledge_selectors.retrieve(user=sue, query=question, knowledge_bases=[base], audit_event=False)
     assert alice.is_superuser or alice.is_staff
     everything_alice = knowledge_selectors.retrieve(user=alice, query=question, audit_event=False)
@@ -122,7 +122,7 @@ def test_no_profile_can_be_given_the_base_and_its_owner_follows_citations_to_the
 ):
     document = attach(sam, conversation, "parking.md", PARKING).document
     base = conversation.attachments_base
-    client.force_login(UserFactory(username="ada", roles=["Administrator"]))
+    client.force_login(UserFactory.create(username="ada", roles=["Administrator"]))
     form = client.get(reverse("admin:assistant_assistantprofile_add")).context["adminform"].form
     choices = form.fields["knowledge_bases"].queryset
     assert handbook in choices and base not in choices
@@ -131,7 +131,7 @@ def test_no_profile_can_be_given_the_base_and_its_owner_follows_citations_to_the
     page = client.get(reverse("knowledge:document_detail", args=[document.pk]))
     assert page.status_code == 200 and PARKING_PASSAGE in page.content.decode()
     assert reverse("knowledge:knowledge_base_detail", args=[base.pk]) not in page.content.decode()  # it would 404
-    client.force_login(UserFactory(username="sue", roles=["Staff"]))
+    client.force_login(UserFactory.create(username="sue", roles=["Staff"]))
     assert client.get(reverse("knowledge:document_detail", args=[document.pk])).status_code == 404
 
 
@@ -149,8 +149,8 @@ def test_a_personal_value_in_an_attached_file_passes_the_gate_exactly_as_in_a_sh
 
     shared = knowledge_base_with(name="Facilities", passages=[])
     ready_document(shared, "permits.md", CONTACT)
-    profile = AssistantProfileFactory(usable_by=["Staff"], knowledge_bases=[shared])
-    in_shared = stored_answer(run_answer(user=sam, conversation=ConversationFactory(owner=sam, profile=profile),
+    profile = AssistantProfileFactory.create(usable_by=["Staff"], knowledge_bases=[shared])
+    in_shared = stored_answer(run_answer(user=sam, conversation=ConversationFactory.create(owner=sam, profile=profile),
                                          question=question))  # fmt: skip
 
     def passages(answer: Any) -> list[dict[str, Any]]:
@@ -173,6 +173,7 @@ def test_deleting_the_conversation_deletes_its_base_documents_chunks_and_files(
     document = attach(sam, conversation, "parking.md", PARKING).document
     base_id = conversation.attachments_base_id
     stored = Document.objects.get(pk=document.pk).file.name
+    assert stored is not None
     assert (knowledge_storage / stored).exists() and Chunk.objects.filter(document_id=document.pk).exists()
 
     client.force_login(sam)
@@ -196,6 +197,7 @@ def test_a_purge_by_retention_or_erasure_takes_the_attached_files_too(
 
     document = attach(sam, conversation, "parking.md", PARKING).document
     base_id, stored = conversation.attachments_base_id, Document.objects.get(pk=document.pk).file.name
+    assert stored is not None
 
     with django_capture_on_commit_callbacks(execute=True):
         counts = conversations_purge([conversation.pk])  # no actor: the retention run, a data-subject erasure
@@ -280,7 +282,7 @@ def test_the_attach_view_with_htmx_answers_the_attachments_fragment(client: Clie
 
 def test_only_the_owner_may_attach(client: Client, sam: Any, oscar: Any, conversation: Any):
     url = reverse("assistant:attach", args=[conversation.pk])
-    sue = UserFactory(username="sue", roles=["Staff"])
+    sue = UserFactory.create(username="sue", roles=["Staff"])
     client.force_login(sue)
     assert client.post(url, {"uploads": [SimpleUploadedFile("parking.md", PARKING)]}).status_code == 404
     assert client.get(reverse("assistant:attachments", args=[conversation.pk])).status_code == 404

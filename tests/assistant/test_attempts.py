@@ -109,7 +109,7 @@ def test_edit_and_resend_sends_a_new_question_that_names_the_one_it_edits(
 
 
 def test_an_edit_of_a_question_from_another_conversation_is_refused(sam: Any, conversation: Any, fake_model: Any):
-    other = ConversationFactory(owner=sam, profile=conversation.profile)
+    other = ConversationFactory.create(owner=sam, profile=conversation.profile)
     foreign = stored_answer(run_answer(user=sam, conversation=other, question=QUESTION)).reply_to
 
     response, timed = post_streaming(sam, ask_url(conversation), {"question": "Edited", "edited_from": foreign.pk})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from typing import Any
 
 import pytest
@@ -18,14 +19,14 @@ pytestmark = pytest.mark.django_db
 
 def test_it_refuses_to_run_when_a_catalog_model_is_configured(monkeypatch: Any):
     monkeypatch.setattr(chat_page, "chromium_executable", lambda: "/usr/bin/chromium")
-    CatalogModelFactory(display_name="Someone's cloud model")
+    CatalogModelFactory.create(display_name="Someone's cloud model")
 
     with pytest.raises(CommandError, match=re.escape(CATALOG_NOT_EMPTY)):
         call_command("bench_chat", "--questions", "1")
 
 
 def test_it_says_chromium_is_missing(monkeypatch: Any):
-    monkeypatch.setattr(chat_page.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(CommandError, match=re.escape(chat_page.CHROMIUM_MISSING)):
         call_command("bench_chat", "--questions", "1")

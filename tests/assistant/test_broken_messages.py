@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
@@ -41,8 +42,8 @@ def _signed_in(user: Any) -> Client:
 
 @pytest.mark.parametrize("shape", ATTEMPT_SHAPES)
 def test_every_attempt_outcome_renders_in_the_answer_details(sam: Any, conversation: Any, shape: str):
-    question = MessageFactory(conversation=conversation)
-    MessageFactory(
+    question = MessageFactory.create(conversation=conversation)
+    MessageFactory.create(
         conversation=conversation, role=MessageRole.ASSISTANT, reply_to=question, content="An answer.",
         usage={"model_key": "offline", "outcome": "success", "attempts": [ATTEMPT_SHAPES[shape]]},
     )  # fmt: skip
@@ -79,9 +80,9 @@ def test_a_blocked_question_with_a_cloud_model_leaves_every_page_usable(
 def test_a_message_that_cannot_be_rendered_is_replaced_by_a_notice(
     sam: Any, conversation: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    fine = MessageFactory(conversation=conversation, content="A question that renders.")
-    broken = MessageFactory(conversation=conversation, content="A question whose template fails.")
-    original = presentation.render_to_string
+    fine = MessageFactory.create(conversation=conversation, content="A question that renders.")
+    broken = MessageFactory.create(conversation=conversation, content="A question whose template fails.")
+    original = render_to_string
 
     def failing_for_one(template_name: str, context: dict[str, Any], request: Any = None) -> str:
         if context["message"].pk == broken.pk:
@@ -99,7 +100,7 @@ def test_a_message_that_cannot_be_rendered_is_replaced_by_a_notice(
 
 
 def test_every_conversation_in_the_list_can_be_renamed_or_deleted(sam: Any, profile: Any):
-    conversations = [ConversationFactory(owner=sam, profile=profile, title=f"Topic {n}") for n in range(3)]
+    conversations = [ConversationFactory.create(owner=sam, profile=profile, title=f"Topic {n}") for n in range(3)]
     client = _signed_in(sam)
 
     page = client.get(reverse("assistant:conversation", kwargs={"conversation_id": conversations[0].pk}))
@@ -131,12 +132,12 @@ def test_renaming_with_htmx_updates_the_sidebar_and_an_empty_title_is_refused_in
 
 
 def test_a_cut_stream_keeps_its_partial_text_marked_as_an_error_without_remember_this(sam: Any, conversation: Any):
-    first = MessageFactory(conversation=conversation)
-    complete = MessageFactory(
+    first = MessageFactory.create(conversation=conversation)
+    complete = MessageFactory.create(
         conversation=conversation, role=MessageRole.ASSISTANT, reply_to=first, content="Holidays need two weeks."
     )
-    second = MessageFactory(conversation=conversation)
-    MessageFactory(
+    second = MessageFactory.create(conversation=conversation)
+    MessageFactory.create(
         conversation=conversation, role=MessageRole.ASSISTANT, reply_to=second, status=MessageStatus.ERROR,
         content="Refunds are paid within", error="The model's answer stream ended before it finished.",
     )  # fmt: skip
@@ -156,11 +157,13 @@ def test_a_streamed_confirm_of_a_question_that_is_not_waiting_is_a_404_before_an
 ):
     from tests.assistant.test_streaming import STREAM
 
-    other = ConversationFactory(owner=sam, profile=profile)
+    other = ConversationFactory.create(owner=sam, profile=profile)
     question_id = {
         "unknown": 987654,
-        "another conversation's": MessageFactory(conversation=other, status=MessageStatus.AWAITING_CONFIRMATION).pk,
-        "already answered": MessageFactory(conversation=conversation, status=MessageStatus.COMPLETE).pk,
+        "another conversation's": MessageFactory.create(
+            conversation=other, status=MessageStatus.AWAITING_CONFIRMATION
+        ).pk,
+        "already answered": MessageFactory.create(conversation=conversation, status=MessageStatus.COMPLETE).pk,
     }[which]
     url = reverse("assistant:confirm", kwargs={"conversation_id": conversation.pk, "question_id": question_id})
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_conversation_cannot_be_about_a_customer_the_user_may_not_see(sam: Any, profile: Any):
-    hidden = CustomerFactory(name="Hidden Person", restricted=True)
+    hidden = CustomerFactory.create(name="Hidden Person", restricted=True)
 
     with pytest.raises(ObjectHidden):
         services.conversation_create(actor=sam, profile=profile, customer_id=hidden.pk)
@@ -27,13 +27,13 @@ def test_a_conversation_cannot_be_about_a_customer_the_user_may_not_see(sam: Any
         services.conversation_create(actor=sam, profile=profile, customer_id=987654)
     assert not Conversation.objects.exists()
 
-    visible = CustomerFactory(name="Ada Lovelace")
+    visible = CustomerFactory.create(name="Ada Lovelace")
     created = services.conversation_create(actor=sam, profile=profile, customer_id=visible.pk)
     assert created.customer == visible
 
 
 def test_deleting_the_customer_keeps_the_conversation_and_later_questions_work(sam: Any, alice: Any, profile: Any):
-    customer = CustomerFactory(name="Ada Lovelace")
+    customer = CustomerFactory.create(name="Ada Lovelace")
     conversation = services.conversation_create(actor=sam, profile=profile, customer_id=customer.pk)
 
     customer_delete(actor=alice, customer=customer)
@@ -45,7 +45,7 @@ def test_deleting_the_customer_keeps_the_conversation_and_later_questions_work(s
 
 
 def test_a_customer_restricted_after_the_conversation_began_is_left_out_of_the_answer(sam: Any, profile: Any):
-    customer = CustomerFactory(name="Ada Lovelace")
+    customer = CustomerFactory.create(name="Ada Lovelace")
     conversation = services.conversation_create(actor=sam, profile=profile, customer_id=customer.pk)
     customer.restricted = True
     customer.save()

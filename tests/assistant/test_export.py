@@ -40,13 +40,13 @@ def export_url(conversation: Any) -> str:
 def refunds(conversation: Any) -> Any:
     conversation.title = "Refunds: the rules"
     conversation.save()
-    question = MessageFactory(conversation=conversation, content=QUESTION)
-    MessageFactory(
+    question = MessageFactory.create(conversation=conversation, content=QUESTION)
+    MessageFactory.create(
         conversation=conversation, role="assistant", content=ANSWER, reply_to=question, citations=CITATIONS,
         route={"candidates": ["model:1"], "tier": "standard"}, usage={"model_key": "model:1"},
     )  # fmt: skip
-    blocked = MessageFactory(conversation=conversation, content="What is Jane's salary?")
-    MessageFactory(
+    blocked = MessageFactory.create(conversation=conversation, content="What is Jane's salary?")
+    MessageFactory.create(
         conversation=conversation, role="assistant", content="", reply_to=blocked, status=MessageStatus.BLOCKED,
         error="Salary records may not be sent to a model.",
     )  # fmt: skip
@@ -94,8 +94,10 @@ def test_the_owner_downloads_one_standalone_html_page(client: Any, sam: Any, ref
 def test_a_script_in_a_question_or_title_is_escaped_in_html(client: Any, sam: Any, conversation: Any) -> None:
     conversation.title = "<b>Odd</b> title"
     conversation.save()
-    MessageFactory(conversation=conversation, content="Hi <script>alert(1)</script> & 1 < 2")
-    MessageFactory(conversation=conversation, role="assistant", content="Sure <script>alert(2)</script><img src=x>")
+    MessageFactory.create(conversation=conversation, content="Hi <script>alert(1)</script> & 1 < 2")
+    MessageFactory.create(
+        conversation=conversation, role="assistant", content="Sure <script>alert(2)</script><img src=x>"
+    )
     client.force_login(sam)
     page = client.get(export_url(conversation), {"format": "html"}).content.decode()
     assert "<script" not in page and "<img" not in page and "<b>Odd</b>" not in page
@@ -106,7 +108,7 @@ def test_a_script_in_a_question_or_title_is_escaped_in_html(client: Any, sam: An
 def test_another_users_conversation_is_not_found_even_for_an_administrator(
     client: Any, alice: Any, refunds: Any, profile: Any
 ) -> None:
-    other = UserFactory(username="sara", roles=["Staff"])
+    other = UserFactory.create(username="sara", roles=["Staff"])
     for user in (other, alice):
         client.force_login(user)
         for fmt in ("md", "html"):
@@ -145,7 +147,7 @@ def test_an_unknown_format_is_refused_with_a_clear_message_and_not_audited(clien
 
 
 def test_a_title_without_latin_letters_gives_a_fallback_filename(client: Any, sam: Any, profile: Any) -> None:
-    conversation = ConversationFactory(owner=sam, profile=profile, title="返金について")
+    conversation = ConversationFactory.create(owner=sam, profile=profile, title="返金について")
     client.force_login(sam)
     response = client.get(export_url(conversation))
     assert response["Content-Disposition"] == f'attachment; filename="conversation-{conversation.pk}.md"'

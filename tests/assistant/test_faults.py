@@ -23,7 +23,7 @@ def two_models(settings: Any, fake_model: Any, fake_provider: Any) -> tuple[Any,
     settings.ROUTING_OFFLINE_FALLBACK = False
     fake_model.timeout_seconds = 1.0
     fake_model.save()
-    fallback = CatalogModelFactory(display_name="Fake fallback", api_base=fake_provider.url, tier="premium")
+    fallback = CatalogModelFactory.create(display_name="Fake fallback", api_base=fake_provider.url, tier="premium")
     return fake_model, fallback
 
 

@@ -115,7 +115,7 @@ def test_no_value_of_a_part_the_manifest_calls_masked_reaches_the_provider(
     document, sensitive = POLICIES[policy_name]
     if document is not None:
         policy_publish(actor=olivia, reason="test", document=document)
-    customer = CustomerFactory(name=NAME, organisation=ORGANISATION, emails=[EMAIL], phones=[PHONE],
+    customer = CustomerFactory.create(name=NAME, organisation=ORGANISATION, emails=[EMAIL], phones=[PHONE],
                                postal_address=ADDRESS, tier="key", notes=f"{NAME} prefers e-mail.")  # fmt: skip
     known_entities.invalidate()
     handbook = knowledge_base_with(
@@ -125,7 +125,7 @@ def test_no_value_of_a_part_the_manifest_calls_masked_reaches_the_provider(
             ("Holidays", f"Staff take 25 days of holidays; {ORGANISATION} staff ask their team lead.", 2),
         ],
     )
-    profile = AssistantProfileFactory(name="Desk", usable_by=["Staff"], knowledge_bases=[handbook],
+    profile = AssistantProfileFactory.create(name="Desk", usable_by=["Staff"], knowledge_bases=[handbook],
                                       sensitive=sensitive)  # fmt: skip
     conversation = services.conversation_create(actor=sam, profile=profile, customer_id=customer.pk)
 
@@ -151,7 +151,7 @@ def test_no_value_of_a_part_the_manifest_calls_masked_reaches_the_provider(
 
 def test_the_check_catches_a_manifest_that_lies(sam: Any, fake_model: Any) -> None:
     """Not vacuous: the same check fails when what was sent still holds a value the manifest calls masked."""
-    CustomerFactory(name=NAME, emails=[EMAIL])
+    CustomerFactory.create(name=NAME, emails=[EMAIL])
     known_entities.invalidate()
     parts = [gate.PromptPart("question", f"Write to {NAME} at {EMAIL}.")]
     gated = gate.egress_gate(user=sam, conversation_key="lying", destinations=[fake_model.destination()], parts=parts)

@@ -98,7 +98,7 @@ def test_authorize_refuses_a_withdrawn_profile(sam: Any, conversation: Any):
 
 
 def test_authorize_refuses_users_without_the_assistant_permission(oscar: Any, profile: Any):
-    conversation = ConversationFactory(owner=oscar, profile=profile)
+    conversation = ConversationFactory.create(owner=oscar, profile=profile)
 
     with pytest.raises(PermissionDenied):
         pipeline.authorize(user=oscar, conversation=conversation)
@@ -185,10 +185,12 @@ def test_retrieve_answers_without_a_customer_the_user_may_no_longer_see(sam: Any
 
 # ---- build
 def test_build_orders_instructions_history_passages_memory_customer_and_question(sam: Any, conversation: Any, handbook):
-    earlier_question = MessageFactory(conversation=conversation, content="Earlier question")
-    earlier_answer = MessageFactory(conversation=conversation, role="assistant", content="Earlier answer")
-    MessageFactory(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR, error="x")
-    now = MessageFactory(conversation=conversation, content="When are refunds paid?")
+    earlier_question = MessageFactory.create(conversation=conversation, content="Earlier question")
+    earlier_answer = MessageFactory.create(conversation=conversation, role="assistant", content="Earlier answer")
+    MessageFactory.create(
+        conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR, error="x"
+    )
+    now = MessageFactory.create(conversation=conversation, content="When are refunds paid?")
     chunks = pipeline.retrieve(user=sam, question="refunds", knowledge_bases=[handbook], passages=2).chunks
 
     memory = RetrievedMemory(memory_id=4, text="Prefers e-mail.", kind="fact", scope="customer", score=0.9, url="/")
@@ -260,7 +262,7 @@ def test_egress_refuses_when_no_destination_is_cleared(sam: Any, conversation: A
 
     monkeypatch.setattr(gate, "egress_gate", clear_nothing)
     question = services.question_store(actor=sam, conversation=conversation, text="Hi")
-    with pytest.raises(pipeline.EgressBlocked, match="nothing was sent"):
+    with pytest.raises(gate.EgressBlocked, match="nothing was sent"):
         pipeline.egress(user=sam, conversation=conversation, question=question, decision=decision(OFFLINE_DESTINATION),
                         parts=[PromptPart(kind="question", text="Hi")])  # fmt: skip
 
@@ -325,7 +327,7 @@ def test_a_block_by_the_gate_stores_the_question_and_a_clear_message_and_sends_n
     sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
 ):
     def refuse(**kwargs: Any) -> Any:
-        raise pipeline.EgressBlocked("Customer data may not leave for this role.")
+        raise gate.EgressBlocked("Customer data may not leave for this role.")
 
     monkeypatch.setattr(gate, "egress_gate", refuse)
     events = run_answer(user=sam, conversation=conversation, question="What is the card number of ACME?")
@@ -345,8 +347,8 @@ def test_a_card_number_in_an_earlier_turn_stops_the_cloud_call_of_the_next_quest
     (withholding that turn and sending the rest would pass off an answer without its context)."""
     settings.ROUTING_OFFLINE_FALLBACK = False  # only the cloud model is a candidate
     card = "4111 1111 1111 1111"
-    MessageFactory(conversation=conversation, role="user", content=f"Is my card {card} on file?")
-    MessageFactory(conversation=conversation, role="assistant", content="I cannot look up cards.")
+    MessageFactory.create(conversation=conversation, role="user", content=f"Is my card {card} on file?")
+    MessageFactory.create(conversation=conversation, role="assistant", content="I cannot look up cards.")
 
     before = audit_head()
     answer = stored_answer(run_answer(user=sam, conversation=conversation, question="When are refunds paid?"))
@@ -430,7 +432,7 @@ def test_a_reader_who_leaves_mid_stream_still_leaves_the_partial_answer_stored(
 def test_a_conversation_about_a_customer_gives_the_gate_the_customers_fields(sam: Any, profile: Any):
     from tests.customers.factories import CustomerFactory
 
-    customer = CustomerFactory(name="Ada Lovelace", organisation="Analytical Engines Ltd")
+    customer = CustomerFactory.create(name="Ada Lovelace", organisation="Analytical Engines Ltd")
     conversation = services.conversation_create(actor=sam, profile=profile, customer_id=customer.pk)
 
     context = pipeline.retrieve(user=sam, question="How do I reach her?", knowledge_bases=[], customer_id=customer.pk)
@@ -480,7 +482,7 @@ def test_a_sensitive_profile_sends_abstractions_instead_of_placeholders(
     from governance import known_entities
     from tests.customers.factories import CustomerFactory
 
-    CustomerFactory(name="Amara Okafor", tier="key", emails=["amara@okafor.example"])
+    CustomerFactory.create(name="Amara Okafor", tier="key", emails=["amara@okafor.example"])
     known_entities.invalidate()  # the factory writes past the customer services, which would say so
     conversation.profile.sensitive = True
     conversation.profile.save(update_fields=["sensitive"])

@@ -67,7 +67,7 @@ def access_url(profile: AssistantProfile) -> str:
 
 @pytest.fixture
 def handbook(db: None) -> Any:
-    knowledge_base = KnowledgeBaseFactory(name="Handbook")
+    knowledge_base = KnowledgeBaseFactory.create(name="Handbook")
     grant(knowledge_base, "view", role="Administrator")
     return knowledge_base
 
@@ -75,7 +75,7 @@ def handbook(db: None) -> Any:
 @pytest.fixture
 def board_papers(db: None) -> Any:
     """A knowledge base nobody in the cast may read."""
-    return KnowledgeBaseFactory(name="Board papers")
+    return KnowledgeBaseFactory.create(name="Board papers")
 
 
 # ---- creating and editing -------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_an_administrator_creates_a_profile_and_the_event_names_free_text_withou
 def test_an_administrator_edits_a_profile_and_the_event_has_before_and_after_of_what_changed(
     client: Any, alice: Any
 ) -> None:
-    profile = AssistantProfileFactory(name="Handbook helper", temperature=0.2, max_tokens=800)
+    profile = AssistantProfileFactory.create(name="Handbook helper", temperature=0.2, max_tokens=800)
     client.force_login(alice)
 
     response = client.post(
@@ -121,14 +121,14 @@ def test_an_administrator_edits_a_profile_and_the_event_has_before_and_after_of_
 
 
 def test_saving_a_profile_unchanged_writes_no_event(client: Any, alice: Any) -> None:
-    profile = AssistantProfileFactory(name="Handbook helper")
+    profile = AssistantProfileFactory.create(name="Handbook helper")
     client.force_login(alice)
     assert client.post(edit_url(profile), form_data(profile)).status_code == 302
     assert not AuditEvent.objects.filter(action="assistant.profile_changed").exists()
 
 
 def test_form_errors_are_shown_next_to_their_fields_and_nothing_is_saved(client: Any, alice: Any) -> None:
-    AssistantProfileFactory(name="Payroll helper")
+    AssistantProfileFactory.create(name="Payroll helper")
     client.force_login(alice)
 
     response = client.post(reverse("assistant:profile_new"), profile_data(temperature="5", max_tokens="2"))
@@ -143,7 +143,7 @@ def test_form_errors_are_shown_next_to_their_fields_and_nothing_is_saved(client:
 
 
 def test_profile_names_and_descriptions_are_escaped(client: Any, alice: Any) -> None:
-    profile = AssistantProfileFactory(name="<script>alert(1)</script>", description="<b>bold</b>")
+    profile = AssistantProfileFactory.create(name="<script>alert(1)</script>", description="<b>bold</b>")
     client.force_login(alice)
     for url in (reverse("assistant:profile_list"), edit_url(profile), access_url(profile)):
         page = client.get(url).content.decode()
@@ -159,7 +159,7 @@ def test_an_unknown_profile_is_404_for_an_administrator(client: Any, alice: Any)
 
 # ---- who may open the screens ---------------------------------------------------------------------------
 def test_staff_without_the_permission_get_403_and_change_nothing(client: Any, sam: Any, oscar: Any) -> None:
-    profile = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], temperature=0.2)
+    profile = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], temperature=0.2)
     for user in (sam, oscar):
         client.force_login(user)
         assert client.get(reverse("assistant:profile_new")).status_code == 403
@@ -175,7 +175,7 @@ def test_staff_without_the_permission_get_403_and_change_nothing(client: Any, sa
 
 
 def test_staff_see_no_link_to_the_screens_they_cannot_open(client: Any, sam: Any) -> None:
-    profile = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"])
+    profile = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"])
     client.force_login(sam)
     page = client.get(reverse("assistant:profile_list")).content.decode()
     assert "Handbook helper" in page  # the list itself is theirs to read
@@ -185,7 +185,7 @@ def test_staff_see_no_link_to_the_screens_they_cannot_open(client: Any, sam: Any
 
 
 def test_administrators_get_the_links_and_the_manage_entry(client: Any, alice: Any) -> None:
-    profile = AssistantProfileFactory(name="Handbook helper")
+    profile = AssistantProfileFactory.create(name="Handbook helper")
     client.force_login(alice)
     page = client.get(reverse("assistant:profile_list")).content.decode()
     assert reverse("assistant:profile_new") in page
@@ -211,7 +211,7 @@ def test_knowledge_base_choices_exclude_bases_the_editor_cannot_read(
 def test_editing_keeps_the_knowledge_bases_the_editor_cannot_read(
     client: Any, alice: Any, handbook: Any, board_papers: Any
 ) -> None:
-    profile = AssistantProfileFactory(name="Board helper", knowledge_bases=[board_papers])
+    profile = AssistantProfileFactory.create(name="Board helper", knowledge_bases=[board_papers])
     client.force_login(alice)
     page = client.get(edit_url(profile)).content.decode()
     assert "Board papers" not in page and "1 knowledge base you may not read" in page
@@ -229,7 +229,7 @@ def test_editing_keeps_the_knowledge_bases_the_editor_cannot_read(
 def test_a_grant_to_a_role_lets_its_members_use_the_profile_and_a_revoke_takes_it_away(
     client: Any, alice: Any, sam: Any
 ) -> None:
-    profile = AssistantProfileFactory(name="Payroll helper")
+    profile = AssistantProfileFactory.create(name="Payroll helper")
     staff = Group.objects.get(name="Staff")
     assert profile not in profiles_for_user(user=sam)
     client.force_login(alice)
@@ -252,8 +252,8 @@ def test_a_grant_to_a_role_lets_its_members_use_the_profile_and_a_revoke_takes_i
 
 
 def test_a_grant_to_one_user_is_audited_by_user_id_never_by_name(client: Any, alice: Any) -> None:
-    profile = AssistantProfileFactory(name="Payroll helper")
-    sara = UserFactory(username="sara.jones", roles=["Staff"])
+    profile = AssistantProfileFactory.create(name="Payroll helper")
+    sara = UserFactory.create(username="sara.jones", roles=["Staff"])
     client.force_login(alice)
 
     assert client.post(access_url(profile), {"action": "grant", "username": "sara.jones"}).status_code == 302
@@ -269,7 +269,7 @@ def test_a_grant_to_one_user_is_audited_by_user_id_never_by_name(client: Any, al
 
 
 def test_a_grant_needs_exactly_one_role_or_user(client: Any, alice: Any) -> None:
-    profile = AssistantProfileFactory(name="Payroll helper")
+    profile = AssistantProfileFactory.create(name="Payroll helper")
     staff = Group.objects.get(name="Staff")
     client.force_login(alice)
 
@@ -284,7 +284,7 @@ def test_a_grant_needs_exactly_one_role_or_user(client: Any, alice: Any) -> None
 
 
 def test_granting_twice_writes_one_event(client: Any, alice: Any) -> None:
-    profile = AssistantProfileFactory(name="Payroll helper")
+    profile = AssistantProfileFactory.create(name="Payroll helper")
     staff = Group.objects.get(name="Staff")
     client.force_login(alice)
     client.post(access_url(profile), {"action": "grant", "group": staff.pk})

@@ -149,6 +149,7 @@ def test_every_token_colour_reaches_wcag_aa_on_the_code_background_of_its_theme(
         if selector.endswith(" .w"):  # whitespace: no glyph to read
             continue
         for behind in {background or backgrounds[theme], background or marked_lines[theme]}:
+            assert behind is not None, selector
             if _contrast(colour, behind) < 4.5:
                 weak.append(f"{selector} {colour} on {behind}: {_contrast(colour, behind):.2f}")
     assert set(marked_lines) == {"light", "dark"}
@@ -160,8 +161,8 @@ def test_every_token_colour_reaches_wcag_aa_on_the_code_background_of_its_theme(
 def test_the_chat_page_shows_coloured_code_and_links_its_stylesheet_which_other_pages_do_not(
     client: Any, sam: Any, conversation: Any
 ):
-    question = MessageFactory(conversation=conversation, content="How do I import os?")
-    MessageFactory(conversation=conversation, role="assistant", content=PYTHON_FENCE, reply_to=question)
+    question = MessageFactory.create(conversation=conversation, content="How do I import os?")
+    MessageFactory.create(conversation=conversation, role="assistant", content=PYTHON_FENCE, reply_to=question)
     client.force_login(sam)
 
     page = client.get(reverse("assistant:conversation", kwargs={"conversation_id": conversation.pk})).content.decode()

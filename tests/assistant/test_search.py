@@ -18,14 +18,14 @@ SEARCH_URL = reverse("assistant:search")
 
 @pytest.fixture
 def helper(db: None) -> Any:
-    return AssistantProfileFactory(name="Helper", usable_by=["Staff", "Administrator"])
+    return AssistantProfileFactory.create(name="Helper", usable_by=["Staff", "Administrator"])
 
 
 @pytest.fixture
 def refunds(sam: Any, helper: Any) -> Any:
-    conversation = ConversationFactory(owner=sam, profile=helper, title="Money back")
-    MessageFactory(conversation=conversation, content="When is the warehouse open?")
-    MessageFactory(conversation=conversation, content="How are refunds paid to customers?")
+    conversation = ConversationFactory.create(owner=sam, profile=helper, title="Money back")
+    MessageFactory.create(conversation=conversation, content="When is the warehouse open?")
+    MessageFactory.create(conversation=conversation, content="How are refunds paid to customers?")
     return conversation
 
 
@@ -42,7 +42,7 @@ def test_it_finds_own_conversations_by_a_word_of_a_message_and_links_to_that_mes
 
 
 def test_it_finds_by_title_and_by_a_word_being_typed(sam: Any, refunds: Any, helper: Any) -> None:
-    ConversationFactory(owner=sam, profile=helper, title="Holiday planning")
+    ConversationFactory.create(owner=sam, profile=helper, title="Holiday planning")
     assert [hit.title for hit in conversation_search(user=sam, text="holid")] == ["Holiday planning"]
     assert [hit.title for hit in conversation_search(user=sam, text="wareh open")] == ["Money back"]
     assert conversation_search(user=sam, text="warehouse closed") == []  # every word must match
@@ -51,9 +51,9 @@ def test_it_finds_by_title_and_by_a_word_being_typed(sam: Any, refunds: Any, hel
 def test_it_never_returns_another_users_conversation_even_to_an_administrator(
     client: Any, sam: Any, alice: Any, refunds: Any, helper: Any
 ) -> None:
-    other = UserFactory(username="sara", roles=["Staff"])
-    secret = ConversationFactory(owner=other, profile=helper, title="Refunds of Sara")
-    MessageFactory(conversation=secret, content="Refunds for the Sara account")
+    other = UserFactory.create(username="sara", roles=["Staff"])
+    secret = ConversationFactory.create(owner=other, profile=helper, title="Refunds of Sara")
+    MessageFactory.create(conversation=secret, content="Refunds for the Sara account")
     assert [hit.conversation_id for hit in conversation_search(user=sam, text="refunds")] == [refunds.pk]
     assert conversation_search(user=alice, text="refunds") == []
     for user in (sam, alice):
@@ -63,8 +63,8 @@ def test_it_never_returns_another_users_conversation_even_to_an_administrator(
 
 
 def test_a_script_in_a_message_is_shown_as_text(client: Any, sam: Any, helper: Any) -> None:
-    conversation = ConversationFactory(owner=sam, profile=helper, title="<b>Odd</b> title")
-    MessageFactory(conversation=conversation, content='Payload <script>alert("pwned")</script> if 1 < 2 & x')
+    conversation = ConversationFactory.create(owner=sam, profile=helper, title="<b>Odd</b> title")
+    MessageFactory.create(conversation=conversation, content='Payload <script>alert("pwned")</script> if 1 < 2 & x')
     client.force_login(sam)
     page = client.get(SEARCH_URL, {"q": "payload"}, headers={"HX-Request": "true"}).content.decode()
     assert "<mark>Payload</mark>" in page

@@ -15,6 +15,7 @@ from django.urls import reverse
 from portal.assistant import services
 from portal.assistant.models import MessageStatus
 from tests.fakes.provider import DEFAULT_REPLY
+from tests.responses import streaming
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,7 @@ def post_streaming(
         response = await client.post(url, data, headers={"accept": STREAM})
         events: list[tuple[float, dict[str, Any]]] = []
         if response.streaming:
-            async for chunk in response.streaming_content:
+            async for chunk in streaming(response):
                 arrived = time.perf_counter()
                 for line in chunk.decode().splitlines():
                     if line.strip():

@@ -55,7 +55,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: Any, conversation: Any):
 
 
 def test_new_conversation_only_with_a_profile_granted_to_the_user(sam_client: Any, sam: Any, profile: Any):
-    hidden = AssistantProfileFactory(name="Board helper", usable_by=["Administrator"])
+    hidden = AssistantProfileFactory.create(name="Board helper", usable_by=["Administrator"])
 
     page = sam_client.get(reverse("assistant:chat") + "?all").content.decode()
     assert "Handbook helper" in page and "Board helper" not in page
@@ -71,8 +71,8 @@ def test_new_conversation_only_with_a_profile_granted_to_the_user(sam_client: An
 
 
 def test_a_profile_granted_to_one_user_is_usable_by_that_user_only(client: Any, sam: Any):
-    personal = AssistantProfileFactory(name="Sam's helper", usable_by=[sam])
-    other = UserFactory(username="sara", roles=["Staff"])
+    personal = AssistantProfileFactory.create(name="Sam's helper", usable_by=[sam])
+    other = UserFactory.create(username="sara", roles=["Staff"])
 
     client.force_login(sam)
     assert client.post(reverse("assistant:conversation_new"), {"profile": personal.pk}).status_code == 302
@@ -94,7 +94,7 @@ def test_the_profile_list_shows_usable_profiles_and_grants_to_administrators(cli
 # ---- nobody reads another user's conversation
 @pytest.mark.parametrize("name", ["conversation"])
 def test_other_peoples_conversations_are_404(client: Any, conversation: Any, alice: Any, name: str):
-    other = UserFactory(username="sara", roles=["Staff"])
+    other = UserFactory.create(username="sara", roles=["Staff"])
     for user in (other, alice):
         client.force_login(user)
         assert client.get(conversation_url(conversation, name)).status_code == 404
@@ -106,16 +106,18 @@ def test_other_peoples_conversations_are_404(client: Any, conversation: Any, ali
 
 
 def test_the_conversation_list_holds_only_the_users_own_conversations(sam_client: Any, sam: Any, profile: Any):
-    mine = ConversationFactory(owner=sam, profile=profile, title="My refunds question")
-    ConversationFactory(owner=UserFactory(username="sara", roles=["Staff"]), profile=profile, title="Sara's secret")
+    mine = ConversationFactory.create(owner=sam, profile=profile, title="My refunds question")
+    ConversationFactory.create(
+        owner=UserFactory.create(username="sara", roles=["Staff"]), profile=profile, title="Sara's secret"
+    )
 
     page = sam_client.get(conversation_url(mine)).content.decode()
     assert "My refunds question" in page and "Sara&#x27;s secret" not in page and "Sara's secret" not in page
 
 
 def test_feedback_on_someone_elses_answer_is_404(client: Any, conversation: Any):
-    answer = MessageFactory(conversation=conversation, role="assistant", content="A")
-    client.force_login(UserFactory(username="sara", roles=["Staff"]))
+    answer = MessageFactory.create(conversation=conversation, role="assistant", content="A")
+    client.force_login(UserFactory.create(username="sara", roles=["Staff"]))
     response = client.post(reverse("assistant:feedback", kwargs={"message_id": answer.pk}), {"rating": "1"})
     assert response.status_code == 404
 
@@ -199,8 +201,8 @@ def test_those_who_review_the_audit_trail_get_a_link_to_the_answers_events(clien
 def test_a_cloud_answer_names_its_candidates_and_says_what_was_sent(sam_client: Any, conversation: Any):
     from tests.routing.factories import CatalogModelFactory
 
-    model = CatalogModelFactory(display_name="Claude Sonnet")
-    MessageFactory(
+    model = CatalogModelFactory.create(display_name="Claude Sonnet")
+    MessageFactory.create(
         conversation=conversation, role="assistant", content="Within 14 days.", status=MessageStatus.COMPLETE,
         route={"task_type": "routine", "tier": "economy", "reason": "r", "candidates": [model.key, "offline"]},
         usage={"model_key": model.key, "model_name": "Claude Sonnet", "provider": "anthropic",
@@ -217,7 +219,7 @@ def test_a_cloud_answer_names_its_candidates_and_says_what_was_sent(sam_client: 
 def test_the_heading_names_the_customer_only_for_those_who_may_see_the_record(client: Any, sam: Any, profile: Any):
     from tests.customers.factories import CustomerFactory
 
-    customer = CustomerFactory(name="Ada Lovelace", restricted=True, owner=sam)
+    customer = CustomerFactory.create(name="Ada Lovelace", restricted=True, owner=sam)
     conversation = Conversation.objects.create(owner=sam, profile=profile, customer_id=customer.pk)
     client.force_login(sam)
     page = client.get(conversation_url(conversation)).content.decode()
@@ -230,7 +232,7 @@ def test_the_heading_names_the_customer_only_for_those_who_may_see_the_record(cl
 
 # ---- feedback
 def test_thumbs_down_with_a_comment_is_saved_and_audited(sam_client: Any, conversation: Any):
-    answer = MessageFactory(conversation=conversation, role="assistant", content="Within a year.")
+    answer = MessageFactory.create(conversation=conversation, role="assistant", content="Within a year.")
     url = reverse("assistant:feedback", kwargs={"message_id": answer.pk})
 
     response = sam_client.post(url, {"rating": "-1", "comment": "Wrong: 14 days."}, HTTP_HX_REQUEST="true")
@@ -245,8 +247,8 @@ def test_thumbs_down_with_a_comment_is_saved_and_audited(sam_client: Any, conver
 def test_the_feedback_control_is_two_thumbs_then_an_optional_comment_and_absent_under_errors(
     sam_client: Any, conversation: Any
 ):
-    answer = MessageFactory(conversation=conversation, role="assistant", content="Within 14 days.")
-    failed = MessageFactory(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR,
+    answer = MessageFactory.create(conversation=conversation, role="assistant", content="Within 14 days.")
+    failed = MessageFactory.create(conversation=conversation, role="assistant", content="", status=MessageStatus.ERROR,
                             error="No model could answer right now.")  # fmt: skip
     page = sam_client.get(conversation_url(conversation)).content.decode()
     assert f'id="feedback-{answer.pk}"' in page and f'id="feedback-{failed.pk}"' not in page
@@ -266,8 +268,8 @@ def test_the_feedback_control_is_two_thumbs_then_an_optional_comment_and_absent_
 
 
 def test_feedback_needs_a_rating_and_only_applies_to_answers(sam_client: Any, conversation: Any):
-    answer = MessageFactory(conversation=conversation, role="assistant", content="A")
-    question = MessageFactory(conversation=conversation, content="Q")
+    answer = MessageFactory.create(conversation=conversation, role="assistant", content="A")
+    question = MessageFactory.create(conversation=conversation, content="Q")
     assert sam_client.post(reverse("assistant:feedback", kwargs={"message_id": answer.pk}), {}).status_code == 400
     response = sam_client.post(reverse("assistant:feedback", kwargs={"message_id": question.pk}), {"rating": "1"})
     assert response.status_code == 404
@@ -326,8 +328,8 @@ def test_a_preview_can_be_cancelled_and_then_nothing_is_sent(
 def test_a_new_conversation_can_be_about_a_customer_the_user_may_see(sam_client: Any, profile: Any):
     from tests.customers.factories import CustomerFactory
 
-    visible = CustomerFactory(name="Ada Lovelace")
-    hidden = CustomerFactory(name="Hidden Person", restricted=True)
+    visible = CustomerFactory.create(name="Ada Lovelace")
+    hidden = CustomerFactory.create(name="Hidden Person", restricted=True)
 
     page = sam_client.get(reverse("assistant:chat") + "?all").content.decode()
     assert "Ada Lovelace" in page and "Hidden Person" not in page

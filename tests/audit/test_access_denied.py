@@ -28,8 +28,8 @@ def _empty_rate_limit() -> Iterator[None]:
 
 @pytest.fixture
 def someone_elses_conversation(db: None) -> Any:
-    profile = AssistantProfileFactory(name="General", usable_by=["Staff"])
-    return ConversationFactory(owner=UserFactory(username="sue", roles=["Staff"]), profile=profile)
+    profile = AssistantProfileFactory.create(name="General", usable_by=["Staff"])
+    return ConversationFactory.create(owner=UserFactory.create(username="sue", roles=["Staff"]), profile=profile)
 
 
 def _client(user: Any, **kwargs: Any) -> Client:
@@ -138,9 +138,9 @@ def test_a_scan_spends_the_per_minute_budget_then_stops_recording(sam: Any, sett
 
 @pytest.fixture
 def profile_for_scan(db: None) -> list[Any]:
-    profile = AssistantProfileFactory(name="General", usable_by=["Staff"])
-    owner = UserFactory(username="sue", roles=["Staff"])
-    return [ConversationFactory(owner=owner, profile=profile) for _ in range(6)]
+    profile = AssistantProfileFactory.create(name="General", usable_by=["Staff"])
+    owner = UserFactory.create(username="sue", roles=["Staff"])
+    return [ConversationFactory.create(owner=owner, profile=profile) for _ in range(6)]
 
 
 def test_allowed_requests_write_no_refusal(sam: Any):
@@ -155,17 +155,20 @@ def _hidden_objects(sam: Any, audrey: Any) -> dict[str, tuple[Any, str]]:
     from tests.knowledge.factories import KnowledgeBaseFactory
     from tests.memory.factories import MemoryItemFactory
 
-    other_auditor = UserFactory(username="alan", roles=["Auditor"])
+    other_auditor = UserFactory.create(username="alan", roles=["Auditor"])
     export = AuditExport.objects.create(requested_by=other_auditor, export_format="csv", up_to_seq=0)
     return {
-        "knowledge base": (sam, reverse("knowledge:knowledge_base_detail", kwargs={"pk": KnowledgeBaseFactory().pk})),
+        "knowledge base": (
+            sam, reverse("knowledge:knowledge_base_detail", kwargs={"pk": KnowledgeBaseFactory.create().pk})
+        ),
         "restricted customer": (
-            sam, reverse("customers:customer_detail", kwargs={"customer_id": CustomerFactory(restricted=True).pk})
+            sam,
+            reverse("customers:customer_detail", kwargs={"customer_id": CustomerFactory.create(restricted=True).pk}),
         ),
         "private memory": (
             sam,
             reverse("memory:memory_detail", kwargs={
-                "memory_id": MemoryItemFactory(scope="user", scope_user=UserFactory(username="sue")).pk
+                "memory_id": MemoryItemFactory.create(scope="user", scope_user=UserFactory.create(username="sue")).pk
             }),
         ),
         "another auditor's export": (audrey, reverse("audit:export_status", kwargs={"export_id": export.pk})),

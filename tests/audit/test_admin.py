@@ -76,7 +76,7 @@ def test_a_failing_audit_rolls_a_bulk_delete_back(admin_client_for_alice: Client
 
 
 def test_a_change_records_values_before_and_after_and_free_text_only_by_name(admin_client_for_alice: Client) -> None:
-    model = CatalogModelFactory(tier="economy", api_base="")
+    model = CatalogModelFactory.create(tier="economy", api_base="")
     data = _change_data(model, tier="premium", api_base="http://127.0.0.1:9/private-endpoint-v1")
 
     response = admin_client_for_alice.post(reverse("admin:routing_catalogmodel_change", args=[model.pk]), data)
@@ -90,7 +90,7 @@ def test_a_change_records_values_before_and_after_and_free_text_only_by_name(adm
 
 
 def test_a_failing_audit_rolls_a_change_back(admin_client_for_alice: Client, failing_audit: None) -> None:
-    model = CatalogModelFactory(tier="economy")
+    model = CatalogModelFactory.create(tier="economy")
     with pytest.raises(AuditDown):
         admin_client_for_alice.post(
             reverse("admin:routing_catalogmodel_change", args=[model.pk]), _change_data(model, tier="premium")
@@ -100,7 +100,7 @@ def test_a_failing_audit_rolls_a_change_back(admin_client_for_alice: Client, fai
 
 
 def test_saving_without_a_change_records_nothing(admin_client_for_alice: Client) -> None:
-    model = CatalogModelFactory()
+    model = CatalogModelFactory.create()
     response = admin_client_for_alice.post(
         reverse("admin:routing_catalogmodel_change", args=[model.pk]), _change_data(model)
     )

@@ -192,7 +192,7 @@ def test_concurrent_writers_keep_the_chain_linear() -> None:
 def _chain(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     events, previous = [], GENESIS_HASH
     for seq, details in enumerate(payloads, start=1):
-        fields = {
+        fields: dict[str, Any] = {
             "id": seq, "seq": seq, "created_at": "2026-01-01T00:00:00.000000Z", "actor_id": None,
             "actor_username": "x", "actor_roles": [], "action": "a", "object_type": "", "object_id": "",
             "outcome": "success", "details": details, "previous_hash": previous,

@@ -136,7 +136,7 @@ def test_rewriting_the_chain_with_recomputed_hashes_is_detected() -> None:
 def test_tampering_before_a_checkpoint_invalidates_the_event_and_the_checkpoint(sql: str) -> None:
     events = write_events(5)
     audit_checkpoint_create()
-    superuser_sql(sql, {"seq": events[2].seq})  # type: ignore[arg-type]
+    superuser_sql(sql, {"seq": events[2].seq})
     payload, failed = _verify_json()
     assert failed
     assert payload["first_invalid_event"] is not None

@@ -18,6 +18,7 @@ from audit.exports import neutralise_cell
 from audit.models import AuditEvent, AuditExport, ExportStatus, Outcome
 from audit.services import audit, audit_checkpoint_create, audit_export_run
 from tests.audit.factories import TAMPERING, superuser_sql, write_events
+from tests.responses import streamed, streaming
 
 pytestmark = pytest.mark.django_db
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,10 +80,10 @@ def test_exports_are_streamed_also_under_asgi(audrey: Any) -> None:
     client.force_login(audrey)
     response = async_to_sync(client.get)(reverse("audit:export_jsonl"), {"action": "test.async"})
     assert response.status_code == 200
-    assert response.is_async
+    assert streaming(response).is_async
 
     async def collect() -> bytes:
-        return b"".join([part async for part in response.streaming_content])
+        return b"".join([part async for part in streaming(response)])
 
     lines = async_to_sync(collect)().decode().splitlines()
     assert [json.loads(line)["action"] for line in lines] == ["test.async"] * 3
@@ -126,7 +127,7 @@ def test_a_background_export_reports_progress_and_is_private(
     assert b"every 1s" not in done.content
     assert reverse("audit:export_download", args=[export.pk]).encode() in done.content
     download = client.get(reverse("audit:export_download", args=[export.pk]))
-    lines = b"".join(download.streaming_content).decode().splitlines()
+    lines = streamed(download).decode().splitlines()
     assert [json.loads(line)["action"] for line in lines] == ["test.background"] * 4
     assert AuditEvent.objects.filter(action="audit.export_completed", object_id=str(export.pk)).exists()
     # another auditor (or administrator) cannot see or fetch it
@@ -145,7 +146,7 @@ def test_the_export_list_shows_only_my_exports(audrey: Any, alice: Any) -> None:
 
 def _export_file(client: Client, tmp_path: Path, **params: str) -> Path:
     path = tmp_path / "export.jsonl"
-    path.write_bytes(b"".join(client.get(reverse("audit:export_jsonl"), params).streaming_content))
+    path.write_bytes(streamed(client.get(reverse("audit:export_jsonl"), params)))
     return path
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.filters import AuditFilter
 from audit.models import AuditEvent, AuditExport, ExportStatus
 from audit.services import audit, audit_export_request
+from tests.responses import streamed
 from tests.workers import Workers, filesystem_broker, portal_app_on
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +33,7 @@ def _downloaded_lines(auditor: Any, export: AuditExport) -> list[dict[str, Any]]
     client.force_login(auditor)
     response = client.get(reverse("audit:export_download", args=[export.pk]))
     assert response.status_code == 200
-    return [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    return [json.loads(line) for line in streamed(response).decode().splitlines()]
 
 
 def _status(export: AuditExport) -> str:
@@ -72,5 +73,6 @@ def test_an_export_whose_worker_died_is_written_by_the_next_workers_sweep(
     assert export.status == ExportStatus.DONE and export.requeues >= 1, export.error
     assert [line["details"]["n"] for line in _downloaded_lines(audrey, export)] == list(range(3))
     requeued = AuditEvent.objects.filter(action="audit.export_requeued", object_id=str(export.pk))
-    assert requeued.exists() and requeued.first().actor_username == "system"
+    first_requeue = requeued.first()
+    assert first_requeue is not None and first_requeue.actor_username == "system"
     assert AuditEvent.objects.filter(action="audit.export_completed", object_id=str(export.pk)).count() == 1

@@ -27,6 +27,7 @@ from tests.accounts.factories import UserFactory
 from tests.assistant.factories import AssistantProfileFactory, knowledge_base_with
 from tests.customers.factories import CustomerFactory
 from tests.knowledge.factories import grant
+from tests.responses import streamed
 from tests.servers import uvicorn
 
 CARD = "4556 7375 8689 9855"
@@ -73,9 +74,9 @@ def _client(user: Any) -> Client:
 @pytest.fixture
 def people(db: None) -> dict[str, Any]:
     return {
-        "sam": UserFactory(username="sam", roles=["Staff"]),
-        "ada": UserFactory(username="ada", roles=["Administrator", "Staff"]),
-        "audrey": UserFactory(username="audrey", roles=["Auditor"]),
+        "sam": UserFactory.create(username="sam", roles=["Staff"]),
+        "ada": UserFactory.create(username="ada", roles=["Administrator", "Staff"]),
+        "audrey": UserFactory.create(username="audrey", roles=["Auditor"]),
     }
 
 
@@ -86,9 +87,9 @@ def _journeys(people: dict[str, Any]) -> None:
 
     sam, ada, audrey = people["sam"], people["ada"], people["audrey"]
     handbook = knowledge_base_with(name="Handbook", passages=[("Refunds", "Refunds are paid in 14 days.", 1)])
-    profile = AssistantProfileFactory(name="Helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    profile = AssistantProfileFactory.create(name="Helper", usable_by=["Staff"], knowledge_bases=[handbook])
     grant(handbook, "change", user=ada)
-    CustomerFactory(name="Ordinary Person")
+    CustomerFactory.create(name="Ordinary Person")
     staff = _client(sam)
 
     # searches
@@ -123,8 +124,7 @@ def _journeys(people: dict[str, Any]) -> None:
     # an auditor's free-text filter, exported
     auditor = _client(audrey)
     assert auditor.get(reverse("audit:event_list"), {"text": TYPED["audit filter"]}).status_code == 200
-    export = auditor.get(reverse("audit:export_csv"), {"text": TYPED["audit filter"]})
-    b"".join(export.streaming_content)  # type: ignore[attr-defined]
+    streamed(auditor.get(reverse("audit:export_csv"), {"text": TYPED["audit filter"]}))
 
 
 @pytest.mark.django_db
@@ -217,7 +217,7 @@ def _session_cookie(user: Any) -> str:
 def test_uvicorns_access_log_shows_the_paths_but_not_what_was_searched(
     subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
-    sam = UserFactory(username="sam", roles=["Staff"])
+    sam = UserFactory.create(username="sam", roles=["Staff"])
     knowledge_base_with(name="Handbook", passages=[("Refunds", "Refunds are paid in 14 days.", 1)])
     env = dict(subprocess_env, PORTAL_DB_NAME=str(connection.settings_dict["NAME"]), PORTAL_DEBUG="1")
     log_path = tmp_path / "uvicorn.log"

@@ -85,5 +85,5 @@ def test_only_auditors_may_verify(who: str, request: pytest.FixtureRequest) -> N
 
 def test_another_auditors_run_is_a_404(audrey: Any) -> None:
     verification = audit_verification_request(actor=audrey)
-    other = UserFactory(username="otto", roles=["Auditor"])
+    other = UserFactory.create(username="otto", roles=["Auditor"])
     assert _client(other).get(reverse("audit:verify_status", args=[verification.pk])).status_code == 404

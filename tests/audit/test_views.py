@@ -156,7 +156,7 @@ def test_the_object_page_lists_its_events_and_links_to_the_object(alice: Any, au
 def test_an_auditor_gets_no_link_to_a_page_they_cannot_open(audrey: Any, sam: Any, alice: Any) -> None:
     """An auditor reads the events, but the user screen (manage_users), another person's conversation and
     another person's export are not theirs to open: no link that would end in a 403 or 404."""
-    conversation = Conversation.objects.create(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
+    conversation = Conversation.objects.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
     export = AuditExport.objects.create(requested_by=alice, export_format="csv", up_to_seq=1)
     event = audit(
         actor=sam, action="assistant.answered", target=sam,

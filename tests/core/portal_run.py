@@ -132,7 +132,7 @@ class Portal:
             for child in psutil.Process(self.process.pid).children():
                 with contextlib.suppress(psutil.Error):
                     if "manage.py" in child.cmdline():
-                        return child.pid
+                        return int(child.pid)
             time.sleep(0.1)
         raise JourneyFailed("strace did not start manage.py")
 
@@ -235,7 +235,7 @@ class Portal:
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -243,7 +243,7 @@ def _alive(pid: int) -> bool:
 # ---- the journey --------------------------------------------------------------------------------------
 def _csrf(client: httpx.Client, page: httpx.Response) -> str:
     match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-    return match.group(1) if match else client.cookies.get("csrftoken", "")
+    return match.group(1) if match else client.cookies.get("csrftoken") or ""
 
 
 def _client(base_url: str) -> httpx.Client:

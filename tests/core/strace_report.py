@@ -166,7 +166,7 @@ def dns_questions(payload: bytes) -> list[str]:
         return []
     count = int.from_bytes(payload[4:6], "big")
     offset = 12
-    questions = []
+    questions: list[str] = []
     for _ in range(min(count, 8)):
         labels = []
         while offset < len(payload):

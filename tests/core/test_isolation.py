@@ -79,7 +79,10 @@ def test_a_committed_upload_queues_its_job_in_the_runs_broker_not_the_checkouts(
     run_queue = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
     before_checkout, before_run = _queued_files(CHECKOUT_QUEUE), _queued_files(run_queue)
     services.document_upload(
-        actor=None, knowledge_base=KnowledgeBaseFactory(), filename="isolation.md", data=b"# Isolation\nA test file."
+        actor=None,
+        knowledge_base=KnowledgeBaseFactory.create(),
+        filename="isolation.md",
+        data=b"# Isolation\nA test file.",
     )
     assert len(_queued_files(run_queue) - before_run) == 1  # committed, so on_commit sent the job ...
     assert _queued_files(CHECKOUT_QUEUE) == before_checkout  # ... and not where `make run` would execute it

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.syscalls, pytest.mark.xdist_group("browser"), pytest.m
 JOURNEY_STEPS = 5  # signed in, uploaded, searched, asked, exported
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI must run this test: .ci/run installs strace and iproute2)")
     pytest.skip(reason)

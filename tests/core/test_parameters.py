@@ -175,9 +175,9 @@ def test_other_processes_see_a_change_once_their_cached_copy_is_older_than_the_t
 def test_pausing_memory_learning_stops_the_sweep_and_resuming_picks_up(alice: Any, sam: Any) -> None:
     from portal.memory.learning import conversations_due_for_learning
 
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
-    question = MessageFactory(conversation=conversation, content="When do we close on Fridays?")
-    MessageFactory(conversation=conversation, role=MessageRole.ASSISTANT, reply_to=question, content="At 4 pm.")
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
+    question = MessageFactory.create(conversation=conversation, content="When do we close on Fridays?")
+    MessageFactory.create(conversation=conversation, role=MessageRole.ASSISTANT, reply_to=question, content="At 4 pm.")
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now() - dt.timedelta(hours=1))
     assert conversations_due_for_learning() == [conversation.pk]
 
@@ -192,9 +192,9 @@ def test_pausing_memory_learning_stops_the_sweep_and_resuming_picks_up(alice: An
 def test_the_default_budget_applies_to_users_without_one(alice: Any, sam: Any) -> None:
     from portal.routing.services import route_decide
 
-    economy = CatalogModelFactory(tier="economy")
-    CatalogModelFactory(tier="premium")
-    UsageFactory(user=sam, cost=Decimal("2.50"))
+    economy = CatalogModelFactory.create(tier="economy")
+    CatalogModelFactory.create(tier="premium")
+    UsageFactory.create(user=sam, cost=Decimal("2.50"))
     assert route_decide(user=sam, task_type="analyze", question="x").tier == "premium"
 
     parameters_save(actor=alice, values={"default_budget_per_user": Decimal("2.00")}, reason="pilot budget")

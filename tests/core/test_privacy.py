@@ -120,15 +120,16 @@ def test_litellm_reads_no_dotenv_file_into_the_environment(subprocess_env: dict[
 
 
 def test_token_counting_of_llama_models_downloads_no_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
     from litellm import utils as litellm_utils
 
-    from portal.routing import router
+    from portal.routing import router  # noqa: F401 (importing the router sets litellm's switches)
 
     downloads: list[str] = []
     monkeypatch.setattr(litellm_utils.Tokenizer, "from_pretrained", lambda name, *a, **k: downloads.append(name))
     litellm_utils._select_tokenizer_helper.cache_clear()  # an earlier count may have cached the choice
     # Without the switch litellm fetches Xenova/llama-3-tokenizer from huggingface.co for this name.
-    assert router.litellm.token_counter(model="together_ai/meta-llama/Llama-3-70b-chat-hf", text="hello there") > 0
+    assert litellm.token_counter(model="together_ai/meta-llama/Llama-3-70b-chat-hf", text="hello there") > 0
     assert downloads == []
 
 

@@ -110,6 +110,8 @@ def imports() -> Iterator[tuple[str, Import]]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(relative))
         type_checking = _type_checking_nodes(tree)
         for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
             found: list[tuple[str, tuple[str, ...]]] = []
             if isinstance(node, ast.Import):
                 found = [(alias.name, ("",)) for alias in node.names]

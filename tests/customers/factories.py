@@ -8,7 +8,7 @@ from django.utils import timezone
 from portal.customers.models import Channel, Customer, Interaction
 
 
-class CustomerFactory(factory.django.DjangoModelFactory):
+class CustomerFactory(factory.django.DjangoModelFactory[Customer]):
     class Meta:
         model = Customer
 
@@ -23,7 +23,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     restricted = False
 
 
-class InteractionFactory(factory.django.DjangoModelFactory):
+class InteractionFactory(factory.django.DjangoModelFactory[Interaction]):
     class Meta:
         model = Interaction
 

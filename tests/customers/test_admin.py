@@ -23,7 +23,7 @@ def _client_for(user: Any) -> Client:
 
 
 def test_granting_a_restricted_customer_to_a_user_is_audited_without_personal_data(alice: Any, sam: Any) -> None:
-    customer = CustomerFactory(name="Imogen Whitlock", restricted=True, emails=["imogen@whitlock.test"])
+    customer = CustomerFactory.create(name="Imogen Whitlock", restricted=True, emails=["imogen@whitlock.test"])
     assert customer not in customers_visible_to(user=sam)
     url = reverse("admin:customers_customer_permissions_manage_user", args=[customer.pk, sam.pk])
 
@@ -38,7 +38,7 @@ def test_granting_a_restricted_customer_to_a_user_is_audited_without_personal_da
 
 
 def test_the_customer_screen_shows_no_contact_details_and_saving_it_changes_nothing(alice: Any) -> None:
-    customer = CustomerFactory(restricted=True, emails=["imogen@whitlock.test"], notes="Prefers calls after six")
+    customer = CustomerFactory.create(restricted=True, emails=["imogen@whitlock.test"], notes="Prefers calls after six")
     client = _client_for(alice)
     url = reverse("admin:customers_customer_change", args=[customer.pk])
 

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.django_db
 
 def test_the_context_has_the_fields_and_newest_interactions_and_is_an_audited_read(sam: Any, settings: Any) -> None:
     settings.CUSTOMERS_CONTEXT_INTERACTIONS = 2
-    customer = CustomerFactory(name="Elodie Durand", notes="", account_numbers=[])
+    customer = CustomerFactory.create(name="Elodie Durand", notes="", account_numbers=[])
     for summary in ("first", "second", "third"):
-        InteractionFactory(customer=customer, summary=summary, full_text=f"{summary} e-mail body")
+        InteractionFactory.create(customer=customer, summary=summary, full_text=f"{summary} e-mail body")
     context = customer_context(user=sam, customer_id=customer.pk)
     assert context.customer_id == customer.pk and context.name == "Elodie Durand"
     assert context.url == customer.get_absolute_url()
@@ -34,15 +34,15 @@ def test_the_context_has_the_fields_and_newest_interactions_and_is_an_audited_re
 
 
 def test_the_context_of_a_hidden_customer_is_not_given(sam: Any, audrey: Any) -> None:
-    hidden = CustomerFactory(restricted=True)
+    hidden = CustomerFactory.create(restricted=True)
     with pytest.raises(Http404):
         customer_context(user=sam, customer_id=hidden.pk)
     with pytest.raises(PermissionDenied):
-        customer_context(user=audrey, customer_id=CustomerFactory().pk)
+        customer_context(user=audrey, customer_id=CustomerFactory.create().pk)
 
 
 def test_every_customer_value_is_a_known_entity_of_the_right_class() -> None:
-    CustomerFactory(
+    CustomerFactory.create(
         name="Elodie Durand",
         organisation="Durand Bakery",
         emails=["elodie@durand.example"],

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_demo_customers_and_memories_are_created_once(sam: Any) -> None:
-    UserFactory(username="staff", roles=["Staff"])
-    UserFactory(username="admin", roles=["Administrator"])
+    UserFactory.create(username="staff", roles=["Staff"])
+    UserFactory.create(username="admin", roles=["Administrator"])
     assert demo_customers_ensure() == len(DEMO_CUSTOMERS)
     assert demo_customers_ensure() == 0
     assert demo_memories_ensure() == len(DEMO_MEMORIES)

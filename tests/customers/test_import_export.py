@@ -57,7 +57,7 @@ def test_good_rows_are_imported_and_bad_rows_reported_with_line_and_reason(alice
 
 
 def test_rows_clashing_with_existing_customers_are_rejected(alice: Any) -> None:
-    existing = CustomerFactory(emails=["chen@wei.example"])
+    existing = CustomerFactory.create(emails=["chen@wei.example"])
     report = customers_import(
         actor=alice, data=b"name,email\nChen Wei,Chen@Wei.example\nAna Lima,ana@lima.example\n", filename="x.csv"
     )
@@ -128,13 +128,13 @@ def test_the_import_page_shows_the_report_and_refuses_staff(alice: Any, sam: Any
 
 
 def test_the_export_is_safe_in_spreadsheets_and_imports_back_unchanged(alice: Any, sam: Any) -> None:
-    CustomerFactory(
+    CustomerFactory.create(
         name='=HYPERLINK("http://evil.example")',
         notes="@SUM(1+1)",
         emails=["evil@example.test"],
         phones=["+44 20 7946 0000"],
     )
-    CustomerFactory(name="Elodie Durand", account_numbers=["FR14 2004 1010 0505 0001 3M02 606"], owner=sam)
+    CustomerFactory.create(name="Elodie Durand", account_numbers=["FR14 2004 1010 0505 0001 3M02 606"], owner=sam)
     response = _client_for(alice).get(reverse("customers:customer_export"))
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     text = b"".join(response.streaming_content).decode("utf-8-sig")  # type: ignore[attr-defined]

@@ -42,7 +42,7 @@ def _reasons(report: csv_io.ImportReport) -> dict[int, str]:
 
 @pytest.fixture
 def elodie(db: None) -> Any:
-    return CustomerFactory(name="Elodie Durand", emails=["elodie@durand.example"])
+    return CustomerFactory.create(name="Elodie Durand", emails=["elodie@durand.example"])
 
 
 def test_good_rows_are_imported_and_each_bad_row_is_reported_with_its_line(
@@ -108,7 +108,7 @@ def test_good_rows_are_imported_and_each_bad_row_is_reported_with_its_line(
 
 
 def test_a_customer_the_user_may_not_see_is_reported_like_a_missing_one(sam: Any, alice: Any) -> None:
-    hidden = CustomerFactory(restricted=True, emails=["secret@hidden.example"])
+    hidden = CustomerFactory.create(restricted=True, emails=["secret@hidden.example"])
     missing_id = hidden.pk + 1000
     data = _csv(
         f"{hidden.pk},,email,2026-03-04,,Hidden by id,,",
@@ -127,9 +127,9 @@ def test_a_customer_the_user_may_not_see_is_reported_like_a_missing_one(sam: Any
 
 
 def test_an_email_shared_by_several_visible_customers_needs_the_id(sam: Any) -> None:
-    first = CustomerFactory(emails=["office@shared.example"])
-    second = CustomerFactory(emails=["office@shared.example"])
-    CustomerFactory(restricted=True, emails=["office@shared.example"])  # hidden: neither counted nor named
+    first = CustomerFactory.create(emails=["office@shared.example"])
+    second = CustomerFactory.create(emails=["office@shared.example"])
+    CustomerFactory.create(restricted=True, emails=["office@shared.example"])  # hidden: neither counted nor named
     report = interactions_import(
         actor=sam, data=_csv(",office@shared.example,email,2026-03-04,,Which one?,,"), filename="x.csv"
     )
@@ -166,7 +166,7 @@ def test_the_import_is_all_or_nothing_when_the_database_fails(
     sam: Any, elodie: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def failing_bulk_create(objects: Any, **kwargs: Any) -> Any:
-        InteractionFactory(customer=elodie, summary="written before the failure")
+        InteractionFactory.create(customer=elodie, summary="written before the failure")
         raise DatabaseError("disk full")
 
     monkeypatch.setattr(Interaction.objects, "bulk_create", failing_bulk_create)
@@ -200,7 +200,7 @@ def test_file_problems_import_nothing_and_are_audited(sam: Any, elodie: Any, dat
 
 
 def test_a_role_that_may_see_but_not_change_customers_may_not_import(elodie: Any) -> None:
-    reader = UserFactory(username="reader")
+    reader = UserFactory.create(username="reader")
     reader.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label="customers", codename__in=["view_customer", "add_interaction"]

@@ -22,8 +22,8 @@ def _client_for(user: Any) -> Client:
 
 
 def test_staff_list_and_search_customers_live(sam: Any) -> None:
-    CustomerFactory(name="Elodie Durand", organisation="Durand Bakery")
-    CustomerFactory(name="Marcus Webb", organisation="Webb Logistics")
+    CustomerFactory.create(name="Elodie Durand", organisation="Durand Bakery")
+    CustomerFactory.create(name="Marcus Webb", organisation="Webb Logistics")
     client = _client_for(sam)
     page = client.get(reverse("customers:customer_list")).content.decode()
     assert "Elodie Durand" in page and "Marcus Webb" in page
@@ -35,8 +35,8 @@ def test_staff_list_and_search_customers_live(sam: Any) -> None:
 
 
 def test_search_finds_customers_by_email_and_phone(sam: Any) -> None:
-    CustomerFactory(name="Elodie Durand", emails=["elodie@durand.example"], phones=["+33 1 42 68 53 00"])
-    CustomerFactory(name="Marcus Webb")
+    CustomerFactory.create(name="Elodie Durand", emails=["elodie@durand.example"], phones=["+33 1 42 68 53 00"])
+    CustomerFactory.create(name="Marcus Webb")
     client = _client_for(sam)
     for query in ("durand.example", "42 68 53"):
         body = client.get(reverse("customers:customer_list"), {"q": query}).content.decode()
@@ -45,7 +45,7 @@ def test_search_finds_customers_by_email_and_phone(sam: Any) -> None:
 
 @pytest.mark.parametrize("person", ["audrey", "oscar"])
 def test_roles_without_customer_access_get_403(person: str, request: pytest.FixtureRequest) -> None:
-    customer = CustomerFactory()
+    customer = CustomerFactory.create()
     client = _client_for(request.getfixturevalue(person))
     assert client.get(reverse("customers:customer_list")).status_code == 403
     assert client.get(reverse("customers:customer_detail", args=[customer.pk])).status_code == 403
@@ -53,9 +53,9 @@ def test_roles_without_customer_access_get_403(person: str, request: pytest.Fixt
 
 
 def test_the_detail_shows_the_timeline_newest_first_and_audits_the_read(sam: Any) -> None:
-    customer = CustomerFactory(name="Elodie Durand")
-    InteractionFactory(customer=customer, summary="Asked about the spring order")
-    InteractionFactory(customer=customer, summary="Confirmed the delivery date")
+    customer = CustomerFactory.create(name="Elodie Durand")
+    InteractionFactory.create(customer=customer, summary="Asked about the spring order")
+    InteractionFactory.create(customer=customer, summary="Confirmed the delivery date")
     response = _client_for(sam).get(reverse("customers:customer_detail", args=[customer.pk]))
     body = response.content.decode()
     assert response.status_code == 200
@@ -66,18 +66,18 @@ def test_the_detail_shows_the_timeline_newest_first_and_audits_the_read(sam: Any
 
 
 def test_a_restricted_record_is_a_404_unless_owned_granted_or_seen_by_all(sam: Any, alice: Any) -> None:
-    hidden = CustomerFactory(restricted=True)
+    hidden = CustomerFactory.create(restricted=True)
     url = reverse("customers:customer_detail", args=[hidden.pk])
     client = _client_for(sam)
     assert client.get(url).status_code == 404
     assert "Customer" not in client.get(reverse("customers:customer_list")).content.decode().split("<tbody>")[1]
     assign_perm("customers.view_customer", sam, hidden)
     assert client.get(url).status_code == 200
-    owned = CustomerFactory(restricted=True, owner=sam)
+    owned = CustomerFactory.create(restricted=True, owner=sam)
     assert client.get(reverse("customers:customer_detail", args=[owned.pk])).status_code == 200
     assert (
         _client_for(alice)
-        .get(reverse("customers:customer_detail", args=[CustomerFactory(restricted=True).pk]))
+        .get(reverse("customers:customer_detail", args=[CustomerFactory.create(restricted=True).pk]))
         .status_code
         == 200
     )
@@ -86,7 +86,7 @@ def test_a_restricted_record_is_a_404_unless_owned_granted_or_seen_by_all(sam: A
 def test_a_restricted_record_can_be_shared_with_a_role(sam: Any) -> None:
     from django.contrib.auth.models import Group
 
-    hidden = CustomerFactory(restricted=True)
+    hidden = CustomerFactory.create(restricted=True)
     url = reverse("customers:customer_detail", args=[hidden.pk])
     assert _client_for(sam).get(url).status_code == 404  # before the grant: not there at all
     assign_perm("customers.view_customer", Group.objects.get(name="Staff"), hidden)
@@ -134,7 +134,7 @@ def test_an_invalid_iban_is_refused(sam: Any) -> None:
 
 
 def test_staff_edit_a_customer_and_the_change_is_audited_by_field(sam: Any) -> None:
-    customer = CustomerFactory(name="Elodie Durand", tier="standard")
+    customer = CustomerFactory.create(name="Elodie Durand", tier="standard")
     response = _client_for(sam).post(
         reverse("customers:customer_edit", args=[customer.pk]),
         {
@@ -154,8 +154,8 @@ def test_staff_edit_a_customer_and_the_change_is_audited_by_field(sam: Any) -> N
 
 
 def test_delete_needs_the_delete_permission_and_removes_interactions(sam: Any, alice: Any) -> None:
-    customer = CustomerFactory()
-    InteractionFactory(customer=customer)
+    customer = CustomerFactory.create()
+    InteractionFactory.create(customer=customer)
     url = reverse("customers:customer_delete", args=[customer.pk])
     assert _client_for(sam).post(url).status_code == 403
     assert _client_for(alice).post(url).status_code == 302
@@ -166,7 +166,7 @@ def test_delete_needs_the_delete_permission_and_removes_interactions(sam: Any, a
 
 
 def test_staff_record_an_interaction(sam: Any) -> None:
-    customer = CustomerFactory()
+    customer = CustomerFactory.create()
     url = reverse("customers:interaction_create", args=[customer.pk])
     bad = _client_for(sam).post(url, {"channel": "email", "summary": ""})
     assert bad.status_code == 400
@@ -189,8 +189,8 @@ def test_asking_the_assistant_about_a_customer_starts_a_conversation_about_them(
     from portal.assistant.models import Conversation
     from tests.assistant.factories import AssistantProfileFactory
 
-    profile = AssistantProfileFactory(usable_by=["Staff"])
-    customer = CustomerFactory(name="Elodie Durand")
+    profile = AssistantProfileFactory.create(usable_by=["Staff"])
+    customer = CustomerFactory.create(name="Elodie Durand")
     detail = _client_for(sam).get(reverse("customers:customer_detail", args=[customer.pk])).content.decode()
     assert "Ask the assistant about Elodie Durand" in detail
     url = reverse("customers:customer_ask", args=[customer.pk])
@@ -199,7 +199,7 @@ def test_asking_the_assistant_about_a_customer_starts_a_conversation_about_them(
     assert conversation.customer_id == customer.pk and conversation.owner == sam
     assert response["Location"] == reverse("assistant:conversation", args=[conversation.pk])
     assert _client_for(audrey).post(url, {"profile": profile.pk}).status_code == 403
-    hidden = CustomerFactory(restricted=True)
+    hidden = CustomerFactory.create(restricted=True)
     assert (
         _client_for(sam).post(reverse("customers:customer_ask", args=[hidden.pk]), {"profile": profile.pk}).status_code
         == 404
@@ -210,8 +210,8 @@ def test_asking_the_assistant_about_a_customer_starts_a_conversation_about_them(
 def test_per_record_access_is_configured_in_the_site_admin() -> None:
     from tests.accounts.factories import UserFactory
 
-    root = UserFactory(username="root", is_staff=True, is_superuser=True)
-    customer = CustomerFactory(restricted=True)
+    root = UserFactory.create(username="root", is_staff=True, is_superuser=True)
+    customer = CustomerFactory.create(restricted=True)
     client = _client_for(root)
     permissions = client.get(reverse("admin:customers_customer_permissions", args=[customer.pk]))
     assert permissions.status_code == 200 and "admin/guardian/model/obj_perms_manage.html" in [
@@ -224,14 +224,14 @@ def test_per_record_access_is_configured_in_the_site_admin() -> None:
 def test_only_the_owner_or_an_administrator_changes_who_may_see_a_record(sam: Any, alice: Any) -> None:
     from tests.accounts.factories import UserFactory
 
-    customer = CustomerFactory(owner=alice)
+    customer = CustomerFactory.create(owner=alice)
     data = {"name": customer.name, "emails": "\n".join(customer.emails), "tier": "standard", "restricted": "on"}
     data["owner"] = str(sam.pk)
     response = _client_for(sam).post(reverse("customers:customer_edit", args=[customer.pk]), data)
     assert response.status_code == 302
     customer.refresh_from_db()
     assert customer.restricted is False and customer.owner == alice  # not sam's to change
-    colleague = UserFactory(username="colleague", roles=["Staff"])
+    colleague = UserFactory.create(username="colleague", roles=["Staff"])
     _client_for(alice).post(reverse("customers:customer_edit", args=[customer.pk]), {**data, "owner": str(alice.pk)})
     customer.refresh_from_db()
     assert customer.restricted is True

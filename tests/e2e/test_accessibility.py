@@ -43,20 +43,24 @@ def _violations(page: Any, script: Path) -> list[str]:
 
 @pytest.fixture
 def cast() -> Iterator[dict[str, Any]]:
-    UserFactory(username="alice", roles=["Administrator"])
-    sam = UserFactory(username="sam", roles=["Staff"])
-    UserFactory(username="audrey", roles=["Auditor"])
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]), title="Refunds")
-    question = MessageFactory(conversation=conversation, content="When are refunds paid?")
-    MessageFactory(
+    UserFactory.create(username="alice", roles=["Administrator"])
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    UserFactory.create(username="audrey", roles=["Auditor"])
+    conversation = ConversationFactory.create(
+        owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]), title="Refunds"
+    )
+    question = MessageFactory.create(conversation=conversation, content="When are refunds paid?")
+    MessageFactory.create(
         conversation=conversation, role="assistant", reply_to=question, feedback=1,
         content='Within **14 days**.\n\n```python\nimport os\n\ndef days() -> int:\n    return 14  # "two weeks"\n```',
         usage={"provider": "offline", "model_name": "Offline extractive model (built in)"},
         route={"task_type": "routine", "tier": "economy", "reason": "set by the profile", "candidates": ["offline"]},
         manifest={"parts": [{"kind": "question", "decision": "sent", "chars": 22}]},
     )  # fmt: skip
-    MessageFactory(conversation=conversation, role="assistant", content="", status="error", error="No model answered.")
-    handbook = KnowledgeBaseFactory(name="Handbook")
+    MessageFactory.create(
+        conversation=conversation, role="assistant", content="", status="error", error="No model answered."
+    )
+    handbook = KnowledgeBaseFactory.create(name="Handbook")
     grant(handbook, "view", role="Staff")
     audit(actor=sam, action="test.event")
     restricted = CustomerFactory(name="Imogen Whitlock", restricted=True, owner=sam)

@@ -23,13 +23,13 @@ ANSWER = "Refunds are paid within 14 days [1]. This holds for every returned ite
 
 def test_staff_asks_watches_the_answer_stream_opens_details_and_a_citation(asgi_page: Any, fake_provider: Any):
     page = asgi_page
-    sam = UserFactory(username="sam", first_name="Sam", roles=["Staff"])
+    sam = UserFactory.create(username="sam", first_name="Sam", roles=["Staff"])
     # the server process only knows the production hashers (the tests use MD5 for speed)
     sam.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
     sam.save(update_fields=["password"])
     handbook = knowledge_base_with(name="Handbook", passages=[("Refund policy", REFUND_TEXT, 3)])
-    AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
-    CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
+    AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    CatalogModelFactory.create(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
     fake_provider.answer_with(ANSWER)
     fake_provider.hold_stream(after_words=3)  # "Refunds are paid ", then nothing until the test releases it
 

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_an_auditor_filters_opens_an_event_and_exports(page: Any, tmp_path: Path) -> None:
-    UserFactory(username="audrey", first_name="Audrey", last_name="Auditor", roles=["Auditor"])
-    sam = UserFactory(username="sam", roles=["Staff"])
+    UserFactory.create(username="audrey", first_name="Audrey", last_name="Auditor", roles=["Auditor"])
+    sam = UserFactory.create(username="sam", roles=["Staff"])
     for n in range(3):
         audit(actor=sam, action="knowledge.searched", details={"mode": f"hybrid {n}", "chunk_ids": [n]})
     audit(actor=sam, action="routing.model_called", details={"provider": "anthropic", "model": "claude"})
@@ -61,7 +61,7 @@ def test_an_auditor_filters_opens_an_event_and_exports(page: Any, tmp_path: Path
 
 
 def test_staff_get_no_audit_link_and_a_403(page: Any) -> None:
-    UserFactory(username="sam", roles=["Staff"])
+    UserFactory.create(username="sam", roles=["Staff"])
     sign_in(page, "sam", DEFAULT_PASSWORD)
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit")).to_have_count(0)
     response = page.goto("/audit/")
@@ -80,7 +80,7 @@ def eager_worker() -> Iterator[None]:
 
 
 def test_an_auditor_verifies_the_chain_from_the_browser(page: Any, eager_worker: None) -> None:
-    UserFactory(username="audrey", first_name="Audrey", roles=["Auditor"])
+    UserFactory.create(username="audrey", first_name="Audrey", roles=["Auditor"])
     for n in range(3):
         audit(actor=None, action="test.event", details={"n": n})
     sign_in(page, "audrey", DEFAULT_PASSWORD)

@@ -18,8 +18,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 def test_attach_a_note_and_a_renamed_program_to_a_conversation(page: Any, tmp_path: Path) -> None:
-    sam = UserFactory(username="sam", roles=["Staff"])
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]), title="Trip")
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    conversation = ConversationFactory.create(
+        owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]), title="Trip"
+    )
     note = tmp_path / "trip_notes.md"
     note.write_text("# Trip\n\nThe client meeting in Lyon is on the fourth floor, room 412.\n")
     program = tmp_path / "agenda.pdf"

@@ -34,12 +34,12 @@ def _stored(**filters: Any) -> Message:
 
 
 def _set_up(fake_provider: Any) -> None:
-    sam = UserFactory(username="sam", first_name="Sam", roles=["Staff"])
+    sam = UserFactory.create(username="sam", first_name="Sam", roles=["Staff"])
     sam.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
     sam.save(update_fields=["password"])
     handbook = knowledge_base_with(name="Handbook", passages=[("Refund policy", REFUND_TEXT, 3)])
-    AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
-    CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
+    AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    CatalogModelFactory.create(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
 
 
 def test_stop_keeps_what_came_then_regenerate_and_edit_and_resend(asgi_page: Any, fake_provider: Any):

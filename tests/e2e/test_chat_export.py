@@ -19,11 +19,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize("width", [390, 1280])
 def test_the_markdown_link_downloads_the_conversation(browser: Any, live_server: Any, width: int) -> None:
-    sam = UserFactory(username="sam", roles=["Staff"])
-    profile = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"])
-    refunds = ConversationFactory(owner=sam, profile=profile, title="Money back")
-    question = MessageFactory(conversation=refunds, content="How are refunds paid to customers?")
-    MessageFactory(conversation=refunds, role="assistant", content="By bank transfer.", reply_to=question)
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    profile = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"])
+    refunds = ConversationFactory.create(owner=sam, profile=profile, title="Money back")
+    question = MessageFactory.create(conversation=refunds, content="How are refunds paid to customers?")
+    MessageFactory.create(conversation=refunds, role="assistant", content="By bank transfer.", reply_to=question)
     viewport = {"width": width, "height": 844}
     context = browser.new_context(base_url=live_server.url, viewport=viewport, accept_downloads=True)
     context.set_default_timeout(PAGE_WAIT_MS)

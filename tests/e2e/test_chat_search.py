@@ -15,11 +15,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_typing_a_word_shows_the_matching_conversation_and_opens_its_message(page: Any) -> None:
-    sam = UserFactory(username="sam", roles=["Staff"])
-    profile = AssistantProfileFactory(usable_by=["Staff"])
-    ConversationFactory(owner=sam, profile=profile, title="Holidays")
-    refunds = ConversationFactory(owner=sam, profile=profile, title="Money back")
-    question = MessageFactory(conversation=refunds, content="How are refunds paid to customers?")
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    profile = AssistantProfileFactory.create(usable_by=["Staff"])
+    ConversationFactory.create(owner=sam, profile=profile, title="Holidays")
+    refunds = ConversationFactory.create(owner=sam, profile=profile, title="Money back")
+    question = MessageFactory.create(conversation=refunds, content="How are refunds paid to customers?")
     sign_in(page, "sam", DEFAULT_PASSWORD)
     page.goto("/assistant/?all")
 

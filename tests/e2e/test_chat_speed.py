@@ -29,14 +29,14 @@ PAGE_BYTES = 150_000
 
 @pytest.fixture
 def sam_in_a_conversation(asgi_page: Any) -> tuple[Any, Any]:
-    sam = UserFactory(username="sam", roles=["Staff"])
+    sam = UserFactory.create(username="sam", roles=["Staff"])
     # the server process only knows the production hashers (the tests use MD5 for speed)
     sam.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
     sam.save(update_fields=["password"])
     handbook = knowledge_base_with(
         name="Handbook", passages=[("Refund policy", REFUND_TEXT, 3), ("Holidays", HOLIDAY_TEXT, 1)]
     )
-    profile = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    profile = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
     asgi_page.add_init_script(PROBE_SCRIPT)
     sign_in(asgi_page, "sam", DEFAULT_PASSWORD)
     asgi_page.wait_for_url(lambda url: "/login/" not in url)

@@ -21,12 +21,14 @@ ANSWER = "Refunds are paid within 14 days."
 
 @pytest.fixture
 def conversation() -> Any:
-    sam = UserFactory(username="sam", roles=["Staff"])
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]), title="Refunds")
-    question = MessageFactory(conversation=conversation, content="When are refunds paid?")
-    MessageFactory(conversation=conversation, role="assistant", content=ANSWER, reply_to=question)
-    MessageFactory(conversation=conversation, content="And for damaged items?")
-    MessageFactory(conversation=conversation, role="assistant", content="", status="error",
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    conversation = ConversationFactory.create(
+        owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]), title="Refunds"
+    )
+    question = MessageFactory.create(conversation=conversation, content="When are refunds paid?")
+    MessageFactory.create(conversation=conversation, role="assistant", content=ANSWER, reply_to=question)
+    MessageFactory.create(conversation=conversation, content="And for damaged items?")
+    MessageFactory.create(conversation=conversation, role="assistant", content="", status="error",
                    error="No model could answer right now.")  # fmt: skip
     return conversation
 

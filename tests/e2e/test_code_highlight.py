@@ -43,10 +43,12 @@ def listing(path: str) -> list[str]:
 
 @pytest.fixture
 def answer_with_code() -> Any:
-    sam = UserFactory(username="sam", roles=["Staff"])
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
-    question = MessageFactory(conversation=conversation, content="How do I list a folder?")
-    MessageFactory(conversation=conversation, role="assistant", content="Like this:\n\n" + CODE, reply_to=question)
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
+    question = MessageFactory.create(conversation=conversation, content="How do I list a folder?")
+    MessageFactory.create(
+        conversation=conversation, role="assistant", content="Like this:\n\n" + CODE, reply_to=question
+    )
     return conversation
 
 

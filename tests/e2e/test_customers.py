@@ -34,12 +34,12 @@ def _reply(body: dict[str, Any]) -> str:
 
 def test_import_customers_open_one_and_ask_the_assistant_about_them(asgi_page: Any, fake_provider: Any) -> None:  # noqa: F811
     page = asgi_page
-    ada = UserFactory(username="ada", first_name="Ada", last_name="Admin", roles=["Administrator", "Staff"])
+    ada = UserFactory.create(username="ada", first_name="Ada", last_name="Admin", roles=["Administrator", "Staff"])
     ada.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
     ada.save(update_fields=["password"])
-    AssistantProfileFactory(name="Customer helper", usable_by=["Staff"], task_type="draft")
+    AssistantProfileFactory.create(name="Customer helper", usable_by=["Staff"], task_type="draft")
     for tier in ("economy", "standard", "premium"):
-        CatalogModelFactory(display_name=f"Fake {tier}", api_base=fake_provider.url, tier=tier)
+        CatalogModelFactory.create(display_name=f"Fake {tier}", api_base=fake_provider.url, tier=tier)
     fake_provider.answer_with(_reply)
 
     sign_in(page, "ada", DEFAULT_PASSWORD)

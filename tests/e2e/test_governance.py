@@ -44,13 +44,13 @@ def test_an_officer_relaxes_a_rule_and_the_next_answer_follows_it(
     fake_provider: Any,
 ) -> None:
     for username, role in (("sam", "Staff"), ("olivia", "Governance officer")):
-        user = UserFactory(username=username, roles=[role])
+        user = UserFactory.create(username=username, roles=[role])
         # the portal runs in its own process with the default hashers, not the tests' fast MD5 one
         user.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
         user.save(update_fields=["password"])
     handbook = knowledge_base_with(name="Handbook", passages=[("Refund policy", REFUND_TEXT, 3)])
-    AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
-    CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
+    AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    CatalogModelFactory.create(display_name="Fake primary", api_base=fake_provider.url, tier="economy")
     fake_provider.state.reply = _what_the_provider_saw
 
     staff = asgi_page

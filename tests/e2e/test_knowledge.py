@@ -41,8 +41,8 @@ def knowledge_storage(settings: Any, tmp_path: Path) -> None:
 
 
 def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Path, eager_worker: None) -> None:
-    UserFactory(username="sam", first_name="Sam", last_name="Staff", roles=["Staff"])
-    knowledge_base = KnowledgeBaseFactory(name="Travel")
+    UserFactory.create(username="sam", first_name="Sam", last_name="Staff", roles=["Staff"])
+    knowledge_base = KnowledgeBaseFactory.create(name="Travel")
     grant(knowledge_base, "change", role="Staff")
     pdf = tmp_path / "travel_policy.pdf"
     pdf.write_bytes(
@@ -85,8 +85,8 @@ def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Pat
 def test_a_reader_sees_who_reads_the_base_and_that_no_assistant_uses_it_yet(page: Any) -> None:
     from tests.assistant.factories import AssistantProfileFactory
 
-    UserFactory(username="sam", roles=["Staff"])
-    handbook = KnowledgeBaseFactory(name="Handbook")
+    UserFactory.create(username="sam", roles=["Staff"])
+    handbook = KnowledgeBaseFactory.create(name="Handbook")
     grant(handbook, "view", role="Staff")
     sign_in(page, "sam", DEFAULT_PASSWORD)
     page.goto(f"/knowledge/{handbook.pk}/")
@@ -94,7 +94,7 @@ def test_a_reader_sees_who_reads_the_base_and_that_no_assistant_uses_it_yet(page
     expect(usage).to_contain_text("Readable by the role Staff")
     expect(usage).to_contain_text("No assistant profile searches this knowledge base yet")
 
-    AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"]).knowledge_bases.add(handbook)
+    AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"]).knowledge_bases.add(handbook)
     page.reload()
     expect(usage).to_contain_text("Searched by the assistant profile Handbook helper")
 
@@ -103,8 +103,8 @@ def test_deleting_a_document_asks_first_and_a_no_keeps_it(page: Any) -> None:
     from knowledge.models import Document
     from tests.knowledge.factories import ready_document
 
-    UserFactory(username="sam", first_name="Sam", last_name="Staff", roles=["Staff"])
-    knowledge_base = KnowledgeBaseFactory(name="Travel")
+    UserFactory.create(username="sam", first_name="Sam", last_name="Staff", roles=["Staff"])
+    knowledge_base = KnowledgeBaseFactory.create(name="Travel")
     grant(knowledge_base, "change", role="Staff")
     document = ready_document(knowledge_base, "trains.md", b"Trains are preferred for short trips.", title="Trains")
     questions: list[str] = []

@@ -18,7 +18,7 @@ LAPTOP = {"width": 1280, "height": 800}
 
 
 def test_on_a_phone_the_menu_folds_behind_a_button(page: Any) -> None:
-    UserFactory(username="alice", first_name="Alice", roles=["Administrator"])
+    UserFactory.create(username="alice", first_name="Alice", roles=["Administrator"])
     page.set_viewport_size(PHONE)
     sign_in(page, "alice", DEFAULT_PASSWORD)
     expect(page.get_by_role("heading", name="Welcome, Alice")).to_be_visible()
@@ -44,7 +44,7 @@ def test_on_a_phone_the_menu_folds_behind_a_button(page: Any) -> None:
 
 
 def test_on_a_laptop_the_administrators_menu_fits_on_one_row(page: Any) -> None:
-    UserFactory(username="alice", first_name="Alice", roles=["Administrator"], is_staff=True)
+    UserFactory.create(username="alice", first_name="Alice", roles=["Administrator"], is_staff=True)
     page.set_viewport_size(LAPTOP)
     sign_in(page, "alice", DEFAULT_PASSWORD)
     navigation = page.get_by_role("navigation", name="Main")
@@ -71,13 +71,13 @@ def test_on_a_laptop_the_administrators_menu_fits_on_one_row(page: Any) -> None:
 
 
 def test_on_a_phone_the_question_box_is_in_view_without_scrolling(page: Any) -> None:
-    sam = UserFactory(username="sam", roles=["Staff"])
-    profile = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"])
+    sam = UserFactory.create(username="sam", roles=["Staff"])
+    profile = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"])
     for number in range(8):
-        ConversationFactory(owner=sam, profile=profile, title=f"Older conversation {number}")
-    conversation = ConversationFactory(owner=sam, profile=profile, title="Refunds")
+        ConversationFactory.create(owner=sam, profile=profile, title=f"Older conversation {number}")
+    conversation = ConversationFactory.create(owner=sam, profile=profile, title="Refunds")
     for number in range(6):  # a conversation longer than the screen
-        MessageFactory(conversation=conversation, content=f"Question {number} " + "about refunds " * 30)
+        MessageFactory.create(conversation=conversation, content=f"Question {number} " + "about refunds " * 30)
     page.set_viewport_size(PHONE)
     sign_in(page, "sam", DEFAULT_PASSWORD)
     page.goto(f"/assistant/conversations/{conversation.pk}/")

@@ -136,11 +136,11 @@ def ml_page(browser: Any, portal_with_worker: str) -> Iterator[Any]:
 
 def test_an_administrator_trains_activates_and_the_router_routes_the_next_question(ml_page: Any) -> None:
     page = ml_page
-    alice = UserFactory(username="alice", first_name="Alice", roles=["Administrator"])
+    alice = UserFactory.create(username="alice", first_name="Alice", roles=["Administrator"])
     alice.password = PBKDF2PasswordHasher().encode(DEFAULT_PASSWORD, PBKDF2PasswordHasher().salt())
     alice.save(update_fields=["password"])
     seed_task_examples()
-    AssistantProfileFactory(name="Automatic helper", task_type="", usable_by=["Administrator"])
+    AssistantProfileFactory.create(name="Automatic helper", task_type="", usable_by=["Administrator"])
 
     sign_in(page, "alice", DEFAULT_PASSWORD)
     open_menu_link(page, "Local models")

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_an_administrator_edits_a_profile_and_sees_it_saved(page: Any) -> None:
-    UserFactory(username="alice", roles=["Administrator"])
-    profile = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"], temperature=0.2)
-    handbook = KnowledgeBaseFactory(name="Handbook")
+    UserFactory.create(username="alice", roles=["Administrator"])
+    profile = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"], temperature=0.2)
+    handbook = KnowledgeBaseFactory.create(name="Handbook")
     grant(handbook, "view", role="Administrator")
     sign_in(page, "alice", DEFAULT_PASSWORD)
     page.wait_for_url("**/")

@@ -15,8 +15,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_an_administrator_reads_spend_on_the_usage_page_and_changes_the_period(page: Any) -> None:
-    alice = UserFactory(username="alice", roles=["Administrator"])
-    UsageFactory(user=alice, username="alice", roles=["Administrator"], model_name="Claude", cost=Decimal("1.25"))
+    alice = UserFactory.create(username="alice", roles=["Administrator"])
+    UsageFactory.create(
+        user=alice, username="alice", roles=["Administrator"], model_name="Claude", cost=Decimal("1.25")
+    )
     sign_in(page, "alice", DEFAULT_PASSWORD)
 
     open_menu_link(page, "AI usage")
@@ -30,9 +32,11 @@ def test_an_administrator_reads_spend_on_the_usage_page_and_changes_the_period(p
 
 
 def test_small_spend_and_budgets_read_true_in_the_browser(page: Any) -> None:
-    alice = UserFactory(username="alice", roles=["Administrator"])
-    UsageFactory(user=alice, username="alice", roles=["Administrator"], model_name="Claude", cost=Decimal("0.0045"))
-    BudgetFactory(role=Group.objects.get(name="Staff"), limit=Decimal("0.0001"), period="day")
+    alice = UserFactory.create(username="alice", roles=["Administrator"])
+    UsageFactory.create(
+        user=alice, username="alice", roles=["Administrator"], model_name="Claude", cost=Decimal("0.0045")
+    )
+    BudgetFactory.create(role=Group.objects.get(name="Staff"), limit=Decimal("0.0001"), period="day")
     sign_in(page, "alice", DEFAULT_PASSWORD)
     page.goto("/routing/usage/")
     chart = page.get_by_role("img", name="Spend per day")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize("width", [390, 1280])
 def test_an_administrator_changes_a_setting_and_goes_back(page: Any, width: int) -> None:
-    UserFactory(username="alice", roles=["Administrator"])
+    UserFactory.create(username="alice", roles=["Administrator"])
     page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, "alice", DEFAULT_PASSWORD)
     page.wait_for_url("**/")

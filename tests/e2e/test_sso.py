@@ -62,7 +62,7 @@ def test_provider_down_shows_a_clear_page_and_the_break_glass_administrator_stil
 ) -> None:
     settings.SSO_PASSWORD_LOGIN = False
     settings.SSO_BREAK_GLASS_USERS = ["breakglass"]
-    UserFactory(username="breakglass", first_name="Break", last_name="Glass", roles=["Administrator"])
+    UserFactory.create(username="breakglass", first_name="Break", last_name="Glass", roles=["Administrator"])
     sso_live.stop()
     page.goto("/login/")
     page.get_by_role("link", name="Sign in with single sign-on").click()

@@ -31,10 +31,10 @@ def eager_worker() -> Iterator[None]:
 def test_an_officer_requests_access_for_a_customer_and_downloads_the_bundle(
     page: Any, eager_worker: None, tmp_path: Path
 ) -> None:
-    UserFactory(username="olivia", first_name="Olivia", roles=["Governance officer"])
-    customer = CustomerFactory(name="Rosalind Featherstone", emails=["rosalind@featherstone.example"],
+    UserFactory.create(username="olivia", first_name="Olivia", roles=["Governance officer"])
+    customer = CustomerFactory.create(name="Rosalind Featherstone", emails=["rosalind@featherstone.example"],
                                phones=["0113 496 0555"])  # fmt: skip
-    InteractionFactory(customer=customer, summary="Asked what we hold about her")
+    InteractionFactory.create(customer=customer, summary="Asked what we hold about her")
     sign_in(page, "olivia", DEFAULT_PASSWORD)
     open_menu_link(page, "Data requests")
     expect(page.get_by_role("heading", name="Data-subject requests")).to_be_visible()

@@ -8,7 +8,7 @@ from governance.models import TermList
 from governance.policy import default_document
 
 
-class TermListFactory(factory.django.DjangoModelFactory):
+class TermListFactory(factory.django.DjangoModelFactory[TermList]):
     class Meta:
         model = TermList
 

@@ -95,8 +95,8 @@ def test_every_class_has_a_sensible_fallback_even_one_added_later() -> None:
 
 @pytest.mark.django_db
 def test_a_customer_is_described_by_their_tier_whatever_the_spelling() -> None:
-    CustomerFactory(name="Okafor, Amara", tier="key", postal_address="Dok Noord 12\n9000 Ghent\nBelgium")
-    CustomerFactory(name="Bram Peeters", tier="priority", organisation="Peeters Bakeries")
+    CustomerFactory.create(name="Okafor, Amara", tier="key", postal_address="Dok Noord 12\n9000 Ghent\nBelgium")
+    CustomerFactory.create(name="Bram Peeters", tier="priority", organisation="Peeters Bakeries")
 
     assert abstraction.abstract(dc.PERSON, "Amara Okafor") == "<a key-account customer>"
     assert abstraction.abstract(dc.PERSON, "Mrs. Ok\u200bafor") == "<a key-account customer>"
@@ -108,7 +108,7 @@ def test_a_customer_is_described_by_their_tier_whatever_the_spelling() -> None:
 
 @pytest.mark.django_db
 def test_a_colleague_is_described_by_their_role() -> None:
-    UserFactory(username="priya", first_name="Priya", last_name="Raman", roles=["Staff"])
+    UserFactory.create(username="priya", first_name="Priya", last_name="Raman", roles=["Staff"])
 
     assert abstraction.abstract(dc.PERSON, "Priya Raman") == "<a colleague (Staff)>"
 
@@ -139,7 +139,7 @@ def test_a_floor_of_abstract_keeps_stricter_rules() -> None:
 
 @pytest.mark.django_db
 def test_the_gate_sends_abstractions_counts_them_and_does_not_restore_them(sam: Any) -> None:
-    CustomerFactory(name="Amara Okafor", tier="key")
+    CustomerFactory.create(name="Amara Okafor", tier="key")
     document = policy_with({"Staff": {"classes": {dc.PERSON: dc.ABSTRACT, dc.DATE_OF_BIRTH: dc.ABSTRACT}}})
     text = "Amara Okafor, born 1984-03-12, asks about her pension."
 
@@ -159,7 +159,7 @@ def test_the_gate_sends_abstractions_counts_them_and_does_not_restore_them(sam: 
 
 @pytest.mark.django_db
 def test_a_sensitive_caller_abstracts_every_personal_class_whatever_the_policy_allows(sam: Any) -> None:
-    CustomerFactory(name="Amara Okafor", tier="priority")
+    CustomerFactory.create(name="Amara Okafor", tier="priority")
     document = policy_with({"Staff": {"classes": {dc.PERSON: dc.ALLOW, dc.EMAIL: dc.REDACT}}})
     kwargs: dict[str, Any] = {"user": sam, "destinations": [CLOUD], "policy_document": document}
     parts = [PromptPart("question", "Amara Okafor (amara@okafor.example) has diabetes.")]

@@ -90,8 +90,8 @@ def seeded(sam: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch, settin
     cooldowns.clear()
     router_cache.clear()
     monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-fake-canary-key-0123456789")
-    CatalogModelFactory(display_name="Fake cloud", api_base=fake_provider.url, tier="standard")
-    customer = CustomerFactory(
+    CatalogModelFactory.create(display_name="Fake cloud", api_base=fake_provider.url, tier="standard")
+    customer = CustomerFactory.create(
         name=CUSTOMER_NAME,
         organisation=CUSTOMER_ORG,
         emails=[CUSTOMER_EMAIL],
@@ -113,16 +113,18 @@ def seeded(sam: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch, settin
     )
     board.classification = "local_only"
     board.save(update_fields=["classification"])
-    profile = AssistantProfileFactory(name="Canary helper", usable_by=["Staff"], knowledge_bases=[handbook])
+    profile = AssistantProfileFactory.create(name="Canary helper", usable_by=["Staff"], knowledge_bases=[handbook])
     # Every passage of a small base is retrieved, so the local-only notes get a profile of their own: its
     # prompts always carry local-only knowledge and must never go to the cloud.
-    board_profile = AssistantProfileFactory(name="Board helper", usable_by=["Staff"], knowledge_bases=[handbook, board])
+    board_profile = AssistantProfileFactory.create(
+        name="Board helper", usable_by=["Staff"], knowledge_bases=[handbook, board]
+    )
     fake_provider.state.reply = _echo_placeholders
     known_entities.invalidate()
     conversations = [
-        ConversationFactory(owner=sam, profile=profile, customer_id=customer.pk),
-        ConversationFactory(owner=sam, profile=profile),
-        ConversationFactory(owner=sam, profile=board_profile),
+        ConversationFactory.create(owner=sam, profile=profile, customer_id=customer.pk),
+        ConversationFactory.create(owner=sam, profile=profile),
+        ConversationFactory.create(owner=sam, profile=board_profile),
     ]
     yield conversations
     cooldowns.clear()

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def amara() -> Iterator[Any]:
-    customer = CustomerFactory(
+    customer = CustomerFactory.create(
         name="Okafor, Amara N.",
         organisation="Noord Bakery",
         emails=["amara@okafor.example"],
@@ -126,7 +126,7 @@ def test_a_phone_in_brackets_keeps_both_brackets(sam: Any) -> None:
     ],
 )
 def test_a_customer_phone_in_a_national_or_local_shape_never_leaves(sam: Any, record_phone: str, written: str) -> None:
-    CustomerFactory(name="Jorunn Vasquez", phones=[record_phone])
+    CustomerFactory.create(name="Jorunn Vasquez", phones=[record_phone])
     known_entities.invalidate()
     gated = _ask(sam, PromptPart("question", f"The customer left a voicemail from {written}; what do I say?"))
     digits = "".join(ch for ch in written if ch.isdigit())

@@ -235,8 +235,7 @@ def test_a_detector_that_flags_every_word_misses_the_precision_targets(
     import re
 
     from governance import evaluation
-
-    real = evaluation.pattern_findings
+    from governance.detection import pattern_findings as real
 
     def also_every_word(text: str) -> list[Finding]:
         found = real(text)

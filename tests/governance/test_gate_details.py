@@ -102,7 +102,7 @@ def test_the_manifest_records_every_part_and_decision(sam: Any, publish: Any) ->
         PromptPart("question", "Mail a@example.org and b@example.org, then a@example.org again."),
     ]
     gated = egress_gate(user=sam, conversation_key="manifest", destinations=[LOCAL, CLOUD], parts=parts)
-    nothing_done = {"pseudonymized": {}, "abstracted": {}, "redacted": {}}
+    nothing_done: dict[str, dict[str, Any]] = {"pseudonymized": {}, "abstracted": {}, "redacted": {}}
 
     assert gated.destinations == (LOCAL.key, CLOUD.key)  # the local destination first does not end the walk
     assert gated.manifest == {

@@ -70,8 +70,8 @@ NOTES_WORDINGS = [
 @pytest.fixture
 def shop() -> Iterator[Any]:
     def make(notes: str) -> Any:
-        customer = CustomerFactory(name="Okafor, Amara", organisation="Noord Bakery", notes=notes)
-        InteractionFactory(
+        customer = CustomerFactory.create(name="Okafor, Amara", organisation="Noord Bakery", notes=notes)
+        InteractionFactory.create(
             customer=customer, summary="Phone call", full_text="Talked to Bram de Wit, the assistant manager."
         )
         known_entities.invalidate()
@@ -132,11 +132,11 @@ def test_an_interaction_recorded_later_registers_the_people_it_names(
 def test_after_the_ttl_the_dictionary_is_kept_while_no_source_changed(sam: Any, settings: Any) -> None:
     """Another process's change shows through the sources' fingerprints; no change, no rebuild in a question."""
     settings.GOVERNANCE_KNOWN_ENTITIES_TTL = 0
-    customer = CustomerFactory(name="Halvard Quist")
+    customer = CustomerFactory.create(name="Halvard Quist")
     known_entities.invalidate()
     first = known_entities.current_index()
     assert known_entities.current_index() is first  # the TTL is up, nothing changed
-    InteractionFactory(customer=customer, full_text="Spoke with the owner, Runa Lindqvist.")  # no invalidate()
+    InteractionFactory.create(customer=customer, full_text="Spoke with the owner, Runa Lindqvist.")  # no invalidate()
     second = known_entities.current_index()
     assert second is not first
     assert "Lindqvist" not in _sent(_ask(sam, PromptPart("question", "Ask Runa Lindqvist about it.")))

@@ -19,7 +19,7 @@ ENTRIES = {
 
 
 @st.composite
-def spellings(draw: Any, placeholder: str) -> str:
+def spellings(draw: Any, placeholder: str) -> tuple[str, str]:
     """One way a model may write `placeholder`: any case, `\\_` or `-` or ` ` for each underscore, inside
     angle brackets (plain, escaped or as entities), square or curly brackets, or bare."""
     words = placeholder[1:-1].split("_")

@@ -14,7 +14,7 @@ from knowledge.models import Document, KnowledgeBase
 from knowledge.pdf import Line, write_text_pdf
 
 
-class KnowledgeBaseFactory(factory.django.DjangoModelFactory):
+class KnowledgeBaseFactory(factory.django.DjangoModelFactory[KnowledgeBase]):
     class Meta:
         model = KnowledgeBase
 

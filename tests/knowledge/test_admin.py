@@ -28,7 +28,7 @@ def _client_for(user: Any) -> Client:
 
 @pytest.fixture
 def managed(alice: Any) -> KnowledgeBase:
-    knowledge_base = KnowledgeBaseFactory(name="Handbook", classification="internal")
+    knowledge_base = KnowledgeBaseFactory.create(name="Handbook", classification="internal")
     grant(knowledge_base, "manage", role="Administrator")
     return knowledge_base
 
@@ -37,7 +37,7 @@ def managed(alice: Any) -> KnowledgeBase:
 def root() -> Any:
     from tests.accounts.factories import UserFactory
 
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
+    return UserFactory.create(username="root", is_staff=True, is_superuser=True)
 
 
 def _change(client: Client, knowledge_base: KnowledgeBase, **changes: str) -> Any:
@@ -74,7 +74,7 @@ def test_a_failing_audit_leaves_the_classification_as_it_was(
 
 
 def test_an_administrator_sees_and_changes_only_the_bases_they_manage(alice: Any, managed: KnowledgeBase) -> None:
-    other = KnowledgeBaseFactory(name="Board minutes", classification="confidential")
+    other = KnowledgeBaseFactory.create(name="Board minutes", classification="confidential")
     client = _client_for(alice)
 
     listing = client.get(reverse("admin:knowledge_knowledgebase_changelist")).content.decode()
@@ -122,7 +122,7 @@ def test_granting_a_user_on_the_object_permissions_screen_is_audited(
 
 
 def test_a_document_keeps_its_knowledge_base_when_the_admin_form_names_another(root: Any, managed: Any) -> None:
-    other = KnowledgeBaseFactory(name="Elsewhere")
+    other = KnowledgeBaseFactory.create(name="Elsewhere")
     document = ready_document(managed, "leave.md", b"Annual leave is twenty-five days.")
     auditors = Group.objects.get(name="Auditor")
 
@@ -159,7 +159,7 @@ def test_deleting_a_document_in_the_admin_goes_through_the_service(alice: Any, m
 
 
 def test_an_administrator_does_not_see_documents_of_bases_they_may_not_change(alice: Any, managed: Any) -> None:
-    hidden = KnowledgeBaseFactory(name="Hidden")
+    hidden = KnowledgeBaseFactory.create(name="Hidden")
     ready_document(hidden, "merger.md", b"Merger plan.")
     ready_document(managed, "leave.md", b"Annual leave.")
     listing = _client_for(alice).get(reverse("admin:knowledge_document_changelist")).content.decode()

@@ -99,7 +99,7 @@ VECTOR_MRR_RANGE = ((1 + 1 + 1 / 6) / 3, (1 + 1 + 1 / 2) / 3)
 def _eval_beir(*args: Any, **options: Any) -> dict[str, Any]:
     out = io.StringIO()
     call_command("eval_retrieval", *args, beir=BEIR_TINY, json=True, stdout=out, **options)
-    return json.loads(out.getvalue())
+    return dict(json.loads(out.getvalue()))
 
 
 def _rounded(value: float) -> float:

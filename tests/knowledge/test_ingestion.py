@@ -12,7 +12,15 @@ from audit.privacy import text_hmac
 from knowledge import embeddings, extraction, selectors, services
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.extraction import extract
-from knowledge.models import Chunk, Document, DocumentStatus, LexicalStatistics, Posting, TermStatistic
+from knowledge.models import (
+    Chunk,
+    Document,
+    DocumentStatus,
+    LexicalStatistics,
+    Posting,
+    TermStatistic,
+    pages_label,
+)
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes, ready_document
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +32,7 @@ HANDBOOK = (
 
 
 def test_a_markdown_upload_becomes_searchable_chunks() -> None:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
     assert document.status == DocumentStatus.READY
     chunks = list(Chunk.objects.filter(document=document).order_by("position"))
@@ -38,7 +46,7 @@ def test_a_markdown_upload_becomes_searchable_chunks() -> None:
 
 
 def test_pdf_chunks_keep_their_page_numbers(settings: Any) -> None:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     two_pages = pdf_bytes([["Page one about trains."], ["Page two about hotels."]])
     # by default a chunk runs on over a page break and records the pages it covers
     document = ready_document(knowledge_base, "policy.pdf", two_pages)
@@ -54,16 +62,16 @@ def test_pdf_chunks_keep_their_page_numbers(settings: Any) -> None:
 
 
 def test_a_citation_names_the_pages_its_chunk_covers() -> None:
-    assert selectors.pages_label(7, 8) == "pages 7–8"
-    assert selectors.pages_label(7, 7) == selectors.pages_label(7, None) == "page 7"
-    assert selectors.pages_label(None, None) == ""
+    assert pages_label(7, 8) == "pages 7–8"
+    assert pages_label(7, 7) == pages_label(7, None) == "page 7"
+    assert pages_label(None, None) == ""
 
 
 def test_long_text_is_chunked_by_model_tokens_with_overlap(settings: Any) -> None:
     settings.KNOWLEDGE_CHUNK_TOKENS = 40
     settings.KNOWLEDGE_CHUNK_OVERLAP = 8
     words = " ".join(f"word{i}" for i in range(300))
-    document = ready_document(KnowledgeBaseFactory(), "long.txt", words.encode())
+    document = ready_document(KnowledgeBaseFactory.create(), "long.txt", words.encode())
     chunks = list(Chunk.objects.filter(document=document).order_by("position"))
     assert len(chunks) > 3
     assert all(chunk.token_count <= 40 for chunk in chunks)
@@ -72,7 +80,7 @@ def test_long_text_is_chunked_by_model_tokens_with_overlap(settings: Any) -> Non
 
 
 def test_the_same_content_again_is_recognised_by_its_hash() -> None:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="copy.md", data=HANDBOOK)
     assert result.outcome == "duplicate"
@@ -81,29 +89,29 @@ def test_the_same_content_again_is_recognised_by_its_hash() -> None:
 
 
 def test_a_new_version_replaces_the_chunks_of_the_old_one() -> None:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
     old_ids = set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
     newer = HANDBOOK.replace(b"24 days", b"26 days")
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=newer)
     assert result.outcome == "new_version"
-    assert result.document.pk == document.pk and result.document.version == 2
-    services.document_process(document_id=document.pk, generation=result.document.generation)
+    assert result.stored.pk == document.pk and result.stored.version == 2
+    services.document_process(document_id=document.pk, generation=result.stored.generation)
     texts = list(Chunk.objects.filter(document=document).values_list("text", flat=True))
     assert any("26 days" in text for text in texts) and not any("24 days" in text for text in texts)
     assert not old_ids & set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
 
 
 def test_searches_see_the_old_version_until_the_new_one_is_complete(alice: Any) -> None:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     grant(knowledge_base, "view", role="Administrator")
     document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
     newer = HANDBOOK.replace(b"24 days", b"26 days")
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=newer)
     # The new generation's chunks are written but not yet switched on.
     services.chunks_store(
-        document=result.document,
-        generation=result.document.generation,
+        document=result.stored,
+        generation=result.stored.generation,
         drafts=[ChunkDraft("Employees have 26 days of annual leave.", "Handbook › Leave", None, 9)],
     )
     found = selectors.retrieve(user=alice, query="annual leave days", audit_event=False)
@@ -116,7 +124,7 @@ def test_a_processing_document_shows_how_many_chunks_are_done(
 ) -> None:
     settings.KNOWLEDGE_EMBED_BATCH = 1
     monkeypatch.setattr(services, "STORE_GROUP_BATCHES", 1)  # one chunk per stored group
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     grant(knowledge_base, "view", role="Administrator")
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=HANDBOOK)
     seen: list[tuple[str, int, int, int | None]] = []
@@ -124,25 +132,25 @@ def test_a_processing_document_shows_how_many_chunks_are_done(
     real_embed = embeddings.embed_texts
 
     def watch(texts: list[str], **kwargs: Any) -> np.ndarray:
-        row = Document.objects.get(pk=result.document.pk)
+        row = Document.objects.get(pk=result.stored.pk)
         seen.append((row.status, row.chunks_embedded, row.chunks_planned, row.progress_percent))
         client.force_login(alice)
         pages.append(client.get(reverse("knowledge:document_status", args=[row.pk])).content.decode())
         return real_embed(texts, **kwargs)
 
     monkeypatch.setattr(embeddings, "embed_texts", watch)
-    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
+    assert services.document_process(document_id=result.stored.pk, generation=result.stored.generation) == "ready"
     # while it ran: two chunks planned, none then one stored before each of the two embedding calls
     assert seen == [("processing", 0, 2, 0), ("processing", 1, 2, 50)]
     assert "1 of 2 chunks" in pages[1] and "<progress" in pages[1]
-    done = Document.objects.get(pk=result.document.pk)
+    done = Document.objects.get(pk=result.stored.pk)
     assert (done.chunks_embedded, done.chunks_planned, done.progress_percent) == (2, 2, None)  # ready: no bar
 
 
 def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.KNOWLEDGE_EMBED_BATCH = 1
     monkeypatch.setattr(services, "STORE_GROUP_BATCHES", 1)  # one chunk per stored group
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="handbook.md", data=HANDBOOK)
     real_embed = embeddings.embed_texts
     calls = {"n": 0}
@@ -155,14 +163,14 @@ def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeyp
 
     monkeypatch.setattr(embeddings, "embed_texts", crash_on_second_batch)
     with pytest.raises(SystemExit, match="^worker killed$"):  # our simulated crash, not another exit
-        services.document_process(document_id=result.document.pk, generation=result.document.generation)
+        services.document_process(document_id=result.stored.pk, generation=result.stored.generation)
     assert Chunk.objects.filter(document=result.document).count() == 1  # one batch stored
-    result.document.refresh_from_db()
-    assert result.document.active_generation == 0  # and not searchable
+    result.stored.refresh_from_db()
+    assert result.stored.active_generation == 0  # and not searchable
     monkeypatch.setattr(embeddings, "embed_texts", real_embed)
-    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "ready"
+    assert services.document_process(document_id=result.stored.pk, generation=result.stored.generation) == "ready"
     # Running the same task once more (a redelivered message) changes nothing.
-    assert services.document_process(document_id=result.document.pk, generation=result.document.generation) == "skipped"
+    assert services.document_process(document_id=result.stored.pk, generation=result.stored.generation) == "skipped"
     positions = list(Chunk.objects.filter(document=result.document).values_list("position", flat=True))
     assert sorted(positions) == [0, 1]
     assert (
@@ -173,7 +181,7 @@ def test_a_retry_after_a_crash_leaves_no_duplicate_chunks(settings: Any, monkeyp
 
 def test_bad_files_fail_with_a_message_and_leave_the_others_alone(settings: Any) -> None:
     settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 10_000
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     good = ready_document(knowledge_base, "good.md", HANDBOOK)
     broken = ready_document(knowledge_base, "broken.pdf", b"%PDF-1.4 nonsense")
     binary = ready_document(knowledge_base, "binary.txt", b"\x00\x01\x02" * 100)
@@ -203,7 +211,7 @@ def test_bad_files_fail_with_a_message_and_leave_the_others_alone(settings: Any)
     ],
 )
 def test_files_that_cannot_be_documents_are_refused_at_upload_with_a_reason(filename: str, data: bytes, error: str):
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
 
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename=filename, data=data)
 
@@ -212,8 +220,8 @@ def test_files_that_cannot_be_documents_are_refused_at_upload_with_a_reason(file
 
 
 def test_bm25_statistics_follow_versions_and_deletes() -> None:
-    knowledge_base = KnowledgeBaseFactory()
-    other = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
+    other = KnowledgeBaseFactory.create()
     document = ready_document(knowledge_base, "handbook.md", HANDBOOK)
     ready_document(other, "hotels.md", b"# Hotels\n\nHotel rooms are booked by the travel desk.")
     stats = LexicalStatistics.objects.get(knowledge_base=knowledge_base)
@@ -237,21 +245,21 @@ def test_the_task_marks_a_document_failed_after_an_unexpected_error(
 ) -> None:
     from knowledge.tasks import document_process_task
 
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     result = services.document_upload(actor=None, knowledge_base=knowledge_base, filename="h.md", data=HANDBOOK)
 
     def explode(**kwargs: Any) -> int:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(services, "chunks_store", explode)
-    assert document_process_task.delay(result.document.pk, result.document.generation).get() == "failed"
-    result.document.refresh_from_db()
-    assert result.document.status == DocumentStatus.FAILED
-    assert "RuntimeError" in result.document.error
+    assert document_process_task.delay(result.stored.pk, result.stored.generation).get() == "failed"
+    result.stored.refresh_from_db()
+    assert result.stored.status == DocumentStatus.FAILED
+    assert "RuntimeError" in result.stored.error
 
 
 def test_postings_hold_stemmed_terms() -> None:
-    document = ready_document(KnowledgeBaseFactory(), "h.md", HANDBOOK)
+    document = ready_document(KnowledgeBaseFactory.create(), "h.md", HANDBOOK)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT term FROM knowledge_posting p JOIN knowledge_chunk c ON c.id = p.chunk_id WHERE c.document_id = %s",
@@ -262,7 +270,7 @@ def test_postings_hold_stemmed_terms() -> None:
 
 
 def test_postings_exist_only_for_the_active_version_and_carry_what_bm25_filters_on() -> None:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     document = ready_document(knowledge_base, "h.md", HANDBOOK)
     first = set(Chunk.objects.filter(document=document).values_list("pk", flat=True))
     copies = set(Posting.objects.values_list("chunk_id", "knowledge_base_id", "document_id", "chunk_length"))
@@ -297,7 +305,7 @@ def test_postings_exist_only_for_the_active_version_and_carry_what_bm25_filters_
 
 def test_a_pdf_over_the_page_limit_fails_before_its_pages_are_read(settings: Any) -> None:
     settings.KNOWLEDGE_MAX_PDF_PAGES = 3
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
 
     within = ready_document(knowledge_base, "short.pdf", pdf_bytes([[f"Page {n} text."] for n in range(3)]))
     over = ready_document(knowledge_base, "long.pdf", pdf_bytes([[f"Page {n} text."] for n in range(4)]))

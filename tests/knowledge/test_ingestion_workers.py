@@ -63,11 +63,11 @@ def _expected_chunks(data: bytes, filename: str) -> int:
 
 
 def _upload(alice: Any, sam: Any, data: bytes, filename: str) -> Document:
-    knowledge_base = KnowledgeBaseFactory()
+    knowledge_base = KnowledgeBaseFactory.create()
     grant(knowledge_base, "change", user=alice)
     grant(knowledge_base, "view", user=sam)
     result = services.document_upload(actor=alice, knowledge_base=knowledge_base, filename=filename, data=data)
-    return result.document  # committed: on_commit has queued knowledge.document_process on the test's broker
+    return result.stored  # committed: on_commit has queued knowledge.document_process on the test's broker
 
 
 def _status(document: Document) -> str:
@@ -101,7 +101,7 @@ def test_a_worker_killed_mid_ingestion_is_recovered_without_anyone_acting(worker
     data = _handbook(160)
     expected = _expected_chunks(data, "big-handbook.md")
     document = _upload(alice, sam, data, "big-handbook.md")
-    first = workers.start(**SMALL_BATCHES, **RECOVERY)
+    first = workers.start(beat=False, **SMALL_BATCHES, **RECOVERY)
 
     def mid_way() -> bool:
         stored = Chunk.objects.filter(document=document).count()
@@ -120,4 +120,6 @@ def test_a_worker_killed_mid_ingestion_is_recovered_without_anyone_acting(worker
     requeued = AuditEvent.objects.filter(action="knowledge.document_requeued", object_id=str(document.pk))
     assert requeued.exists()
     assert all(event.actor_username == "system" for event in requeued)
-    assert set(requeued.first().details) == {"version", "generation", "requeues"}  # counts and ids only
+    first_requeue = requeued.first()
+    assert first_requeue is not None
+    assert set(first_requeue.details) == {"version", "generation", "requeues"}  # counts and ids only

@@ -23,9 +23,9 @@ QUERY = "Quillfeather salary bands"
 @pytest.fixture
 def bases(alice: Any) -> dict[str, KnowledgeBase]:
     """Staff read "Shop floor", governance officers read "Officers only"; alice may change both."""
-    shop = KnowledgeBaseFactory(name="Shop floor")
+    shop = KnowledgeBaseFactory.create(name="Shop floor")
     grant(shop, "view", role="Staff")
-    officers = KnowledgeBaseFactory(name="Officers only")
+    officers = KnowledgeBaseFactory.create(name="Officers only")
     grant(officers, "view", role="Governance officer")
     for knowledge_base in (shop, officers):
         grant(knowledge_base, "change", user=alice)

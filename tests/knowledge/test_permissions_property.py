@@ -44,7 +44,7 @@ class Corpus:
 @pytest.fixture
 def corpus(db: None) -> Corpus:
     """Made once per test (not per example): the grants change, the documents and their vectors do not."""
-    bases = tuple(KnowledgeBaseFactory(name=f"Property KB {n}") for n in range(BASES))
+    bases = tuple(KnowledgeBaseFactory.create(name=f"Property KB {n}") for n in range(BASES))
     documents = tuple(
         ready_document(base, f"doc-{b}-{d}.md", f"The bicycle repair workshop note {b}.{d}.".encode())
         for b, base in enumerate(bases)
@@ -53,7 +53,7 @@ def corpus(db: None) -> Corpus:
     chunks = dict(Chunk.objects.filter(document__in=documents).values_list("id", "document_id"))
     assert sorted(set(chunks.values())) == sorted(document.pk for document in documents)
     embeddings.embed_query(QUERY)  # every search below reuses this cached vector
-    users = tuple(UserFactory(username=f"reader{n}", roles=[]) for n in range(USERS))
+    users = tuple(UserFactory.create(username=f"reader{n}", roles=[]) for n in range(USERS))
     return Corpus(bases, documents, chunks, users, {name: Group.objects.get(name=name) for name in ROLES})
 
 

@@ -21,8 +21,8 @@ HANDBOOK = b"# Handbook\n\n## Leave\n\nEmployees have 24 days of annual leave.\n
 
 def _processing(heartbeat_age: dt.timedelta | None, **fields: Any) -> Document:
     document = services.document_upload(
-        actor=None, knowledge_base=KnowledgeBaseFactory(), filename="handbook.md", data=HANDBOOK
-    ).document
+        actor=None, knowledge_base=KnowledgeBaseFactory.create(), filename="handbook.md", data=HANDBOOK
+    ).stored
     heartbeat = None if heartbeat_age is None else timezone.now() - heartbeat_age
     Document.objects.filter(pk=document.pk).update(status=DocumentStatus.PROCESSING, heartbeat_at=heartbeat, **fields)
     document.refresh_from_db()
@@ -43,6 +43,7 @@ def test_a_processing_document_without_a_heartbeat_is_queued_again_and_audited(
     assert queued == [(dead.pk, dead.generation)]  # the same generation: the new attempt resumes it
     dead.refresh_from_db()
     assert dead.status == DocumentStatus.PROCESSING and dead.requeues == 1
+    assert dead.heartbeat_at is not None
     assert timezone.now() - dead.heartbeat_at < dt.timedelta(seconds=30)  # a full lease before the next look
     event = AuditEvent.objects.get(action="knowledge.document_requeued")
     assert event.object_id == str(dead.pk) and event.actor_username == "system"
@@ -88,8 +89,8 @@ def test_a_document_that_keeps_killing_its_worker_fails_instead_of_looping(setti
 
 def test_the_claim_stamps_the_heartbeat_and_a_second_activation_is_skipped() -> None:
     document = services.document_upload(
-        actor=None, knowledge_base=KnowledgeBaseFactory(), filename="handbook.md", data=HANDBOOK
-    ).document
+        actor=None, knowledge_base=KnowledgeBaseFactory.create(), filename="handbook.md", data=HANDBOOK
+    ).stored
     assert services.document_process(document_id=document.pk, generation=document.generation) == "ready"
     document.refresh_from_db()
     assert document.heartbeat_at is not None

@@ -24,12 +24,12 @@ QUERY = "bicycle repair workshop"
 @pytest.fixture
 def corpus(alice: Any, olivia: Any, audrey: Any, sam: Any, oscar: Any) -> dict[str, Any]:
     """Three knowledge bases: staff-wide, governance-only and ungranted; one staff doc restricted to officers."""
-    staff_kb = KnowledgeBaseFactory(name="Staff KB")
+    staff_kb = KnowledgeBaseFactory.create(name="Staff KB")
     grant(staff_kb, "view", role="Staff")
     grant(staff_kb, "view", role="Governance officer")
-    officer_kb = KnowledgeBaseFactory(name="Officer KB")
+    officer_kb = KnowledgeBaseFactory.create(name="Officer KB")
     grant(officer_kb, "view", role="Governance officer")
-    hidden_kb = KnowledgeBaseFactory(name="Nobody KB")
+    hidden_kb = KnowledgeBaseFactory.create(name="Nobody KB")
     docs = {
         "open": ready_document(staff_kb, "open.md", b"The bicycle repair workshop opens at eight."),
         "restricted": ready_document(
@@ -65,7 +65,7 @@ def test_search_returns_exactly_the_chunks_the_user_may_read(
 
 
 def test_a_superuser_reads_everything(corpus: dict[str, Any]) -> None:
-    root = UserFactory(username="root", is_superuser=True)
+    root = UserFactory.create(username="root", is_superuser=True)
     found = selectors.retrieve(user=root, query=QUERY, k=10, audit_event=False)
     assert {item.document_id for item in found} == {doc.pk for doc in corpus["docs"].values()}
 
@@ -110,9 +110,9 @@ def test_retrieved_chunks_carry_citation_data(corpus: dict[str, Any], sam: Any) 
 
 def test_the_vector_filter_still_returns_k_rows_when_most_neighbours_are_hidden(sam: Any) -> None:
     """With hnsw.iterative_scan the HNSW scan continues past filtered rows (needs the index to be used)."""
-    visible_kb = KnowledgeBaseFactory()
+    visible_kb = KnowledgeBaseFactory.create()
     grant(visible_kb, "view", role="Staff")
-    hidden_kb = KnowledgeBaseFactory()
+    hidden_kb = KnowledgeBaseFactory.create()
     for index in range(40):
         ready_document(hidden_kb, f"h{index}.txt", f"Bicycle repair note number {index} for the workshop.".encode())
     for index in range(3):
@@ -132,11 +132,11 @@ def test_the_vector_filter_still_returns_k_rows_when_most_neighbours_are_hidden(
 
 
 def test_bm25_scores_match_the_formula() -> None:
-    kb = KnowledgeBaseFactory()
+    kb = KnowledgeBaseFactory.create()
     texts = ["apple banana apple", "banana cherry", "cherry cherry cherry date", "elderberry fig grape"]
     for index, text in enumerate(texts):
         ready_document(kb, f"d{index}.txt", text.encode(), title=f"t{index}")
-    root = UserFactory(username="root", is_superuser=True)
+    root = UserFactory.create(username="root", is_superuser=True)
     acl = search.acl_for(root, [kb.pk])
     scores = dict(search.lexical_search("cherry apple", acl, 10))
     rows = {c.pk: c for c in Chunk.objects.filter(knowledge_base=kb)}
@@ -169,7 +169,7 @@ def test_bm25_scores_match_the_formula() -> None:
 
 
 def test_snippets_escape_the_text_and_mark_the_terms(sam: Any) -> None:
-    kb = KnowledgeBaseFactory()
+    kb = KnowledgeBaseFactory.create()
     grant(kb, "view", role="Staff")
     ready_document(kb, "x.txt", b"<script>alert('x')</script> Costs < 5 & tax > 2: the workshop repairs bicycles.")
     (item,) = selectors.retrieve(user=sam, query="workshop", k=1, snippets=True, audit_event=False)
@@ -313,10 +313,10 @@ def _record_vector_threads(monkeypatch: Any) -> list[str]:
 def test_hybrid_search_runs_the_vector_leg_on_a_second_connection(monkeypatch: Any, settings: Any) -> None:
     """Outside a transaction, with the connection pool, both legs run at once and rank as they do in turn."""
     assert "pool" in connection.settings_dict["OPTIONS"]
-    kb = KnowledgeBaseFactory()
+    kb = KnowledgeBaseFactory.create()
     ready_document(kb, "travel.md", b"# Travel\n\nHotels in London are paid up to 220 EUR per night.")
     ready_document(kb, "it.md", b"# IT\n\nLaptops are replaced every four years by the service desk.")
-    reader = UserFactory()
+    reader = UserFactory.create()
     grant(kb, "view", user=reader)
     threads = _record_vector_threads(monkeypatch)
     query = "London hotel price per night"
@@ -328,7 +328,7 @@ def test_hybrid_search_runs_the_vector_leg_on_a_second_connection(monkeypatch: A
     assert parallel == sequential and len(parallel) == 2
     # the outsider gets nothing on either path
     settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS = True
-    assert search.hybrid_search(query, search.acl_for(UserFactory()), 5) == []
+    assert search.hybrid_search(query, search.acl_for(UserFactory.create()), 5) == []
 
 
 def test_inside_a_transaction_both_legs_use_its_connection(kb_with_two_documents: Any, monkeypatch: Any) -> None:
@@ -341,23 +341,23 @@ def test_inside_a_transaction_both_legs_use_its_connection(kb_with_two_documents
 
 @pytest.fixture
 def kb_with_two_documents() -> tuple[Any, Any]:
-    kb = KnowledgeBaseFactory()
+    kb = KnowledgeBaseFactory.create()
     ready_document(kb, "travel.md", b"# Travel\n\nHotels in London are paid up to 220 EUR per night.")
     ready_document(kb, "it.md", b"# IT\n\nLaptops are replaced every four years by the service desk.")
-    reader = UserFactory()
+    reader = UserFactory.create()
     grant(kb, "view", user=reader)
     return kb, reader
 
 
 def test_bm25_weights_come_only_from_the_knowledge_bases_searched() -> None:
     """Another knowledge base's content changes neither the scores nor, through them, what a user learns."""
-    searched = KnowledgeBaseFactory()
+    searched = KnowledgeBaseFactory.create()
     for index, text in enumerate(["Hotel rooms in Lisbon.", "Train tickets to Porto.", "Laptop repairs."]):
         ready_document(searched, f"s{index}.txt", text.encode())
-    reader = UserFactory()
+    reader = UserFactory.create()
     grant(searched, "view", user=reader)
     before = search.lexical_search("hotel rooms", search.acl_for(reader), 10)
-    hidden = KnowledgeBaseFactory()  # the reader has no access to it
+    hidden = KnowledgeBaseFactory.create()  # the reader has no access to it
     for index in range(5):
         ready_document(hidden, f"h{index}.txt", f"Hotel booking number {index} for a hotel room.".encode())
     after = search.lexical_search("hotel rooms", search.acl_for(reader), 10)

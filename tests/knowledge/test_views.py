@@ -11,6 +11,7 @@ from audit.models import AuditEvent
 from audit.privacy import text_hmac
 from knowledge.models import Document, DocumentStatus, KnowledgeBase
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, pdf_bytes, ready_document
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ TEXT = b"# Bikes\n\nThe workshop repairs cargo bicycles on Mondays.\n"
 @pytest.fixture
 def kb(alice: Any, olivia: Any, sam: Any) -> KnowledgeBase:
     """Staff view, the governance officer changes, the administrator manages."""
-    knowledge_base = KnowledgeBaseFactory(name="Handbook")
+    knowledge_base = KnowledgeBaseFactory.create(name="Handbook")
     grant(knowledge_base, "view", role="Staff")
     grant(knowledge_base, "change", role="Governance officer")
     grant(knowledge_base, "manage", role="Administrator")
@@ -39,7 +40,7 @@ def client_for(user: Any) -> Client:
 
 
 def test_the_list_shows_only_visible_knowledge_bases(kb: KnowledgeBase, sam: Any, oscar: Any) -> None:
-    KnowledgeBaseFactory(name="Secret base")
+    KnowledgeBaseFactory.create(name="Secret base")
     page = client_for(sam).get(reverse("knowledge:knowledge_base_list")).content.decode()
     assert "Handbook" in page and "Secret base" not in page
     assert "Handbook" not in client_for(oscar).get(reverse("knowledge:knowledge_base_list")).content.decode()
@@ -127,7 +128,7 @@ def test_upload_without_files_is_400(kb: KnowledgeBase, olivia: Any) -> None:
 def test_status_fragment_polls_until_final(kb: KnowledgeBase, olivia: Any, oscar: Any) -> None:
     from knowledge import services
 
-    queued = services.document_upload(actor=None, knowledge_base=kb, filename="q.md", data=TEXT).document
+    queued = services.document_upload(actor=None, knowledge_base=kb, filename="q.md", data=TEXT).stored
     body = client_for(olivia).get(reverse("knowledge:document_status", args=[queued.pk])).content.decode()
     assert "Queued" in body and 'hx-trigger="every 1s"' in body
     assert client_for(oscar).get(reverse("knowledge:document_status", args=[queued.pk])).status_code == 404
@@ -161,7 +162,7 @@ def test_document_page_words_chunk_pages_as_search_does(kb: KnowledgeBase, sam: 
 def test_download_returns_the_original_and_is_audited(document: Document, sam: Any, oscar: Any) -> None:
     url = reverse("knowledge:document_download", args=[document.pk])
     response = client_for(sam).get(url)
-    assert response.status_code == 200 and b"".join(response.streaming_content) == TEXT
+    assert response.status_code == 200 and streamed(response) == TEXT
     assert AuditEvent.objects.filter(action="knowledge.document_downloaded", object_id=str(document.pk)).exists()
     assert client_for(oscar).get(url).status_code == 404
 
@@ -216,7 +217,7 @@ def test_search_page_shows_highlighted_results_and_audits(document: Document, sa
 
 
 def test_search_rejects_a_knowledge_base_the_user_cannot_see(document: Document, oscar: Any) -> None:
-    response = client_for(oscar).get(reverse("knowledge:search"), {"q": "bikes", "kb": document.knowledge_base_id})
+    response = client_for(oscar).get(reverse("knowledge:search"), {"q": "bikes", "kb": str(document.knowledge_base_id)})
     assert response.status_code == 400
 
 
@@ -229,9 +230,9 @@ def test_the_page_says_who_reads_it_and_which_assistant_profiles_search_it(
     assert "Readable by</strong>" in page and "Staff" in page.split("Readable by</strong>")[1].split("</p>")[0]
     assert "No assistant profile searches this knowledge base yet" in page  # uploads would go unused
 
-    helper = AssistantProfileFactory(name="Handbook helper", usable_by=["Staff"])
+    helper = AssistantProfileFactory.create(name="Handbook helper", usable_by=["Staff"])
     helper.knowledge_bases.add(kb)
-    board = AssistantProfileFactory(name="Board helper", usable_by=["Administrator"])
+    board = AssistantProfileFactory.create(name="Board helper", usable_by=["Administrator"])
     board.knowledge_bases.add(kb)
     page = client_for(sam).get(reverse("knowledge:knowledge_base_detail", args=[kb.pk])).content.decode()
     assert '<span class="tag">Handbook helper</span>' in page

@@ -31,4 +31,4 @@ def fake_model(db: None, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) ->
     from tests.routing.factories import CatalogModelFactory
 
     monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-fake-memory-key-0123456789")
-    return CatalogModelFactory(display_name="Fake economy", api_base=fake_provider.url, tier="economy")
+    return CatalogModelFactory.create(display_name="Fake economy", api_base=fake_provider.url, tier="economy")

@@ -6,7 +6,7 @@ from portal.memory import embedding
 from portal.memory.models import MemoryItem
 
 
-class MemoryItemFactory(factory.django.DjangoModelFactory):
+class MemoryItemFactory(factory.django.DjangoModelFactory[MemoryItem]):
     """A memory with its real embedding (the same local model the app uses)."""
 
     class Meta:

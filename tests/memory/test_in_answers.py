@@ -22,7 +22,7 @@ def test_a_proposed_then_approved_memory_is_used_in_the_answer(
     sam: Any, olivia: Any, fake_model: Any, fake_provider: Any
 ) -> None:
     memory = memory_create(actor=sam, draft=MemoryDraft(text="Refunds for damaged goods are paid within 14 days."))
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
     stored_answer(run_answer(user=sam, conversation=conversation, question="How fast are refunds for damaged goods?"))
     assert "within 14 days" not in fake_provider.requests[-1].text  # proposed: not used yet
     memory_review(actor=olivia, memory=memory, approve=True)
@@ -40,10 +40,10 @@ def test_a_proposed_then_approved_memory_is_used_in_the_answer(
 def test_customer_values_are_pseudonymized_for_the_provider_and_restored_in_the_answer(
     sam: Any, fake_model: Any, fake_provider: Any
 ) -> None:
-    customer = CustomerFactory(
+    customer = CustomerFactory.create(
         name="Elodie Marchetti", organisation="Marchetti Fine Bakeries", emails=["elodie@marchetti.example"]
     )
-    InteractionFactory(
+    InteractionFactory.create(
         customer=customer,
         summary="Asks for a credit note",
         full_text="Could you confirm the credit note? Elodie Marchetti",
@@ -58,8 +58,8 @@ def test_customer_values_are_pseudonymized_for_the_provider_and_restored_in_the_
         return f"Dear {person.group(0)}, we confirm the credit note; we will write to {email.group(0)}."
 
     fake_provider.answer_with(reply)
-    conversation = ConversationFactory(
-        owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]), customer_id=customer.pk
+    conversation = ConversationFactory.create(
+        owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]), customer_id=customer.pk
     )
     answer = stored_answer(
         run_answer(user=sam, conversation=conversation, question="Draft a reply to the last e-mail from this customer.")

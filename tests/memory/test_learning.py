@@ -19,10 +19,12 @@ pytestmark = pytest.mark.django_db
 
 
 def _conversation(owner: Any, *, customer: Any = None) -> Any:
-    profile = AssistantProfileFactory(usable_by=["Staff"])
-    conversation = ConversationFactory(owner=owner, profile=profile, customer_id=customer.pk if customer else None)
-    question = MessageFactory(conversation=conversation, content="How long do refunds for damaged goods take?")
-    MessageFactory(
+    profile = AssistantProfileFactory.create(usable_by=["Staff"])
+    conversation = ConversationFactory.create(
+        owner=owner, profile=profile, customer_id=customer.pk if customer else None
+    )
+    question = MessageFactory.create(conversation=conversation, content="How long do refunds for damaged goods take?")
+    MessageFactory.create(
         conversation=conversation,
         role=MessageRole.ASSISTANT,
         reply_to=question,
@@ -34,7 +36,7 @@ def _conversation(owner: Any, *, customer: Any = None) -> Any:
 def test_the_model_proposes_memories_through_the_gate_and_they_wait_for_review(
     sam: Any, fake_model: Any, fake_provider: Any
 ) -> None:
-    existing = MemoryItemFactory(text="Refunds for damaged goods are paid within 30 days.")
+    existing = MemoryItemFactory.create(text="Refunds for damaged goods are paid within 30 days.")
     fake_provider.answer_with(
         "Here you go:\n```json\n"
         + json.dumps(
@@ -80,10 +82,12 @@ def test_the_model_proposes_memories_through_the_gate_and_they_wait_for_review(
 def test_customer_values_are_pseudonymized_on_the_way_and_restored_in_proposals(
     sam: Any, fake_model: Any, fake_provider: Any
 ) -> None:
-    customer = CustomerFactory(name="Elodie Durand", emails=["elodie@durand.example"])
+    customer = CustomerFactory.create(name="Elodie Durand", emails=["elodie@durand.example"])
     known_entities.invalidate()  # what the customer services do after commit (factories bypass them)
     conversation = _conversation(sam, customer=customer)
-    MessageFactory(conversation=conversation, content="Elodie Durand asked us to e-mail elodie@durand.example only.")
+    MessageFactory.create(
+        conversation=conversation, content="Elodie Durand asked us to e-mail elodie@durand.example only."
+    )
 
     def reply(body: dict[str, Any]) -> str:
         sent = json.dumps(body)
@@ -93,7 +97,7 @@ def test_customer_values_are_pseudonymized_on_the_way_and_restored_in_proposals(
         statement = f"Write to {person.group(0)} at {email.group(0)} by e-mail only."
         return json.dumps([{"text": statement, "kind": "preference", "scope": "customer"}])
 
-    MessageFactory(
+    MessageFactory.create(
         conversation=conversation, role=MessageRole.ASSISTANT, content="Noted: e-mail elodie@durand.example only."
     )
     fake_provider.answer_with(reply)
@@ -106,8 +110,8 @@ def test_customer_values_are_pseudonymized_on_the_way_and_restored_in_proposals(
 
 
 def test_nothing_is_asked_before_there_is_an_answer(sam: Any, fake_model: Any, fake_provider: Any) -> None:
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
-    MessageFactory(conversation=conversation, content="Hello?")
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
+    MessageFactory.create(conversation=conversation, content="Hello?")
     assert memory_learn_from_conversation(conversation_id=conversation.pk).skipped == "no answer yet"
     assert fake_provider.requests == []
 
@@ -132,16 +136,16 @@ def test_quiet_conversations_are_swept_once_per_last_message(sam: Any, fake_mode
 
     quiet = _conversation(sam)
     busy = _conversation(sam)
-    unanswered = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
-    MessageFactory(conversation=unanswered, content="Hello?")
+    unanswered = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
+    MessageFactory.create(conversation=unanswered, content="Hello?")
     an_hour_ago = timezone.now() - dt.timedelta(hours=1)
     Conversation.objects.filter(pk__in=[quiet.pk, unanswered.pk]).update(updated_at=an_hour_ago)
     assert conversations_due_for_learning() == [quiet.pk]
     fake_provider.answer_with("[]")
     assert memory_learn_from_conversation(conversation_id=quiet.pk).skipped == "nothing worth keeping"
     assert conversations_due_for_learning() == []  # learned, even though nothing was kept
-    MessageFactory(conversation=quiet, content="One more thing: we close at 4 pm on Fridays.")
-    MessageFactory(conversation=quiet, role=MessageRole.ASSISTANT, content="Noted.")
+    MessageFactory.create(conversation=quiet, content="One more thing: we close at 4 pm on Fridays.")
+    MessageFactory.create(conversation=quiet, role=MessageRole.ASSISTANT, content="Noted.")
     Conversation.objects.filter(pk=quiet.pk).update(updated_at=an_hour_ago)
     assert conversations_due_for_learning() == [quiet.pk]  # new messages since the last run
     assert busy.pk not in conversations_due_for_learning()

@@ -24,7 +24,7 @@ FAKE_KEY = "sk-fake-memory-worker-key-0123456789"
 
 
 def test_a_quiet_conversation_is_learned_from_by_a_real_worker(workers: Workers, sam: Any, fake_provider: Any):
-    CatalogModelFactory(display_name="Fake economy", api_base=fake_provider.url, tier="economy")
+    CatalogModelFactory.create(display_name="Fake economy", api_base=fake_provider.url, tier="economy")
     fake_provider.answer_with(
         json.dumps([{"text": "Refunds for damaged goods are paid within 14 days.", "kind": "procedure"}])
     )

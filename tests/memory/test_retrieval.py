@@ -22,19 +22,19 @@ def _texts(memories: list[Any]) -> set[str]:
 
 
 def test_a_user_gets_organisation_role_and_own_memories_only(sam: Any, alice: Any) -> None:
-    MemoryItemFactory(text="Invoices are paid within 30 days of the invoice date.")
-    MemoryItemFactory(
+    MemoryItemFactory.create(text="Invoices are paid within 30 days of the invoice date.")
+    MemoryItemFactory.create(
         text="Staff check that invoices are paid before a new order ships.",
         scope="role",
         scope_role=Group.objects.get(name="Staff"),
     )
-    MemoryItemFactory(
+    MemoryItemFactory.create(
         text="Administrators may extend invoice payment terms to 60 days.",
         scope="role",
         scope_role=Group.objects.get(name="Administrator"),
     )
-    MemoryItemFactory(text="Sam prefers invoices to be paid by bank transfer.", scope="user", scope_user=sam)
-    MemoryItemFactory(text="Alice wants invoice payment reminders on Mondays.", scope="user", scope_user=alice)
+    MemoryItemFactory.create(text="Sam prefers invoices to be paid by bank transfer.", scope="user", scope_user=sam)
+    MemoryItemFactory.create(text="Alice wants invoice payment reminders on Mondays.", scope="user", scope_user=alice)
     got = _texts(memory_retrieve(user=sam, query=QUESTION, k=10))
     assert got == {
         "Invoices are paid within 30 days of the invoice date.",
@@ -48,17 +48,19 @@ def test_a_user_gets_organisation_role_and_own_memories_only(sam: Any, alice: An
 
 def test_only_approved_memories_are_retrieved(sam: Any) -> None:
     for status in ("proposed", "rejected", "archived"):
-        MemoryItemFactory(text=f"Invoices are paid within 30 days ({status}).", status=status)
+        MemoryItemFactory.create(text=f"Invoices are paid within 30 days ({status}).", status=status)
     assert memory_retrieve(user=sam, query=QUESTION) == []
-    MemoryItemFactory(text="Invoices are paid within 30 days (approved).", status="approved")
+    MemoryItemFactory.create(text="Invoices are paid within 30 days (approved).", status="approved")
     assert _texts(memory_retrieve(user=sam, query=QUESTION)) == {"Invoices are paid within 30 days (approved)."}
 
 
 def test_customer_memories_need_the_customer_and_access_to_it(sam: Any) -> None:
-    visible = CustomerFactory(name="Elodie Durand")
-    hidden = CustomerFactory(name="Marcus Webb", restricted=True)
-    MemoryItemFactory(text="Elodie Durand pays invoices within 10 days.", scope="customer", scope_customer=visible)
-    MemoryItemFactory(text="Marcus Webb pays invoices within 90 days.", scope="customer", scope_customer=hidden)
+    visible = CustomerFactory.create(name="Elodie Durand")
+    hidden = CustomerFactory.create(name="Marcus Webb", restricted=True)
+    MemoryItemFactory.create(
+        text="Elodie Durand pays invoices within 10 days.", scope="customer", scope_customer=visible
+    )
+    MemoryItemFactory.create(text="Marcus Webb pays invoices within 90 days.", scope="customer", scope_customer=hidden)
     assert memory_retrieve(user=sam, query=QUESTION) == []
     assert _texts(memory_retrieve(user=sam, query=QUESTION, customer_id=visible.pk)) == {
         "Elodie Durand pays invoices within 10 days."
@@ -72,14 +74,16 @@ def test_customer_memories_need_the_customer_and_access_to_it(sam: Any) -> None:
 
 def test_the_scope_filter_is_in_the_query_so_k_results_survive_many_better_hidden_matches(sam: Any, alice: Any) -> None:
     for index in range(12):
-        MemoryItemFactory(text=f"Invoices have to be paid within {index + 20} days.", scope="user", scope_user=alice)
-    MemoryItemFactory(text="Payment of invoices is expected within a month.")
+        MemoryItemFactory.create(
+            text=f"Invoices have to be paid within {index + 20} days.", scope="user", scope_user=alice
+        )
+    MemoryItemFactory.create(text="Payment of invoices is expected within a month.")
     got = memory_retrieve(user=sam, query=QUESTION, k=1)
     assert _texts(got) == {"Payment of invoices is expected within a month."}
 
 
 def test_unrelated_questions_get_no_memories_and_use_is_recorded(sam: Any) -> None:
-    memory = MemoryItemFactory(text="Invoices are paid within 30 days of the invoice date.")
+    memory = MemoryItemFactory.create(text="Invoices are paid within 30 days of the invoice date.")
     assert memory_retrieve(user=sam, query="Who won the football match yesterday?") == []
     memory.refresh_from_db()
     assert memory.last_used_at is None
@@ -92,7 +96,9 @@ def test_unrelated_questions_get_no_memories_and_use_is_recorded(sam: Any) -> No
 
 
 def test_inactive_and_roleless_users_get_only_what_their_scope_allows(sam: Any, oscar: Any) -> None:
-    MemoryItemFactory(text="Staff check invoices are paid.", scope="role", scope_role=Group.objects.get(name="Staff"))
+    MemoryItemFactory.create(
+        text="Staff check invoices are paid.", scope="role", scope_role=Group.objects.get(name="Staff")
+    )
     assert _texts(memory_retrieve(user=sam, query=QUESTION)) == {"Staff check invoices are paid."}
     assert memory_retrieve(user=oscar, query=QUESTION) == []
     sam.is_active = False

@@ -88,7 +88,7 @@ def test_scopes_are_checked(sam: Any) -> None:
             actor=sam, draft=MemoryDraft(text=FACT, scope="role", scope_role=Group.objects.get(name="Auditor"))
         )
     assert ERROR_SCOPE_ROLE in str(error.value)
-    hidden = CustomerFactory(restricted=True)
+    hidden = CustomerFactory.create(restricted=True)
     with pytest.raises(ValidationError):
         memory_create(actor=sam, draft=MemoryDraft(text=FACT, scope="customer", scope_customer=hidden))
 
@@ -98,7 +98,9 @@ def test_a_personal_memory_is_reviewed_by_its_person_only(sam: Any, alice: Any) 
         actor=sam, draft=MemoryDraft(text="I like short answers.", kind="preference", scope="user", scope_user=sam)
     )
     assert memory.status == "approved"  # the person is their own reviewer
-    proposed = MemoryItemFactory(text="Sam works Tuesdays to Fridays.", scope="user", scope_user=sam, status="proposed")
+    proposed = MemoryItemFactory.create(
+        text="Sam works Tuesdays to Fridays.", scope="user", scope_user=sam, status="proposed"
+    )
     with pytest.raises(PermissionDenied):
         memory_review(actor=alice, memory=proposed, approve=True)
     memory_review(actor=sam, memory=proposed, approve=False)
@@ -135,7 +137,7 @@ def test_staff_may_withdraw_their_own_proposal_but_not_delete_approved_memories(
 
 
 def test_deleting_a_customer_forgets_the_memories_about_them(alice: Any) -> None:
-    customer = CustomerFactory()
+    customer = CustomerFactory.create()
     customer_id = customer.pk
     memory = memory_create(actor=alice, draft=MemoryDraft(text="Pays late.", scope="customer", scope_customer=customer))
     customer_delete(actor=alice, customer=customer)

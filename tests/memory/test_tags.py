@@ -22,9 +22,9 @@ def _render(user: Any, message: Any) -> str:
 
 
 def test_an_answer_shows_the_memories_it_used_and_a_remember_link(sam: Any, audrey: Any) -> None:
-    used = MemoryItemFactory(text="Refunds are paid within 14 days.")
-    forgotten = MemoryItemFactory(text="Will be forgotten.")
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
+    used = MemoryItemFactory.create(text="Refunds are paid within 14 days.")
+    forgotten = MemoryItemFactory.create(text="Will be forgotten.")
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
     manifest = {
         "parts": [
             {"kind": "chunk", "source": {"chunk_id": 3}},
@@ -32,7 +32,7 @@ def test_an_answer_shows_the_memories_it_used_and_a_remember_link(sam: Any, audr
             {"kind": "memory", "source": {"memory_id": forgotten.pk, "scope": "organisation"}},
         ]
     }
-    answer = MessageFactory(
+    answer = MessageFactory.create(
         conversation=conversation, role=MessageRole.ASSISTANT, content="14 days.", manifest=manifest
     )
     forgotten.delete()

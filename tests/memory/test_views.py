@@ -23,11 +23,13 @@ def _client_for(user: Any) -> Client:
 
 
 def test_the_memory_page_lists_and_filters_what_the_user_may_see(sam: Any, alice: Any) -> None:
-    MemoryItemFactory(text="Organisation fact about deliveries.", kind="fact")
-    MemoryItemFactory(text="Procedure for returns.", kind="procedure")
-    MemoryItemFactory(text="Alice's own preference.", scope="user", scope_user=alice)
-    MemoryItemFactory(text="Admin-only decision.", scope="role", scope_role=Group.objects.get(name="Administrator"))
-    MemoryItemFactory(text="Unreviewed proposal.", status="proposed")
+    MemoryItemFactory.create(text="Organisation fact about deliveries.", kind="fact")
+    MemoryItemFactory.create(text="Procedure for returns.", kind="procedure")
+    MemoryItemFactory.create(text="Alice's own preference.", scope="user", scope_user=alice)
+    MemoryItemFactory.create(
+        text="Admin-only decision.", scope="role", scope_role=Group.objects.get(name="Administrator")
+    )
+    MemoryItemFactory.create(text="Unreviewed proposal.", status="proposed")
     client = _client_for(sam)
     body = client.get(reverse("memory:memory_list")).content.decode()
     assert "Organisation fact about deliveries." in body and "Procedure for returns." in body
@@ -40,14 +42,14 @@ def test_the_memory_page_lists_and_filters_what_the_user_may_see(sam: Any, alice
 
 
 def test_people_without_the_memory_permission_get_403(oscar: Any) -> None:
-    memory = MemoryItemFactory()
+    memory = MemoryItemFactory.create()
     client = _client_for(oscar)
     assert client.get(reverse("memory:memory_list")).status_code == 403
     assert client.get(reverse("memory:memory_detail", args=[memory.pk])).status_code == 403
 
 
 def test_someone_elses_personal_memory_is_a_404(sam: Any, alice: Any) -> None:
-    memory = MemoryItemFactory(scope="user", scope_user=alice)
+    memory = MemoryItemFactory.create(scope="user", scope_user=alice)
     assert _client_for(sam).get(reverse("memory:memory_detail", args=[memory.pk])).status_code == 404
     assert _client_for(sam).post(reverse("memory:memory_delete", args=[memory.pk])).status_code == 404
     assert _client_for(alice).get(reverse("memory:memory_detail", args=[memory.pk])).status_code == 200
@@ -68,7 +70,7 @@ def test_staff_propose_and_a_reviewer_approves_from_the_queue(sam: Any, olivia: 
     review_url = reverse("memory:memory_review", args=[memory.pk])
     assert _client_for(sam).post(review_url, {"decision": "approve"}).status_code == 403
     assert _client_for(audrey).post(review_url, {"decision": "approve"}).status_code == 404  # not hers to see yet
-    approved = MemoryItemFactory(text="Approved and visible to the auditor.")
+    approved = MemoryItemFactory.create(text="Approved and visible to the auditor.")
     assert _client_for(audrey).get(reverse("memory:memory_detail", args=[approved.pk])).status_code == 200
     assert (
         _client_for(audrey).post(reverse("memory:memory_archive", args=[approved.pk])).status_code == 403
@@ -81,7 +83,7 @@ def test_staff_propose_and_a_reviewer_approves_from_the_queue(sam: Any, olivia: 
 
 
 def test_a_reviewer_edits_a_memory_and_bad_input_is_a_400(alice: Any) -> None:
-    memory = MemoryItemFactory(text="Old wording.")
+    memory = MemoryItemFactory.create(text="Old wording.")
     client = _client_for(alice)
     bad = client.post(
         reverse("memory:memory_detail", args=[memory.pk]),
@@ -109,18 +111,18 @@ def test_a_reviewer_edits_a_memory_and_bad_input_is_a_400(alice: Any) -> None:
 
 
 def test_deleting_from_the_page_needs_the_right(sam: Any, alice: Any) -> None:
-    memory = MemoryItemFactory()
+    memory = MemoryItemFactory.create()
     assert _client_for(sam).post(reverse("memory:memory_delete", args=[memory.pk])).status_code == 403
     assert _client_for(alice).post(reverse("memory:memory_delete", args=[memory.pk])).status_code == 302
     assert not MemoryItem.objects.exists()
 
 
 def test_remember_this_on_an_answer_proposes_it_for_the_conversations_customer(sam: Any, alice: Any) -> None:
-    customer = CustomerFactory(name="Elodie Durand")
-    conversation = ConversationFactory(
-        owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]), customer_id=customer.pk
+    customer = CustomerFactory.create(name="Elodie Durand")
+    conversation = ConversationFactory.create(
+        owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]), customer_id=customer.pk
     )
-    answer = MessageFactory(
+    answer = MessageFactory.create(
         conversation=conversation, role=MessageRole.ASSISTANT, content="Elodie prefers calls after 2 pm."
     )
     url = reverse("memory:remember", args=[answer.pk])
@@ -150,7 +152,7 @@ def test_asking_for_proposals_queues_the_learning_task(
 
     queued: list[int] = []
     monkeypatch.setattr(tasks.memory_learn_from_conversation_task, "delay", queued.append)
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(usable_by=["Staff"]))
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(usable_by=["Staff"]))
     url = reverse("memory:learn", args=[conversation.pk])
     assert _client_for(alice).post(url).status_code == 404
     with django_capture_on_commit_callbacks(execute=True):

@@ -87,7 +87,7 @@ def test_a_suggestion_never_lowers_a_label(labelled_bases: None) -> None:
 
 
 def test_a_flagged_injection_is_wrapped_and_the_manifest_says_so(flagged: dict[str, PassageFlag], sam: Any) -> None:
-    part = _chunk_part(flagged[FlagKind.INJECTION], AssistantProfileFactory())
+    part = _chunk_part(flagged[FlagKind.INJECTION], AssistantProfileFactory.create())
     assert part.text.startswith(UNTRUSTED_NOTICE) and part.source["injection"] is True
 
     gated = egress_gate(
@@ -106,7 +106,7 @@ def test_a_flagged_injection_is_wrapped_and_the_manifest_says_so(flagged: dict[s
 
 
 def test_the_policy_may_withhold_flagged_injections(flagged: dict[str, PassageFlag], sam: Any) -> None:
-    part = _chunk_part(flagged[FlagKind.INJECTION], AssistantProfileFactory())
+    part = _chunk_part(flagged[FlagKind.INJECTION], AssistantProfileFactory.create())
     document = default_document()
     for rules in document["roles"].values():
         rules["injection_action"] = "withhold"
@@ -128,7 +128,7 @@ def test_unreviewed_sensitive_passages_are_withheld_when_the_policy_says_so_unti
     flagged: dict[str, PassageFlag], sam: Any, olivia: Any
 ) -> None:
     flag = flagged[FlagKind.SENSITIVITY]
-    profile = AssistantProfileFactory()
+    profile = AssistantProfileFactory.create()
     document = default_document()
     gate_kwargs = {"user": sam, "conversation_key": "t", "destinations": [CLOUD], "persist_vault": False}
     # by default it is sent (marked) ...
@@ -156,7 +156,7 @@ def test_a_dismissed_flag_is_sent_as_before_and_becomes_a_training_label(
 
     flag = flagged[FlagKind.SENSITIVITY]
     services.flag_review(actor=olivia, flag=flag, verdict=FlagStatus.DISMISSED)
-    part = _chunk_part(flag, AssistantProfileFactory())
+    part = _chunk_part(flag, AssistantProfileFactory.create())
     assert "sensitivity_flag" not in part.source and part.source["classification"] == "public"
     dataset = sensitivity_dataset()
     assert dataset.sources["officer review"] == 1

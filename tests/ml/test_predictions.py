@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def churn(db: None) -> Any:
-    UserFactory(username="staff", roles=["Staff"])
-    UserFactory(username="admin", roles=["Administrator"])
+    UserFactory.create(username="staff", roles=["Staff"])
+    UserFactory.create(username="admin", roles=["Administrator"])
     demo_customers_ensure()
     model = services.model_activate(actor=None, model=trained_model(Purpose.CUSTOMER_CHURN))
     assert services.customer_predictions_refresh(purpose=Purpose.CUSTOMER_CHURN) == Customer.objects.count()
@@ -87,7 +87,7 @@ def test_the_assistant_gets_the_prediction_as_a_customer_field_the_gate_can_keep
         user=sam, question="How is this customer doing?", knowledge_bases=[], customer_id=customer.pk
     )
     assert "predictions" in context.customer_predictions
-    parts = assistant.build(profile=AssistantProfileFactory(), history=[], context=context, question="How?")
+    parts = assistant.build(profile=AssistantProfileFactory.create(), history=[], context=context, question="How?")
     part = next(p for p in parts if p.source.get("field") == "predictions")
     assert part.kind == "customer" and "churn risk" in part.text
     document = default_document()

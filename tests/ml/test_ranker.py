@@ -129,6 +129,7 @@ def test_a_document_becoming_searchable_queues_the_retraining_of_its_base(monkey
     monkeypatch.setattr(tasks.retrieval_ranker_train_task, "apply_async", lambda args, **_: queued.append(args))
     base = _base("ranker: queue", TOPICS[:3])
     document_id = Chunk.objects.filter(knowledge_base=base).values_list("document_id", flat=True).first()
+    assert document_id is not None
 
     tasks.ranker_retrain_queue(document_id)
     assert queued == [(base.pk,)]

@@ -72,23 +72,23 @@ def test_a_missing_model_file_falls_back_too(router: Any, sam: Any, model_dir: P
 
 
 def test_training_labels_come_from_fixed_profiles_relabels_and_poor_economy_ratings(alice: Any, sam: Any) -> None:
-    fixed = ConversationFactory(owner=sam, profile=AssistantProfileFactory(task_type="summarize"))
-    automatic = ConversationFactory(owner=sam, profile=AssistantProfileFactory(task_type=""))
-    from_profile = MessageFactory(conversation=fixed, content="Sum up the onboarding notes.")
-    relabelled = MessageFactory(conversation=automatic, content="What should we do about the surcharge?")
-    MessageFactory(
+    fixed = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(task_type="summarize"))
+    automatic = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(task_type=""))
+    from_profile = MessageFactory.create(conversation=fixed, content="Sum up the onboarding notes.")
+    relabelled = MessageFactory.create(conversation=automatic, content="What should we do about the surcharge?")
+    MessageFactory.create(
         conversation=automatic, role="assistant", reply_to=relabelled, route={"task_type": "routine", "tier": "economy"}
     )
-    rated = MessageFactory(conversation=automatic, content="Is the new supplier better than the old one?")
-    MessageFactory(
+    rated = MessageFactory.create(conversation=automatic, content="Is the new supplier better than the old one?")
+    MessageFactory.create(
         conversation=automatic,
         role="assistant",
         reply_to=rated,
         feedback=-1,
         route={"task_type": "routine", "tier": "economy"},
     )
-    unlabelled = MessageFactory(conversation=automatic, content="When is payday?")
-    MessageFactory(
+    unlabelled = MessageFactory.create(conversation=automatic, content="When is payday?")
+    MessageFactory.create(
         conversation=automatic,
         role="assistant",
         reply_to=unlabelled,
@@ -113,6 +113,6 @@ def test_training_labels_come_from_fixed_profiles_relabels_and_poor_economy_rati
 def test_only_administrators_may_relabel(sam: Any) -> None:
     from django.core.exceptions import PermissionDenied
 
-    message = MessageFactory(conversation=ConversationFactory(owner=sam))
+    message = MessageFactory.create(conversation=ConversationFactory.create(owner=sam))
     with pytest.raises(PermissionDenied):
         services.task_label_set(actor=sam, message_id=message.pk, task_type="draft")

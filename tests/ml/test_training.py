@@ -67,6 +67,7 @@ def test_a_second_model_is_scored_next_to_the_active_one_on_the_same_split(setti
     from portal.ml import services
 
     run = train(Purpose.INJECTION)
+    assert run.model_version is not None
     services.model_activate(actor=None, model=run.model_version)
     second = train(Purpose.INJECTION).model_version
     assert second is not None and second.version == 2

@@ -97,9 +97,9 @@ def test_a_broken_active_model_is_reported_on_the_models_page(alice: Any, model:
 
 
 def test_relabelling_is_one_click_for_administrators(alice: Any, sam: Any):
-    conversation = ConversationFactory(owner=sam, profile=AssistantProfileFactory(task_type=""))
-    question = MessageFactory(conversation=conversation, content="Which van should we buy?")
-    MessageFactory(
+    conversation = ConversationFactory.create(owner=sam, profile=AssistantProfileFactory.create(task_type=""))
+    question = MessageFactory.create(conversation=conversation, content="Which van should we buy?")
+    MessageFactory.create(
         conversation=conversation,
         role="assistant",
         reply_to=question,

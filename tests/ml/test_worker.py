@@ -92,6 +92,7 @@ def test_a_real_worker_trains_the_task_router_with_progress_in_the_database(
 
     assert run.status == RunStatus.DONE, run.message
     assert run.progress == 100 and progress == sorted(progress)  # it only moves forward
+    assert run.model_version_id is not None
     model = ModelVersion.objects.get(pk=run.model_version_id)
     assert (model_dir / model.file_name).is_file()
     assert model.metrics["model"]["macro_f1"] > model.metrics["baseline"]["macro_f1"]

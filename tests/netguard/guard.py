@@ -7,6 +7,7 @@ tries to phone home (telemetry, a model hub, a price list, a stray provider call
 
 from __future__ import annotations
 
+import _socket
 import ipaddress
 import socket
 from typing import Any
@@ -33,18 +34,18 @@ def _is_loopback_host(host: Any) -> bool:
         return False
 
 
-def _check(sock: socket.socket, address: Any) -> None:
+def _check(sock: _socket.socket, address: Any) -> None:
     inet = sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
     if inet and not _is_loopback_host(address[0]):
         raise NetworkBlocked(f"outbound connection to {address[0]}:{address[1]} blocked by the test suite")
 
 
-def _guarded_connect(self: socket.socket, address: Any) -> None:
+def _guarded_connect(self: _socket.socket, address: Any) -> None:
     _check(self, address)
     return _original_connect(self, address)
 
 
-def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+def _guarded_connect_ex(self: _socket.socket, address: Any) -> int:
     _check(self, address)
     return _original_connect_ex(self, address)
 

@@ -11,7 +11,9 @@ from tests.oidc_provider import state
 
 
 class StateFileBackend(ModelBackend):
-    def authenticate(self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> User | None:
         person = state.read().get("users", {}).get(username or "")
         if not person or person.get("password") != password:
             return None

@@ -17,11 +17,11 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from oidc_provider.models import Client, RSAKey
 
 from tests.oidc_provider import state
+from tests.oidc_provider.settings import DATA_DIR
 
 LAST_TOKEN = "last_id_token.txt"
 
@@ -39,6 +39,7 @@ def _tampered(id_token: str, how: str) -> str:
     claims = jwt.decode(id_token, options={"verify_signature": False})
     stored = next(key for key in RSAKey.objects.all() if key.kid == header["kid"])
     real_key = serialization.load_pem_private_key(stored.key.encode(), password=None)
+    assert isinstance(real_key, rsa.RSAPrivateKey)  # the provider's keys are RSA (creatersakey)
     headers = {"kid": header["kid"]}
     if how == "bad-signature":
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -50,7 +51,7 @@ def _tampered(id_token: str, how: str) -> str:
         return jwt.encode({**claims, "iat": now - 1200, "exp": now - 600}, real_key, algorithm="RS256",
                           headers=headers)  # fmt: skip
     if how == "replay":
-        previous = settings.DATA_DIR / LAST_TOKEN
+        previous = DATA_DIR / LAST_TOKEN
         return previous.read_text() if previous.exists() else id_token
     return id_token
 
@@ -70,7 +71,7 @@ class StateMiddleware:
                 how = current.get("tamper") or ""
                 body["id_token"] = _tampered(id_token, how) if how else id_token
                 if how != "replay":
-                    (settings.DATA_DIR / LAST_TOKEN).write_text(id_token)
+                    (DATA_DIR / LAST_TOKEN).write_text(id_token)
                 response.content = json.dumps(body).encode()
                 response["Content-Length"] = str(len(response.content))
         return response

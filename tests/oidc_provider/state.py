@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
+from tests.oidc_provider.settings import STATE_FILE
 
 
 def read() -> dict[str, Any]:
     try:
-        return dict(json.loads(settings.STATE_FILE.read_text(encoding="utf-8")))
+        return dict(json.loads(STATE_FILE.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return {}

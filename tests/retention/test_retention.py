@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import ForeignObjectRel
 from django.test import Client
 from django.utils import timezone
 
@@ -36,9 +37,9 @@ def aged(model: Any, pk: int, field: str = "updated_at", when: dt.datetime = OLD
 
 
 def old_conversation(owner: Any, messages: int = 2, customer: Any = None) -> Conversation:
-    conversation = ConversationFactory(owner=owner, customer=customer)
+    conversation = ConversationFactory.create(owner=owner, customer=customer)
     for _ in range(messages):
-        MessageFactory(conversation=conversation, manifest={"egress": {"values": ["secret"]}})
+        MessageFactory.create(conversation=conversation, manifest={"egress": {"values": ["secret"]}})
     for prefix in ("assistant-conversation-", "memory-learning-"):
         vault = ConversationVault.objects.create(conversation_key=f"{prefix}{conversation.pk}", ciphertext="x")
         aged(ConversationVault, vault.pk)
@@ -83,8 +84,8 @@ def test_the_run_deletes_old_conversations_with_their_messages_and_vaults_in_aud
     olivia: Any, sam: Any
 ) -> None:
     old = [old_conversation(sam) for _ in range(5)]
-    recent = ConversationFactory(owner=sam)
-    MessageFactory(conversation=recent)
+    recent = ConversationFactory.create(owner=sam)
+    MessageFactory.create(conversation=recent)
     publish(olivia, conversations=30)
     run = retention_run(batch_size=2)
     assert run is not None and run.status == "done"
@@ -111,12 +112,12 @@ def test_nothing_is_deleted_without_a_policy_or_for_a_kind_without_a_period(oliv
 
 
 def test_a_legal_hold_keeps_what_it_covers_until_it_is_lifted(olivia: Any, sam: Any, alice: Any) -> None:
-    customer = CustomerFactory()
+    customer = CustomerFactory.create()
     held_directly = old_conversation(alice)
     held_by_owner = old_conversation(sam)
     held_by_customer = old_conversation(alice, customer=customer)
     free = old_conversation(alice)
-    interaction = InteractionFactory(customer=customer, occurred_at=OLD)
+    interaction = InteractionFactory.create(customer=customer, occurred_at=OLD)
     holds = [
         legal_hold_place(actor=olivia, subject="conversation", subject_id=held_directly.pk, reason="case 12"),
         legal_hold_place(actor=olivia, subject="user", subject_id=sam.pk, reason="tribunal claim"),
@@ -148,12 +149,12 @@ def test_a_hold_suspends_deletion_by_hand_and_says_which_hold(olivia: Any, alice
     from portal.assistant.services import conversation_delete
     from portal.customers.services import customer_delete
 
-    customer = CustomerFactory()
+    customer = CustomerFactory.create()
     hold = legal_hold_place(actor=olivia, subject="customer", subject_id=customer.pk, reason="dispute 7")
     with pytest.raises(ValidationError) as refused:
         customer_delete(actor=alice, customer=customer)
     assert f"legal hold #{hold.pk} on customer #{customer.pk} (dispute 7)" in refused.value.messages[0]
-    conversation = ConversationFactory(owner=sam, customer=customer)
+    conversation = ConversationFactory.create(owner=sam, customer=customer)
     with pytest.raises(ValidationError, match="legal hold"):
         conversation_delete(actor=sam, conversation=conversation)
     legal_hold_lift(actor=olivia, hold=hold, reason="settled")
@@ -216,6 +217,7 @@ def test_uploaded_originals_are_removed_and_the_document_stays(olivia: Any, alic
                                        uploaded_by=alice)  # fmt: skip
     document.file.save("old.txt", ContentFile(b"old original"), save=True)
     storage, name = document.file.storage, document.file.name
+    assert name is not None
     assert storage.exists(name)
     aged(Document, document.pk, "created_at")
     publish(olivia, uploads=90)
@@ -231,7 +233,7 @@ def test_the_purge_knows_every_relation_to_conversations_and_messages() -> None:
         (field.related_model._meta.label, field.field.name)
         for model in (Conversation, Message)
         for field in model._meta.get_fields(include_hidden=True)
-        if field.is_relation and field.auto_created and not field.concrete
+        if isinstance(field, ForeignObjectRel) and field.is_relation and field.auto_created and not field.concrete
     }
     assert relations == {("assistant.Message", "conversation"), ("assistant.Message", "reply_to"),
                          ("assistant.Message", "edited_from"), ("ml.TaskLabel", "message")}  # fmt: skip
@@ -249,8 +251,8 @@ def test_the_retention_page_for_officers(client: Client, olivia: Any, sam: Any) 
     assert client.post("/retention/policy/", {"conversations": "45", "reason": "schedule"}).status_code == 302
     old_conversation(sam)
     retention_run()
-    page = client.get("/retention/").content.decode()
-    assert "Last run #" in page and "45 days" in page
+    text = client.get("/retention/").content.decode()
+    assert "Last run #" in text and "45 days" in text
     assert (
         client.post("/retention/holds/", {"subject": "user", "subject_id": sam.pk, "reason": "claim"}).status_code
         == 302
@@ -269,7 +271,7 @@ def test_a_hold_keeps_memories_about_its_subject_and_the_account_in_the_site_adm
 ) -> None:
     from portal.memory.services import memory_delete
 
-    customer = CustomerFactory()
+    customer = CustomerFactory.create()
     memory = MemoryItem.objects.create(text="Prefers e-mail.", scope="customer", scope_customer=customer, author=alice)
     legal_hold_place(actor=olivia, subject="customer", subject_id=customer.pk, reason="dispute 7")
     legal_hold_place(actor=olivia, subject="user", subject_id=sam.pk, reason="tribunal claim")
@@ -295,9 +297,9 @@ def test_a_purge_leaves_an_edited_copy_elsewhere_intact(sam: Any) -> None:
 
     from portal.retention.services import conversations_purge
 
-    purged, kept = ConversationFactory(owner=sam), ConversationFactory(owner=sam)
-    original = MessageFactory(conversation=purged, content="Original question")
-    copy = MessageFactory(conversation=kept, content="Edited copy", edited_from=original)
+    purged, kept = ConversationFactory.create(owner=sam), ConversationFactory.create(owner=sam)
+    original = MessageFactory.create(conversation=purged, content="Original question")
+    copy = MessageFactory.create(conversation=kept, content="Edited copy", edited_from=original)
 
     with transaction.atomic():
         conversations_purge([purged.pk])

@@ -30,7 +30,7 @@ def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def fake_model(db: None, fake_provider: Any, provider_key: str) -> Any:
     """A catalog model of the standard tier answering from the fake provider server."""
-    return CatalogModelFactory(display_name="Fake primary", api_base=fake_provider.url, tier="standard")
+    return CatalogModelFactory.create(display_name="Fake primary", api_base=fake_provider.url, tier="standard")
 
 
 def gate(user: Any, candidates: Sequence[Destination], question: str = "What is our refund policy?") -> GatedPrompt:

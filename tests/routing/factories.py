@@ -8,7 +8,7 @@ from django.utils import timezone
 from portal.routing.models import Budget, CatalogModel, Usage
 
 
-class CatalogModelFactory(factory.django.DjangoModelFactory):
+class CatalogModelFactory(factory.django.DjangoModelFactory[CatalogModel]):
     class Meta:
         model = CatalogModel
 
@@ -22,7 +22,7 @@ class CatalogModelFactory(factory.django.DjangoModelFactory):
     order = factory.Sequence(lambda n: n)
 
 
-class BudgetFactory(factory.django.DjangoModelFactory):
+class BudgetFactory(factory.django.DjangoModelFactory[Budget]):
     class Meta:
         model = Budget
 
@@ -31,7 +31,7 @@ class BudgetFactory(factory.django.DjangoModelFactory):
     action = Budget.Action.DOWNGRADE
 
 
-class UsageFactory(factory.django.DjangoModelFactory):
+class UsageFactory(factory.django.DjangoModelFactory[Usage]):
     class Meta:
         model = Usage
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=False)
 
 @pytest.fixture
 def second_model(fake_model: Any, fake_provider: Any) -> Any:
-    return CatalogModelFactory(display_name="Fake second", api_base=fake_provider.url, tier="premium")
+    return CatalogModelFactory.create(display_name="Fake second", api_base=fake_provider.url, tier="premium")
 
 
 def test_it_streams_the_answer_of_the_first_model_and_records_usage(sam: Any, fake_model: Any, fake_provider: Any):
@@ -285,7 +285,7 @@ def test_cost_comes_from_the_catalog_override(sam: Any, fake_model: Any, fake_pr
 
 
 def test_cost_comes_from_litellms_local_price_map_for_known_models(sam: Any, fake_provider: Any, provider_key: str):
-    model = CatalogModelFactory(litellm_model="openai/gpt-4o-mini", api_base=fake_provider.url)
+    model = CatalogModelFactory.create(litellm_model="openai/gpt-4o-mini", api_base=fake_provider.url)
     destinations = [model.destination()]
     _, outcome = run_stream(user=sam, gated=gate(sam, destinations), decision=decision_for(destinations))
 
@@ -323,7 +323,7 @@ def test_a_failing_openai_model_falls_back_across_providers_to_anthropic(
     sam: Any, fake_model: Any, fake_provider: Any, settings: Any
 ):
     settings.ROUTING_NUM_RETRIES = 0
-    claude = CatalogModelFactory(
+    claude = CatalogModelFactory.create(
         display_name="Fake Claude", litellm_model="anthropic/claude-fake", api_base=fake_provider.base_url
     )
     fake_provider.script("500")
@@ -381,8 +381,8 @@ def test_the_offline_answer_says_when_the_budget_is_used_up(sam: Any, fake_model
 
     fake_model.tier = "economy"
     fake_model.save()
-    BudgetFactory(user=sam, limit=Decimal("1.00"))
-    UsageFactory(user=sam, cost=Decimal("1.00"))
+    BudgetFactory.create(user=sam, limit=Decimal("1.00"))
+    UsageFactory.create(user=sam, cost=Decimal("1.00"))
     decision = route_decide(user=sam, task_type="routine", question="When do we open?")
     deltas, outcome = run_stream(user=sam, gated=gate(sam, decision.candidates), decision=decision)
 

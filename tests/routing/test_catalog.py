@@ -40,7 +40,7 @@ def test_switching_provider_is_a_change_of_data_on_the_admin_screen_and_is_audit
 
     admin_user = User.objects.create_superuser("root", "root@example.test", "x" * 16)
     client.force_login(admin_user)
-    model = CatalogModelFactory(litellm_model="openai/gpt-4o-mini")
+    model = CatalogModelFactory.create(litellm_model="openai/gpt-4o-mini")
     data = {
         "display_name": "Now Claude",
         "litellm_model": "anthropic/claude-haiku-4-5",

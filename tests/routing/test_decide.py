@@ -54,12 +54,12 @@ def test_with_no_cloud_model_the_offline_model_answers(sam: Any):
 
 
 def test_the_tier_models_come_first_then_the_other_tiers_then_offline(sam: Any):
-    economy = CatalogModelFactory(tier="economy")
-    standard_b = CatalogModelFactory(tier="standard", order=2)
-    standard_a = CatalogModelFactory(tier="standard", order=1)
-    premium = CatalogModelFactory(tier="premium")
-    research = CatalogModelFactory(tier="research")
-    CatalogModelFactory(tier="standard", enabled=False)
+    economy = CatalogModelFactory.create(tier="economy")
+    standard_b = CatalogModelFactory.create(tier="standard", order=2)
+    standard_a = CatalogModelFactory.create(tier="standard", order=1)
+    premium = CatalogModelFactory.create(tier="premium")
+    research = CatalogModelFactory.create(tier="research")
+    CatalogModelFactory.create(tier="standard", enabled=False)
 
     decision = route_decide(user=sam, task_type="draft", question="anything")
 
@@ -70,8 +70,8 @@ def test_the_tier_models_come_first_then_the_other_tiers_then_offline(sam: Any):
 
 
 def test_the_task_tier_map_is_data(sam: Any):
-    CatalogModelFactory(tier="economy")
-    premium = CatalogModelFactory(tier="premium")
+    CatalogModelFactory.create(tier="economy")
+    premium = CatalogModelFactory.create(tier="premium")
     TaskTier.objects.filter(task_type="routine").update(tier="premium")
 
     decision = route_decide(user=sam, task_type=None, question="When is the office open?")
@@ -81,7 +81,7 @@ def test_the_task_tier_map_is_data(sam: Any):
 
 
 def test_an_empty_tier_falls_back_and_says_so(sam: Any):
-    economy = CatalogModelFactory(tier="economy")
+    economy = CatalogModelFactory.create(tier="economy")
     decision = route_decide(user=sam, task_type="analyze", question="x")
 
     assert decision.tier == "premium"
@@ -91,14 +91,14 @@ def test_an_empty_tier_falls_back_and_says_so(sam: Any):
 
 def test_the_offline_fallback_can_be_switched_off(sam: Any, settings: Any):
     settings.ROUTING_OFFLINE_FALLBACK = False
-    model = CatalogModelFactory(tier="economy")
+    model = CatalogModelFactory.create(tier="economy")
     decision = route_decide(user=sam, task_type="routine", question="x")
 
     assert [candidate.key for candidate in decision.candidates] == [model.key]
 
 
 def test_a_destination_carries_the_governance_flags(sam: Any):
-    model = CatalogModelFactory(
+    model = CatalogModelFactory.create(
         tier="economy", litellm_model="anthropic/claude-haiku-4-5", zero_data_retention=True, region="eu"
     )
     destination = route_decide(user=sam, task_type="routine", question="x").candidates[0]
@@ -115,10 +115,10 @@ def test_an_unknown_task_type_is_refused(sam: Any):
 
 # ---- budgets ----------------------------------------------------------------------------------------
 def test_over_a_user_budget_the_route_is_downgraded_with_a_note(sam: Any):
-    economy = CatalogModelFactory(tier="economy")
-    CatalogModelFactory(tier="premium")
-    BudgetFactory(user=sam, limit=Decimal("1.00"), period="day", action="downgrade")
-    UsageFactory(user=sam, cost=Decimal("1.20"))
+    economy = CatalogModelFactory.create(tier="economy")
+    CatalogModelFactory.create(tier="premium")
+    BudgetFactory.create(user=sam, limit=Decimal("1.00"), period="day", action="downgrade")
+    UsageFactory.create(user=sam, cost=Decimal("1.20"))
 
     decision = route_decide(user=sam, task_type="analyze", question="x")
 
@@ -131,9 +131,9 @@ def test_over_a_user_budget_the_route_is_downgraded_with_a_note(sam: Any):
 
 
 def test_over_budget_in_the_cheapest_tier_only_the_offline_model_answers(sam: Any):
-    CatalogModelFactory(tier="economy")
-    BudgetFactory(user=sam, limit=Decimal("1.00"))
-    UsageFactory(user=sam, cost=Decimal("1.00"))
+    CatalogModelFactory.create(tier="economy")
+    BudgetFactory.create(user=sam, limit=Decimal("1.00"))
+    UsageFactory.create(user=sam, cost=Decimal("1.00"))
 
     decision = route_decide(user=sam, task_type="routine", question="x")
 
@@ -142,10 +142,10 @@ def test_over_budget_in_the_cheapest_tier_only_the_offline_model_answers(sam: An
 
 def test_a_role_budget_counts_everyone_in_the_role_and_can_refuse(sam: Any, alice: Any, settings: Any):
     settings.ROUTING_OFFLINE_FALLBACK = False  # with the offline fallback on, the free offline model answers
-    CatalogModelFactory(tier="economy")
-    BudgetFactory(role=Group.objects.get(name="Staff"), limit=Decimal("2.00"), period="month", action="refuse")
-    UsageFactory(user=None, roles=["Staff"], cost=Decimal("1.50"))
-    UsageFactory(user=None, roles=["Staff"], cost=Decimal("0.60"))
+    CatalogModelFactory.create(tier="economy")
+    BudgetFactory.create(role=Group.objects.get(name="Staff"), limit=Decimal("2.00"), period="month", action="refuse")
+    UsageFactory.create(user=None, roles=["Staff"], cost=Decimal("1.50"))
+    UsageFactory.create(user=None, roles=["Staff"], cost=Decimal("0.60"))
 
     with pytest.raises(BudgetExceeded) as raised:
         route_decide(user=sam, task_type="routine", question="x")
@@ -163,24 +163,24 @@ def test_spend_outside_the_period_does_not_count(sam: Any):
 
     from django.utils import timezone
 
-    CatalogModelFactory(tier="economy")
-    BudgetFactory(user=sam, limit=Decimal("1.00"), period="day", action="refuse")
-    UsageFactory(user=sam, cost=Decimal("5.00"), created_at=timezone.now() - timedelta(days=2))
+    CatalogModelFactory.create(tier="economy")
+    BudgetFactory.create(user=sam, limit=Decimal("1.00"), period="day", action="refuse")
+    UsageFactory.create(user=sam, cost=Decimal("5.00"), created_at=timezone.now() - timedelta(days=2))
 
     assert route_decide(user=sam, task_type="routine", question="x").tier == "economy"
 
 
 def test_a_disabled_budget_is_ignored(sam: Any):
-    CatalogModelFactory(tier="economy")
-    BudgetFactory(user=sam, limit=Decimal("0"), action="refuse", enabled=False)
+    CatalogModelFactory.create(tier="economy")
+    BudgetFactory.create(user=sam, limit=Decimal("0"), action="refuse", enabled=False)
 
     assert route_decide(user=sam, task_type="routine", question="x").tier == "economy"
 
 
 def test_a_used_up_budget_does_not_refuse_the_free_offline_model(sam: Any):
-    CatalogModelFactory(tier="economy")
-    BudgetFactory(user=sam, limit=Decimal("0.0001"), period="day", action="refuse")
-    UsageFactory(user=sam, cost=Decimal("0.00015"))
+    CatalogModelFactory.create(tier="economy")
+    BudgetFactory.create(user=sam, limit=Decimal("0.0001"), period="day", action="refuse")
+    UsageFactory.create(user=sam, cost=Decimal("0.00015"))
 
     decision = route_decide(user=sam, task_type="routine", question="x")
 

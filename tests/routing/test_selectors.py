@@ -15,10 +15,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_report_groups_spend_by_user_role_model_and_day(alice: Any, sam: Any):
-    UsageFactory(user=sam, username="sam", roles=["Staff"], model_name="A", cost=Decimal("1.00"))
-    UsageFactory(user=alice, username="alice", roles=["Administrator", "Staff"], model_name="B", cost=Decimal("2.00"))
-    UsageFactory(user=None, username="", roles=[], model_name="A", cost=Decimal("0.50"), outcome="error")
-    UsageFactory(username="old", cost=Decimal("9.00"), created_at=timezone.now() - timedelta(days=40))
+    UsageFactory.create(user=sam, username="sam", roles=["Staff"], model_name="A", cost=Decimal("1.00"))
+    UsageFactory.create(
+        user=alice, username="alice", roles=["Administrator", "Staff"], model_name="B", cost=Decimal("2.00")
+    )
+    UsageFactory.create(user=None, username="", roles=[], model_name="A", cost=Decimal("0.50"), outcome="error")
+    UsageFactory.create(username="old", cost=Decimal("9.00"), created_at=timezone.now() - timedelta(days=40))
 
     report = usage_report(user=alice, days=30)
 

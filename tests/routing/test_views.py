@@ -12,8 +12,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_administrators_see_usage_by_user_role_model_and_day_with_a_chart(client: Any, alice: Any, sam: Any):
-    UsageFactory(user=sam, username="sam", roles=["Staff"], model_name="Claude", cost=Decimal("0.25"))
-    UsageFactory(user=sam, username="sam", roles=["Staff"], model_name="GPT", cost=Decimal("0.50"), outcome="error")
+    UsageFactory.create(user=sam, username="sam", roles=["Staff"], model_name="Claude", cost=Decimal("0.25"))
+    UsageFactory.create(
+        user=sam, username="sam", roles=["Staff"], model_name="GPT", cost=Decimal("0.50"), outcome="error"
+    )
     client.force_login(alice)
 
     response = client.get(reverse("routing:usage"))
@@ -60,7 +62,7 @@ def test_administrators_and_officers_see_the_catalog_without_keys(
     client: Any, person: str, request: Any, monkeypatch: Any
 ):
     monkeypatch.setenv("CLAUDE_KEY", "sk-ant-very-secret")
-    CatalogModelFactory(
+    CatalogModelFactory.create(
         display_name="Claude Sonnet", litellm_model="anthropic/claude-sonnet-4-5", api_key_env="CLAUDE_KEY", region="eu"
     )
     client.force_login(request.getfixturevalue(person))
@@ -78,7 +80,7 @@ def test_the_catalog_page_lists_budgets(client: Any, alice: Any):
 
     from tests.routing.factories import BudgetFactory
 
-    BudgetFactory(role=Group.objects.get(name="Staff"), limit=Decimal("50"), period="month", action="refuse")
+    BudgetFactory.create(role=Group.objects.get(name="Staff"), limit=Decimal("50"), period="month", action="refuse")
     client.force_login(alice)
 
     html = client.get(reverse("routing:catalog")).content.decode()
@@ -105,8 +107,8 @@ def test_the_page_says_whether_each_key_variable_is_set_and_never_shows_it(
 ) -> None:
     monkeypatch.setenv("SET_KEY", "sk-live-never-shown")
     monkeypatch.delenv("MISSING_KEY", raising=False)
-    CatalogModelFactory(display_name="Has key", api_key_env="SET_KEY")
-    CatalogModelFactory(display_name="No key", api_key_env="MISSING_KEY")
+    CatalogModelFactory.create(display_name="Has key", api_key_env="SET_KEY")
+    CatalogModelFactory.create(display_name="No key", api_key_env="MISSING_KEY")
     client.force_login(alice)
 
     html = client.get(reverse("routing:catalog")).content.decode()
@@ -118,11 +120,11 @@ def test_the_page_says_whether_each_key_variable_is_set_and_never_shows_it(
 
 
 def test_the_page_shows_each_models_recent_calls_failures_and_median(client: Any, alice: Any) -> None:
-    model = CatalogModelFactory(display_name="Busy model")
+    model = CatalogModelFactory.create(display_name="Busy model")
     for total_ms in (100.0, 300.0, 200.0):
-        UsageFactory(model_key=model.key, total_ms=total_ms, outcome="success")
-    UsageFactory(model_key=model.key, total_ms=5000.0, outcome="error", error_class="Timeout")
-    CatalogModelFactory(display_name="Idle model")
+        UsageFactory.create(model_key=model.key, total_ms=total_ms, outcome="success")
+    UsageFactory.create(model_key=model.key, total_ms=5000.0, outcome="error", error_class="Timeout")
+    CatalogModelFactory.create(display_name="Idle model")
     client.force_login(alice)
 
     html = client.get(reverse("routing:catalog")).content.decode()
@@ -156,7 +158,7 @@ def test_a_model_that_does_not_answer_says_so_and_is_audited_as_a_failure(
 ) -> None:
     from audit.models import AuditEvent
 
-    dead = CatalogModelFactory(display_name="Dead end", api_base="http://127.0.0.1:9")  # nothing listens there
+    dead = CatalogModelFactory.create(display_name="Dead end", api_base="http://127.0.0.1:9")  # nothing listens there
     client.force_login(alice)
 
     response = client.post(reverse("routing:model_test", args=[dead.pk]))

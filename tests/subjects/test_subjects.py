@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import zipfile
@@ -38,6 +39,7 @@ from tests.accounts.factories import UserFactory
 from tests.assistant.factories import ConversationFactory, MessageFactory
 from tests.customers.factories import CustomerFactory, InteractionFactory
 from tests.knowledge.factories import KnowledgeBaseFactory
+from tests.responses import streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -49,13 +51,13 @@ ACCOUNT = "ACC-77421"
 
 @pytest.fixture
 def subject() -> Customer:
-    return CustomerFactory(name=NAME, emails=[EMAIL], phones=[PHONE], account_numbers=[ACCOUNT],
+    return CustomerFactory.create(name=NAME, emails=[EMAIL], phones=[PHONE], account_numbers=[ACCOUNT],
                            postal_address="12 Wren Close\nOxford\nOX2 6PL", notes="Prefers letters.")  # fmt: skip
 
 
 @pytest.fixture
 def other() -> Customer:
-    return CustomerFactory(name="Bartholomew Ingleby", emails=["bart@ingleby.example"], phones=["0161 496 0999"])
+    return CustomerFactory.create(name="Bartholomew Ingleby", emails=["bart@ingleby.example"], phones=["0161 496 0999"])
 
 
 def _prediction(customer: Customer) -> CustomerPrediction:
@@ -79,11 +81,11 @@ def _zip(data: bytes) -> zipfile.ZipFile:
 def test_an_access_bundle_holds_everything_about_the_customer_as_json_and_csv(
     olivia: Any, sam: Any, subject: Customer, other: Customer, django_capture_on_commit_callbacks: Any
 ) -> None:
-    InteractionFactory(customer=subject, summary="Asked for a quote", full_text=f"Call {PHONE}")
-    InteractionFactory(customer=other, summary="Not theirs")
+    InteractionFactory.create(customer=subject, summary="Asked for a quote", full_text=f"Call {PHONE}")
+    InteractionFactory.create(customer=other, summary="Not theirs")
     MemoryItem.objects.create(text=f"{NAME} prefers letters.", scope="customer", scope_customer=subject)
-    conversation = ConversationFactory(owner=sam, customer=subject)
-    MessageFactory(conversation=conversation, content=f"Write to {NAME}")
+    conversation = ConversationFactory.create(owner=sam, customer=subject)
+    MessageFactory.create(conversation=conversation, content=f"Write to {NAME}")
     _prediction(subject)
     audit(actor=sam, action="customers.customer_viewed", target=subject)
 
@@ -115,7 +117,7 @@ def test_an_access_bundle_holds_everything_about_the_customer_as_json_and_csv(
 def test_a_staff_member_may_ask_for_a_copy_of_their_own_data_only(
     sam: Any, alice: Any, subject: Customer, django_capture_on_commit_callbacks: Any
 ) -> None:
-    ConversationFactory(owner=sam, title="My own conversation")
+    ConversationFactory.create(owner=sam, title="My own conversation")
     done = _run(sam, django_capture_on_commit_callbacks, kind="access", subject_type="user", subject_id=sam.pk)
     assert done.status == RequestStatus.DONE, done.error
     bundle = json.loads(_zip((settings.SUBJECT_BUNDLE_DIR / done.file_name).read_bytes()).read("bundle.json"))
@@ -140,12 +142,9 @@ def test_only_whoever_asked_sees_and_downloads_the_bundle_others_get_404(
     assert client.get(detail).status_code == 200
     response = client.get(download)
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
-    assert (
-        NAME
-        in json.loads(_zip(b"".join(response.streaming_content)).read("bundle.json"))["sections"]["record"][0]["name"]
-    )  # noqa: E501
+    assert NAME in json.loads(_zip(streamed(response)).read("bundle.json"))["sections"]["record"][0]["name"]
     assert AuditEvent.objects.filter(action="subjects.bundle_downloaded", object_id=str(done.pk)).count() == 1
-    another_officer = UserFactory(username="otto", roles=["Governance officer"])
+    another_officer = UserFactory.create(username="otto", roles=["Governance officer"])
     for outsider in (another_officer, alice, sam):
         client.force_login(outsider)
         assert client.get(detail).status_code == 404
@@ -178,7 +177,7 @@ def test_a_bundle_is_deleted_on_request_and_when_it_expires(
     subject_bundle_delete(actor=olivia, subject_request=first)
     assert not first_path.exists() and second_path.exists()
     assert subject_bundles_expire(now=timezone.now()) == 0
-    assert subject_bundles_expire(now=timezone.now() + timezone.timedelta(days=30)) == 1
+    assert subject_bundles_expire(now=timezone.now() + dt.timedelta(days=30)) == 1
     assert not second_path.exists()
     second.refresh_from_db()
     assert not second.downloadable
@@ -190,18 +189,18 @@ def test_a_bundle_is_deleted_on_request_and_when_it_expires(
 def test_erasure_deletes_what_is_about_them_scrubs_the_rest_and_verifies_every_table(
     olivia: Any, sam: Any, subject: Customer, other: Customer, django_capture_on_commit_callbacks: Any
 ) -> None:
-    InteractionFactory(customer=subject, full_text=f"Call {PHONE}")
+    InteractionFactory.create(customer=subject, full_text=f"Call {PHONE}")
     MemoryItem.objects.create(text=f"{NAME} prefers letters.", scope="customer", scope_customer=subject)
     organisation_memory = MemoryItem.objects.create(text=f"Ask {NAME} about Oxford deliveries.")
     _prediction(subject)
-    about = ConversationFactory(owner=sam, customer=subject, title=f"Call with {NAME}")
-    MessageFactory(conversation=about, content=f"Reply to {EMAIL}", manifest={"egress": {"values": [EMAIL]}})
+    about = ConversationFactory.create(owner=sam, customer=subject, title=f"Call with {NAME}")
+    MessageFactory.create(conversation=about, content=f"Reply to {EMAIL}", manifest={"egress": {"values": [EMAIL]}})
     vault = vault_open(conversation_key=f"assistant-conversation-{about.pk}")
     vault.placeholder("PERSON", NAME)
     vault_save(vault=vault)
     # another customer's conversation quotes them: it stays, without their values
-    theirs = ConversationFactory(owner=sam, customer=other)
-    kept_message = MessageFactory(conversation=theirs, content=f"Referred by {NAME} ({PHONE}), thanks!")
+    theirs = ConversationFactory.create(owner=sam, customer=other)
+    kept_message = MessageFactory.create(conversation=theirs, content=f"Referred by {NAME} ({PHONE}), thanks!")
     other_vault = vault_open(conversation_key=f"assistant-conversation-{theirs.pk}")
     other_vault.placeholder("EMAIL", EMAIL)
     other_vault.placeholder("PERSON", "Bartholomew Ingleby")
@@ -234,7 +233,8 @@ def test_erasure_deletes_what_is_about_them_scrubs_the_rest_and_verifies_every_t
     from governance import known_entities
 
     known_entities.invalidate()
-    assert not [f for f in known_entity_findings(f"Please call {NAME}") if f.text == NAME]
+    text = f"Please call {NAME}"
+    assert not [f for f in known_entity_findings(text) if text[f.start : f.end] == NAME]
     phases = [step["phase"] for step in done.counts]
     assert phases == ["delete", "scrub", "review", "dictionary", "verify"]
     events = AuditEvent.objects.filter(object_type="subjects.subjectrequest", object_id=str(done.pk)).order_by("seq")
@@ -277,8 +277,8 @@ def test_a_hold_placed_after_the_request_stops_the_erasure_when_it_runs(
 def test_a_conversation_about_them_kept_by_another_hold_stays_without_their_values(
     olivia: Any, sam: Any, subject: Customer, django_capture_on_commit_callbacks: Any
 ) -> None:
-    kept = ConversationFactory(owner=sam, customer=subject)
-    message = MessageFactory(conversation=kept, content=f"{NAME} disputes invoice 9")
+    kept = ConversationFactory.create(owner=sam, customer=subject)
+    message = MessageFactory.create(conversation=kept, content=f"{NAME} disputes invoice 9")
     legal_hold_place(actor=olivia, subject="conversation", subject_id=kept.pk, reason="other matter")
     done = _run(olivia, django_capture_on_commit_callbacks, kind="erasure", subject_type="customer",
                 subject_id=subject.pk)  # fmt: skip
@@ -308,7 +308,7 @@ def test_the_verification_finds_a_value_left_in_an_unexpected_table(
 def test_knowledge_documents_that_mention_them_are_reported_for_review(
     olivia: Any, subject: Customer, django_capture_on_commit_callbacks: Any
 ) -> None:
-    base = KnowledgeBaseFactory()
+    base = KnowledgeBaseFactory.create()
     document = Document.objects.create(knowledge_base=base, title="Client list", original_filename="list.txt",
                                        status="ready")  # fmt: skip
     Chunk.objects.create(document=document, knowledge_base=base, generation=1, position=0,
@@ -322,7 +322,7 @@ def test_knowledge_documents_that_mention_them_are_reported_for_review(
 
 
 def test_a_value_another_customer_also_holds_is_theirs_and_stays(olivia: Any, subject: Customer) -> None:
-    CustomerFactory(name="Switchboard Shared", phones=[PHONE], emails=["shared@example.test"])
+    CustomerFactory.create(name="Switchboard Shared", phones=[PHONE], emails=["shared@example.test"])
     assert PHONE not in customer_values(subject.pk)
     assert NAME in customer_values(subject.pk)
 
@@ -375,7 +375,8 @@ def test_a_request_whose_worker_died_ends_failed_and_audited_not_running_for_eve
 
     assert subject_requests_fail_stalled() == 2
 
-    dead.refresh_from_db(), alive.refresh_from_db(), never_beat.refresh_from_db()
+    for stalled in (dead, alive, never_beat):
+        stalled.refresh_from_db()
     assert dead.status == RequestStatus.FAILED and "during the scrub phase" in dead.error
     assert never_beat.status == RequestStatus.FAILED
     assert alive.status == RequestStatus.RUNNING

@@ -15,6 +15,7 @@ from portal.customers.models import Customer
 from portal.subjects.models import RequestStatus, SubjectRequest
 from portal.subjects.services import subject_request_create
 from tests.customers.factories import CustomerFactory, InteractionFactory
+from tests.responses import streamed
 from tests.workers import Workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,8 +29,10 @@ def _status(pk: int) -> str:
 def test_an_access_request_is_written_by_a_real_worker_and_downloadable_by_whoever_asked(
     workers: Workers, olivia: Any
 ) -> None:
-    customer = CustomerFactory(name="Wilhelmina Draycott", emails=["w@draycott.example"], phones=["0161 496 0111"])
-    InteractionFactory(customer=customer, summary="Renewal call")
+    customer = CustomerFactory.create(
+        name="Wilhelmina Draycott", emails=["w@draycott.example"], phones=["0161 496 0111"]
+    )
+    InteractionFactory.create(customer=customer, summary="Renewal call")
     created = subject_request_create(actor=olivia, kind="access", subject_type="customer", subject_id=customer.pk)
     workers.start()
     workers.wait_for("the bundle to be written", lambda: _status(created.pk) in FINAL)
@@ -39,14 +42,16 @@ def test_an_access_request_is_written_by_a_real_worker_and_downloadable_by_whoev
     client.force_login(olivia)
     response = client.get(reverse("subjects:bundle_download", args=[created.pk]))
     assert response.status_code == 200
-    bundle = json.loads(zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).read("bundle.json"))
+    bundle = json.loads(zipfile.ZipFile(io.BytesIO(streamed(response))).read("bundle.json"))
     assert bundle["sections"]["record"][0]["name"] == "Wilhelmina Draycott"
     assert [row["summary"] for row in bundle["sections"]["interactions"]] == ["Renewal call"]
 
 
 def test_an_erasure_runs_on_a_real_worker_and_finds_no_value_afterwards(workers: Workers, olivia: Any) -> None:
-    customer = CustomerFactory(name="Cornelius Abernethy", emails=["c@abernethy.example"], phones=["0117 496 0222"])
-    other = CustomerFactory(name="Unrelated Person", emails=["u@unrelated.example"], phones=["0117 496 0333"])
+    customer = CustomerFactory.create(
+        name="Cornelius Abernethy", emails=["c@abernethy.example"], phones=["0117 496 0222"]
+    )
+    other = CustomerFactory.create(name="Unrelated Person", emails=["u@unrelated.example"], phones=["0117 496 0333"])
     Customer.objects.filter(pk=other.pk).update(notes="Knows Cornelius Abernethy.")
     created = subject_request_create(actor=olivia, kind="erasure", subject_type="customer", subject_id=customer.pk)
     workers.start()

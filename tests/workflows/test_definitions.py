@@ -113,6 +113,7 @@ def test_publishing_makes_immutable_versions_with_a_diff_and_restore_copies(alic
 
 def test_import_updates_the_named_workflow_as_a_new_version(alice: Any):
     workflow = publish(alice, simple_definition())
+    assert workflow.current is not None
     exported = definition_to_yaml(workflow.current.definition)
     edited = exported.replace("Topic {{ inputs.topic }}", "Imported {{ inputs.topic }}")
     version = services.workflow_import(actor=alice, text=edited, reason="from staging")

@@ -17,15 +17,17 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_demo_workflows_publish_once_and_the_follow_up_waits_for_a_manager():
-    staff = UserFactory(username="staff", roles=["Staff"])
-    admin = UserFactory(username="admin", roles=["Administrator", "Staff"])
+    staff = UserFactory.create(username="staff", roles=["Staff"])
+    admin = UserFactory.create(username="admin", roles=["Administrator", "Staff"])
     demo_workflows_ensure()
     demo_workflows_ensure()
     assert set(Workflow.objects.values_list("name", flat=True)) == {FOLLOW_UP, TRIAGE}
     follow_up = Workflow.objects.get(name=FOLLOW_UP)
     assert Schedule.objects.get(workflow=follow_up).cron == "0 8 * * mon"
     assert selectors.may_run(staff, follow_up) and not selectors.may_run(staff, Workflow.objects.get(name=TRIAGE))
-    InteractionFactory(customer=CustomerFactory(name="Demo Person"), occurred_at=timezone.now() - dt.timedelta(days=1))
+    InteractionFactory.create(
+        customer=CustomerFactory.create(name="Demo Person"), occurred_at=timezone.now() - dt.timedelta(days=1)
+    )
     run = engine.run_drive(run_id=services.run_start(actor=staff, workflow=follow_up, inputs={}).pk)
     assert run.status == Status.WAITING
     [approval] = selectors.approvals_for_user(user=admin)
@@ -36,9 +38,9 @@ def test_triage_labels_a_document_by_rule_and_asks_an_officer_only_when_confiden
     from portal.workflows.models import Notification
     from tests.assistant.factories import knowledge_base_with
 
-    UserFactory(username="staff", roles=["Staff"])
-    admin = UserFactory(username="admin", roles=["Administrator", "Staff"])
-    officer = UserFactory(username="officer", roles=["Governance officer"])
+    UserFactory.create(username="staff", roles=["Staff"])
+    admin = UserFactory.create(username="admin", roles=["Administrator", "Staff"])
+    officer = UserFactory.create(username="officer", roles=["Governance officer"])
     base = knowledge_base_with(
         name="Handbook",
         passages=[("Pay", "Salary bands are confidential.", 1), ("Lunch", "The canteen opens at noon.", 1)],

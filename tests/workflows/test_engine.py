@@ -24,10 +24,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def customers() -> list[Any]:
     recent = timezone.now() - dt.timedelta(days=2)
-    first, second = CustomerFactory(name="Ada Lovelace"), CustomerFactory(name="Grace Hopper")
-    InteractionFactory(customer=first, occurred_at=recent, summary="Asked about invoices")
-    InteractionFactory(customer=second, occurred_at=recent, summary="Renewal call")
-    CustomerFactory(name="Quiet Customer")  # no interaction in the last week: not an item
+    first, second = CustomerFactory.create(name="Ada Lovelace"), CustomerFactory.create(name="Grace Hopper")
+    InteractionFactory.create(customer=first, occurred_at=recent, summary="Asked about invoices")
+    InteractionFactory.create(customer=second, occurred_at=recent, summary="Renewal call")
+    CustomerFactory.create(name="Quiet Customer")  # no interaction in the last week: not an item
     return [first, second]
 
 

@@ -54,13 +54,15 @@ def _definition(customer_id: int) -> dict[str, Any]:
 def test_a_run_survives_kill_9_mid_step_with_no_step_done_twice(
     workers: Workers, alice: Any, sam: Any, fake_provider: Any
 ):
-    CatalogModelFactory(display_name="Fake standard", api_base=fake_provider.url, tier="standard", timeout_seconds=120)
+    CatalogModelFactory.create(
+        display_name="Fake standard", api_base=fake_provider.url, tier="standard", timeout_seconds=120
+    )
     fake_provider.answer_with("The week was calm and every invoice was paid on time.")
     fake_provider.hold_stream(after_words=3)
-    customer = CustomerFactory(name="Crash Customer")
+    customer = CustomerFactory.create(name="Crash Customer")
     workflow = publish(alice, _definition(customer.pk))
     grant_run(workflow, sam)
-    first = workers.start(**LEASE)
+    first = workers.start(beat=False, **LEASE)
     run = services.run_start(actor=sam, workflow=workflow, inputs={})
 
     workers.wait_for(
