@@ -41,12 +41,12 @@ def fresh(user: Any) -> Any:
 @pytest.fixture
 def tess(db: None) -> Any:
     """Staff, owner of the restricted record."""
-    return UserFactory(username="tess", roles=["Staff"])
+    return UserFactory.create(username="tess", roles=["Staff"])
 
 
 @pytest.fixture
 def restricted(tess: Any) -> Any:
-    return CustomerFactory(name=SECRET_NAME, restricted=True, owner=tess, emails=["imogen@whitlock.test"])
+    return CustomerFactory.create(name=SECRET_NAME, restricted=True, owner=tess, emails=["imogen@whitlock.test"])
 
 
 def _access_events() -> Any:
@@ -112,7 +112,7 @@ def test_a_grant_to_a_role_lets_its_members_see_the_customer_and_is_audited_by_r
 def test_the_trail_never_holds_the_customers_or_the_grantees_personal_values(
     client: Any, tess: Any, restricted: Any
 ) -> None:
-    sara = UserFactory(username="sara.jones", first_name="Sara", last_name="Jones", roles=["Staff"])
+    sara = UserFactory.create(username="sara.jones", first_name="Sara", last_name="Jones", roles=["Staff"])
     client.force_login(tess)
     client.post(access_url(restricted), {"action": "grant", "username": "sara.jones"})
     client.post(access_url(restricted), {"action": "revoke", "username": "sara.jones"})
@@ -149,7 +149,7 @@ def test_granting_the_owner_or_revoking_what_was_never_granted_changes_nothing(
 
 def test_a_grant_needs_exactly_one_role_or_one_known_active_user(client: Any, tess: Any, restricted: Any) -> None:
     staff = Group.objects.get(name="Staff")
-    UserFactory(username="gone", roles=["Staff"], is_active=False)
+    UserFactory.create(username="gone", roles=["Staff"], is_active=False)
     client.force_login(tess)
 
     neither = client.post(access_url(restricted), {"action": "grant"})
@@ -197,14 +197,14 @@ def test_the_page_lists_the_owner_the_grants_and_the_roles_that_see_every_custom
 
 
 def test_names_are_escaped(client: Any, tess: Any) -> None:
-    customer = CustomerFactory(name="<script>alert(1)</script>", restricted=True, owner=tess)
+    customer = CustomerFactory.create(name="<script>alert(1)</script>", restricted=True, owner=tess)
     client.force_login(tess)
     page = client.get(access_url(customer)).content.decode()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_an_open_record_says_so_and_offers_no_grant(client: Any, tess: Any, sam: Any) -> None:
-    customer = CustomerFactory(restricted=False, owner=tess)
+    customer = CustomerFactory.create(restricted=False, owner=tess)
     client.force_login(tess)
     page = client.get(access_url(customer)).content.decode()
     assert "This record is not restricted" in page and 'value="grant"' not in page
@@ -224,7 +224,7 @@ def test_someone_given_access_may_see_the_record_but_not_manage_it(
     client.force_login(sam)
     assert client.get(reverse("customers:customer_detail", args=[restricted.pk])).status_code == 200
     assert client.get(access_url(restricted)).status_code == 403
-    other = UserFactory(username="other", roles=["Staff"])
+    other = UserFactory.create(username="other", roles=["Staff"])
     assert client.post(access_url(restricted), {"action": "grant", "username": "other"}).status_code == 403
     assert client.post(access_url(restricted), {"action": "revoke", "username": "sam"}).status_code == 403
     assert restricted not in customers_visible_to(user=other)
@@ -240,7 +240,7 @@ def test_staff_the_record_is_hidden_from_get_404(client: Any, sam: Any, restrict
 
 
 def test_staff_who_see_an_open_record_but_do_not_own_it_get_403(client: Any, sam: Any, tess: Any) -> None:
-    customer = CustomerFactory(restricted=False, owner=tess)
+    customer = CustomerFactory.create(restricted=False, owner=tess)
     client.force_login(sam)
     assert client.get(access_url(customer)).status_code == 403
 
@@ -263,7 +263,7 @@ def test_the_access_link_shows_only_to_those_who_may_open_it(
     for user, shown in ((tess, True), (alice, True), (sam, False)):
         client.force_login(user)
         assert (access_url(restricted) in client.get(detail).content.decode()) is shown, user.username
-    open_record = CustomerFactory(restricted=False, owner=tess)
+    open_record = CustomerFactory.create(restricted=False, owner=tess)
     client.force_login(tess)
     page = client.get(reverse("customers:customer_detail", args=[open_record.pk])).content.decode()
     assert access_url(open_record) not in page

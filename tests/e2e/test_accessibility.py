@@ -63,7 +63,7 @@ def cast() -> Iterator[dict[str, Any]]:
     handbook = KnowledgeBaseFactory.create(name="Handbook")
     grant(handbook, "view", role="Staff")
     audit(actor=sam, action="test.event")
-    restricted = CustomerFactory(name="Imogen Whitlock", restricted=True, owner=sam)
+    restricted = CustomerFactory.create(name="Imogen Whitlock", restricted=True, owner=sam)
     yield {"conversation": conversation, "handbook": handbook, "restricted_customer": restricted}
 
 

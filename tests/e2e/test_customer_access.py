@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_the_owner_grants_a_colleague_access_and_sees_the_grant_listed(page: Any) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
-    tess = UserFactory(username="tess", first_name="Tess", last_name="Owner", roles=["Staff"])
-    sara = UserFactory(username="sara", first_name="Sara", last_name="Colleague", roles=["Staff"])
-    customer = CustomerFactory(name="Imogen Whitlock", restricted=True, owner=tess)
+    tess = UserFactory.create(username="tess", first_name="Tess", last_name="Owner", roles=["Staff"])
+    sara = UserFactory.create(username="sara", first_name="Sara", last_name="Colleague", roles=["Staff"])
+    customer = CustomerFactory.create(name="Imogen Whitlock", restricted=True, owner=tess)
     sign_in(page, "tess", DEFAULT_PASSWORD)
     page.wait_for_url("**/")
 
@@ -44,7 +44,12 @@ def test_the_owner_grants_a_colleague_access_and_sees_the_grant_listed(page: Any
 
     # Revoke asks first (data-confirm): dismissed, nothing is posted; accepted, the grant goes.
     questions: list[str] = []
-    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Any) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
     grants.get_by_role("button", name="Revoke from sara").click()
     assert questions == ["Revoke sara's access to this customer?"]
     expect(grants.get_by_role("row", name="Sara Colleague")).to_be_visible()

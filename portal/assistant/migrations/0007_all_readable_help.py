@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistant', '0006_message_stopped_and_edited_from'),
+        ("assistant", "0006_message_stopped_and_edited_from"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='assistantprofile',
-            name='all_readable_knowledge',
-            field=models.BooleanField(default=False, help_text='Search every knowledge base the asking user may read whose passages their policy lets reach a cloud model (new ones included, as soon as they are granted), besides those chosen above. Confidential and local-only bases are searched only when chosen above.', verbose_name='every knowledge base the asker may read'),
+            model_name="assistantprofile",
+            name="all_readable_knowledge",
+            field=models.BooleanField(
+                default=False,
+                help_text="Search every knowledge base the asking user may read whose passages their policy lets reach a cloud model (new ones included, as soon as they are granted), besides those chosen above. Confidential and local-only bases are searched only when chosen above.",
+                verbose_name="every knowledge base the asker may read",
+            ),
         ),
     ]
