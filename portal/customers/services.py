@@ -204,12 +204,6 @@ def _has_direct_access(grantee: Group | User, customer: Customer) -> bool:
     return VIEW_CUSTOMER_CODENAME in perms
 
 
-def _access_audit(
-    actor: UserLike, action: str, customer: Customer, who: dict[str, Any], request: HttpRequest | None
-) -> None:
-    audit(actor=actor, action=action, target=customer, details={"customer_id": customer.pk, **who}, request=request)
-
-
 def _require_access_manager(actor: UserLike, customer: Customer) -> None:
     if not may_manage_customer_access(user=actor, customer=customer):
         raise PermissionDenied(ERROR_NO_CUSTOMER_ACCESS_MANAGE)
@@ -235,7 +229,13 @@ def customer_access_grant(
     if (user is not None and customer.owner_id == user.pk) or _has_direct_access(grantee, customer):
         return False
     assign_perm(f"customers.{VIEW_CUSTOMER_CODENAME}", grantee, customer)
-    _access_audit(actor, "customers.access_granted", customer, who, request)
+    audit(
+        actor=actor,
+        action="customers.access_granted",
+        target=customer,
+        details={"customer_id": customer.pk, **who},
+        request=request,
+    )
     return True
 
 
@@ -256,5 +256,11 @@ def customer_access_revoke(
     if not _has_direct_access(grantee, customer):
         return False
     remove_perm(f"customers.{VIEW_CUSTOMER_CODENAME}", grantee, customer)
-    _access_audit(actor, "customers.access_revoked", customer, who, request)
+    audit(
+        actor=actor,
+        action="customers.access_revoked",
+        target=customer,
+        details={"customer_id": customer.pk, **who},
+        request=request,
+    )
     return True
