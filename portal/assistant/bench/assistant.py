@@ -287,6 +287,27 @@ def single_user(*, user: User, profile: Any, questions: int, warmup: int) -> dic
     }
 
 
+def single_floor(*, user: User, profile: Any, questions: int, warmup: int, passages: int = 6) -> dict[str, Any]:
+    """The bare work a question cannot avoid, timed alone on the same questions: embedding it with the raw
+    model (no cache), the hybrid search SQL over the profile's bases with the user's permission filter, and
+    one audit INSERT and COMMIT. `single_overhead_p95_vs_floor` compares the pipeline's overhead with it."""
+    from audit.services import audit
+    from knowledge import embeddings, search
+
+    knowledge_base_ids = list(profile.knowledge_bases.values_list("pk", flat=True))
+    samples: list[float] = []
+    for index, question in enumerate(_questions(questions + warmup, seed=1)):
+        started = time.perf_counter()
+        vector = embeddings.embed_query(question, cache=False)
+        search.hybrid_search(question, search.acl_for(user, knowledge_base_ids), passages, query_vector=vector)
+        with transaction.atomic():  # the benchmark's scratch trail: one event, as a question's store writes
+            audit(actor=user, action="assistant.question_asked", details={"benchmark": "floor"})
+        if index >= warmup:
+            samples.append((time.perf_counter() - started) * 1000)
+    floor_p50, floor_p95 = percentiles(samples)
+    return {"single_floor_p50_ms": floor_p50, "single_floor_p95_ms": floor_p95}
+
+
 # ---- many users, through uvicorn -------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as probe:

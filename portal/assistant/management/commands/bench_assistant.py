@@ -62,6 +62,12 @@ class Command(BaseCommand):
                     log("single user…")
                     figures.update(bench.single_user(user=user, profile=profile, questions=options["questions"],
                                                      warmup=options["warmup"]))  # fmt: skip
+                    log("the floor: embedding, search SQL and one audit write alone…")
+                    figures.update(bench.single_floor(user=user, profile=profile, questions=options["questions"],
+                                                      warmup=options["warmup"]))  # fmt: skip
+                    figures["single_overhead_p95_vs_floor"] = round(
+                        figures["single_overhead_p95_ms"] / max(figures["single_floor_p95_ms"], 1e-9), 2
+                    )
             if options["users"]:
                 self._users(figures, knowledge_base, options)
             if not options["skip_concurrency"]:
