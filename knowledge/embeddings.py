@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,8 +235,16 @@ def warm_up() -> None:
     _warm.set()
 
 
-def warm_up_in_background() -> threading.Thread:
-    thread = threading.Thread(target=warm_up, name="embedding-warm-up", daemon=True)
+def warm_up_in_background(then: Callable[[], object] | None = None) -> threading.Thread:
+    """`warm_up()` in a thread of its own, then `then()` in that thread (the web process freezes its start-up
+    objects out of the garbage collector once the model is loaded)."""
+
+    def run() -> None:
+        warm_up()
+        if then is not None:
+            then()
+
+    thread = threading.Thread(target=run, name="embedding-warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -16,22 +16,19 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 
-def web_process_started() -> None:
-    """Called by the ASGI/WSGI entry points once Django is set up."""
+def web_process_started() -> threading.Thread | None:
+    """Called by the ASGI/WSGI entry points once Django is set up.
+
+    Everything loaded by then and by the warm-up (Django, litellm, the embedding model: most of the process's
+    objects) lives as long as the process: frozen out of the collector's reach, a full collection no longer
+    walks them each time (without it, the collections a streamed answer's allocations trigger cost a few ms
+    of CPU each). Returns the warm-up thread, if one was started."""
     if settings.PORTAL_WARM_UP:
-        threading.Thread(target=_warm_up_then_freeze, name="embedding-warm-up", daemon=True).start()
-    else:
-        gc.freeze()
+        from knowledge.embeddings import warm_up_in_background
 
-
-def _warm_up_then_freeze() -> None:
-    from knowledge.embeddings import warm_up
-
-    warm_up()
-    # Everything loaded so far (Django, litellm, the embedding model: most of the process's objects) lives as
-    # long as the process. Out of the collector's reach, a full collection no longer walks them each time:
-    # without this, the collections triggered by a streamed answer's allocations cost a few ms of CPU each.
+        return warm_up_in_background(then=gc.freeze)
     gc.freeze()
+    return None
 
 
 @require_GET

@@ -103,6 +103,11 @@ def may_manage_customer_access(*, user: UserLike, customer: Customer) -> bool:
     return customers_access_manageable_by(user=user).filter(pk=customer.pk).exists()
 
 
+def customer_access_link_shown(*, user: UserLike, customer: Customer) -> bool:
+    """Whether the record's page links to its Access screen: a restricted record the user may manage."""
+    return customer.restricted and may_manage_customer_access(user=user, customer=customer)
+
+
 def customer_get_for_access(*, user: UserLike, customer_id: int, request: HttpRequest | None = None) -> Customer:
     """A record whose access the user may manage: 404 when hidden from them, 403 when they may only see it."""
     customer = _visible_or_404(user=user, customer_id=customer_id)

@@ -34,13 +34,13 @@ from portal.customers.forms import (
 from portal.customers.selectors import (
     ERROR_IMPORT_CUSTOMERS,
     customer_access,
+    customer_access_link_shown,
     customer_get,
     customer_get_for_access,
     customer_get_for_change,
     customer_interactions,
     customer_list,
     customers_listed,
-    may_manage_customer_access,
     may_set_customer_access,
     require_customer_permission,
 )
@@ -93,7 +93,7 @@ def customer_detail_view(request: PortalRequest, customer_id: int) -> HttpRespon
         "interactions": customer_interactions(customer=customer),
         "interaction_form": interaction_form,
         "assistant_profiles": _assistant_profiles(request),
-        "can_manage_access": customer.restricted and may_manage_customer_access(user=request.user, customer=customer),
+        "can_manage_access": customer_access_link_shown(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context)
 
@@ -165,7 +165,7 @@ def interaction_create_view(request: PortalRequest, customer_id: int) -> HttpRes
         "interactions": customer_interactions(customer=customer),
         "interaction_form": form,
         "assistant_profiles": _assistant_profiles(request),
-        "can_manage_access": customer.restricted and may_manage_customer_access(user=request.user, customer=customer),
+        "can_manage_access": customer_access_link_shown(user=request.user, customer=customer),
     }
     return render(request, "customers/customer_detail.html", context, status=400)
 

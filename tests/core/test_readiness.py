@@ -41,7 +41,10 @@ def test_a_web_process_freezes_its_start_up_objects_once_warm(unfrozen: None, se
     """The objects loaded at start (Django, litellm, the embedding model) are kept out of the collector's
     reach once the model is warm, so the collections a streamed answer triggers do not walk them."""
     assert gc.get_freeze_count() == 0
-    readiness._warm_up_then_freeze()
+    settings.PORTAL_WARM_UP = True
+    warming = readiness.web_process_started()  # warms the model in a thread, then freezes
+    assert warming is not None
+    warming.join(timeout=300)
     assert embeddings.is_warm()
     assert gc.get_freeze_count() > 10_000
 
