@@ -1,15 +1,22 @@
 """Query-adaptive fusion of the two search legs, the features a learned ranker scores, and the training
 queries generated from a knowledge base's own chunks (no labels from anyone, no cloud model).
 
-Fusion: a convex combination of the legs' normalised scores whose lexical weight follows, per query, how
-much of the query the best BM25 hit matches (its score over the query's total idf weight). When the
-words of a question barely occur in the documents (a paraphrase), BM25's best hit matches a small share
-of the query's weight and the ranking leans on the vector leg; when the best hit matches most of it, the
-legs count as set by LEXICAL_WEIGHT. That weight is further cut when the vector leg is sure of its best
-hit: when that hit stands far above the rest of the vector leg's list (its score in standard deviations above
-the mean of the next ones, VECTOR_PEAK_*), the question has a clear semantic match (typically a paraphrase of
-a passage) and BM25's word matches mostly add noise, so the lexical weight falls linearly to
-VECTOR_PEAK_FLOOR of itself.
+Fusion: a convex combination of the legs' normalised scores whose lexical weight follows, per query, two
+measures of how much evidence BM25 has:
+- coverage: how much of the query the best BM25 hit matches (its score over the query's total idf weight).
+  When the words of a question barely occur in the documents (a paraphrase), BM25's best hit matches a
+  small share of the query's weight and the ranking leans on the vector leg.
+- evidence: the query's total idf weight itself (the BM25 score of a chunk holding every query term once at
+  average length). A question of a few words that are common in the knowledge base (every FAQ entry of a
+  support base says "account" and "order"; a base of seventy entries has small idf values whatever the
+  words) gives BM25 little to tell chunks apart by, and its order is mostly noise: below EVIDENCE_FULL the
+  lexical weight falls in proportion. A long query with rare terms (a claim naming a protein, a question
+  quoting a product code) keeps the full weight.
+When both are full, the legs count as set by LEXICAL_WEIGHT. That weight is further cut when the vector leg
+is sure of its best hit: when that hit stands far above the rest of the vector leg's list (its score in
+standard deviations above the mean of the next ones, VECTOR_PEAK_*), the question has a clear semantic
+match (typically a paraphrase of a passage) and BM25's word matches mostly add noise, so the lexical weight
+falls linearly to VECTOR_PEAK_FLOOR of itself.
 
 The ranker itself is trained and registered by portal/ml (a local model); knowledge only asks whoever
 registered a provider here for a scorer (knowledge imports no `portal/*` app).
@@ -34,6 +41,11 @@ LEXICAL_WEIGHT = 0.5
 # Matched share of the query's idf weight at which the lexical leg gets its full weight (1.0: a chunk holds
 # every query term once at average length); below it the weight falls linearly to 0.
 COVERAGE_FULL = 0.6
+# The query's total idf weight at which the lexical leg gets its full weight; below it the weight falls in
+# proportion (a query of two words of idf 4 has 8: about a quarter). Chosen on SciFact and StackFAQ together
+# with CovidFAQ and Contoso (see the README's retrieval figures): SciFact's claims weigh 25-48 (quartiles),
+# FAQ questions 3-23.
+EVIDENCE_FULL = 30.0
 FUSED_POOL = 30  # fused candidates a ranker re-scores
 # The vector leg's peak: its best score in standard deviations above the mean of the next scores among its
 # first VECTOR_PEAK_WINDOW. Up to VECTOR_PEAK_START the lexical weight is kept; it falls linearly to
@@ -68,8 +80,16 @@ class Fused:
     vector_peak: float = 0.0
 
 
-def lexical_weight_for(leg: LexicalLeg, base: float = LEXICAL_WEIGHT, coverage_full: float = COVERAGE_FULL) -> float:
-    return base * min(1.0, max(0.0, leg.coverage / coverage_full))
+def lexical_weight_for(
+    leg: LexicalLeg,
+    base: float = LEXICAL_WEIGHT,
+    coverage_full: float = COVERAGE_FULL,
+    evidence_full: float = EVIDENCE_FULL,
+) -> float:
+    """`base`, scaled down by the best hit's coverage of the query and by the query's total idf weight."""
+    coverage = min(1.0, max(0.0, leg.coverage / coverage_full))
+    evidence = min(1.0, max(0.0, leg.query_weight / evidence_full)) if evidence_full > 0 else 1.0
+    return base * coverage * evidence
 
 
 def vector_peak(vector: Sequence[tuple[int, float]], window: int = VECTOR_PEAK_WINDOW) -> float:
@@ -107,7 +127,8 @@ def adaptive_fuse(
     coverage_full: float = COVERAGE_FULL,
 ) -> Fused:
     """Convex combination of min-max normalised leg scores with a per-query lexical weight (see the module's
-    docstring: BM25's coverage of the query, cut when the vector leg's best hit stands out).
+    docstring: BM25's coverage of the query and the query's idf weight, cut when the vector leg's best hit
+    stands out).
 
     A chunk absent from a leg's list gets 0 from that leg (below the list's lowest score).
     """

@@ -184,3 +184,42 @@ def test_eval_retrieval_reads_a_faq_set_of_paraphrases_and_reports_every_mode(tm
         assert 0.0 <= figures[f"{mode}_recall@10"] <= 1.0 and f"{mode}_ndcg@10" in figures
     assert figures["vector_recall@10"] == 1.0  # two documents: both always in the top 10
     assert figures["ranker_status"] == "fallback to fusion"  # two chunks are far too few for a ranker
+
+
+def test_question_answer_pairs_become_entries_with_the_user_questions_as_their_paraphrases() -> None:
+    from knowledge.management.commands.eval_retrieval import faq_entries_from_pairs
+
+    pairs = [
+        {"label": 1, "query_type": "faq", "question": "How does it spread? ", "answer": "Through droplets."},
+        {"label": 1, "query_type": "faq", "question": "Where to get tested?", "answer": "Call your clinic. "},
+        {"label": 1, "query_type": "user_query", "question": "catch it from a cough", "answer": "Through droplets."},
+        {"label": 1, "query_type": "user_query", "question": "test sites near me", "answer": "Call your clinic."},
+        {"label": 0, "query_type": "user_query", "question": "not this one", "answer": "Call your clinic."},
+        {"label": 1, "query_type": "user_query", "question": "orphan", "answer": "An answer no entry names."},
+    ]  # fmt: skip
+    assert faq_entries_from_pairs(pairs) == [
+        {"question": "How does it spread?", "answer": ["Through droplets."], "rephr": ["catch it from a cough"]},
+        {"question": "Where to get tested?", "answer": ["Call your clinic."], "rephr": ["test sites near me"]},
+        {"question": "", "answer": ["An answer no entry names."], "rephr": ["orphan"]},
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_eval_retrieval_reads_question_answer_pairs_and_refuses_other_json(tmp_path: Path) -> None:
+    pairs = [
+        {"label": 1, "query_type": "faq", "question": "Strikethrough with Markdown", "answer": "Use two tildes."},
+        {"label": 1, "query_type": "user_query", "question": "cross out text on GitHub", "answer": "Use two tildes."},
+        {"label": 1, "query_type": "faq", "question": "Delete a Facebook account", "answer": "Open the settings."},
+        {"label": 1, "query_type": "user_query", "question": "removing my profile", "answer": "Open the settings."},
+    ]  # fmt: skip
+    path = tmp_path / "query_answer_pairs.json"
+    path.write_text(json.dumps(pairs), encoding="utf-8")
+    out = io.StringIO()
+    call_command("eval_retrieval", faq=path, json=True, no_ranker=True, stdout=out)
+    figures = json.loads(out.getvalue())
+    assert (figures["dataset"], figures["documents"], figures["queries"]) == ("query_answer_pairs", 2, 2)
+    assert figures["vector_recall@10"] == 1.0
+
+    path.write_text(json.dumps([1, 2]), encoding="utf-8")
+    with pytest.raises(CommandError, match="not a FAQ set in StackFAQ's JSON or a list of question/answer pairs"):
+        call_command("eval_retrieval", faq=path, stdout=io.StringIO())

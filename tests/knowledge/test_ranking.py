@@ -17,7 +17,8 @@ from tests.knowledge.test_search import QUERY, corpus  # noqa: F401 (the permiss
 def test_a_query_with_no_lexical_overlap_leans_on_the_vector_leg() -> None:
     # BM25's best hit matches 5% of the query's weight (one common word of a paraphrase): the lexical leg
     # gets almost no say and the vector leg's order stands, even though BM25 ranks chunk 1 first.
-    lexical = ranking.LexicalLeg([(1, 0.2), (2, 0.1)], query_weight=4.0)
+    weight = ranking.EVIDENCE_FULL  # a query with enough rare words: only the coverage counts
+    lexical = ranking.LexicalLeg([(1, 0.05 * weight), (2, 0.02 * weight)], query_weight=weight)
     vector = [(3, 0.71), (2, 0.70), (1, 0.40)]
     fused = ranking.adaptive_fuse(lexical, vector)
     assert fused.vector_peak < ranking.VECTOR_PEAK_START  # three scores: no clear peak, no cut
@@ -32,12 +33,12 @@ def test_no_lexical_hit_at_all_gives_the_vector_order() -> None:
 
 
 def test_a_query_bm25_matches_fully_gets_the_full_lexical_weight_and_agreement_wins() -> None:
-    # the best hit matches the query's whole weight: coverage 1 >= COVERAGE_FULL
-    lexical = ranking.LexicalLeg([(1, 4.0), (2, 3.0), (3, 1.0)], query_weight=4.0)
+    # the best hit matches the query's whole weight (coverage 1 >= COVERAGE_FULL), and the query weighs enough
+    lexical = ranking.LexicalLeg([(1, 40.0), (2, 30.0), (3, 10.0)], query_weight=40.0)
     vector = [(2, 0.80), (3, 0.79), (1, 0.50)]
     fused = ranking.adaptive_fuse(lexical, vector)
     assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT)
-    # chunk 2: 0.5 * (3-1)/(4-1) + 0.5 * 1 = 0.8333; chunk 1: 0.5 * 1 + 0.5 * 0 = 0.5; chunk 3: 0 + 0.5 * 0.9667
+    # chunk 2: 0.5 * (30-10)/(40-10) + 0.5 * 1 = 0.8333; chunk 1: 0.5 * 1 + 0.5 * 0 = 0.5; chunk 3: 0 + 0.5 * 0.9667
     assert [c for c, _ in fused.ranking] == [2, 1, 3]
     assert fused.ranking[0][1] == pytest.approx(0.5 * 2 / 3 + 0.5)
 
@@ -63,7 +64,7 @@ def test_a_clear_vector_peak_cuts_the_lexical_weight_down_to_its_floor() -> None
     assert ranking.vector_peak_factor(end + 5) == pytest.approx(floor)
     # BM25 matches the query fully in chunk 1, which the vector leg ranks below its clear best hit (chunk 100,
     # about 9 deviations above the rest): the lexical weight is cut to its floor and the vector's hit wins.
-    lexical = ranking.LexicalLeg([(1, 4.0), (2, 1.0)], query_weight=4.0)
+    lexical = ranking.LexicalLeg([(1, 40.0), (2, 10.0)], query_weight=40.0)
     vector = [*_vector_leg_with_peak(0.50), (1, 0.35), (3, 0.30)]
     fused = ranking.adaptive_fuse(lexical, vector)
     assert fused.vector_peak > end
@@ -78,10 +79,38 @@ def test_a_clear_vector_peak_cuts_the_lexical_weight_down_to_its_floor() -> None
 
 
 def test_the_lexical_weight_grows_linearly_with_coverage_up_to_its_full_share() -> None:
-    half = ranking.LexicalLeg([(1, ranking.COVERAGE_FULL / 2)], query_weight=1.0)
+    weight = ranking.EVIDENCE_FULL
+    half = ranking.LexicalLeg([(1, weight * ranking.COVERAGE_FULL / 2)], query_weight=weight)
     assert ranking.lexical_weight_for(half) == pytest.approx(ranking.LEXICAL_WEIGHT / 2)
-    over = ranking.LexicalLeg([(1, 3.0)], query_weight=1.0)
+    over = ranking.LexicalLeg([(1, 3.0 * weight)], query_weight=weight)
     assert ranking.lexical_weight_for(over) == pytest.approx(ranking.LEXICAL_WEIGHT)
+
+
+def test_the_lexical_weight_falls_with_the_query_s_idf_weight_below_its_full_evidence() -> None:
+    # Every query term matched (coverage 1) but the terms are common in the base: the weight follows the
+    # query's total idf weight up to EVIDENCE_FULL, and no further.
+    full = ranking.EVIDENCE_FULL
+    for share in (0.1, 0.25, 0.5, 1.0, 2.0):
+        leg = ranking.LexicalLeg([(1, share * full)], query_weight=share * full)
+        assert ranking.lexical_weight_for(leg) == pytest.approx(ranking.LEXICAL_WEIGHT * min(1.0, share))
+    assert ranking.lexical_weight_for(ranking.LexicalLeg([(1, 5.0)], query_weight=5.0), evidence_full=0) == (
+        pytest.approx(ranking.LEXICAL_WEIGHT)
+    )
+
+
+def test_a_short_question_of_common_words_keeps_the_vector_order() -> None:
+    # A FAQ-style paraphrase: two words found in every entry (idf about 1.5 each), BM25's best hit matches
+    # them fully but ranks the wrong entry first; the vector leg's order, with no clear peak, stands.
+    lexical = ranking.LexicalLeg([(1, 3.0), (2, 2.9), (3, 2.0)], query_weight=3.0)
+    vector = [(2, 0.62), (3, 0.60), (1, 0.52), (4, 0.50)]
+    fused = ranking.adaptive_fuse(lexical, vector)
+    assert fused.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT * 3.0 / ranking.EVIDENCE_FULL)
+    assert [chunk for chunk, _ in fused.ranking][:3] == [2, 3, 1]
+    # The same lists for a query whose rare words weigh the full evidence: BM25 counts fully, and its best
+    # hit (chunk 1) rises above chunk 3.
+    strong = ranking.adaptive_fuse(ranking.LexicalLeg([(1, 30.0), (2, 29.0), (3, 20.0)], query_weight=30.0), vector)
+    assert strong.lexical_weight == pytest.approx(ranking.LEXICAL_WEIGHT)
+    assert [chunk for chunk, _ in strong.ranking][:2] == [2, 1]
 
 
 def test_term_proximity_is_matched_terms_over_the_shortest_window() -> None:

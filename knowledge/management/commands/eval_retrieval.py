@@ -3,6 +3,7 @@ against question-answer entries (the same figures), and a business QA set (file+
 
     manage.py eval_retrieval --beir ../shared/data/retrieval/scifact [--backends torch,onnx-int8] [--limit-queries N]
     manage.py eval_retrieval --faq stackExchange-FAQ.json   (StackFAQ's JSON: root.qapair[{rephr, question, answer}])
+    manage.py eval_retrieval --faq query_answer_pairs.json  (CovidFAQ's pairs: [{question, answer, query_type}])
     manage.py eval_retrieval --qa ../shared/data/business_kb/contoso
     ... --latency   (also times the live search path, hybrid_search, with and without the ranker)
 
@@ -55,10 +56,13 @@ def _unapplied_migrations() -> int:
 def rankings_by_mode(
     text: str, vector: np.ndarray, acl: search.Acl, pool: int, scorer: ranking.Scorer | None
 ) -> dict[str, list[tuple[int, float]]]:
-    """Each mode's chunk ranking for one query, all from the same two legs."""
+    """Each mode's chunk ranking for one query, all from the same two legs. The legs and naive RRF take `pool`
+    candidates (enough for recall@100); the live fusion takes the top `search_candidates` of each leg, as
+    `search.hybrid_search` does, so `hybrid` and `ranker` measure what a user gets."""
     lexical = search.lexical_leg(text, acl, pool)
     vectorial = search.vector_search(vector, acl, pool, ef_search=max(pool, 100))
-    fused = ranking.adaptive_fuse(lexical, vectorial)
+    live = min(pool, int(parameter_value("search_candidates")))
+    fused = ranking.adaptive_fuse(ranking.LexicalLeg(lexical.ranking[:live], lexical.query_weight), vectorial[:live])
     ranked = {
         "lexical": lexical.ranking,
         "vector": vectorial,
@@ -68,6 +72,22 @@ def rankings_by_mode(
     if scorer is not None:
         ranked["ranker"] = ranking.rerank(fused, list(search.query_terms(text)), scorer)
     return ranked
+
+
+def faq_entries_from_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Question/answer pairs (CovidFAQ's layout) as StackFAQ-shaped entries: one entry per distinct answer,
+    titled by its "faq" question, with the "user_query" questions given that answer as its paraphrases. An
+    answer that no "faq" row names keeps an empty title."""
+    entries: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        answer = str(pair["answer"]).strip()
+        entry = entries.setdefault(answer, {"question": "", "answer": [answer], "rephr": []})
+        question = str(pair.get("question") or "").strip()
+        if pair.get("query_type") == "faq":
+            entry["question"] = entry["question"] or question
+        elif question and pair.get("label", 1):
+            entry["rephr"].append(question)
+    return list(entries.values())
 
 
 class Command(BaseCommand):
@@ -154,13 +174,20 @@ class Command(BaseCommand):
     def _faq_set(
         self, options: dict[str, Any]
     ) -> tuple[str, list[evaluation.CorpusDocument], list[tuple[str, str]], dict[str, dict[str, int]]]:
-        """StackFAQ's JSON: each entry (a question with its answers) is one document; each of its paraphrases
-        ("rephr", written by people from the question) is a query whose one relevant document is the entry."""
+        """A FAQ set: each entry (a question with its answers) is one document; each paraphrase of it, written by
+        people, is a query whose one relevant document is the entry. Two layouts are read: StackFAQ's JSON
+        (root.qapair[{question, answer, rephr}]) and a list of question/answer pairs as CovidFAQ's
+        (query_answer_pairs.json: [{question, answer, query_type}], where "faq" rows are the entries and
+        "user_query" rows the people's questions, tied to their entry by the answer)."""
         path: Path = options["faq"].resolve()
         try:
-            entries = json.loads(path.read_text(encoding="utf-8"))["root"]["qapair"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CommandError(f"{path} is not a FAQ set in StackFAQ's JSON ({type(error).__name__}).") from None
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entries = data["root"]["qapair"] if isinstance(data, dict) else faq_entries_from_pairs(data)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise CommandError(
+                f"{path} is not a FAQ set in StackFAQ's JSON or a list of question/answer pairs "
+                f"({type(error).__name__})."
+            ) from None
         docs, queries, qrels = [], [], {}
         for number, entry in enumerate(entries):
             key = f"faq{number}"
