@@ -412,6 +412,44 @@ def held_out(query: GeneratedQuery, share: int = 5) -> bool:
     return _stable(f"block:{query.document_id}:{query.position // HELD_OUT_BLOCK}") % share == 0
 
 
+# ---- real signals: questions people asked, with the passages that helped them ----------------------
+@dataclass(frozen=True)
+class LabelledQuestion:
+    """A question asked of the portal and the chunks its asker marked as useful (the passages a helpful answer
+    cited); the ranker learns from these beside the generated queries."""
+
+    text: str
+    positives: frozenset[int]
+
+
+# A source returns the labelled questions it knows of for one knowledge base (chunks of other bases are
+# dropped by the trainer anyway). Registered by the app that keeps the questions (portal/assistant).
+SignalSource = Callable[[int], list[LabelledQuestion]]
+_signal_sources: list[SignalSource] = []
+
+
+def register_signal_source(source: SignalSource) -> None:
+    with _lock:
+        if source not in _signal_sources:
+            _signal_sources.append(source)
+
+
+def unregister_signal_source(source: SignalSource) -> None:
+    with _lock:
+        if source in _signal_sources:
+            _signal_sources.remove(source)
+
+
+def signals_for(knowledge_base_id: int) -> list[LabelledQuestion]:
+    return [question for source in list(_signal_sources) for question in source(knowledge_base_id)]
+
+
+def held_out_signal(question: LabelledQuestion, share: int = 3) -> bool:
+    """One real question in `share` validates the ranker instead of training it (by a stable hash of its text,
+    so the same question is always on the same side)."""
+    return _stable(f"real:{question.text.strip().lower()}") % share == 0
+
+
 # ---- training examples for a base's ranker ----------------------------------------------------------
 MIN_CHUNKS = 40  # below this a base keeps plain fusion: too few chunks to generate varied queries from
 TRAINING_QUERIES = 700  # generated queries per training (bounded so a retraining stays well under 2 minutes)
@@ -431,6 +469,9 @@ class TrainingSet:
     chunks: int
     kinds: dict[str, int]
     signature: str
+    # per row: the query is a real question with people's signals, not a generated one
+    real: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    real_queries: int = 0
 
 
 def base_chunks(knowledge_base_id: int) -> list[tuple[int, int, int, str, str, str]]:
@@ -457,6 +498,17 @@ def searchable_chunk_count(knowledge_base_id: int) -> int:
         return int(cursor.fetchone()[0])
 
 
+def ranker_eligible_bases() -> list[int]:
+    """The knowledge bases with at least MIN_CHUNKS searchable chunks (below it a base keeps fusion)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT knowledge_base_id FROM knowledge_lexicalstatistics GROUP BY knowledge_base_id "
+            "HAVING SUM(chunk_count) >= %s ORDER BY knowledge_base_id",
+            [MIN_CHUNKS],
+        )
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
 def base_signature(knowledge_base_id: int) -> str:
     """Changes whenever a document of the base gets a new searchable version or goes away."""
     with connection.cursor() as cursor:
@@ -471,10 +523,18 @@ def base_signature(knowledge_base_id: int) -> str:
     return f"{count}:{total}"
 
 
-def training_set(knowledge_base_id: int, *, limit: int = TRAINING_QUERIES) -> TrainingSet:
+def training_set(
+    knowledge_base_id: int,
+    *,
+    limit: int = TRAINING_QUERIES,
+    signals: Sequence[LabelledQuestion] | None = None,
+) -> TrainingSet:
     """Candidates of generated queries, searched as the live path does (both legs, adaptive fusion), with
     the source chunk as the positive and the other candidates as hard negatives; a neighbour of the source
-    in the same document (chunks overlap) is left out, being neither clearly right nor wrong."""
+    in the same document (chunks overlap) is left out, being neither clearly right nor wrong. Then the real
+    questions with people's signals (`signals`, by default those the registered sources hold for the base):
+    their useful chunks are the positives, the other candidates negatives; a question none of whose useful
+    chunks is among the candidates (or in the base) teaches nothing about ordering them and is skipped."""
     from knowledge import embeddings, search
 
     chunks = base_chunks(knowledge_base_id)
@@ -483,20 +543,40 @@ def training_set(knowledge_base_id: int, *, limit: int = TRAINING_QUERIES) -> Tr
     signature = base_signature(knowledge_base_id)
     queries = generated_queries(chunks, limit=limit)
     by_id = {row[0]: row for row in chunks}
+    real = [
+        LabelledQuestion(q.text, frozenset(c for c in q.positives if c in by_id))
+        for q in (signals_for(knowledge_base_id) if signals is None else signals)
+    ]
+    real = [q for q in real if q.positives and q.text.strip()]
     acl = search.Acl(
         "c.knowledge_base_id = ANY(%s)", [[knowledge_base_id]], "p.knowledge_base_id = ANY(%s)", [knowledge_base_id]
     )
-    vectors = embeddings.embed_texts([q.text for q in queries]) if queries else np.zeros((0, 1))
+    texts = [q.text for q in queries] + [q.text for q in real]
+    vectors = embeddings.embed_texts(texts) if texts else np.zeros((0, 1))
     pool = int(parameter_value("search_candidates"))
     rows: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     groups: list[np.ndarray] = []
     held: list[np.ndarray] = []
+    is_real: list[np.ndarray] = []
     kinds: dict[str, int] = {}
     used = 0
-    for query, vector in zip(queries, vectors, strict=True):
-        fused = adaptive_fuse(search.lexical_leg(query.text, acl, pool), search.vector_search(vector, acl, pool))
-        chunk_ids, features = candidate_features(fused, list(search.query_terms(query.text)))
+
+    def candidates(text: str, vector: np.ndarray) -> tuple[list[int], np.ndarray]:
+        fused = adaptive_fuse(search.lexical_leg(text, acl, pool), search.vector_search(vector, acl, pool))
+        return candidate_features(fused, list(search.query_terms(text)))
+
+    def add(features: np.ndarray, label: list[float], validation: bool, from_people: bool) -> None:
+        nonlocal used
+        rows.append(features)
+        labels.append(np.asarray(label))
+        groups.append(np.full(len(label), used))
+        held.append(np.full(len(label), validation))
+        is_real.append(np.full(len(label), from_people))
+        used += 1
+
+    for query, vector in zip(queries, vectors[: len(queries)], strict=True):
+        chunk_ids, features = candidates(query.text, vector)
         if query.chunk_id not in chunk_ids:
             continue  # the source is not among the candidates: nothing to learn about ordering them
         keep = [
@@ -505,22 +585,28 @@ def training_set(knowledge_base_id: int, *, limit: int = TRAINING_QUERIES) -> Tr
             if chunk_id == query.chunk_id
             or not (by_id[chunk_id][1] == query.document_id and abs(by_id[chunk_id][2] - query.position) <= 1)
         ]
-        rows.append(features[keep])
-        labels.append(np.asarray([1.0 if chunk_ids[i] == query.chunk_id else 0.0 for i in keep]))
-        groups.append(np.full(len(keep), used))
-        held.append(np.full(len(keep), held_out(query)))
+        add(features[keep], [1.0 if chunk_ids[i] == query.chunk_id else 0.0 for i in keep], held_out(query), False)
         kinds[query.kind] = kinds.get(query.kind, 0) + 1
-        used += 1
+    real_used = 0
+    for question, vector in zip(real, vectors[len(queries) :], strict=True):
+        chunk_ids, features = candidates(question.text, vector)
+        label = [1.0 if chunk_id in question.positives else 0.0 for chunk_id in chunk_ids]
+        if not any(label):
+            continue
+        add(features, label, held_out_signal(question), True)
+        real_used += 1
     width = len(FEATURE_NAMES)
     return TrainingSet(
         features=np.vstack(rows) if rows else np.zeros((0, width)),
         labels=np.concatenate(labels) if labels else np.zeros(0),
         groups=np.concatenate(groups) if groups else np.zeros(0, dtype=int),
         held_out=np.concatenate(held) if held else np.zeros(0, dtype=bool),
-        queries=used,
+        queries=used - real_used,
         chunks=len(chunks),
         kinds=kinds,
         signature=signature,
+        real=np.concatenate(is_real) if is_real else np.zeros(0, dtype=bool),
+        real_queries=real_used,
     )
 
 

@@ -264,3 +264,11 @@ def knowledge_base_names() -> set[str]:
 def document_knowledge_base_id(*, document_id: int) -> int | None:
     """The knowledge base of a document (for the workers of apps built on top; no permission involved)."""
     return Document.objects.filter(pk=document_id).values_list("knowledge_base_id", flat=True).first()
+
+
+def chunks_in_knowledge_base(*, knowledge_base_id: int, chunk_ids: Iterable[int]) -> set[int]:
+    """Which of `chunk_ids` belong to the base (for the workers of apps built on top; no permission involved)."""
+    wanted = {int(chunk_id) for chunk_id in chunk_ids}
+    if not wanted:
+        return set()
+    return set(Chunk.objects.filter(knowledge_base_id=knowledge_base_id, pk__in=wanted).values_list("pk", flat=True))

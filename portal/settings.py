@@ -420,6 +420,8 @@ KNOWLEDGE_SEARCH_PARALLEL_LEGS = env_bool("KNOWLEDGE_SEARCH_PARALLEL_LEGS", True
 # Re-score the fused candidates with the knowledge base's ranker (trained on queries generated from its own
 # chunks) when it has an active one. Off by default: on the evaluation sets the ranker does not beat fusion.
 KNOWLEDGE_RANKER_ENABLED = env_bool("KNOWLEDGE_RANKER_ENABLED", False)
+# How often the worker checks whether a base's ranker should learn from new helpful-answer questions.
+RANKER_REFRESH_SECONDS = env_int("RANKER_REFRESH_SECONDS", 6 * 60 * 60)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 
 # --- Governance (egress gate, pseudonymization vault, PII detection)
@@ -464,6 +466,7 @@ if MEMORY_LEARNING_ENABLED:
 JOBS_STALE_AFTER_SECONDS = env_int("JOBS_STALE_AFTER_SECONDS", 300)  # no heartbeat this long: the worker is gone
 JOBS_SWEEP_INTERVAL_SECONDS = env_int("JOBS_SWEEP_INTERVAL_SECONDS", 60)
 JOBS_MAX_REQUEUES = env_int("JOBS_MAX_REQUEUES", 3)  # then the job fails (it may be what kills the worker)
+CELERY_BEAT_SCHEDULE["ml-rankers-refresh"] = {"task": "ml.rankers_refresh", "schedule": float(RANKER_REFRESH_SECONDS)}
 CELERY_BEAT_SCHEDULE["knowledge-documents-requeue-stalled"] = {
     "task": "knowledge.documents_requeue_stalled",
     "schedule": float(JOBS_SWEEP_INTERVAL_SECONDS),

@@ -524,3 +524,36 @@ def questions_for_training(
 def profile_names() -> set[str]:
     """Names of the active profiles, for checking definitions that name one (workflows)."""
     return set(AssistantProfile.objects.filter(is_active=True).values_list("name", flat=True))
+
+
+RANKER_SIGNAL_QUESTIONS = 5000  # the latest helpful answers a ranker learns from
+
+
+def ranker_signals(knowledge_base_id: int) -> list[Any]:
+    """The questions whose answers their askers marked helpful, each with the chunks of this base the answer
+    cited: the retrieval ranker's real signals (knowledge.ranking.LabelledQuestion). Read by the worker that
+    trains the ranker, never shown; the ranker keeps coefficients, not these texts."""
+    from knowledge.ranking import LabelledQuestion
+    from knowledge.selectors import chunks_in_knowledge_base
+
+    rows = list(
+        Message.objects.filter(
+            role=MessageRole.ASSISTANT, feedback=1, status=MessageStatus.COMPLETE, reply_to__isnull=False
+        )
+        .order_by("-pk")
+        .values_list("reply_to__content", "citations")[:RANKER_SIGNAL_QUESTIONS]
+    )
+    cited = {
+        index: {
+            int(c["chunk_id"]) for c in citations or [] if isinstance(c, dict) and c.get("cited") and "chunk_id" in c
+        }
+        for index, (_, citations) in enumerate(rows)
+    }
+    in_base = chunks_in_knowledge_base(
+        knowledge_base_id=knowledge_base_id, chunk_ids={c for ids in cited.values() for c in ids}
+    )
+    return [
+        LabelledQuestion(question, frozenset(cited[index] & in_base))
+        for index, (question, _) in enumerate(rows)
+        if question and cited[index] & in_base
+    ]

@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 ALGORITHM = "logistic regression over fused candidates (scikit-learn), queries generated from the base"
 VERSION_LOCK_KEY = 0x52414E4B  # "RANK": the advisory lock held while a ranker's version number is taken
 PROVIDER_TTL_SECONDS = 30.0  # a newly activated ranker is used by every process within this time
+# A real question with people's signals (the passages a helpful answer cited) weighs as much as this many
+# generated queries in training: it is what the ranker is for, and there are far fewer of them.
+REAL_WEIGHT = 5.0
+# Held-out real questions needed before they, not the generated queries, decide whether the ranker goes live.
+MIN_REAL_VALIDATION = 20
+# New signal questions since the last training that make the periodic refresh retrain a base's ranker.
+SIGNALS_RETRAIN_STEP = 20
 
 
 def _mrr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
@@ -41,7 +48,7 @@ def _mrr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10
     return float(np.mean(values)) if values else 0.0
 
 
-def _fit(features: np.ndarray, labels: np.ndarray) -> Any:
+def _fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -49,7 +56,7 @@ def _fit(features: np.ndarray, labels: np.ndarray) -> Any:
     model = Pipeline(
         [("scale", StandardScaler()), ("model", LogisticRegression(C=0.5, class_weight="balanced", max_iter=500))]
     )
-    model.fit(features, labels)
+    model.fit(features, labels, model__sample_weight=weights)
     return model
 
 
@@ -63,14 +70,16 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
     active = ModelVersion.objects.filter(
         purpose=Purpose.RETRIEVAL_RANKER, knowledge_base_id=knowledge_base_id, state=ModelState.ACTIVE
     ).first()
+    signals = ranking.signals_for(knowledge_base_id)
     if (
         not force
         and active is not None
         and active.training_data.get("signature") == ranking.base_signature(knowledge_base_id)
+        and len(signals) - int(active.training_data.get("signal_questions_seen", 0)) < SIGNALS_RETRAIN_STEP
     ):
         return {"status": "unchanged", "version": active.version}
     try:
-        data = ranking.training_set(knowledge_base_id)
+        data = ranking.training_set(knowledge_base_id, signals=signals)
     except ranking.NotEnoughChunks as error:
         return {"status": "fallback to fusion", "reason": str(error)}
     train, valid = ~data.held_out, data.held_out
@@ -78,27 +87,47 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
         return {"status": "fallback to fusion", "reason": f"only {data.queries} usable generated queries"}
     columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.MODEL_FEATURES]
     inputs = data.features[:, columns]
-    model = _fit(inputs[train], data.labels[train])
+    weights = np.where(data.real, REAL_WEIGHT, 1.0)
+    model = _fit(inputs[train], data.labels[train], weights[train])
     fused_column = ranking.FEATURE_NAMES.index("fused_score")
-    labels, groups = data.labels[valid], data.groups[valid]
+    scores, fused = model.decision_function(inputs), data.features[:, fused_column]
+
+    def mrr_on(mask: np.ndarray, values: np.ndarray) -> float:
+        return round(_mrr(values[mask], data.labels[mask], data.groups[mask]), 4)
+
+    generated_valid, real_valid = valid & ~data.real, valid & data.real
+    real_validation = int(np.unique(data.groups[real_valid]).size)
     validation: dict[str, dict[str, Any]] = {
-        "model": {"mrr@10": round(_mrr(model.decision_function(inputs[valid]), labels, groups), 4)},
-        "baseline": {
-            "name": "adaptive fusion",
-            "mrr@10": round(_mrr(data.features[valid][:, fused_column], labels, groups), 4),
-        },
+        "model": {"mrr@10": mrr_on(generated_valid, scores)},
+        "baseline": {"name": "adaptive fusion", "mrr@10": mrr_on(generated_valid, fused)},
     }
-    # the ranker that goes live is fitted on every generated query, the held-out ones included
-    final = _fit(inputs, data.labels)
+    if real_validation:
+        validation["model_on_real_questions"] = {"mrr@10": mrr_on(real_valid, scores), "questions": real_validation}
+        validation["baseline_on_real_questions"] = {"name": "adaptive fusion", "mrr@10": mrr_on(real_valid, fused)}
+    # Real questions decide once there are enough of them: a ranker that orders generated queries well but
+    # people's questions worse (generated queries share the text's words; questions often do not) stays off.
+    decided_on = "real questions" if real_validation >= MIN_REAL_VALIDATION else "generated queries"
+    won = (
+        validation["model_on_real_questions"]["mrr@10"] > validation["baseline_on_real_questions"]["mrr@10"]
+        if decided_on == "real questions"
+        else validation["model"]["mrr@10"] > validation["baseline"]["mrr@10"]
+    )
+    # the ranker that goes live is fitted on every query, the held-out ones included
+    final = _fit(inputs, data.labels, weights)
     seconds = time.perf_counter() - started
     training_data = {
         "generated_queries": data.queries,
-        "validation_queries": int(np.unique(data.groups[valid]).size),
+        "real_questions": data.real_queries,
+        "signal_questions_seen": len(signals),
+        "validation_queries": int(np.unique(data.groups[generated_valid]).size),
+        "validation_real_questions": real_validation,
         "candidates": int(data.labels.size),
         "chunks": data.chunks,
         "query_kinds": data.kinds,
         "signature": data.signature,
-        "source": "queries generated from the base's chunks (no evaluation or user queries)",
+        "source": "queries generated from the base's chunks, and questions whose helpful answers cited the base's "
+        "passages (no evaluation queries)",
+        "decided_on": decided_on,
     }
     model_version = _register(
         knowledge_base_id=knowledge_base_id,
@@ -107,20 +136,25 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
         metrics=validation,
         seconds=seconds,
     )
-    activated = validation["model"]["mrr@10"] > validation["baseline"]["mrr@10"]
-    if activated:
+    if won:
         from portal.ml.services import model_activate
 
-        model_activate(actor=None, model=model_version, reason="beats fusion on held-out generated queries")
+        model_activate(actor=None, model=model_version, reason=f"beats fusion on held-out {decided_on}")
     provider_cache_clear()
-    return {
-        "status": "activated" if activated else "candidate (fusion is better)",
+    report: dict[str, Any] = {
+        "status": "activated" if won else "candidate (fusion is better)",
         "version": model_version.version,
         "generated_queries": data.queries,
+        "real_questions": data.real_queries,
+        "decided_on": decided_on,
         "validation_mrr@10": validation["model"]["mrr@10"],
         "fusion_validation_mrr@10": validation["baseline"]["mrr@10"],
         "seconds": round(seconds, 1),
     }
+    if real_validation:
+        report["real_validation_mrr@10"] = validation["model_on_real_questions"]["mrr@10"]
+        report["fusion_real_validation_mrr@10"] = validation["baseline_on_real_questions"]["mrr@10"]
+    return report
 
 
 @transaction.atomic

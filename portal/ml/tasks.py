@@ -79,6 +79,20 @@ def retrieval_ranker_train_task(knowledge_base_id: int) -> dict[str, object]:
     return retrieval_ranker_train(knowledge_base_id=knowledge_base_id)
 
 
+@shared_task(name="ml.rankers_refresh", acks_late=True)
+def rankers_refresh_task() -> dict[int, str]:
+    """Periodic (beat): retrain the ranker of every base large enough for one whose documents changed or that
+    gathered SIGNALS_RETRAIN_STEP new helpful-answer questions since its last training; the rest say
+    "unchanged" without training."""
+    from knowledge.ranking import ranker_eligible_bases
+    from portal.ml.ranker import retrieval_ranker_train
+
+    return {
+        knowledge_base_id: str(retrieval_ranker_train(knowledge_base_id=knowledge_base_id)["status"])
+        for knowledge_base_id in ranker_eligible_bases()
+    }
+
+
 def ranker_retrain_queue(document_id: int) -> None:
     """knowledge's document-ready hook: retrain the ranker of the document's base, after the batch settles."""
     from knowledge.ranking import MIN_CHUNKS, searchable_chunk_count

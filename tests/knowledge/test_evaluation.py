@@ -223,3 +223,22 @@ def test_eval_retrieval_reads_question_answer_pairs_and_refuses_other_json(tmp_p
     path.write_text(json.dumps([1, 2]), encoding="utf-8")
     with pytest.raises(CommandError, match="not a FAQ set in StackFAQ's JSON or a list of question/answer pairs"):
         call_command("eval_retrieval", faq=path, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_eval_retrieval_gives_a_share_of_the_queries_to_the_ranker_as_signals_and_measures_the_rest(
+    tmp_path: Path,
+) -> None:
+    entries = [
+        {"question": f"Entry {n}", "answer": [f"Answer number {n} about topic {n}."], "rephr": [f"topic {n}?", f"{n}"]}
+        for n in range(20)
+    ]
+    path = tmp_path / "faq.json"
+    path.write_text(json.dumps({"root": {"qapair": entries}}), encoding="utf-8")
+    out = io.StringIO()
+    call_command("eval_retrieval", faq=path, json=True, signals=0.5, stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["signal_queries"] + figures["measured_queries"] == figures["queries"] == 40
+    assert 0 < figures["signal_queries"] < 40
+    with pytest.raises(CommandError, match="--signals is a share of the queries between 0 and 0.9"):
+        call_command("eval_retrieval", faq=path, signals=1.0, stdout=io.StringIO())

@@ -136,3 +136,96 @@ def test_a_document_becoming_searchable_queues_the_retraining_of_its_base(monkey
     monkeypatch.setattr(ranking, "MIN_CHUNKS", 40)
     tasks.ranker_retrain_queue(document_id)  # too small for a ranker: nothing queued
     assert queued == [(base.pk,)]
+
+
+def _signals_for(knowledge_base: Any, copies: int) -> list[ranking.LabelledQuestion]:
+    """People's questions about each topic (not its words), with the topic's chunk as what the answer cited."""
+    chunk_of = dict(Chunk.objects.filter(knowledge_base=knowledge_base).values_list("document__title", "pk"))
+    phrasings = ("what is the rule on {}", "tell me about {} please", "how does the company handle {}")
+    return [
+        ranking.LabelledQuestion(f"{phrasing.format(title.lower())} ({copy})", frozenset({chunk_of[title]}))
+        for title, _ in TOPICS
+        for phrasing in phrasings
+        for copy in range(copies)
+    ]
+
+
+def test_questions_with_helpful_answers_train_the_ranker_and_decide_whether_it_goes_live(
+    tiny_base: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signals = _signals_for(tiny_base, copies=1)
+    other_base = _base("ranker: other", TOPICS[:3])
+    elsewhere = Chunk.objects.filter(knowledge_base=other_base).values_list("pk", flat=True).first()
+    assert elsewhere is not None
+    # a question whose cited passage is in another base teaches this base nothing
+    signals.append(ranking.LabelledQuestion("what about the other base", frozenset({elsewhere})))
+    monkeypatch.setattr(ranker, "MIN_REAL_VALIDATION", 5)
+
+    def source(knowledge_base_id: int) -> list[ranking.LabelledQuestion]:
+        return signals if knowledge_base_id == tiny_base.pk else []
+
+    ranking.register_signal_source(source)
+    try:
+        report = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk)
+    finally:
+        ranking.unregister_signal_source(source)
+
+    model = ModelVersion.objects.get(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base)
+    held = sum(ranking.held_out_signal(question) for question in signals[:-1])
+    assert 0 < held < len(signals) - 1  # the stable split puts some on each side
+    assert model.training_data["real_questions"] == report["real_questions"] == len(signals) - 1
+    assert model.training_data["signal_questions_seen"] == len(signals)
+    assert model.training_data["validation_real_questions"] == held
+    assert model.training_data["decided_on"] == report["decided_on"] == "real questions"
+    assert {"model_on_real_questions", "baseline_on_real_questions"} <= set(model.metrics)
+    won = model.metrics["model_on_real_questions"]["mrr@10"] > model.metrics["baseline_on_real_questions"]["mrr@10"]
+    assert (model.state == ModelState.ACTIVE) == won
+
+
+def test_too_few_real_questions_leave_the_decision_to_the_generated_queries(tiny_base: Any) -> None:
+    signals = _signals_for(tiny_base, copies=1)[:4]
+
+    def source(knowledge_base_id: int) -> list[ranking.LabelledQuestion]:
+        return signals
+
+    ranking.register_signal_source(source)
+    try:
+        report = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk)
+    finally:
+        ranking.unregister_signal_source(source)
+    assert report["decided_on"] == "generated queries" and report["real_questions"] == 4
+
+
+def test_the_periodic_refresh_retrains_a_ranker_once_enough_new_signals_arrived(
+    tiny_base: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.ml import tasks
+
+    signals: list[ranking.LabelledQuestion] = []
+
+    def source(knowledge_base_id: int) -> list[ranking.LabelledQuestion]:
+        return signals if knowledge_base_id == tiny_base.pk else []
+
+    monkeypatch.setattr(ranking, "ranker_eligible_bases", lambda: [tiny_base.pk])
+    ranking.register_signal_source(source)
+    try:
+        first = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk)
+        model = ModelVersion.objects.get(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base)
+        if model.state != ModelState.ACTIVE:
+            model_activate(actor=None, model=model)
+        assert tasks.rankers_refresh_task() == {tiny_base.pk: "unchanged"}
+        signals.extend(_signals_for(tiny_base, copies=1)[: ranker.SIGNALS_RETRAIN_STEP - 1])
+        assert tasks.rankers_refresh_task() == {tiny_base.pk: "unchanged"}  # one short of the step
+        signals.extend(_signals_for(tiny_base, copies=2)[-1:])
+        assert tasks.rankers_refresh_task()[tiny_base.pk] != "unchanged"
+    finally:
+        ranking.unregister_signal_source(source)
+    newest = ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base).latest("version")
+    assert newest.version > first["version"]
+    assert newest.training_data["real_questions"] == ranker.SIGNALS_RETRAIN_STEP
+
+
+def test_the_bases_big_enough_for_a_ranker_are_those_with_enough_chunks(tiny_base: Any) -> None:
+    small = _base("ranker: small", TOPICS[:2])
+    eligible = ranking.ranker_eligible_bases()  # MIN_CHUNKS is 10 here: sixteen chunks do, two do not
+    assert tiny_base.pk in eligible and small.pk not in eligible

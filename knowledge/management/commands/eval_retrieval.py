@@ -101,6 +101,13 @@ class Command(BaseCommand):
         parser.add_argument("--faq", type=Path, help="FAQ set as StackFAQ's JSON (paraphrases of each entry)")
         parser.add_argument("--no-ranker", action="store_true", help="do not train a ranker for the evaluation base")
         parser.add_argument(
+            "--signals",
+            type=float,
+            default=0.0,
+            help="share of the queries (0-0.9) given to the ranker as helpful-answer signals (their relevant "
+            "documents' chunks as what the answer cited); every mode is then measured on the other queries only",
+        )
+        parser.add_argument(
             "--latency", action="store_true", help="also time the live search path with and without the ranker"
         )
         parser.add_argument(
@@ -249,7 +256,21 @@ class Command(BaseCommand):
             )
         }
         acl = evaluation.knowledge_base_acl(knowledge_base)
-        scorer = self._ranker(knowledge_base.pk, figures, options)
+        signal_share = float(options.get("signals") or 0.0)
+        if not 0.0 <= signal_share <= 0.9:
+            raise CommandError("--signals is a share of the queries between 0 and 0.9.")
+        signals, queries = _signal_split(queries, qrels, chunk_to_doc, signal_share)
+        if signal_share:
+            figures["signal_queries"], figures["measured_queries"] = len(signals), len(queries)
+
+        def signal_source(knowledge_base_id: int) -> list[ranking.LabelledQuestion]:
+            return signals if knowledge_base_id == knowledge_base.pk else []
+
+        ranking.register_signal_source(signal_source)
+        try:
+            scorer = self._ranker(knowledge_base.pk, figures, options)
+        finally:
+            ranking.unregister_signal_source(signal_source)
         query_vectors = {
             backend_name: (
                 _embed_cached([q for _, q in queries], backend_name, "queries")
@@ -371,6 +392,32 @@ class Command(BaseCommand):
         if not options["keep"]:
             evaluation.knowledge_base_drop(f"eval: {folder.name}")
         return figures
+
+
+def _signal_split(
+    queries: list[tuple[str, str]],
+    qrels: dict[str, dict[str, int]],
+    chunk_to_doc: dict[int, str],
+    share: float,
+) -> tuple[list[ranking.LabelledQuestion], list[tuple[str, str]]]:
+    """`share` of the queries (by a stable hash of their id) as helpful-answer signals, positives being the
+    chunks of their relevant documents; the rest to measure on. With share 0: no signals, every query."""
+    if share <= 0:
+        return [], queries
+    import hashlib
+
+    chunks_of: dict[str, set[int]] = {}
+    for chunk_id, key in chunk_to_doc.items():
+        chunks_of.setdefault(key, set()).add(chunk_id)
+    signals, measured = [], []
+    for query_id, text in queries:
+        bucket = int(hashlib.sha256(f"signal:{query_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        if bucket < share:
+            positives = {c for key, grade in qrels[query_id].items() if grade > 0 for c in chunks_of.get(key, ())}
+            signals.append(ranking.LabelledQuestion(text, frozenset(positives)))
+        else:
+            measured.append((query_id, text))
+    return signals, measured
 
 
 def _qa_hits(question: str, wanted: set[tuple[str, int | None]], chunk_ids: list[int]) -> dict[str, bool]:

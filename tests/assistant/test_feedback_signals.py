@@ -1,0 +1,46 @@
+"""The questions whose answers were marked helpful, with what the answers cited, are the retrieval ranker's
+real signals (portal.assistant.selectors.ranker_signals, registered with knowledge.ranking)."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge import ranking
+from knowledge.models import Chunk
+from portal.assistant.models import MessageRole, MessageStatus
+from portal.assistant.selectors import ranker_signals
+from tests.accounts.factories import UserFactory
+from tests.assistant.factories import ConversationFactory, MessageFactory, knowledge_base_with
+
+pytestmark = pytest.mark.django_db
+
+
+def test_helpful_answers_give_their_question_and_the_cited_chunks_of_the_base() -> None:
+    base = knowledge_base_with(name="Signals", passages=[("Leave", "Sixteen weeks.", None), ("Pay", "Monthly.", 2)])
+    other = knowledge_base_with(name="Elsewhere", passages=[("Other", "Not here.", None)])
+    leave, pay = Chunk.objects.filter(knowledge_base=base).order_by("document__title").values_list("pk", flat=True)
+    outside = Chunk.objects.get(knowledge_base=other).pk
+    conversation = ConversationFactory.create(owner=UserFactory.create(roles=["Staff"]))
+
+    def answer(question: str, feedback: int | None, citations: list[dict[str, object]], **extra: object) -> None:
+        asked = MessageFactory.create(conversation=conversation, content=question)
+        MessageFactory.create(
+            conversation=conversation,
+            role=MessageRole.ASSISTANT,
+            reply_to=asked,
+            content="An answer.",
+            feedback=feedback,
+            citations=citations,
+            **extra,
+        )
+
+    answer("how long is parental leave", 1, [{"chunk_id": leave, "cited": True}, {"chunk_id": pay, "cited": False}])
+    answer("when are we paid", -1, [{"chunk_id": pay, "cited": True}])  # not helpful
+    answer("what about pay day", None, [{"chunk_id": pay, "cited": True}])  # no feedback
+    answer("somewhere else", 1, [{"chunk_id": outside, "cited": True}])  # another base's passage
+    answer("cut short", 1, [{"chunk_id": pay, "cited": True}], status=MessageStatus.STOPPED)
+
+    assert ranker_signals(base.pk) == [ranking.LabelledQuestion("how long is parental leave", frozenset({leave}))]
+    assert ranker_signals(other.pk) == [ranking.LabelledQuestion("somewhere else", frozenset({outside}))]
+    # registered when the app is ready: the ranker's trainer finds them through knowledge.ranking
+    assert ranking.signals_for(base.pk) == ranker_signals(base.pk)
