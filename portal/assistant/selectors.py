@@ -530,15 +530,18 @@ RANKER_SIGNAL_QUESTIONS = 5000  # the latest helpful answers a ranker learns fro
 
 
 def ranker_signals(knowledge_base_id: int) -> list[Any]:
-    """The questions whose answers their askers marked helpful, each with the chunks of this base the answer
-    cited: the retrieval ranker's real signals (knowledge.ranking.LabelledQuestion). Read by the worker that
-    trains the ranker, never shown; the ranker keeps coefficients, not these texts."""
+    """The questions whose answers were marked helpful or kept with "remember this", each with the chunks of
+    this base the answer cited: the retrieval ranker's real signals (knowledge.ranking.LabelledQuestion).
+    Read by the worker that trains the ranker, never shown; the ranker keeps coefficients, not these texts.
+    An answer rated not helpful is left out even if it was remembered."""
     from knowledge.ranking import LabelledQuestion
     from knowledge.selectors import chunks_in_knowledge_base
+    from portal.memory.selectors import answers_remembered
 
+    served = Q(feedback=1) | (Q(pk__in=answers_remembered(limit=RANKER_SIGNAL_QUESTIONS)) & ~Q(feedback=-1))
     rows = list(
         Message.objects.filter(
-            role=MessageRole.ASSISTANT, feedback=1, status=MessageStatus.COMPLETE, reply_to__isnull=False
+            served, role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE, reply_to__isnull=False
         )
         .order_by("-pk")
         .values_list("reply_to__content", "citations")[:RANKER_SIGNAL_QUESTIONS]

@@ -259,3 +259,17 @@ def can_forget(user: UserLike, memory: MemoryItem) -> bool:
         return True
     # whoever proposed something may withdraw it before it is approved
     return memory.author_id == user.pk and memory.status == Status.PROPOSED
+
+
+def answers_remembered(*, limit: int = 5000) -> list[int]:
+    """The ids of the assistant answers someone chose "remember this" on (a memory with a person as its author
+    and the answer as its source; the memories learned after a conversation have no author), newest first:
+    a signal, like a helpful rating, that the answer's passages served its question."""
+    from portal.memory.models import Source
+
+    ids = (
+        MemoryItem.objects.filter(source=Source.CONVERSATION, author__isnull=False, source_message_id__isnull=False)
+        .order_by("-pk")
+        .values_list("source_message_id", flat=True)[:limit]
+    )
+    return [int(message_id) for message_id in ids if message_id is not None]

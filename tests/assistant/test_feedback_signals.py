@@ -7,8 +7,9 @@ import pytest
 
 from knowledge import ranking
 from knowledge.models import Chunk
-from portal.assistant.models import MessageRole, MessageStatus
+from portal.assistant.models import Message, MessageRole, MessageStatus
 from portal.assistant.selectors import ranker_signals
+from portal.memory.models import MemoryItem, Source
 from tests.accounts.factories import UserFactory
 from tests.assistant.factories import ConversationFactory, MessageFactory, knowledge_base_with
 
@@ -39,8 +40,32 @@ def test_helpful_answers_give_their_question_and_the_cited_chunks_of_the_base() 
     answer("what about pay day", None, [{"chunk_id": pay, "cited": True}])  # no feedback
     answer("somewhere else", 1, [{"chunk_id": outside, "cited": True}])  # another base's passage
     answer("cut short", 1, [{"chunk_id": pay, "cited": True}], status=MessageStatus.STOPPED)
+    # "remember this" on an unrated answer counts like a helpful rating; a memory learned by the worker
+    # (no author) does not, nor does remembering an answer rated not helpful
+    remembered = MessageFactory.create(conversation=conversation, content="which day is pay day")
+    kept = MessageFactory.create(
+        conversation=conversation, role=MessageRole.ASSISTANT, reply_to=remembered, content="The 25th.",
+        citations=[{"chunk_id": pay, "cited": True}],
+    )  # fmt: skip
+    learned = MessageFactory.create(
+        conversation=conversation, role=MessageRole.ASSISTANT, reply_to=remembered, content="Monthly.",
+        citations=[{"chunk_id": leave, "cited": True}],
+    )  # fmt: skip
+    owner = conversation.owner
+    assert owner is not None
+    for message, author in ((kept, owner), (learned, None)):
+        MemoryItem.objects.create(
+            text="Pay day is the 25th.", source=Source.CONVERSATION, source_message_id=message.pk, author=author
+        )
+    unhelpful = Message.objects.get(content="An answer.", feedback=-1)
+    MemoryItem.objects.create(
+        text="Paid monthly.", source=Source.CONVERSATION, source_message_id=unhelpful.pk, author=owner
+    )
 
-    assert ranker_signals(base.pk) == [ranking.LabelledQuestion("how long is parental leave", frozenset({leave}))]
+    assert ranker_signals(base.pk) == [
+        ranking.LabelledQuestion("which day is pay day", frozenset({pay})),
+        ranking.LabelledQuestion("how long is parental leave", frozenset({leave})),
+    ]
     assert ranker_signals(other.pk) == [ranking.LabelledQuestion("somewhere else", frozenset({outside}))]
     # registered when the app is ready: the ranker's trainer finds them through knowledge.ranking
     assert ranking.signals_for(base.pk) == ranker_signals(base.pk)
