@@ -145,3 +145,22 @@ class Message(models.Model):
     @property
     def is_answer(self) -> bool:
         return self.role == MessageRole.ASSISTANT
+
+
+class CitationOpen(models.Model):
+    """A person opened a source an answer cited, from the answer (once per person, answer and source): a signal
+    for the retrieval ranker that the passage served the question."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="citation_opens")
+    number = models.PositiveSmallIntegerField()
+    chunk_id = models.PositiveBigIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "number", "user"], name="assistant_citation_open_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"source {self.number} of answer #{self.message_id}"

@@ -16,7 +16,14 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from guardian.shortcuts import get_objects_for_user
 
-from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
+from portal.assistant.models import (
+    AssistantProfile,
+    CitationOpen,
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
 from portal.core.access import not_visible
 
 USE_ASSISTANT = "governance.use_assistant"
@@ -428,6 +435,22 @@ def answer_get(*, user: Any, message_id: int) -> Message:
     return message
 
 
+def cited_source(*, message: Message, number: int) -> dict[str, Any]:
+    """Source `number` as the answer stored it (its url, chunk and document ids); Http404 when the answer did
+    not cite such a source or it has no address."""
+    from django.http import Http404
+
+    for citation in message.citations or []:
+        if (
+            isinstance(citation, dict)
+            and citation.get("number") == number
+            and citation.get("cited")
+            and citation.get("url")
+        ):
+            return citation
+    raise Http404("The answer cites no such source.")
+
+
 def pending_question_get(*, conversation: Conversation, question_id: int) -> Message:
     """A question of this (already authorized) conversation that waits for the user's confirmation."""
     question = conversation.messages.filter(
@@ -530,33 +553,48 @@ RANKER_SIGNAL_QUESTIONS = 5000  # the latest helpful answers a ranker learns fro
 
 
 def ranker_signals(knowledge_base_id: int) -> list[Any]:
-    """The questions whose answers were marked helpful or kept with "remember this", each with the chunks of
-    this base the answer cited: the retrieval ranker's real signals (knowledge.ranking.LabelledQuestion).
-    Read by the worker that trains the ranker, never shown; the ranker keeps coefficients, not these texts.
-    An answer rated not helpful is left out even if it was remembered."""
+    """The retrieval ranker's real signals for one base (knowledge.ranking.LabelledQuestion): each question
+    whose answer was marked helpful or kept with "remember this", with the chunks of this base the answer
+    cited, and each question one of whose cited sources was opened from the answer, with the opened chunks.
+    An answer rated not helpful gives nothing. Read by the worker that trains the ranker, never shown; the
+    ranker keeps coefficients, not these texts."""
     from knowledge.ranking import LabelledQuestion
     from knowledge.selectors import chunks_in_knowledge_base
     from portal.memory.selectors import answers_remembered
 
-    served = Q(feedback=1) | (Q(pk__in=answers_remembered(limit=RANKER_SIGNAL_QUESTIONS)) & ~Q(feedback=-1))
+    remembered = set(answers_remembered(limit=RANKER_SIGNAL_QUESTIONS))
+    served = Q(feedback=1) | Q(pk__in=remembered)
+    opened: dict[int, set[int]] = {}
+    for message_id, chunk_id in CitationOpen.objects.order_by("-pk").values_list("message_id", "chunk_id")[
+        :RANKER_SIGNAL_QUESTIONS
+    ]:
+        opened.setdefault(int(message_id), set()).add(int(chunk_id))
     rows = list(
         Message.objects.filter(
-            served, role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE, reply_to__isnull=False
+            served | Q(pk__in=list(opened)),
+            role=MessageRole.ASSISTANT,
+            status=MessageStatus.COMPLETE,
+            reply_to__isnull=False,
         )
+        .exclude(feedback=-1)
         .order_by("-pk")
-        .values_list("reply_to__content", "citations")[:RANKER_SIGNAL_QUESTIONS]
+        .values_list("pk", "reply_to__content", "citations", "feedback")[:RANKER_SIGNAL_QUESTIONS]
     )
-    cited = {
-        index: {
-            int(c["chunk_id"]) for c in citations or [] if isinstance(c, dict) and c.get("cited") and "chunk_id" in c
-        }
-        for index, (_, citations) in enumerate(rows)
-    }
+    positives: list[set[int]] = []
+    for pk, _, citations, feedback in rows:
+        chunks = set(opened.get(pk, set()))
+        if feedback == 1 or pk in remembered:
+            chunks |= {
+                int(c["chunk_id"])
+                for c in citations or []
+                if isinstance(c, dict) and c.get("cited") and "chunk_id" in c
+            }
+        positives.append(chunks)
     in_base = chunks_in_knowledge_base(
-        knowledge_base_id=knowledge_base_id, chunk_ids={c for ids in cited.values() for c in ids}
+        knowledge_base_id=knowledge_base_id, chunk_ids={c for chunks in positives for c in chunks}
     )
     return [
-        LabelledQuestion(question, frozenset(cited[index] & in_base))
-        for index, (question, _) in enumerate(rows)
-        if question and cited[index] & in_base
+        LabelledQuestion(question, frozenset(chunks & in_base))
+        for (_, question, _, _), chunks in zip(rows, positives, strict=True)
+        if question and chunks & in_base
     ]

@@ -22,10 +22,18 @@ from audit.privacy import text_fingerprint
 from audit.services import audit
 from governance.gate import GatedPrompt
 from portal.assistant.export import ERROR_EXPORT_FORMAT, FORMATS
-from portal.assistant.models import AssistantProfile, Conversation, Message, MessageRole, MessageStatus
+from portal.assistant.models import (
+    AssistantProfile,
+    CitationOpen,
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
 from portal.assistant.selectors import (
     ERROR_NOT_PENDING,
     USE_PROFILE,
+    cited_source,
     knowledge_bases_for_profile_editor,
     profile_is_usable,
     require_assistant_use,
@@ -210,6 +218,29 @@ def message_feedback(*, actor: User, message: Message, rating: int, comment: str
         },
     )
     return message
+
+
+def citation_open(*, actor: User, message: Message, number: int) -> str:
+    """The address of source `number` that the answer cited, recording (once per person) that they opened it
+    from the answer: a signal for the retrieval ranker. Http404 for a number the answer did not cite. The
+    caller has fetched `message` as one of the actor's own answers."""
+    citation = cited_source(message=message, number=number)
+    _, created = CitationOpen.objects.get_or_create(
+        message=message, number=number, user=actor, defaults={"chunk_id": int(citation.get("chunk_id") or 0)}
+    )
+    if created:
+        audit(
+            actor=actor,
+            action="assistant.citation_opened",
+            target=message,
+            details={
+                "conversation_id": message.conversation_id,
+                "number": number,
+                "chunk_id": citation.get("chunk_id"),
+                "document_id": citation.get("document_id"),
+            },
+        )
+    return str(citation["url"])
 
 
 # ---- decisions of the flow ------------------------------------------------------------------------------

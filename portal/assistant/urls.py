@@ -37,4 +37,5 @@ urlpatterns = [
         name="regenerate",
     ),
     path("messages/<int:message_id>/feedback/", views.feedback_view, name="feedback"),
+    path("messages/<int:message_id>/sources/<int:number>/", views.citation_open_view, name="citation_open"),
 ]

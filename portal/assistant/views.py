@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -420,6 +421,21 @@ def feedback_view(request: PortalRequest, message_id: int) -> HttpResponse:
         reverse("assistant:conversation", kwargs={"conversation_id": message.conversation_id})
         + f"#message-{message.pk}"
     )
+
+
+@login_required
+@require_GET
+def citation_open_view(request: PortalRequest, message_id: int, number: int) -> HttpResponse:
+    """Open a source the answer cited, counting the open as a ranker signal. A request another site started
+    (Sec-Fetch-Site: cross-site) is sent on without counting, so no other page can plant signals."""
+    message = selectors.answer_get(user=request.user, message_id=message_id)
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        url = str(selectors.cited_source(message=message, number=number)["url"])
+    else:
+        url = services.citation_open(actor=request.user, message=message, number=number)
+    if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return HttpResponse(status=404)
+    return redirect(url)
 
 
 # ---- profiles ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The questions whose answers were marked helpful, with what the answers cited, are the retrieval ranker's
-real signals (portal.assistant.selectors.ranker_signals, registered with knowledge.ranking)."""
+"""The questions whose answers were marked helpful or remembered, with what the answers cited, and the sources
+opened from an answer, are the retrieval ranker's real signals (portal.assistant.selectors.ranker_signals,
+registered with knowledge.ranking)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from knowledge import ranking
 from knowledge.models import Chunk
-from portal.assistant.models import Message, MessageRole, MessageStatus
+from portal.assistant.models import CitationOpen, Message, MessageRole, MessageStatus
 from portal.assistant.selectors import ranker_signals
 from portal.memory.models import MemoryItem, Source
 from tests.accounts.factories import UserFactory
@@ -62,8 +63,14 @@ def test_helpful_answers_give_their_question_and_the_cited_chunks_of_the_base() 
         text="Paid monthly.", source=Source.CONVERSATION, source_message_id=unhelpful.pk, author=owner
     )
 
+    # a source opened from an unrated answer counts (the opened chunk only); from a not-helpful one it does not
+    unrated = Message.objects.get(reply_to__content="what about pay day")
+    for message in (unrated, unhelpful):
+        CitationOpen.objects.create(message=message, number=1, chunk_id=pay, user=owner)
+
     assert ranker_signals(base.pk) == [
         ranking.LabelledQuestion("which day is pay day", frozenset({pay})),
+        ranking.LabelledQuestion("what about pay day", frozenset({pay})),
         ranking.LabelledQuestion("how long is parental leave", frozenset({leave})),
     ]
     assert ranker_signals(other.pk) == [ranking.LabelledQuestion("somewhere else", frozenset({outside}))]

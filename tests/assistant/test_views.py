@@ -157,8 +157,46 @@ def test_asking_without_javascript_stores_question_and_answer_and_shows_the_page
     assert question.content == "When are refunds paid?" and answer.reply_to == question
     page = sam_client.get(response["Location"]).content.decode()
     assert "When are refunds paid?" in page and "14 days" in page
-    assert 'href="/knowledge/documents/' in page  # citation link to the document page
+    source = reverse("assistant:citation_open", kwargs={"message_id": answer.pk, "number": 1})
+    assert f'href="{source}"' in page  # the citation opens the document page through the answer's source route
     assert "<summary>Details</summary>" in page and "offline" in page
+
+
+def test_opening_a_cited_source_leads_to_its_page_and_is_counted_once_as_a_ranker_signal(
+    client: Any, sam_client: Any, conversation: Any
+):
+    from knowledge import ranking
+    from portal.assistant.models import CitationOpen
+
+    sam_client.post(conversation_url(conversation, "ask"), {"question": "When are refunds paid?"})
+    answer = conversation.messages.get(role="assistant")
+    cited = [c for c in answer.citations if c["cited"]]
+    assert cited, "the offline answer cites its passage"
+    source = reverse("assistant:citation_open", kwargs={"message_id": answer.pk, "number": cited[0]["number"]})
+
+    for _ in range(2):
+        response = sam_client.get(source)
+        assert response.status_code == 302 and response["Location"] == cited[0]["url"]
+    opened = CitationOpen.objects.get()
+    assert (opened.message, opened.chunk_id, opened.user) == (answer, cited[0]["chunk_id"], conversation.owner)
+    events = AuditEvent.objects.filter(action="assistant.citation_opened")
+    assert events.count() == 1 and events.get().details["chunk_id"] == cited[0]["chunk_id"]
+    from knowledge.models import Chunk
+
+    base = Chunk.objects.get(pk=cited[0]["chunk_id"]).knowledge_base_id
+    assert ranking.LabelledQuestion("When are refunds paid?", frozenset({cited[0]["chunk_id"]})) in (
+        ranking.signals_for(base)
+    )
+
+    # a number the answer did not cite, and another person's answer, are 404; a page elsewhere that sends the
+    # browser here is followed without counting
+    uncited = reverse("assistant:citation_open", kwargs={"message_id": answer.pk, "number": 99})
+    assert sam_client.get(uncited).status_code == 404
+    CitationOpen.objects.all().delete()
+    assert sam_client.get(source, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 302
+    assert not CitationOpen.objects.exists()
+    client.force_login(UserFactory.create(username="sara", roles=["Staff"]))
+    assert client.get(source).status_code == 404
 
 
 def test_an_empty_question_is_400_with_the_error_shown(sam_client: Any, conversation: Any):

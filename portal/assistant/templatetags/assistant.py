@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django import template
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 from django.utils.safestring import SafeString
 
 from portal.assistant.rendering import render_markdown
@@ -14,8 +14,13 @@ register = template.Library()
 
 @register.filter
 def assistant_markdown(message: Any) -> SafeString:
-    """The message text as sanitized HTML, with [n] linked to the cited passage's page."""
-    urls = {int(citation["number"]): str(citation.get("url", "")) for citation in message.citations or []}
+    """The message text as sanitized HTML, with [n] linked to the cited passage's page (through the answer's
+    source route, which counts the open as a ranker signal)."""
+    urls = {
+        int(citation["number"]): reverse("assistant:citation_open", args=[message.pk, int(citation["number"])])
+        for citation in message.citations or []
+        if citation.get("url") and citation.get("cited", True) and message.pk
+    }
     return render_markdown(message.content, urls)
 
 
