@@ -64,3 +64,7 @@ def test_staff_asks_watches_the_answer_stream_opens_details_and_a_citation(asgi_
     answer.locator(".chat-text").get_by_role("link", name="[1]").click()
     expect(page).to_have_url(re.compile(r"/knowledge/documents/\d+/#page-3$"))
     expect(page.get_by_role("heading", name="Refund policy")).to_be_visible()
+    # the click went through the answer's source route, which counted it as a ranker signal
+    from portal.assistant.models import CitationOpen
+
+    assert CitationOpen.objects.filter(number=1, user=sam).count() == 1
