@@ -27,7 +27,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from tqdm import tqdm
 
-from knowledge import embeddings, search, services
+from knowledge import embeddings, ranking, search, services
 from knowledge.bench import evaluation
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 
@@ -59,6 +59,12 @@ class Command(BaseCommand):
             help="for building the indexes after loading (the HNSW graph of 1M chunks needs about 3 GB)",
         )
         parser.add_argument("--build-workers", type=int, default=1, help="parallel maintenance workers")
+        parser.add_argument(
+            "--ranker",
+            action="store_true",
+            help="also train the rankers of the bases the user reads and time searches in one base with and "
+            "without them, alternately (hybrid_ranker_p95_ms_<size>, ranker_p95_ratio_<size>)",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -145,6 +151,8 @@ class Command(BaseCommand):
             figures[f"vector_rows_returned_min_no_iterative_scan_{label}"] = recalls["rows_min_no_iterative_scan"]
             figures[f"recall_seconds_{label}"] = round(time.perf_counter() - recall_started, 1)
             figures.update({f"{name}_{label}": value for name, value in _sizes_mb().items()})
+            if options["ranker"]:
+                figures.update(_ranker_latency(user, bases[::2], query_texts, query_vectors, label))
             del fused
         if not options["keep"] and not options["reuse"]:
             self._drop()
@@ -346,6 +354,44 @@ def _vector_recalls(acl: search.Acl, vectors: np.ndarray) -> dict[str, Any]:
         "recall_no_iterative_scan": round(float(np.mean(shares[False])), 4) if rows else 0.0,
         "rows_min_no_iterative_scan": min(rows, default=0),
     }
+
+
+def _ranker_latency(
+    user: User, bases: list[KnowledgeBase], texts: list[str], vectors: np.ndarray, label: str
+) -> dict[str, Any]:
+    """Train each base's ranker (ranking.ranker_train, as the worker does), then time each query searched in
+    one of the bases (a ranker applies only to candidates from one base) with the ranker and without it,
+    alternately and in alternating order, so both see the same caches and the same load of the machine."""
+    figures: dict[str, Any] = {}
+    started = time.perf_counter()
+    active = []
+    for knowledge_base in bases:
+        report = ranking.ranker_train(knowledge_base.pk) or {"status": "no trainer registered"}
+        figures[f"ranker_status_{knowledge_base.pk}_{label}"] = report.get("status")
+        if ranking.ranker_for(knowledge_base.pk) is not None:
+            active.append(knowledge_base)
+    figures[f"ranker_training_seconds_{label}"] = round(time.perf_counter() - started, 1)
+    figures[f"ranker_active_bases_{label}"] = len(active)
+    if not active:
+        return figures
+    plain: list[float] = []
+    ranked: list[float] = []
+    for index, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
+        scope = [active[index % len(active)].pk]
+        if index < 10:  # warm up: the rankers' files loaded, caches filled
+            search.hybrid_search(text, search.acl_for(user, scope), 10, query_vector=vector, ranker=True)
+        for use_ranker in (True, False) if index % 2 == 0 else (False, True):
+            t0 = time.perf_counter()
+            search.hybrid_search(text, search.acl_for(user, scope), 10, query_vector=vector, ranker=use_ranker)
+            (ranked if use_ranker else plain).append((time.perf_counter() - t0) * 1000)
+    figures[f"hybrid_one_base_p50_ms_{label}"] = round(evaluation.percentile(plain, 50), 2)
+    figures[f"hybrid_one_base_p95_ms_{label}"] = round(evaluation.percentile(plain, 95), 2)
+    figures[f"hybrid_ranker_p50_ms_{label}"] = round(evaluation.percentile(ranked, 50), 2)
+    figures[f"hybrid_ranker_p95_ms_{label}"] = round(evaluation.percentile(ranked, 95), 2)
+    figures[f"ranker_p95_ratio_{label}"] = round(
+        evaluation.percentile(ranked, 95) / max(1e-9, evaluation.percentile(plain, 95)), 3
+    )
+    return figures
 
 
 def _server_memory() -> dict[str, Any]:
