@@ -172,22 +172,37 @@ class CandidateText:
 
 def candidate_texts(chunk_ids: Sequence[int], terms: Sequence[str]) -> dict[int, CandidateText]:
     """What the features need of each candidate, in one statement: the query terms found in its text (with
-    positions), in its document's title and its headings, and its position, page and length."""
+    positions), in its document's title and its headings, and its position, page and length.
+
+    Parsing the texts again (to_tsvector, about 50 us a chunk) is most of the statement's cost, so it is
+    skipped for a candidate without a posting of any query term: its lexical text (title, headings and
+    text, services.LEXICAL_TEXT_SQL) then holds none of them, so neither does any of its parts, and the
+    answer (no terms) is the same. Typically these are the vector leg's candidates."""
     if not chunk_ids:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT c.id, c.position, COALESCE(c.page_number, 0), c.token_count,
-                   ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', d.title)) t WHERE t.lexeme = ANY(%s)),
+                   CASE WHEN m.matched THEN
+                   ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', d.title)) t WHERE t.lexeme = ANY(%s))
+                   ELSE '{}' END,
+                   CASE WHEN m.matched THEN
                    ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', c.heading_path)) t
-                          WHERE t.lexeme = ANY(%s)),
+                          WHERE t.lexeme = ANY(%s))
+                   ELSE '{}' END,
+                   CASE WHEN m.matched THEN
                    ARRAY(SELECT t.lexeme || ':' || array_to_string(t.positions, ',')
                            FROM unnest(to_tsvector('english', c.text)) t WHERE t.lexeme = ANY(%s))
+                   ELSE '{}' END
               FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+             CROSS JOIN LATERAL (
+                   SELECT EXISTS (SELECT 1 FROM knowledge_posting p WHERE p.chunk_id = c.id AND p.term = ANY(%s))
+                          AS matched
+                   ) m
              WHERE c.id = ANY(%s)
             """,
-            [list(terms), list(terms), list(terms), list(chunk_ids)],
+            [list(terms), list(terms), list(terms), list(terms), list(chunk_ids)],
         )
         rows = cursor.fetchall()
     found: dict[int, CandidateText] = {}

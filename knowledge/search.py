@@ -291,17 +291,19 @@ def hybrid_search(
         vector = vector_search(_query_vector(query, query_vector), acl, pool)
     fused = adaptive_fuse(lexical, vector)
     use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
-    scorer = _ranker_for_results(fused.ranking) if use_ranker else None
+    scorer = _ranker_for_results(fused.ranking, acl) if use_ranker else None
     if scorer is None:
         return fused.ranking[:limit]
     return rerank(fused, list(query_terms(query)), scorer)[:limit]
 
 
-def _ranker_for_results(ranking: Sequence[tuple[int, float]]) -> Any:
+def _ranker_for_results(ranking: Sequence[tuple[int, float]], acl: Acl | None = None) -> Any:
     """The ranker of the one knowledge base the candidates come from (None when they span several: the
-    rankers' scores are not comparable across bases)."""
+    rankers' scores are not comparable across bases). A search scoped to one base needs no lookup."""
     if not ranking or not has_ranker_providers():
         return None
+    if acl is not None and acl.knowledge_base_ids is not None and len(acl.knowledge_base_ids) == 1:
+        return ranker_for(int(acl.knowledge_base_ids[0]))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT knowledge_base_id FROM knowledge_chunk WHERE id = ANY(%s) LIMIT 2",

@@ -182,3 +182,52 @@ def test_features_describe_each_candidate(corpus: dict[str, Any], olivia: Any) -
     assert column["text_term_share"] == 1.0  # bicycle, repair, workshop all in the chunk
     assert column["term_proximity"] == 1.0  # adjacent
     assert column["first_chunk"] == 1.0 and column["lexical_missing"] == 0.0
+
+
+# The statement candidate_texts ran before it skipped parsing candidates without a query term's posting.
+_PARSE_EVERY_CANDIDATE = """
+    SELECT c.id, c.position, COALESCE(c.page_number, 0), c.token_count,
+           ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', d.title)) t WHERE t.lexeme = ANY(%s)),
+           ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', c.heading_path)) t WHERE t.lexeme = ANY(%s)),
+           ARRAY(SELECT t.lexeme || ':' || array_to_string(t.positions, ',')
+                   FROM unnest(to_tsvector('english', c.text)) t WHERE t.lexeme = ANY(%s))
+      FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+     WHERE c.id = ANY(%s)
+"""
+
+
+@pytest.mark.django_db
+def test_candidate_texts_skip_parsing_only_candidates_that_hold_no_query_term() -> None:
+    """Terms in the text, only in the title, only in a heading, nowhere: the same as parsing every candidate."""
+    from django.db import connection
+
+    from knowledge.models import Chunk
+    from tests.knowledge.factories import KnowledgeBaseFactory, ready_document
+
+    knowledge_base = KnowledgeBaseFactory.create(name="texts")
+    ready_document(knowledge_base, "text.md", b"The bicycle repair workshop opens at eight; repair bicycles there.")
+    ready_document(knowledge_base, "title.md", b"Opening hours are posted at the door.", title="Workshop hours")
+    ready_document(knowledge_base, "heading.md", b"# Bicycle parking\n\nSpaces are behind the canteen.")
+    ready_document(knowledge_base, "none.md", b"The canteen serves soup on Tuesdays.")
+    chunk_ids = list(Chunk.objects.filter(knowledge_base=knowledge_base).values_list("pk", flat=True))
+    terms = list(search.query_terms(QUERY))
+
+    found = ranking.candidate_texts(chunk_ids, terms)
+
+    with connection.cursor() as cursor:
+        cursor.execute(_PARSE_EVERY_CANDIDATE, [terms, terms, terms, chunk_ids])
+        reference = {
+            int(chunk_id): ranking.CandidateText(
+                frozenset(title),
+                frozenset(heading),
+                {item.rpartition(":")[0]: [int(n) for n in item.rpartition(":")[2].split(",")] for item in text},
+                int(position),
+                int(page),
+                int(tokens),
+            )
+            for chunk_id, position, page, tokens, title, heading, text in cursor.fetchall()
+        }
+    assert found == reference and len(found) == 4
+    kinds = {(bool(t.term_positions), bool(t.title_terms), bool(t.heading_terms)) for t in found.values()}
+    # (the chunk's text starts with its heading)
+    assert kinds == {(True, False, False), (False, True, False), (True, False, True), (False, False, False)}
