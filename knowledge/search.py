@@ -99,7 +99,10 @@ def acl_for(
         # none of (outside the knowledge bases the user edits), are resolved first and enter the search
         # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table
         # instead of scanning an array built by a subquery (which it cannot hash), a linear cost per row
-        # that grew with the number of restricted documents.
+        # that grew with the number of restricted documents. The arrays are cast to bigint, the columns'
+        # type: psycopg sends a list of small numbers as integer[], and PostgreSQL hashes `= ANY` only for
+        # an operator of one type (bigint = integer has two hash functions), so it compared each row with
+        # every element: at a million chunks, 2,400 hidden documents made BM25's p50 32 ms instead of 5.5.
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
@@ -119,7 +122,7 @@ def acl_for(
             visible_ids, hidden_document_ids = cursor.fetchone()
         scope = set(visible_ids) if scope is None else set(visible_ids) & scope
         if hidden_document_ids:
-            conditions.append("NOT ({a}.document_id = ANY(%s))")
+            conditions.append("NOT ({a}.document_id = ANY(%s::bigint[]))")
             params.append(list(hidden_document_ids))
 
     if knowledge_base_ids is None and scope != set():
@@ -132,7 +135,7 @@ def acl_for(
             scope = set(KnowledgeBase.objects.filter(unlisted=False).values_list("pk", flat=True))
 
     if scope is not None:
-        conditions.insert(0, "{a}.knowledge_base_id = ANY(%s)")
+        conditions.insert(0, "{a}.knowledge_base_id = ANY(%s::bigint[])")
         params.insert(0, sorted(scope))
 
     def render(row_alias: str) -> str:
