@@ -248,9 +248,17 @@ def _linear_scorer(pipeline: Any, columns: list[int]) -> ranking.Scorer:
     mean = np.asarray(scale.mean_, dtype=np.float64)
     weights = np.asarray(model.coef_[0], dtype=np.float64) / np.asarray(scale.scale_, dtype=np.float64)
     intercept = float(model.intercept_[0]) - float(mean @ weights)
-    selected = np.asarray(columns)
+    return LinearScorer(weights, intercept, columns)
 
-    def score(features: np.ndarray) -> np.ndarray:
-        return np.asarray(features[:, selected], dtype=np.float64) @ weights + intercept
 
-    return score
+class LinearScorer:
+    """Scores FEATURE_NAMES rows as weights . row[columns] + intercept; `features` names the columns read
+    (knowledge.ranking.rerank then computes only those it must)."""
+
+    def __init__(self, weights: np.ndarray, intercept: float, columns: list[int]) -> None:
+        self.weights, self.intercept, self.columns = weights, intercept, np.asarray(columns)
+        self.features = frozenset(ranking.FEATURE_NAMES[column] for column in columns)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = np.asarray(features[:, self.columns], dtype=np.float64) @ self.weights + self.intercept
+        return scores

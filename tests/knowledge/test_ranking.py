@@ -231,3 +231,30 @@ def test_candidate_texts_skip_parsing_only_candidates_that_hold_no_query_term() 
     kinds = {(bool(t.term_positions), bool(t.title_terms), bool(t.heading_terms)) for t in found.values()}
     # (the chunk's text starts with its heading)
     assert kinds == {(True, False, False), (False, True, False), (True, False, True), (False, False, False)}
+
+
+@pytest.mark.django_db
+def test_a_scorer_that_reads_no_text_feature_gets_the_same_values_without_the_texts_parsed(
+    corpus: dict[str, Any],  # noqa: F811
+    olivia: Any,
+) -> None:
+    from knowledge import embeddings
+    from portal.ml.ranker import LinearScorer
+
+    acl = search.acl_for(olivia, [corpus["staff_kb"].pk])
+    fused = ranking.adaptive_fuse(
+        search.lexical_leg(QUERY, acl, 10), search.vector_search(embeddings.embed_query(QUERY), acl, 10)
+    )
+    terms = list(search.query_terms(QUERY))
+    columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.MODEL_FEATURES]
+
+    ids, full = ranking.candidate_features(fused, terms)
+    same_ids, fewer = ranking.candidate_features(fused, terms, needed=ranking.MODEL_FEATURES)
+
+    assert same_ids == ids and full[:, ranking.FEATURE_NAMES.index("text_term_share")].max() > 0
+    np.testing.assert_array_equal(fewer[:, columns], full[:, columns])
+    text_columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.TEXT_FEATURES]
+    assert not fewer[:, text_columns].any()
+    scorer = LinearScorer(np.linspace(-1, 1, len(columns)), 0.5, columns)
+    assert scorer.features == set(ranking.MODEL_FEATURES)
+    assert ranking.rerank(fused, terms, scorer) == ranking.rerank(fused, terms, lambda rows: scorer(rows))

@@ -279,7 +279,9 @@ def _indexes_dropped(maintenance_work_mem: str, workers: int, figures: dict[str,
     """Drop BULK_LOAD_INDEXES and build them again, from their own definitions (pg_get_indexdef: the same
     name, opclass, m and ef_construction as the migrations made, so the searches get production's plans),
     with `maintenance_work_mem` for the build and `workers` parallel maintenance workers. Records
-    index_build_seconds_<label> (HNSW) and postings_index_build_seconds_<label>; rebuilt even on failure."""
+    index_build_seconds_<label> (HNSW) and postings_index_build_seconds_<label>, and what the server noticed
+    meanwhile (pgvector says when the HNSW graph outgrows maintenance_work_mem and the build slows down to
+    building on disk) as index_build_notices_<label>; rebuilt even on failure."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_class c WHERE c.relkind = 'i' AND c.relname = ANY(%s)",
@@ -291,6 +293,12 @@ def _indexes_dropped(maintenance_work_mem: str, workers: int, figures: dict[str,
     try:
         yield
     finally:
+        notices: list[str] = []
+
+        def noticed(diagnostic: Any) -> None:
+            notices.append(str(diagnostic.message_primary))
+
+        connection.connection.add_notice_handler(noticed)
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = %s", [maintenance_work_mem])
             cursor.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
@@ -302,6 +310,8 @@ def _indexes_dropped(maintenance_work_mem: str, workers: int, figures: dict[str,
                 figures[f"{key}_{label}"] = seconds
             cursor.execute("RESET maintenance_work_mem")
             cursor.execute("RESET max_parallel_maintenance_workers")
+        connection.connection.remove_notice_handler(noticed)
+        figures[f"index_build_notices_{label}"] = notices
 
 
 class EmbeddingLike:
