@@ -1,15 +1,18 @@
 """Search latency at 10k and 100k chunks (or a million) with a permission filter active.
 
-    manage.py bench_search [--sizes 10000,100000,1000000] [--queries 200] [--json]
+    manage.py bench_search [--sizes 10000,100000,1000000] [--queries 200] [--keep | --reuse] [--ranker] [--json]
 
 Synthetic chunks (Zipf-distributed words, clustered unit vectors) are spread over ten knowledge bases;
 the benchmark user sees five of them through a role, and a tenth of the documents are restricted to a
 role the user lacks. Every query runs both legs (BM25 and HNSW kNN) with that filter in SQL and fuses
 them; the query embedding is computed beforehand (its cost is reported separately).
 
-Per size it also reports the time to load the increment (rows, postings and index upkeep), the sizes of the
-HNSW index, the chunk table and the postings on disk, and the vector leg's recall@50 against an exact search
-(the same filtered query with index scans off, so PostgreSQL computes every visible distance).
+Per size it also reports the time to load the increment (as a bulk load: the HNSW and postings (term, tf)
+indexes dropped, then built again as the migrations defined them, timed apart), the sizes of the HNSW index,
+the chunk table and the postings on disk, the server's memory settings, and the vector leg's recall@50
+against an exact search (the same filtered query with index scans off, so PostgreSQL computes every visible
+distance), with and without pgvector's iterative scan. `--ranker` also trains the rankers of the bases the
+user reads and times one-base searches with and without them (issue 18).
 """
 
 from __future__ import annotations
