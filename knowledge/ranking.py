@@ -28,7 +28,7 @@ import hashlib
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,24 +191,43 @@ class CandidateText:
     tokens: int
 
 
-def candidate_texts(chunk_ids: Sequence[int], terms: Sequence[str]) -> dict[int, CandidateText]:
+def candidate_texts(
+    chunk_ids: Sequence[int], terms: Sequence[str], *, text_positions: bool = True
+) -> dict[int, CandidateText]:
     """What the features need of each candidate, in one statement: the query terms found in its text (with
-    positions), in its document's title and its headings, and its position, page and length."""
+    positions), in its document's title and its headings, and its position, page and length.
+
+    Parsing the texts again (to_tsvector, about 50 us a chunk) is most of the statement's cost, so it is
+    skipped for a candidate without a posting of any query term: its lexical text (title, headings and
+    text, services.LEXICAL_TEXT_SQL) then holds none of them, so neither does any of its parts, and the
+    answer (no terms) is the same. Typically these are the vector leg's candidates. Without
+    `text_positions` the texts are not parsed at all (term_positions left empty): for a scorer that reads
+    neither of the features made from them (TEXT_FEATURES)."""
     if not chunk_ids:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT c.id, c.position, COALESCE(c.page_number, 0), c.token_count,
-                   ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', d.title)) t WHERE t.lexeme = ANY(%s)),
+                   CASE WHEN m.matched THEN
+                   ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', d.title)) t WHERE t.lexeme = ANY(%s))
+                   ELSE '{}' END,
+                   CASE WHEN m.matched THEN
                    ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', c.heading_path)) t
-                          WHERE t.lexeme = ANY(%s)),
+                          WHERE t.lexeme = ANY(%s))
+                   ELSE '{}' END,
+                   CASE WHEN m.matched AND %s THEN
                    ARRAY(SELECT t.lexeme || ':' || array_to_string(t.positions, ',')
                            FROM unnest(to_tsvector('english', c.text)) t WHERE t.lexeme = ANY(%s))
+                   ELSE '{}' END
               FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+             CROSS JOIN LATERAL (
+                   SELECT EXISTS (SELECT 1 FROM knowledge_posting p WHERE p.chunk_id = c.id AND p.term = ANY(%s))
+                          AS matched
+                   ) m
              WHERE c.id = ANY(%s)
             """,
-            [list(terms), list(terms), list(terms), list(chunk_ids)],
+            [list(terms), list(terms), text_positions, list(terms), list(terms), list(chunk_ids)],
         )
         rows = cursor.fetchall()
     found: dict[int, CandidateText] = {}
@@ -243,10 +262,18 @@ def _proximity(positions: dict[str, list[int]]) -> float:
     return need / best if best < math.inf else 0.0
 
 
-def candidate_features(fused: Fused, terms: Sequence[str], pool: int = FUSED_POOL) -> tuple[list[int], np.ndarray]:
-    """The top `pool` fused candidates and their feature rows (FEATURE_NAMES order)."""
+# The features made from the query terms' positions in a chunk's text, the one costly part (parsing the
+# candidates' texts again); neither is among MODEL_FEATURES.
+TEXT_FEATURES = frozenset({"text_term_share", "term_proximity"})
+
+
+def candidate_features(
+    fused: Fused, terms: Sequence[str], pool: int = FUSED_POOL, needed: Collection[str] | None = None
+) -> tuple[list[int], np.ndarray]:
+    """The top `pool` fused candidates and their feature rows (FEATURE_NAMES order). With `needed` (the
+    features a scorer reads), TEXT_FEATURES are left at 0 unless needed; every other column is the same."""
     chunk_ids = [c for c, _ in fused.ranking[:pool]]
-    texts = candidate_texts(chunk_ids, terms)
+    texts = candidate_texts(chunk_ids, terms, text_positions=needed is None or bool(TEXT_FEATURES & set(needed)))
     vector_top = max((s for _, s in fused.vector.values()), default=0.0)
     vector_scores = _min_max({c: s for c, (_, s) in fused.vector.items()})
     lexical_scores = _min_max({c: s for c, (_, s) in fused.lexical.items()})
@@ -319,7 +346,9 @@ def ranker_for(knowledge_base_id: int) -> Scorer | None:
 
 def rerank(fused: Fused, terms: Sequence[str], scorer: Scorer, pool: int = FUSED_POOL) -> list[tuple[int, float]]:
     """The top `pool` fused candidates in the scorer's order, the rest after them in fused order."""
-    chunk_ids, features = candidate_features(fused, terms, pool)
+    # a scorer may say which features it reads (`features`, names of FEATURE_NAMES): the others need not be
+    # computed
+    chunk_ids, features = candidate_features(fused, terms, pool, getattr(scorer, "features", None))
     if not chunk_ids:
         return list(fused.ranking)
     scores = np.asarray(scorer(features), dtype=np.float64)

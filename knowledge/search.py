@@ -99,7 +99,10 @@ def acl_for(
         # none of (outside the knowledge bases the user edits), are resolved first and enter the search
         # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table
         # instead of scanning an array built by a subquery (which it cannot hash), a linear cost per row
-        # that grew with the number of restricted documents.
+        # that grew with the number of restricted documents. The arrays are cast to bigint, the columns'
+        # type: psycopg sends a list of small numbers as integer[], and PostgreSQL hashes `= ANY` only for
+        # an operator of one type (bigint = integer has two hash functions), so it compared each row with
+        # every element: at a million chunks, 2,400 hidden documents made BM25's p50 32 ms instead of 5.5.
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
@@ -119,7 +122,7 @@ def acl_for(
             visible_ids, hidden_document_ids = cursor.fetchone()
         scope = set(visible_ids) if scope is None else set(visible_ids) & scope
         if hidden_document_ids:
-            conditions.append("NOT ({a}.document_id = ANY(%s))")
+            conditions.append("NOT ({a}.document_id = ANY(%s::bigint[]))")
             params.append(list(hidden_document_ids))
 
     if knowledge_base_ids is None and scope != set():
@@ -132,7 +135,7 @@ def acl_for(
             scope = set(KnowledgeBase.objects.filter(unlisted=False).values_list("pk", flat=True))
 
     if scope is not None:
-        conditions.insert(0, "{a}.knowledge_base_id = ANY(%s)")
+        conditions.insert(0, "{a}.knowledge_base_id = ANY(%s::bigint[])")
         params.insert(0, sorted(scope))
 
     def render(row_alias: str) -> str:
@@ -291,17 +294,19 @@ def hybrid_search(
         vector = vector_search(_query_vector(query, query_vector), acl, pool)
     fused = adaptive_fuse(lexical, vector)
     use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
-    scorer = _ranker_for_results(fused.ranking) if use_ranker else None
+    scorer = _ranker_for_results(fused.ranking, acl) if use_ranker else None
     if scorer is None:
         return fused.ranking[:limit]
     return rerank(fused, list(query_terms(query)), scorer)[:limit]
 
 
-def _ranker_for_results(ranking: Sequence[tuple[int, float]]) -> Any:
+def _ranker_for_results(ranking: Sequence[tuple[int, float]], acl: Acl | None = None) -> Any:
     """The ranker of the one knowledge base the candidates come from (None when they span several: the
-    rankers' scores are not comparable across bases)."""
+    rankers' scores are not comparable across bases). A search scoped to one base needs no lookup."""
     if not ranking or not has_ranker_providers():
         return None
+    if acl is not None and acl.knowledge_base_ids is not None and len(acl.knowledge_base_ids) == 1:
+        return ranker_for(int(acl.knowledge_base_ids[0]))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT knowledge_base_id FROM knowledge_chunk WHERE id = ANY(%s) LIMIT 2",

@@ -706,17 +706,19 @@ def lexical_lengths_update(where_sql: str, params: Sequence[Any]) -> None:
         )
 
 
-def postings_build(where_sql: str, params: Sequence[Any]) -> None:
+def postings_build(where_sql: str, params: Sequence[Any], *, replace: bool = True) -> None:
     """Lexical index rows of the chunks (alias c) matching `where_sql` (PostgreSQL's english stemming).
 
     For a document this runs inside the activating transaction, so its postings appear together with its
     chunks. Postings already there for those chunks (none in the normal course) are replaced: idempotent.
+    A bulk loader of chunks it has just inserted passes `replace=False` and skips looking for them.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM knowledge_posting p USING knowledge_chunk c WHERE c.id = p.chunk_id AND {where_sql}",  # noqa: S608
-            list(params),
-        )
+        if replace:
+            cursor.execute(
+                f"DELETE FROM knowledge_posting p USING knowledge_chunk c WHERE c.id = p.chunk_id AND {where_sql}",  # noqa: S608
+                list(params),
+            )
         cursor.execute(
             f"""
             INSERT INTO knowledge_posting (term, chunk_id, tf, knowledge_base_id, document_id, chunk_length)

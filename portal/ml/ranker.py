@@ -252,9 +252,47 @@ def _load_scorer(knowledge_base_id: int) -> ranking.Scorer | None:
     if not isinstance(names, list) or not set(names) <= set(ranking.FEATURE_NAMES):
         return None  # trained on features this portal no longer computes: fusion until it is retrained
     columns = [ranking.FEATURE_NAMES.index(name) for name in names]
-    pipeline = artifact["pipeline"]
+    return _linear_scorer(artifact["pipeline"], columns)
 
-    def score(features: np.ndarray) -> np.ndarray:
-        return np.asarray(pipeline.decision_function(features[:, columns]), dtype=np.float64)
 
-    return score
+def _linear_scorer(pipeline: Any, columns: list[int]) -> ranking.Scorer:
+    """The pipeline's decision function (standard scaling, then the logistic regression's linear score) as
+    one matrix product: the same scores, without scikit-learn's input checks on each call (most of the
+    0.8 ms it took to score a search's 30 candidates). Any other pipeline is called as it is."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    steps: dict[str, Any] = dict(getattr(pipeline, "named_steps", {}))
+    scale: Any = steps.get("scale")
+    model: Any = steps.get("model")
+    linear = (
+        [name for name, _ in getattr(pipeline, "steps", [])] == ["scale", "model"]
+        and isinstance(scale, StandardScaler)
+        and bool(scale.with_mean and scale.with_std)
+        and isinstance(model, LogisticRegression)
+        and model.coef_.shape[0] == 1
+    )
+    if not linear:
+
+        def checked(features: np.ndarray) -> np.ndarray:
+            return np.asarray(pipeline.decision_function(features[:, columns]), dtype=np.float64)
+
+        return checked
+    # (x - mean) / scale . coef + intercept, with the scaling folded into the weights
+    mean = np.asarray(scale.mean_, dtype=np.float64)
+    weights = np.asarray(model.coef_[0], dtype=np.float64) / np.asarray(scale.scale_, dtype=np.float64)
+    intercept = float(model.intercept_[0]) - float(mean @ weights)
+    return LinearScorer(weights, intercept, columns)
+
+
+class LinearScorer:
+    """Scores FEATURE_NAMES rows as weights . row[columns] + intercept; `features` names the columns read
+    (knowledge.ranking.rerank then computes only those it must)."""
+
+    def __init__(self, weights: np.ndarray, intercept: float, columns: list[int]) -> None:
+        self.weights, self.intercept, self.columns = weights, intercept, np.asarray(columns)
+        self.features = frozenset(ranking.FEATURE_NAMES[column] for column in columns)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = np.asarray(features[:, self.columns], dtype=np.float64) @ self.weights + self.intercept
+        return scores

@@ -211,3 +211,79 @@ def test_features_describe_each_candidate(corpus: dict[str, Any], olivia: Any) -
     assert column["text_term_share"] == 1.0  # bicycle, repair, workshop all in the chunk
     assert column["term_proximity"] == 1.0  # adjacent
     assert column["first_chunk"] == 1.0 and column["lexical_missing"] == 0.0
+
+
+# The statement candidate_texts ran before it skipped parsing candidates without a query term's posting.
+_PARSE_EVERY_CANDIDATE = """
+    SELECT c.id, c.position, COALESCE(c.page_number, 0), c.token_count,
+           ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', d.title)) t WHERE t.lexeme = ANY(%s)),
+           ARRAY(SELECT t.lexeme FROM unnest(to_tsvector('english', c.heading_path)) t WHERE t.lexeme = ANY(%s)),
+           ARRAY(SELECT t.lexeme || ':' || array_to_string(t.positions, ',')
+                   FROM unnest(to_tsvector('english', c.text)) t WHERE t.lexeme = ANY(%s))
+      FROM knowledge_chunk c JOIN knowledge_document d ON d.id = c.document_id
+     WHERE c.id = ANY(%s)
+"""
+
+
+@pytest.mark.django_db
+def test_candidate_texts_skip_parsing_only_candidates_that_hold_no_query_term() -> None:
+    """Terms in the text, only in the title, only in a heading, nowhere: the same as parsing every candidate."""
+    from django.db import connection
+
+    from knowledge.models import Chunk
+    from tests.knowledge.factories import KnowledgeBaseFactory, ready_document
+
+    knowledge_base = KnowledgeBaseFactory.create(name="texts")
+    ready_document(knowledge_base, "text.md", b"The bicycle repair workshop opens at eight; repair bicycles there.")
+    ready_document(knowledge_base, "title.md", b"Opening hours are posted at the door.", title="Workshop hours")
+    ready_document(knowledge_base, "heading.md", b"# Bicycle parking\n\nSpaces are behind the canteen.")
+    ready_document(knowledge_base, "none.md", b"The canteen serves soup on Tuesdays.")
+    chunk_ids = list(Chunk.objects.filter(knowledge_base=knowledge_base).values_list("pk", flat=True))
+    terms = list(search.query_terms(QUERY))
+
+    found = ranking.candidate_texts(chunk_ids, terms)
+
+    with connection.cursor() as cursor:
+        cursor.execute(_PARSE_EVERY_CANDIDATE, [terms, terms, terms, chunk_ids])
+        reference = {
+            int(chunk_id): ranking.CandidateText(
+                frozenset(title),
+                frozenset(heading),
+                {item.rpartition(":")[0]: [int(n) for n in item.rpartition(":")[2].split(",")] for item in text},
+                int(position),
+                int(page),
+                int(tokens),
+            )
+            for chunk_id, position, page, tokens, title, heading, text in cursor.fetchall()
+        }
+    assert found == reference and len(found) == 4
+    kinds = {(bool(t.term_positions), bool(t.title_terms), bool(t.heading_terms)) for t in found.values()}
+    # (the chunk's text starts with its heading)
+    assert kinds == {(True, False, False), (False, True, False), (True, False, True), (False, False, False)}
+
+
+@pytest.mark.django_db
+def test_a_scorer_that_reads_no_text_feature_gets_the_same_values_without_the_texts_parsed(
+    corpus: dict[str, Any],  # noqa: F811
+    olivia: Any,
+) -> None:
+    from knowledge import embeddings
+    from portal.ml.ranker import LinearScorer
+
+    acl = search.acl_for(olivia, [corpus["staff_kb"].pk])
+    fused = ranking.adaptive_fuse(
+        search.lexical_leg(QUERY, acl, 10), search.vector_search(embeddings.embed_query(QUERY), acl, 10)
+    )
+    terms = list(search.query_terms(QUERY))
+    columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.MODEL_FEATURES]
+
+    ids, full = ranking.candidate_features(fused, terms)
+    same_ids, fewer = ranking.candidate_features(fused, terms, needed=ranking.MODEL_FEATURES)
+
+    assert same_ids == ids and full[:, ranking.FEATURE_NAMES.index("text_term_share")].max() > 0
+    np.testing.assert_array_equal(fewer[:, columns], full[:, columns])
+    text_columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.TEXT_FEATURES]
+    assert not fewer[:, text_columns].any()
+    scorer = LinearScorer(np.linspace(-1, 1, len(columns)), 0.5, columns)
+    assert scorer.features == set(ranking.MODEL_FEATURES)
+    assert ranking.rerank(fused, terms, scorer) == ranking.rerank(fused, terms, lambda rows: scorer(rows))

@@ -366,3 +366,16 @@ def test_bm25_weights_come_only_from_the_knowledge_bases_searched() -> None:
     grant(hidden, "view", user=reader)
     both = dict(search.lexical_search("hotel rooms", search.acl_for(reader), 10))
     assert both[before[0][0]] < before[0][1]  # "hotel" is now common, so it weighs less
+
+
+def test_the_permission_arrays_have_the_columns_type_so_postgresql_can_hash_them(
+    corpus: dict[str, Any], sam: Any
+) -> None:
+    """bigint = ANY(integer[]) is tested element by element (two types, two hash functions): with thousands
+    of restricted documents that made BM25 six times slower at a million chunks. Both arrays are bigint[]."""
+    acl = search.acl_for(sam)
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN SELECT 1 FROM knowledge_posting p WHERE {acl.posting_sql}", acl.params)  # noqa: S608
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "::bigint[]" in plan and "::integer[]" not in plan and "::smallint[]" not in plan
+    assert search.vector_search(np.ones(384, dtype=np.float32) / np.sqrt(384), acl, 5)  # still a valid statement

@@ -229,3 +229,20 @@ def test_the_bases_big_enough_for_a_ranker_are_those_with_enough_chunks(tiny_bas
     small = _base("ranker: small", TOPICS[:2])
     eligible = ranking.ranker_eligible_bases()  # MIN_CHUNKS is 10 here: sixteen chunks do, two do not
     assert tiny_base.pk in eligible and small.pk not in eligible
+
+
+def test_the_live_scorer_gives_the_pipelines_decision_function_without_calling_it() -> None:
+    """_linear_scorer folds the standard scaling into the logistic regression's weights: the same scores."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, len(ranking.FEATURE_NAMES))) * rng.uniform(0.1, 5, len(ranking.FEATURE_NAMES))
+    labels = (features[:, 0] + rng.normal(size=300) > 0).astype(float)
+    columns = [ranking.FEATURE_NAMES.index(name) for name in ranking.MODEL_FEATURES]
+    pipeline = ranker._fit(features[:, columns], labels)
+
+    scores = ranker._linear_scorer(pipeline, columns)(features[:30])
+
+    expected = pipeline.decision_function(features[:30, columns])
+    np.testing.assert_allclose(scores, expected, rtol=1e-12, atol=1e-12)
+    assert list(np.argsort(-scores)) == list(np.argsort(-expected))
