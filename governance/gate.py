@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import transaction
 
 from governance import classes as dc
+from portal.core import memberships
 
 logger = logging.getLogger(__name__)
 
@@ -138,20 +139,17 @@ def verify_sealed(gated: GatedPrompt, destination_key: str) -> None:
 
 # ---- policy -------------------------------------------------------------------------------------------
 def user_role_names(user: Any) -> list[str]:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return []
-    return sorted(user.groups.values_list("name", flat=True))
+    return memberships.user_role_names(user)
 
 
 def preview_required(user: Any) -> bool:
     """Whether this user's roles want to see what leaves before it is sent (fails closed to True)."""
-    from governance.selectors import policy_current
+    from governance.selectors import policy_in_force
 
     try:
-        version = policy_current()
         from governance.policy import effective_policy
 
-        return effective_policy(version.document, user_role_names(user)).preview_before_send
+        return effective_policy(policy_in_force().document, user_role_names(user)).preview_before_send
     except Exception:  # noqa: BLE001 - if the policy cannot be read, showing a preview is the safe side
         logger.exception("preview_required: policy lookup failed")
         return True
@@ -275,12 +273,13 @@ def _manifest_source(source: Mapping[str, Any]) -> dict[str, Any]:
 
 def _load_policy(*, role_names: Sequence[str], policy_document: dict[str, Any] | None) -> tuple[Any, Any]:
     from governance.policy import effective_policy, normalise_document
-    from governance.selectors import policy_current
+    from governance.selectors import policy_in_force
 
     try:
-        version = None if policy_document is not None else policy_current()
-        document = normalise_document(policy_document if policy_document is not None else version.document)  # type: ignore[union-attr]
-        return version, effective_policy(document, role_names)
+        if policy_document is not None:  # a draft being tried out
+            return None, effective_policy(normalise_document(policy_document), role_names)
+        version = policy_in_force()
+        return version, effective_policy(version.document, role_names)
     except Exception:
         logger.exception("egress gate: policy lookup failed")
         raise EgressBlocked(ERROR_POLICY_UNAVAILABLE) from None
