@@ -325,10 +325,20 @@ def answer_place(*, message: Message) -> AnswerPlace:
         return AnswerPlace(attempt, getattr(message, "attempts", 1), regenerable and message.reply_to_id == latest_id)
     if not message.is_answer or message.reply_to_id is None:
         return AnswerPlace(1, 1, False)
-    siblings = list(Message.objects.filter(reply_to_id=message.reply_to_id).order_by("pk").values_list("pk", flat=True))
-    latest = _latest_question(message.conversation_id).first()
+    # the attempts at this question and the conversation's latest question, in one statement (each answer
+    # streamed is rendered on its own, so this runs once per answer)
+    with connection.cursor() as cursor:
+        cursor.execute(_ANSWER_PLACE_SQL, [message.reply_to_id, message.conversation_id, MessageRole.USER.value])
+        siblings, latest_id = cursor.fetchone()
+    siblings = list(siblings or [])
     position = siblings.index(message.pk) + 1 if message.pk in siblings else len(siblings)
-    return AnswerPlace(position, len(siblings), latest is not None and latest["pk"] == message.reply_to_id)
+    return AnswerPlace(position, len(siblings), latest_id is not None and latest_id == message.reply_to_id)
+
+
+_ANSWER_PLACE_SQL = f"""
+SELECT ARRAY(SELECT id FROM {Message._meta.db_table} WHERE reply_to_id = %s ORDER BY id),
+       (SELECT id FROM {Message._meta.db_table} WHERE conversation_id = %s AND role = %s ORDER BY id DESC LIMIT 1)
+"""  # noqa: S608 - the table name is the model's own
 
 
 # ---- exporting one's own conversation -------------------------------------------------------------------

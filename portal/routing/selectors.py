@@ -37,10 +37,15 @@ def model_display_names(*, keys: list[str]) -> dict[str, str]:
 
     Names of catalog models are not secret (every answer's details show the model that wrote it)."""
     names = {OFFLINE_DEPLOYMENT.key: OFFLINE_DEPLOYMENT.display_name} if OFFLINE_DEPLOYMENT.key in keys else {}
-    ids = [int(key.removeprefix("model:")) for key in keys if key.startswith("model:") and key[6:].isdigit()]
-    for pk, name in CatalogModel.objects.filter(pk__in=ids).values_list("pk", "display_name"):
-        names[f"model:{pk}"] = name
+    catalog = config_cached("routing.display_names", _display_names_load)  # every answer's details show them
+    for key in keys:
+        if key in catalog:
+            names[key] = catalog[key]
     return names
+
+
+def _display_names_load() -> dict[str, str]:
+    return {f"model:{pk}": name for pk, name in CatalogModel.objects.values_list("pk", "display_name")}
 
 
 def catalog_enabled() -> list[CatalogModel]:

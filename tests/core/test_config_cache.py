@@ -145,3 +145,13 @@ def _prompt_with_an_email() -> list[Any]:
     from governance.gate import PromptPart
 
     return [PromptPart(kind="question", text="Please write to jo@example.org about the refund.", source={})]
+
+
+def test_the_model_names_in_an_answers_details_follow_a_rename_elsewhere() -> None:
+    from portal.routing.selectors import model_display_names
+
+    model = CatalogModelFactory.create(display_name="Before", enabled=False)  # disabled models keep their name
+    assert model_display_names(keys=[model.key, "model:0", "offline"])[model.key] == "Before"
+    _other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'After' WHERE id = %s", [model.pk])
+    names = model_display_names(keys=[model.key, "model:0"])
+    assert names == {model.key: "After"}
