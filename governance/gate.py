@@ -397,6 +397,15 @@ def _pseudonymize(
     if not clearance.cleared or clearance.only_local:
         return _Pseudonymized([plan.part.text for plan in plans], {}, done)
     try:
+        if persist_vault and not _needs_placeholders(plans, policy):
+            # No value of this prompt gets a placeholder, so no number is handed out and the row lock (a
+            # transaction, an insert and a locking read) is not needed: the vault is only read, for the
+            # restorer's earlier placeholders.
+            vault = vault_open(conversation_key=conversation_key, lock=False)
+            texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
+            if not vault.changed:
+                return _Pseudonymized(texts, dict(vault.entries), done)
+            raise RuntimeError("a placeholder was handed out without the vault's lock")
         with transaction.atomic():
             vault = vault_open(conversation_key=conversation_key) if persist_vault else Vault(conversation_key)
             texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
@@ -407,6 +416,16 @@ def _pseudonymize(
         logger.error("egress gate: vault failed (%s)", type(error).__name__)
         raise EgressBlocked(ERROR_VAULT_FAILED) from None
     return _Pseudonymized(texts, entries, done)
+
+
+def _needs_placeholders(plans: Sequence[_PartPlan], policy: Any) -> bool:
+    """Whether a part that is sent has a value its class pseudonymizes (what `_transform` gives a placeholder)."""
+    return any(
+        policy.classes.get(finding.data_class, dc.BLOCK) == dc.PSEUDONYMIZE
+        for plan in plans
+        if plan.decision == "sent"
+        for finding in plan.spans
+    )
 
 
 def _manifest(
