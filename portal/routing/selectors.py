@@ -78,6 +78,16 @@ def deployment_from(model: CatalogModel) -> Deployment:
     )
 
 
+def budgets_in_force() -> list[Budget]:
+    """Every enabled budget with its role, in the budgets' order: kept per process until a budget or a role
+    changes anywhere (portal.core.config_cache; a renamed role renames whose spending counts); copies."""
+    return [copy.copy(budget) for budget in config_cached("routing.budgets_in_force", _budgets_in_force_load)]
+
+
+def _budgets_in_force_load() -> tuple[Budget, ...]:
+    return tuple(Budget.objects.filter(enabled=True).select_related("role"))
+
+
 def task_tiers() -> dict[str, str]:
     return dict(config_cached("routing.task_tiers", _task_tiers_load))
 

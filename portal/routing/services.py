@@ -133,9 +133,10 @@ def _default_budget(user: UserLike) -> list[Budget]:
 def _exceeded_budgets(user: UserLike) -> list[_BudgetState]:
     if not user.is_authenticated:
         return []
-    group_ids = user_role_ids(user)
-    enabled = Budget.objects.filter(enabled=True).select_related("role")
-    budgets = list(enabled.filter(user_id=user.pk) | enabled.filter(role_id__in=group_ids)) or _default_budget(user)
+    group_ids = set(user_role_ids(user))
+    budgets = [
+        budget for budget in selectors.budgets_in_force() if budget.user_id == user.pk or budget.role_id in group_ids
+    ] or _default_budget(user)
     exceeded = []
     for budget in budgets:
         since = selectors.period_start(budget.period)

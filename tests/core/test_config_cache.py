@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -155,3 +156,32 @@ def test_the_model_names_in_an_answers_details_follow_a_rename_elsewhere() -> No
     _other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'After' WHERE id = %s", [model.pk])
     names = model_display_names(keys=[model.key, "model:0"])
     assert names == {model.key: "After"}
+
+
+def test_a_budget_set_in_another_process_applies_to_the_next_route(sam: Any, settings: Any) -> None:
+    from portal.routing.models import Budget
+    from portal.routing.services import route_decide
+
+    settings.ROUTING_OFFLINE_FALLBACK = True
+    CatalogModelFactory.create(tier="standard")
+    assert route_decide(user=sam, task_type="draft", question="x").budget_note == ""
+    _in_another_thread(lambda: Budget.objects.create(user_id=sam.pk, limit=Decimal("0"), action=Budget.Action.REFUSE))
+    decision = route_decide(user=sam, task_type="draft", question="x")
+    assert decision.reason.endswith("over budget")
+
+
+def test_a_renamed_role_counts_the_spending_under_its_new_name(sam: Any) -> None:
+    from django.contrib.auth.models import Group
+
+    from portal.routing.models import Budget
+    from portal.routing.services import route_decide
+    from tests.routing.factories import UsageFactory
+
+    CatalogModelFactory.create(tier="standard")
+    CatalogModelFactory.create(tier="economy")
+    staff = Group.objects.get(name="Staff")
+    Budget.objects.create(role=staff, limit=Decimal("1.00"), action=Budget.Action.DOWNGRADE)
+    UsageFactory.create(roles=["Staff (renamed)"], cost=Decimal("2.00"))
+    assert route_decide(user=sam, task_type="draft", question="x").budget_note == ""
+    _in_another_thread(lambda: Group.objects.filter(pk=staff.pk).update(name="Staff (renamed)"))
+    assert route_decide(user=sam, task_type="draft", question="x").budget_note != ""
