@@ -38,6 +38,7 @@ from audit.filters import AuditFilter
 from audit.models import AuditEvent, AuditExport, AuditVerification, ExportFormat, ExportStatus, Outcome
 from audit.privacy import text_fingerprint
 from portal.core import jobs
+from portal.core.memberships import user_role_names
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ _INSERT_SQL = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id".f
 
 
 def actor_roles(actor: User | AnonymousUser | None) -> list[str]:
-    if actor is None or not getattr(actor, "is_authenticated", False) or actor.pk is None:
-        return []
-    return sorted(actor.groups.values_list("name", flat=True)[:MAX_ROLE_NAMES])
+    return user_role_names(actor)[:MAX_ROLE_NAMES]
 
 
 def client_address(request: HttpRequest | None) -> str:

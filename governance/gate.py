@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import transaction
 
 from governance import classes as dc
+from portal.core import memberships
 
 logger = logging.getLogger(__name__)
 
@@ -138,20 +139,17 @@ def verify_sealed(gated: GatedPrompt, destination_key: str) -> None:
 
 # ---- policy -------------------------------------------------------------------------------------------
 def user_role_names(user: Any) -> list[str]:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return []
-    return sorted(user.groups.values_list("name", flat=True))
+    return memberships.user_role_names(user)
 
 
 def preview_required(user: Any) -> bool:
     """Whether this user's roles want to see what leaves before it is sent (fails closed to True)."""
-    from governance.selectors import policy_current
+    from governance.selectors import policy_in_force
 
     try:
-        version = policy_current()
         from governance.policy import effective_policy
 
-        return effective_policy(version.document, user_role_names(user)).preview_before_send
+        return effective_policy(policy_in_force().document, user_role_names(user)).preview_before_send
     except Exception:  # noqa: BLE001 - if the policy cannot be read, showing a preview is the safe side
         logger.exception("preview_required: policy lookup failed")
         return True
@@ -275,12 +273,13 @@ def _manifest_source(source: Mapping[str, Any]) -> dict[str, Any]:
 
 def _load_policy(*, role_names: Sequence[str], policy_document: dict[str, Any] | None) -> tuple[Any, Any]:
     from governance.policy import effective_policy, normalise_document
-    from governance.selectors import policy_current
+    from governance.selectors import policy_in_force
 
     try:
-        version = None if policy_document is not None else policy_current()
-        document = normalise_document(policy_document if policy_document is not None else version.document)  # type: ignore[union-attr]
-        return version, effective_policy(document, role_names)
+        if policy_document is not None:  # a draft being tried out
+            return None, effective_policy(normalise_document(policy_document), role_names)
+        version = policy_in_force()
+        return version, effective_policy(version.document, role_names)
     except Exception:
         logger.exception("egress gate: policy lookup failed")
         raise EgressBlocked(ERROR_POLICY_UNAVAILABLE) from None
@@ -398,6 +397,15 @@ def _pseudonymize(
     if not clearance.cleared or clearance.only_local:
         return _Pseudonymized([plan.part.text for plan in plans], {}, done)
     try:
+        if persist_vault and not _needs_placeholders(plans, policy):
+            # No value of this prompt gets a placeholder, so no number is handed out and the row lock (a
+            # transaction, an insert and a locking read) is not needed: the vault is only read, for the
+            # restorer's earlier placeholders.
+            vault = vault_open(conversation_key=conversation_key, lock=False)
+            texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
+            if not vault.changed:
+                return _Pseudonymized(texts, dict(vault.entries), done)
+            raise RuntimeError("a placeholder was handed out without the vault's lock")
         with transaction.atomic():
             vault = vault_open(conversation_key=conversation_key) if persist_vault else Vault(conversation_key)
             texts = [_transform(plan, policy, vault, done) if plan.decision == "sent" else "" for plan in plans]
@@ -408,6 +416,16 @@ def _pseudonymize(
         logger.error("egress gate: vault failed (%s)", type(error).__name__)
         raise EgressBlocked(ERROR_VAULT_FAILED) from None
     return _Pseudonymized(texts, entries, done)
+
+
+def _needs_placeholders(plans: Sequence[_PartPlan], policy: Any) -> bool:
+    """Whether a part that is sent has a value its class pseudonymizes (what `_transform` gives a placeholder)."""
+    return any(
+        policy.classes.get(finding.data_class, dc.BLOCK) == dc.PSEUDONYMIZE
+        for plan in plans
+        if plan.decision == "sent"
+        for finding in plan.spans
+    )
 
 
 def _manifest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -10,6 +11,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from governance.models import PolicyDraft, PolicyVersion, TermList
+from portal.core.config_cache import config_cached
 
 MANAGE_POLICIES = "governance.manage_policies"
 ERROR_MANAGE_POLICIES = "The governance screens are for governance officers."
@@ -39,15 +41,37 @@ def policy_current() -> PolicyVersion:
     return version
 
 
+@dataclass(frozen=True)
+class PolicyInForce:
+    """The published version in force, by id and number, and its normalised document (shared: read only)."""
+
+    pk: int
+    number: int
+    document: dict[str, Any]
+
+
+def policy_in_force() -> PolicyInForce:
+    """What the egress gate applies: kept per process until a version is published anywhere
+    (portal.core.config_cache); LookupError when none is."""
+    return config_cached("governance.policy_in_force", _policy_in_force_load)
+
+
+def _policy_in_force_load() -> PolicyInForce:
+    from governance.policy import normalise_document
+
+    version = policy_current()
+    return PolicyInForce(pk=version.pk, number=version.number, document=normalise_document(version.document))
+
+
 def labels_sent_to_cloud(*, user: Any) -> frozenset[str]:
     """The knowledge-base labels whose passages this user's policy lets enter a cloud prompt ("send"); what
     it withholds or keeps local is not among them. No policy or none readable: none (the cautious answer)."""
     from governance.classes import LABELS, SEND
     from governance.gate import user_role_names
-    from governance.policy import effective_policy, normalise_document
+    from governance.policy import effective_policy
 
     try:
-        policy = effective_policy(normalise_document(policy_current().document), user_role_names(user))
+        policy = effective_policy(policy_in_force().document, user_role_names(user))
     except LookupError:
         return frozenset()
     return frozenset(label for label in LABELS if policy.label_action(label) == SEND)

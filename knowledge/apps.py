@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
+
+# The settings each physical connection was given (knowledge.search.session_settings), by connection. With
+# the connection pool, Django sends connection_created at every checkout, i.e. at every database phase of a
+# streamed answer: a SET round trip each time for settings the pooled connection still has. A connection
+# that reconnects is a new object; a changed setting (another text) is sent again.
+_configured: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _configure_search_session(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -11,8 +18,15 @@ def _configure_search_session(sender: Any, connection: Any, **kwargs: Any) -> No
         return
     from knowledge.search import session_settings
 
+    statement = session_settings()
+    raw = connection.connection
+    if raw is not None and _configured.get(raw) == statement:
+        return
     with connection.cursor() as cursor:
-        cursor.execute(session_settings())
+        cursor.execute(statement)
+    # connection_created comes in autocommit mode, so the settings are committed, not undone by a rollback
+    if raw is not None:
+        _configured[raw] = statement
 
 
 class KnowledgeConfig(AppConfig):

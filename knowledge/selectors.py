@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from guardian.shortcuts import get_objects_for_user
 
@@ -56,6 +58,35 @@ def knowledge_bases_for_user(
     if not include_unlisted:
         bases = bases.filter(unlisted=False)
     return bases.order_by("name")
+
+
+_VIEW_GRANTED_SQL = """
+SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
+  JOIN auth_permission p ON p.id = uop.permission_id
+ WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = 'view_knowledgebase'
+UNION
+SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
+  JOIN auth_permission p ON p.id = gop.permission_id
+  JOIN auth_user_groups ug ON ug.group_id = gop.group_id
+ WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = 'view_knowledgebase'
+"""
+
+
+def knowledge_bases_readable_among(
+    *, user: AbstractBaseUser | AnonymousUser, knowledge_base_ids: Iterable[int]
+) -> list[KnowledgeBase]:
+    """Those of these listed bases the user may read, by id: what `knowledge_bases_for_user(user=user)
+    .filter(pk__in=...)` holds (guardian's rules: a grant to the user or one of their roles; superusers read
+    all), with the grant as a plain subquery, cheaper to build at every question than guardian's."""
+    wanted = sorted({int(pk) for pk in knowledge_base_ids})
+    if not wanted or not user.is_authenticated:
+        return []
+    bases = KnowledgeBase.objects.filter(pk__in=wanted, unlisted=False)
+    if not getattr(user, "is_superuser", False):
+        content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
+        granted = RawSQL(_VIEW_GRANTED_SQL, [user.pk, content_type_id, user.pk, content_type_id])  # noqa: S611
+        bases = bases.filter(pk__in=granted)
+    return list(bases.order_by("pk"))
 
 
 ERROR_NO_CREATE_PERMISSION = "You may not create knowledge bases."

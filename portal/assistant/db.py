@@ -16,6 +16,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
+from portal.core.config_cache import config_generation_pinned
+
 T = TypeVar("T")
 
 _db_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -40,7 +42,9 @@ async def db_phase(function: Callable[..., T], /, **kwargs: Any) -> T:
 
     def run() -> T:
         try:
-            return function(**kwargs)
+            # a phase is a few milliseconds of one question: it reads the configuration generation once
+            with config_generation_pinned():
+                return function(**kwargs)
         finally:
             release_connection()
 

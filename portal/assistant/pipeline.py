@@ -37,7 +37,7 @@ from audit.services import audit_batch
 from governance import gate
 from governance.gate import EgressBlocked, GatedPrompt, PromptPart
 from governance.selectors import labels_sent_to_cloud
-from knowledge.selectors import RetrievedChunk, knowledge_bases_for_user
+from knowledge.selectors import RetrievedChunk, knowledge_bases_for_user, knowledge_bases_readable_among
 from knowledge.selectors import retrieve as knowledge_retrieve
 from portal.assistant import selectors, services
 from portal.assistant.db import db_phase, release_connection
@@ -401,7 +401,7 @@ def authorize(*, user: User, conversation: Conversation) -> Authorization:
             knowledge_bases=readable + attached,
             withheld_knowledge_bases=len([pk for pk in wanted if pk not in readable_ids]),
         )
-    readable = tuple(knowledge_bases_for_user(user=user).filter(pk__in=wanted).order_by("pk")) if wanted else ()
+    readable = tuple(knowledge_bases_readable_among(user=user, knowledge_base_ids=wanted))
     return Authorization(
         profile=profile, knowledge_bases=readable + attached, withheld_knowledge_bases=len(wanted) - len(readable)
     )

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import nh3
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils.html import escape
@@ -54,8 +56,40 @@ def profiles_for_user(*, user: Any) -> QuerySet[AssistantProfile]:
     ).order_by("name")
 
 
+# Granted `use_assistantprofile` on this profile, to the user or to one of their roles (guardian's tables).
+_PROFILE_GRANTED_SQL = """
+SELECT EXISTS (
+  SELECT 1 FROM assistant_assistantprofile profile
+   WHERE profile.id = %(profile)s AND profile.is_active AND (
+         %(everything)s
+      OR EXISTS (SELECT 1 FROM guardian_userobjectpermission uop
+                   JOIN auth_permission p ON p.id = uop.permission_id
+                  WHERE uop.user_id = %(user)s AND uop.content_type_id = %(content_type)s
+                    AND p.codename = %(codename)s AND uop.object_pk = profile.id::text)
+      OR EXISTS (SELECT 1 FROM guardian_groupobjectpermission gop
+                   JOIN auth_permission p ON p.id = gop.permission_id
+                   JOIN auth_user_groups ug ON ug.group_id = gop.group_id
+                  WHERE ug.user_id = %(user)s AND gop.content_type_id = %(content_type)s
+                    AND p.codename = %(codename)s AND gop.object_pk = profile.id::text)))
+"""
+
+
 def profile_is_usable(*, user: Any, profile_id: int) -> bool:
-    return profiles_for_user(user=user).filter(pk=profile_id).exists()
+    """Whether `profiles_for_user` holds this profile, in one plain statement: checked at every question,
+    where building guardian's query cost more CPU than running it. Superusers and holders of the global
+    permission use every active profile, as guardian's `accept_global_perms` has it."""
+    if not may_use_assistant(user=user):
+        return False
+    everything = bool(user.is_superuser or user.has_perm(USE_PROFILE))
+    params = {
+        "profile": int(profile_id), "everything": everything, "user": user.pk,
+        "content_type": ContentType.objects.get_for_model(AssistantProfile).pk,
+        "codename": USE_PROFILE.split(".", 1)[1],
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_PROFILE_GRANTED_SQL, params)
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def profile_knowledge_base_ids(*, profile: AssistantProfile) -> list[int]:
@@ -298,10 +332,20 @@ def answer_place(*, message: Message) -> AnswerPlace:
         return AnswerPlace(attempt, getattr(message, "attempts", 1), regenerable and message.reply_to_id == latest_id)
     if not message.is_answer or message.reply_to_id is None:
         return AnswerPlace(1, 1, False)
-    siblings = list(Message.objects.filter(reply_to_id=message.reply_to_id).order_by("pk").values_list("pk", flat=True))
-    latest = _latest_question(message.conversation_id).first()
+    # the attempts at this question and the conversation's latest question, in one statement (each answer
+    # streamed is rendered on its own, so this runs once per answer)
+    with connection.cursor() as cursor:
+        cursor.execute(_ANSWER_PLACE_SQL, [message.reply_to_id, message.conversation_id, MessageRole.USER.value])
+        siblings, latest_id = cursor.fetchone()
+    siblings = list(siblings or [])
     position = siblings.index(message.pk) + 1 if message.pk in siblings else len(siblings)
-    return AnswerPlace(position, len(siblings), latest is not None and latest["pk"] == message.reply_to_id)
+    return AnswerPlace(position, len(siblings), latest_id is not None and latest_id == message.reply_to_id)
+
+
+_ANSWER_PLACE_SQL = f"""
+SELECT ARRAY(SELECT id FROM {Message._meta.db_table} WHERE reply_to_id = %s ORDER BY id),
+       (SELECT id FROM {Message._meta.db_table} WHERE conversation_id = %s AND role = %s ORDER BY id DESC LIMIT 1)
+"""  # noqa: S608 - the table name is the model's own
 
 
 # ---- exporting one's own conversation -------------------------------------------------------------------

@@ -9,7 +9,13 @@ class CoreConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
+        from django.contrib.auth.models import User
         from django.core.checks import register
+        from django.db.models.signals import m2m_changed
+
+        from portal.core.memberships import forget_roles_on_change
+
+        m2m_changed.connect(forget_roles_on_change, sender=User.groups.through, dispatch_uid="core.forget_roles")
 
         from portal.core import checks
 

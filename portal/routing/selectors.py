@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,6 +15,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from governance.gate import Destination
+from portal.core.config_cache import config_cached
+from portal.core.memberships import user_role_names
 from portal.core.types import UserLike
 from portal.routing.models import Budget, CatalogModel, TaskTier, Usage
 from portal.routing.router import OFFLINE_DEPLOYMENT, Deployment
@@ -34,14 +37,26 @@ def model_display_names(*, keys: list[str]) -> dict[str, str]:
 
     Names of catalog models are not secret (every answer's details show the model that wrote it)."""
     names = {OFFLINE_DEPLOYMENT.key: OFFLINE_DEPLOYMENT.display_name} if OFFLINE_DEPLOYMENT.key in keys else {}
-    ids = [int(key.removeprefix("model:")) for key in keys if key.startswith("model:") and key[6:].isdigit()]
-    for pk, name in CatalogModel.objects.filter(pk__in=ids).values_list("pk", "display_name"):
-        names[f"model:{pk}"] = name
+    catalog = config_cached("routing.display_names", _display_names_load)  # every answer's details show them
+    for key in keys:
+        if key in catalog:
+            names[key] = catalog[key]
     return names
 
 
+def _display_names_load() -> dict[str, str]:
+    return {f"model:{pk}": name for pk, name in CatalogModel.objects.values_list("pk", "display_name")}
+
+
 def catalog_enabled() -> list[CatalogModel]:
-    return list(CatalogModel.objects.filter(enabled=True).order_by("order", "id"))
+    """The enabled models in the catalog's order: kept per process until the catalog changes anywhere
+    (portal.core.config_cache); each caller gets its own copies."""
+    kept = config_cached("routing.catalog_enabled", _catalog_enabled_load)
+    return [copy.copy(model) for model in kept]
+
+
+def _catalog_enabled_load() -> tuple[CatalogModel, ...]:
+    return tuple(CatalogModel.objects.filter(enabled=True).order_by("order", "id"))
 
 
 def catalog_destinations() -> list[Destination]:
@@ -63,16 +78,28 @@ def deployment_from(model: CatalogModel) -> Deployment:
     )
 
 
+def budgets_in_force() -> list[Budget]:
+    """Every enabled budget with its role, in the budgets' order: kept per process until a budget or a role
+    changes anywhere (portal.core.config_cache; a renamed role renames whose spending counts); copies."""
+    return [copy.copy(budget) for budget in config_cached("routing.budgets_in_force", _budgets_in_force_load)]
+
+
+def _budgets_in_force_load() -> tuple[Budget, ...]:
+    return tuple(Budget.objects.filter(enabled=True).select_related("role"))
+
+
 def task_tiers() -> dict[str, str]:
+    return dict(config_cached("routing.task_tiers", _task_tiers_load))
+
+
+def _task_tiers_load() -> dict[str, str]:
     mapping = dict(DEFAULT_TASK_TIERS)
     mapping.update(dict(TaskTier.objects.values_list("task_type", "tier")))
     return mapping
 
 
 def role_names(user: UserLike) -> list[str]:
-    if not user.is_authenticated:
-        return []
-    return sorted(user.groups.values_list("name", flat=True))
+    return user_role_names(user)
 
 
 def period_start(period: str, now: dt.datetime | None = None) -> dt.datetime:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from audit.models import Outcome
 from audit.services import audit
 from governance.gate import Destination, EgressBlocked, GatedPrompt, PromptPart, egress_gate, verify_sealed
+from portal.core.memberships import user_role_ids
 from portal.core.parameters import parameter_value
 from portal.core.types import UserLike
 from portal.routing import selectors
@@ -132,9 +133,10 @@ def _default_budget(user: UserLike) -> list[Budget]:
 def _exceeded_budgets(user: UserLike) -> list[_BudgetState]:
     if not user.is_authenticated:
         return []
-    group_ids = list(user.groups.values_list("id", flat=True))
-    enabled = Budget.objects.filter(enabled=True).select_related("role")
-    budgets = list(enabled.filter(user_id=user.pk) | enabled.filter(role_id__in=group_ids)) or _default_budget(user)
+    group_ids = set(user_role_ids(user))
+    budgets = [
+        budget for budget in selectors.budgets_in_force() if budget.user_id == user.pk or budget.role_id in group_ids
+    ] or _default_budget(user)
     exceeded = []
     for budget in budgets:
         since = selectors.period_start(budget.period)
@@ -259,7 +261,7 @@ def usage_record(
         outcome=outcome,
         error_class=error_class,
     )
-    usage.full_clean()
+    usage.full_clean(exclude=["user"])  # the signed-in user of this request: no query to re-check it exists
     usage.save()
     audit_outcome = Outcome.SUCCESS if outcome == "success" else Outcome.ERROR
     if error_class == "PermissionError":
