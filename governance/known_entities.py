@@ -1,8 +1,12 @@
 """The known-entity dictionary: values the business already holds, found wherever they appear in a prompt.
 
 Other apps register where their values come from (`register_source`) and call `invalidate()` when that
-data changes; the dictionary is rebuilt lazily on the next lookup (and at the latest after
-GOVERNANCE_KNOWN_ENTITIES_TTL seconds, so other processes pick changes up too).
+data changes; the dictionary is rebuilt lazily on the next lookup. Other processes learn of a change from
+PostgreSQL: statement triggers on the sources' tables (users, term lists, customers, interactions) send a
+notification on CHANGE_CHANNEL when the writing transaction commits, whoever wrote (a service, the site admin,
+an import, plain SQL), and a thread of each process LISTENs for it and has the next lookup compare the
+sources' fingerprints (rebuilding only when they changed). While that thread has no connection, the
+fingerprints are compared every GOVERNANCE_KNOWN_ENTITIES_TTL seconds instead, as before.
 
 Matching is case- and accent-insensitive ("ÉLODIE DURAND" finds "Elodie Durand"), ignores format characters
 (a zero-width space inside a name still finds it), treats commas and runs of whitespace as one space, and
@@ -14,6 +18,7 @@ alone (surname, given name) only after a title or where that person is in the co
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -29,6 +34,7 @@ from governance import classes as dc
 from governance.detection import LAYER_KNOWN, Finding
 
 MIN_VALUE_LENGTH = 3
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,108 @@ def invalidate() -> None:
 def _forget() -> None:
     _state.index = None
     _state.generation += 1
+
+
+# ---- changes made by other processes ----------------------------------------------------------------
+CHANGE_CHANNEL = "portal_known_entities"  # the sources' triggers notify it (governance migration 0007)
+LISTEN_TIMEOUT_SECONDS = 5.0  # how often the listening thread wakes to see whether it should stop
+LISTEN_RETRY_SECONDS = 5.0  # wait before connecting again after the connection was lost
+
+
+CHANGE_FUNCTION = "governance_known_entities_notify"
+CHANGE_FUNCTION_SQL = f"""
+CREATE FUNCTION {CHANGE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- delivered when the writing transaction commits, once per transaction and table (same payload)
+    PERFORM pg_notify('{CHANGE_CHANNEL}', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$
+"""
+
+
+def change_trigger_sql(table: str) -> tuple[str, str]:
+    """The statement trigger that makes a committed write to `table` notify CHANGE_CHANNEL, and its removal
+    (for the migrations of the apps whose tables are known-entity sources)."""
+    name = f"{table}_known_entities_notify"
+    return (
+        f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {CHANGE_FUNCTION}()",
+        f"DROP TRIGGER IF EXISTS {name} ON {table}",
+    )
+
+
+class _ChangeListener(threading.Thread):
+    """LISTENs on CHANGE_CHANNEL on a connection of its own and, on each notification, has the next lookup
+    check the sources' fingerprints. A notification is delivered when the writer commits, so the check sees
+    the committed data. Having (re)connected, it asks for a check too (a change may have come meanwhile)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        super().__init__(name="known-entities-listener", daemon=True)
+        self.params = params
+        self.stopping = threading.Event()
+        self.listening = threading.Event()
+        self.notifications = 0
+
+    def run(self) -> None:
+        import psycopg
+
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(**self.params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANGE_CHANNEL}")
+                    self.listening.set()
+                    _check_soon()
+                    while not self.stopping.is_set():
+                        for _ in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
+                            self.notifications += 1
+                            _check_soon()
+            except Exception:  # noqa: BLE001 - a lost connection only means the TTL applies until it is back
+                logger.warning("known entities: the change listener lost its connection; checking every TTL")
+            self.listening.clear()
+            self.stopping.wait(LISTEN_RETRY_SECONDS)
+
+
+_listener: _ChangeListener | None = None
+
+
+def _check_soon() -> None:
+    """The next lookup compares the sources' fingerprints (and rebuilds if they changed)."""
+    with _lock:
+        _state.built_at = 0.0
+
+
+def change_listener_start() -> _ChangeListener | None:
+    """Start this process's listening thread, once (GOVERNANCE_KNOWN_ENTITIES_LISTEN, on by default; the
+    tests turn it off, as an open connection would keep their database from being dropped)."""
+    global _listener
+    if not getattr(settings, "GOVERNANCE_KNOWN_ENTITIES_LISTEN", True):
+        return None
+    with _lock:
+        if _listener is not None and _listener.is_alive():
+            return _listener
+        from django.db import connection
+
+        params = dict(connection.get_connection_params())
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        _listener = _ChangeListener(params)
+        _listener.start()
+        return _listener
+
+
+def change_listener_stop() -> None:
+    global _listener
+    with _lock:
+        listener, _listener = _listener, None
+    if listener is not None:
+        listener.stopping.set()
+        listener.join(timeout=LISTEN_TIMEOUT_SECONDS * 2)
+
+
+def change_listener_listening() -> bool:
+    listener = _listener
+    return listener is not None and listener.is_alive() and listener.listening.is_set()
 
 
 def registered_sources() -> list[str]:
@@ -579,9 +687,12 @@ def sources_fingerprint() -> object | None:
 
 
 def current_index() -> KnownEntityIndex:
-    """The dictionary, built once per process and kept until invalidate() or, after the TTL, until another
-    process has changed the data behind it (each source's fingerprint: one small query, not a rebuild)."""
+    """The dictionary, built once per process and kept until invalidate(), a notification that another
+    process changed a source, or the TTL; then kept still if no source's fingerprint moved (one small query
+    per source, not a rebuild)."""
     ttl = float(getattr(settings, "GOVERNANCE_KNOWN_ENTITIES_TTL", 60))
+    if _listener is None or not _listener.is_alive():  # not started, or started before this process forked
+        change_listener_start()
     with _lock:
         index = _state.index
         if isinstance(index, KnownEntityIndex) and time.monotonic() - _state.built_at < ttl:

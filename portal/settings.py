@@ -433,6 +433,8 @@ GOVERNANCE_VAULT_KEY = env_str("GOVERNANCE_VAULT_KEY") or _secret_from_var(
 GOVERNANCE_NER_BACKEND = env_str("GOVERNANCE_NER_BACKEND")
 # Seconds before another process picks up changed known entities (the own process rebuilds at once).
 GOVERNANCE_KNOWN_ENTITIES_TTL = env_int("GOVERNANCE_KNOWN_ENTITIES_TTL", 60)
+# Each process LISTENs for the notification the known-entity sources' triggers send on commit (off: only the TTL).
+GOVERNANCE_KNOWN_ENTITIES_LISTEN = env_bool("GOVERNANCE_KNOWN_ENTITIES_LISTEN", True)
 
 # --- Customers (portal/customers) and AI memory (portal/memory). See README "Customers and memory".
 CUSTOMERS_DEFAULT_PHONE_REGION = env_str("CUSTOMERS_DEFAULT_PHONE_REGION", "GB")  # for numbers without +country

@@ -43,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Checkpoints every N events would queue Celery tasks into the broker folder during any test that writes
     # enough events; the tests of that feature turn it on.
     settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 0
+    # no listening connection per test process: it would keep the test database from being dropped; the
+    # listener's own tests start one and stop it (tests/governance/test_known_entity_changes.py)
+    settings.GOVERNANCE_KNOWN_ENTITIES_LISTEN = False
 
 
 @pytest.fixture(autouse=True)
