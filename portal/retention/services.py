@@ -196,7 +196,7 @@ def conversations_purge(conversation_ids: list[int], *, actor: User | None = Non
     """
     from governance.models import ConversationVault
     from knowledge.services import knowledge_bases_delete
-    from portal.assistant.models import Conversation, Message
+    from portal.assistant.models import CitationOpen, Conversation, Message
     from portal.ml.models import TaskLabel
 
     attached = Conversation.objects.filter(pk__in=conversation_ids, attachments_base__isnull=False)
@@ -211,6 +211,13 @@ def conversations_purge(conversation_ids: list[int], *, actor: User | None = Non
             [conversation_ids],
         )
         relabels = cursor.rowcount
+        # the sources opened from those answers (ranker signals) go with them
+        cursor.execute(
+            f"DELETE FROM {CitationOpen._meta.db_table} WHERE message_id IN "
+            f"(SELECT id FROM {messages} WHERE conversation_id = ANY(%s))",
+            [conversation_ids],
+        )
+        source_opens = cursor.rowcount
         # edited_from is SET_NULL: a question elsewhere naming a purged one as its original keeps its own text
         cursor.execute(
             f"UPDATE {messages} SET edited_from_id = NULL WHERE NOT conversation_id = ANY(%s) AND edited_from_id IN "
@@ -223,7 +230,7 @@ def conversations_purge(conversation_ids: list[int], *, actor: User | None = Non
         conversation_count = cursor.rowcount
     vaults, _ = ConversationVault.objects.filter(conversation_key__in=vault_keys_of(conversation_ids)).delete()
     return {"conversations": conversation_count, "messages": message_count, "vaults": vaults, "relabels": relabels,
-            "attachment_bases": attachment_bases}  # fmt: skip
+            "attachment_bases": attachment_bases, "source_opens": source_opens}  # fmt: skip
 
 
 def _delete_batch(key: str, ids: list[int]) -> dict[str, int]:

@@ -86,6 +86,12 @@ def test_the_run_deletes_old_conversations_with_their_messages_and_vaults_in_aud
     old = [old_conversation(sam) for _ in range(5)]
     recent = ConversationFactory.create(owner=sam)
     MessageFactory.create(conversation=recent)
+    # a source opened from an old answer (a ranker signal) goes with it; one of the recent answer stays
+    from portal.assistant.models import CitationOpen
+
+    kept_answer = MessageFactory.create(conversation=recent, role="assistant")
+    CitationOpen.objects.create(message=old[0].messages.earliest("pk"), number=1, chunk_id=1, user=sam)
+    kept = CitationOpen.objects.create(message=kept_answer, number=1, chunk_id=2, user=sam)
     publish(olivia, conversations=30)
     run = retention_run(batch_size=2)
     assert run is not None and run.status == "done"
@@ -93,10 +99,12 @@ def test_the_run_deletes_old_conversations_with_their_messages_and_vaults_in_aud
     assert list(Conversation.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not Message.objects.filter(conversation_id__in=[c.pk for c in old]).exists()
     assert not ConversationVault.objects.exists()
+    assert list(CitationOpen.objects.all()) == [kept]
     batches = list(AuditEvent.objects.filter(action="retention.deleted").order_by("seq"))
     assert [event.details["count"] for event in batches] == [2, 2, 1]
     assert batches[0].details["first_id"] == old[0].pk and batches[-1].details["last_id"] == old[-1].pk
     assert sum(event.details["messages"] for event in batches) == 10
+    assert sum(event.details["source_opens"] for event in batches) == 1
     assert sum(event.details["vaults"] for event in batches) == 10
     assert "secret" not in str([event.details for event in batches])  # counts and ids, never content
     finished = AuditEvent.objects.get(action="retention.run_finished")
@@ -236,7 +244,8 @@ def test_the_purge_knows_every_relation_to_conversations_and_messages() -> None:
         if isinstance(field, ForeignObjectRel) and field.is_relation and field.auto_created and not field.concrete
     }
     assert relations == {("assistant.Message", "conversation"), ("assistant.Message", "reply_to"),
-                         ("assistant.Message", "edited_from"), ("ml.TaskLabel", "message")}  # fmt: skip
+                         ("assistant.Message", "edited_from"), ("ml.TaskLabel", "message"),
+                         ("assistant.CitationOpen", "message")}  # fmt: skip
 
 
 def test_the_retention_page_for_officers(client: Client, olivia: Any, sam: Any) -> None:
