@@ -18,6 +18,7 @@ alone (surname, given name) only after a title or where that person is in the co
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import threading
@@ -96,6 +97,7 @@ def _forget() -> None:
 CHANGE_CHANNEL = "portal_known_entities"  # the sources' triggers notify it (governance migration 0007)
 LISTEN_TIMEOUT_SECONDS = 5.0  # how often the listening thread wakes to see whether it should stop
 LISTEN_RETRY_SECONDS = 5.0  # wait before connecting again after the connection was lost
+LISTEN_WARN_AFTER_SECONDS = 60.0  # a loss this long is logged as a warning (a shorter one at debug level)
 
 
 CHANGE_FUNCTION = "governance_known_entities_notify"
@@ -136,18 +138,31 @@ class _ChangeListener(threading.Thread):
     def run(self) -> None:
         import psycopg
 
+        down_since: float | None = None
         while not self.stopping.is_set():
             try:
                 with psycopg.connect(**self.params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANGE_CHANNEL}")
                     self.listening.set()
+                    down_since = None
                     _check_soon()
                     while not self.stopping.is_set():
                         for _ in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
                             self.notifications += 1
                             _check_soon()
             except Exception:  # noqa: BLE001 - a lost connection only means the TTL applies until it is back
-                logger.warning("known entities: the change listener lost its connection; checking every TTL")
+                # (a database that stops with the portal drops it too: only a lasting loss is worth a warning)
+                logger.debug("known entities: the change listener has no connection", exc_info=True)
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                elif now - down_since >= LISTEN_WARN_AFTER_SECONDS:
+                    logger.warning(
+                        "known entities: the change listener has had no connection for %.0f s; other processes' "
+                        "changes are checked every GOVERNANCE_KNOWN_ENTITIES_TTL seconds until it is back",
+                        now - down_since,
+                    )
+                    down_since = now
             self.listening.clear()
             self.stopping.wait(LISTEN_RETRY_SECONDS)
 
@@ -177,6 +192,8 @@ def change_listener_start() -> _ChangeListener | None:
         params.pop("context", None)
         _listener = _ChangeListener(params)
         _listener.start()
+        # at exit, no reconnecting to a database that may already be stopping (the thread is a daemon)
+        atexit.register(_listener.stopping.set)
         return _listener
 
 
