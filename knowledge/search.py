@@ -58,6 +58,25 @@ ACTIVE_CHUNK_SQL = (
 )
 
 
+def granted_knowledge_bases_sql(user_id: int, codename: str) -> tuple[str, list[Any]]:
+    """A statement of the ids of the knowledge bases on which the user holds `codename` (guardian's tables: a
+    grant to the user or to one of their roles), with its parameters; superusers are the caller's concern."""
+    content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
+    return (
+        """
+        SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
+          JOIN auth_permission p ON p.id = uop.permission_id
+         WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = %s
+        UNION
+        SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
+          JOIN auth_permission p ON p.id = gop.permission_id
+          JOIN auth_user_groups ug ON ug.group_id = gop.group_id
+         WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = %s
+        """,
+        [user_id, content_type_id, codename, user_id, content_type_id, codename],
+    )
+
+
 def acl_for(
     user: AbstractBaseUser | AnonymousUser | None, knowledge_base_ids: Sequence[int] | None = None, alias: str = "c"
 ) -> Acl:
@@ -76,25 +95,8 @@ def acl_for(
     if user is None or not user.is_authenticated:
         scope = set()
     elif not getattr(user, "is_superuser", False):
-        content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
-
-        def granted(codename: str) -> tuple[str, list[Any]]:
-            return (
-                """
-                SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
-                  JOIN auth_permission p ON p.id = uop.permission_id
-                 WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = %s
-                UNION
-                SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
-                  JOIN auth_permission p ON p.id = gop.permission_id
-                  JOIN auth_user_groups ug ON ug.group_id = gop.group_id
-                 WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = %s
-                """,
-                [user.pk, content_type_id, codename, user.pk, content_type_id, codename],
-            )
-
-        view_sql, view_params = granted("view_knowledgebase")
-        change_sql, change_params = granted("change_knowledgebase")
+        view_sql, view_params = granted_knowledge_bases_sql(user.pk, "view_knowledgebase")
+        change_sql, change_params = granted_knowledge_bases_sql(user.pk, "change_knowledgebase")
         # The knowledge bases the user reads, and the documents in them restricted to roles the user has
         # none of (outside the knowledge bases the user edits), are resolved first and enter the search
         # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -60,18 +59,6 @@ def knowledge_bases_for_user(
     return bases.order_by("name")
 
 
-_VIEW_GRANTED_SQL = """
-SELECT uop.object_pk::bigint FROM guardian_userobjectpermission uop
-  JOIN auth_permission p ON p.id = uop.permission_id
- WHERE uop.user_id = %s AND uop.content_type_id = %s AND p.codename = 'view_knowledgebase'
-UNION
-SELECT gop.object_pk::bigint FROM guardian_groupobjectpermission gop
-  JOIN auth_permission p ON p.id = gop.permission_id
-  JOIN auth_user_groups ug ON ug.group_id = gop.group_id
- WHERE ug.user_id = %s AND gop.content_type_id = %s AND p.codename = 'view_knowledgebase'
-"""
-
-
 def knowledge_bases_readable_among(
     *, user: AbstractBaseUser | AnonymousUser, knowledge_base_ids: Iterable[int]
 ) -> list[KnowledgeBase]:
@@ -83,8 +70,7 @@ def knowledge_bases_readable_among(
         return []
     bases = KnowledgeBase.objects.filter(pk__in=wanted, unlisted=False)
     if not getattr(user, "is_superuser", False):
-        content_type_id = ContentType.objects.get_for_model(KnowledgeBase).pk
-        granted = RawSQL(_VIEW_GRANTED_SQL, [user.pk, content_type_id, user.pk, content_type_id])  # noqa: S611
+        granted = RawSQL(*search.granted_knowledge_bases_sql(user.pk, "view_knowledgebase"))  # noqa: S611
         bases = bases.filter(pk__in=granted)
     return list(bases.order_by("pk"))
 

@@ -21,7 +21,7 @@ from portal.core.parameters import parameter_value
 from portal.core.types import UserLike
 from portal.customers.selectors import customers_visible_to
 from portal.memory import embedding
-from portal.memory.models import MemoryItem, Scope, Status
+from portal.memory.models import MemoryItem, Scope, Source, Status
 
 ERROR_NO_MEMORY_ACCESS = "Your role does not include the AI memory."
 ERROR_ADD_MEMORY = "Your role may not add memories."
@@ -265,8 +265,6 @@ def answers_remembered(*, limit: int = 5000) -> list[int]:
     """The ids of the assistant answers someone chose "remember this" on (a memory with a person as its author
     and the answer as its source; the memories learned after a conversation have no author), newest first:
     a signal, like a helpful rating, that the answer's passages served its question."""
-    from portal.memory.models import Source
-
     ids = (
         MemoryItem.objects.filter(source=Source.CONVERSATION, author__isnull=False, source_message_id__isnull=False)
         .order_by("-pk")
