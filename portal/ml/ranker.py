@@ -63,21 +63,27 @@ def _fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = 
 def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> dict[str, Any]:
     """Train the base's ranker; register it; activate it if it beats fusion on held-out queries.
 
-    Idempotent: when the active ranker was trained on the base as it is now, nothing is trained (unless
-    `force`). Returns what happened, for the task's result and eval_retrieval.
+    Idempotent: when the latest ranker (live or candidate) was trained on the base as it is now, with fewer
+    than SIGNALS_RETRAIN_STEP new signals since, nothing is trained (unless `force`). Returns what happened,
+    for the task's result and eval_retrieval.
     """
     started = time.perf_counter()
-    active = ModelVersion.objects.filter(
-        purpose=Purpose.RETRIEVAL_RANKER, knowledge_base_id=knowledge_base_id, state=ModelState.ACTIVE
-    ).first()
+    # The base's latest ranker, live or not: one trained on the base as it is now, with about the signals there
+    # are now, is not trained again (a candidate that lost to fusion would lose again on the same data).
+    latest = (
+        ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base_id=knowledge_base_id)
+        .order_by("-version")
+        .first()
+    )
     signals = ranking.signals_for(knowledge_base_id)
     if (
         not force
-        and active is not None
-        and active.training_data.get("signature") == ranking.base_signature(knowledge_base_id)
-        and len(signals) - int(active.training_data.get("signal_questions_seen", 0)) < SIGNALS_RETRAIN_STEP
+        and latest is not None
+        and latest.state in (ModelState.ACTIVE, ModelState.CANDIDATE)
+        and latest.training_data.get("signature") == ranking.base_signature(knowledge_base_id)
+        and len(signals) - int(latest.training_data.get("signal_questions_seen", 0)) < SIGNALS_RETRAIN_STEP
     ):
-        return {"status": "unchanged", "version": active.version}
+        return {"status": "unchanged", "version": latest.version}
     try:
         data = ranking.training_set(knowledge_base_id, signals=signals)
     except ranking.NotEnoughChunks as error:

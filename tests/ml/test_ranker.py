@@ -246,3 +246,16 @@ def test_the_live_scorer_gives_the_pipelines_decision_function_without_calling_i
     expected = pipeline.decision_function(features[:30, columns])
     np.testing.assert_allclose(scores, expected, rtol=1e-12, atol=1e-12)
     assert list(np.argsort(-scores)) == list(np.argsort(-expected))
+
+
+def test_a_ranker_trained_on_the_base_as_it_is_is_not_trained_again_whether_it_went_live_or_not(
+    tiny_base: Any,
+) -> None:
+    first = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk)
+    assert first["status"] in {"activated", "candidate (fusion is better)"}
+    # a candidate that lost to fusion would lose again on the same data: the periodic refresh leaves it
+    assert ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk) == {
+        "status": "unchanged",
+        "version": first["version"],
+    }
+    assert ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base).count() == 1
