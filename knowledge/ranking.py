@@ -170,14 +170,19 @@ FEATURE_NAMES = (
     "position_log",
     "page_log",
     "length_log",
+    "lexical_weight",
 )
 
 
 # What a ranker learns from: every feature but those that measure exact overlap of the query's words with the
 # chunk's text. Generated queries are cut from the text, so for them these features all but give the answer
 # away (a ranker trained with them put nearly all its weight on them and fell below fusion on real questions).
+# The query's lexical weight in the fusion (the same on every row of a query) is left out too: it is what
+# FusionScaleScorer reads, and the logistic ranker was chosen without it.
 MODEL_FEATURES = tuple(
-    name for name in FEATURE_NAMES if name not in {"text_term_share", "term_proximity", "lexical_coverage"}
+    name
+    for name in FEATURE_NAMES
+    if name not in {"text_term_share", "term_proximity", "lexical_coverage", "lexical_weight"}
 )
 
 
@@ -307,6 +312,7 @@ def candidate_features(
                 math.log1p(text.position),
                 math.log1p(text.page),
                 math.log1p(text.tokens),
+                fused.lexical_weight,
             ]
         )
     return chunk_ids, np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
@@ -342,6 +348,31 @@ def ranker_for(knowledge_base_id: int) -> Scorer | None:
         if scorer is not None:
             return scorer
     return None
+
+
+class FusionScaleScorer:
+    """The fusion again over its candidates, with the query's lexical weight times `scale`, a number learned
+    per knowledge base from people's questions (portal/ml's ranker training): a base whose staff ask in the
+    documents' own words gains from more weight on BM25, one whose staff paraphrase (the FAQ sets) from less.
+    Reads only the legs' normalised scores and the query's fused lexical weight."""
+
+    features = frozenset({"lexical_norm", "vector_norm", "lexical_weight"})
+    _columns = (
+        FEATURE_NAMES.index("lexical_norm"),
+        FEATURE_NAMES.index("vector_norm"),
+        FEATURE_NAMES.index("lexical_weight"),
+    )
+
+    def __init__(self, scale: float) -> None:
+        if not math.isfinite(scale) or scale < 0:
+            raise ValueError(f"A lexical scale is a finite number >= 0, not {scale!r}.")
+        self.scale = float(scale)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        lexical, vector, weight = (np.asarray(features[:, column], dtype=np.float64) for column in self._columns)
+        scaled = np.clip(weight * self.scale, 0.0, 1.0)
+        scores: np.ndarray = scaled * lexical + (1.0 - scaled) * vector
+        return scores
 
 
 def rerank(fused: Fused, terms: Sequence[str], scorer: Scorer, pool: int = FUSED_POOL) -> list[tuple[int, float]]:

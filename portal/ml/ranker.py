@@ -7,6 +7,13 @@ The model is a logistic regression over the candidates' features (both legs' sco
 matches in text, title and headings, term proximity, position, page, length), pointwise on the source chunk
 against the hard negatives its own search returned. It is activated only when it beats plain fusion on
 the held-out generated queries (documents held out whole); otherwise fusion keeps answering.
+
+Once people's questions are enough to judge by (MIN_REAL_VALIDATION held out), a second, one-number model is
+fitted beside it on them alone: the scale of the fusion's lexical weight for this base
+(knowledge.ranking.FusionScaleScorer). Generated queries cannot teach it (they share the text's words, so
+they always ask for more BM25); people's questions can: staff who paraphrase (an FAQ base) want less of it,
+staff who quote the documents' terms more. Whichever of the two beats fusion by more on the held-out real
+questions goes live; neither, and fusion answers.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ REAL_WEIGHT = 5.0
 MIN_REAL_VALIDATION = 20
 # New signal questions since the last training that make the periodic refresh retrain a base's ranker.
 SIGNALS_RETRAIN_STEP = 20
+# The lexical scales a base's fusion may learn from its real questions (1: fusion as it is).
+LEXICAL_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+FUSION_SCALE_ALGORITHM = "adaptive fusion with a lexical scale learned from the base's real questions"
 
 
 def _mrr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
@@ -46,6 +56,17 @@ def _mrr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10
         hits = np.nonzero(labels[mask][order] > 0)[0]
         values.append(1.0 / (hits[0] + 1) if hits.size and hits[0] < k else 0.0)
     return float(np.mean(values)) if values else 0.0
+
+
+def _fusion_scale_fit(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, mask: np.ndarray) -> float:
+    """The LEXICAL_SCALES value whose fusion ranks the `mask`ed questions best (MRR@10); on a tie the one
+    nearest 1, fusion as it is."""
+    best_scale, best_mrr = 1.0, -1.0
+    for scale in sorted(LEXICAL_SCALES, key=lambda value: abs(value - 1.0)):
+        value = _mrr(ranking.FusionScaleScorer(scale)(features[mask]), labels[mask], groups[mask])
+        if value > best_mrr + 1e-9:
+            best_scale, best_mrr = scale, value
+    return best_scale
 
 
 def _fit(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> Any:
@@ -118,8 +139,28 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
         if decided_on == "real questions"
         else validation["model"]["mrr@10"] > validation["baseline"]["mrr@10"]
     )
-    # the ranker that goes live is fitted on every query, the held-out ones included
-    final = _fit(inputs, data.labels, weights)
+    kind = "logistic"
+    if decided_on == "real questions" and np.unique(data.groups[train & data.real]).size >= MIN_REAL_VALIDATION:
+        # the fusion's lexical scale, chosen on the real questions of the training split, judged on the held-out
+        scale = _fusion_scale_fit(data.features, data.labels, data.groups, train & data.real)
+        scale_mrr = mrr_on(real_valid, ranking.FusionScaleScorer(scale)(data.features))
+        validation["fusion_scale_on_real_questions"] = {"mrr@10": scale_mrr, "lexical_scale": scale}
+        model_mrr = validation["model_on_real_questions"]["mrr@10"]
+        if scale != 1.0 and scale_mrr > validation["baseline_on_real_questions"]["mrr@10"] and scale_mrr > model_mrr:
+            kind, won = "fusion_scale", True
+    # what goes live is fitted on every query, the held-out ones included
+    if kind == "fusion_scale":
+        every_real = _fusion_scale_fit(data.features, data.labels, data.groups, data.real)
+        artifact: dict[str, Any] = {
+            "kind": "fusion_scale",
+            "lexical_scale": every_real,
+            "features": sorted(ranking.FusionScaleScorer.features),
+        }
+        algorithm, parameters = FUSION_SCALE_ALGORITHM, {"lexical_scale": every_real, "scales": list(LEXICAL_SCALES)}
+    else:
+        final = _fit(inputs, data.labels, weights)
+        artifact = {"pipeline": final, "features": list(ranking.MODEL_FEATURES)}
+        algorithm, parameters = ALGORITHM, {"features": list(ranking.MODEL_FEATURES), "C": 0.5}
     seconds = time.perf_counter() - started
     training_data = {
         "generated_queries": data.queries,
@@ -134,13 +175,16 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
         "source": "queries generated from the base's chunks, and questions whose helpful answers cited the base's "
         "passages (no evaluation queries)",
         "decided_on": decided_on,
+        "kind": kind,
     }
     model_version = _register(
         knowledge_base_id=knowledge_base_id,
-        artifact={"pipeline": final, "features": list(ranking.MODEL_FEATURES)},
+        artifact=artifact,
         training_data=training_data,
         metrics=validation,
         seconds=seconds,
+        algorithm=algorithm,
+        parameters=parameters,
     )
     if won:
         from portal.ml.services import model_activate
@@ -149,6 +193,7 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
     provider_cache_clear()
     report: dict[str, Any] = {
         "status": "activated" if won else "candidate (fusion is better)",
+        "kind": kind,
         "version": model_version.version,
         "generated_queries": data.queries,
         "real_questions": data.real_queries,
@@ -160,6 +205,11 @@ def retrieval_ranker_train(*, knowledge_base_id: int, force: bool = False) -> di
     if real_validation:
         report["real_validation_mrr@10"] = validation["model_on_real_questions"]["mrr@10"]
         report["fusion_real_validation_mrr@10"] = validation["baseline_on_real_questions"]["mrr@10"]
+    if "fusion_scale_on_real_questions" in validation:
+        report["fusion_scale_real_validation_mrr@10"] = validation["fusion_scale_on_real_questions"]["mrr@10"]
+        report["lexical_scale"] = parameters.get(
+            "lexical_scale", validation["fusion_scale_on_real_questions"]["lexical_scale"]
+        )
     return report
 
 
@@ -171,6 +221,8 @@ def _register(
     training_data: dict[str, Any],
     metrics: dict[str, Any],
     seconds: float,
+    algorithm: str = ALGORITHM,
+    parameters: dict[str, Any] | None = None,
 ) -> ModelVersion:
     # rankers of several bases may finish at once: their version numbers are taken one after the other
     with connection.cursor() as cursor:
@@ -183,13 +235,13 @@ def _register(
         version=number,
         knowledge_base_id=knowledge_base_id,
         state=ModelState.CANDIDATE,
-        algorithm=ALGORITHM,
+        algorithm=algorithm,
         file_name=saved.file_name,
         sha256=saved.sha256,
         size_bytes=saved.size_bytes,
         training_data=training_data,
         metrics=metrics,
-        parameters={"features": list(ranking.MODEL_FEATURES), "C": 0.5},
+        parameters=parameters if parameters is not None else {"features": list(ranking.MODEL_FEATURES), "C": 0.5},
         training_seconds=round(seconds, 2),
     )
     model.full_clean()
@@ -204,6 +256,7 @@ def _register(
             "version": number,
             "knowledge_base_id": knowledge_base_id,
             "sha256": saved.sha256,
+            "kind": training_data.get("kind", "logistic"),
             "examples": training_data["generated_queries"],
             "mrr@10": metrics["model"]["mrr@10"],
             "baseline_mrr@10": metrics["baseline"]["mrr@10"],
@@ -257,6 +310,11 @@ def _load_scorer(knowledge_base_id: int) -> ranking.Scorer | None:
     names = artifact.get("features")
     if not isinstance(names, list) or not set(names) <= set(ranking.FEATURE_NAMES):
         return None  # trained on features this portal no longer computes: fusion until it is retrained
+    if artifact.get("kind") == "fusion_scale":
+        try:
+            return ranking.FusionScaleScorer(float(artifact["lexical_scale"]))
+        except (KeyError, TypeError, ValueError):
+            return None
     columns = [ranking.FEATURE_NAMES.index(name) for name in names]
     return _linear_scorer(artifact["pipeline"], columns)
 

@@ -287,3 +287,25 @@ def test_a_scorer_that_reads_no_text_feature_gets_the_same_values_without_the_te
     scorer = LinearScorer(np.linspace(-1, 1, len(columns)), 0.5, columns)
     assert scorer.features == set(ranking.MODEL_FEATURES)
     assert ranking.rerank(fused, terms, scorer) == ranking.rerank(fused, terms, lambda rows: scorer(rows))
+
+
+@pytest.mark.django_db
+def test_the_fusion_scale_scorer_reorders_the_candidates_as_fusion_with_a_scaled_lexical_weight() -> None:
+    lexical = ranking.LexicalLeg([(1, 9.0), (2, 6.0), (3, 1.0)], query_weight=30.0)
+    vector = [(3, 0.9), (2, 0.6), (1, 0.2), (4, 0.1)]
+    fused = ranking.adaptive_fuse(lexical, vector)
+    assert 0 < fused.lexical_weight < 1
+    ids, features = ranking.candidate_features(fused, [], needed=ranking.FusionScaleScorer.features)
+    column = dict(zip(ranking.FEATURE_NAMES, features.T, strict=True))
+    assert set(column["lexical_weight"]) == {fused.lexical_weight}
+
+    def order(scale: float) -> list[int]:
+        scores = ranking.FusionScaleScorer(scale)(features)
+        return [ids[i] for i in np.argsort(-scores, kind="stable")]
+
+    assert order(1.0) == [c for c, _ in fused.ranking]  # scale 1: the fusion itself
+    assert order(0.0) == [c for c, _ in vector]  # no lexical share: the vector leg's order
+    assert order(1000.0)[:3] == [1, 2, 3]  # the weight is capped at 1: BM25's order
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            ranking.FusionScaleScorer(bad)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import pytest
 
 from audit.models import AuditEvent
@@ -179,6 +180,9 @@ def test_questions_with_helpful_answers_train_the_ranker_and_decide_whether_it_g
     assert model.training_data["decided_on"] == report["decided_on"] == "real questions"
     assert {"model_on_real_questions", "baseline_on_real_questions"} <= set(model.metrics)
     won = model.metrics["model_on_real_questions"]["mrr@10"] > model.metrics["baseline_on_real_questions"]["mrr@10"]
+    if report["kind"] == "fusion_scale":  # the one-number model beat both fusion and the logistic ranker
+        scaled = model.metrics["fusion_scale_on_real_questions"]["mrr@10"]
+        won = scaled > max(model.metrics["baseline_on_real_questions"]["mrr@10"], won)
     assert (model.state == ModelState.ACTIVE) == won
 
 
@@ -259,3 +263,86 @@ def test_a_ranker_trained_on_the_base_as_it_is_is_not_trained_again_whether_it_w
         "version": first["version"],
     }
     assert ModelVersion.objects.filter(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base).count() == 1
+
+
+def _synthetic_set(*, real_groups: int, generated_groups: int, seed: int = 7) -> ranking.TrainingSet:
+    """Candidates of 12 rows per query. In people's questions the useful chunk is the vector leg's best and
+    BM25 prefers a decoy (they paraphrase); in the generated queries BM25 is right (they quote the text)."""
+    rng = np.random.default_rng(seed)
+    width, column = len(ranking.FEATURE_NAMES), ranking.FEATURE_NAMES.index
+    rows, labels, groups, held, real = [], [], [], [], []
+    for group in range(real_groups + generated_groups):
+        from_people = group < real_groups
+        block = np.zeros((12, width))
+        block[:, column("lexical_norm")] = rng.uniform(0.0, 0.6, 12)
+        block[:, column("vector_norm")] = rng.uniform(0.0, 0.6, 12)
+        block[:, column("lexical_weight")] = 0.5
+        # (vector, lexical) of the useful chunk and of a decoy; fusion as it is (lexical weight 0.5) puts the
+        # decoy first in both kinds, a lower lexical weight fixes people's questions, a higher the generated
+        useful, decoy = ((1.0, 0.55), (0.75, 1.0)) if from_people else ((0.6, 1.0), (1.0, 0.7))
+        positive = 0
+        block[0, [column("vector_norm"), column("lexical_norm")]] = useful
+        block[1, [column("vector_norm"), column("lexical_norm")]] = decoy
+        block[:, column("fused_score")] = 0.5 * block[:, column("lexical_norm")] + 0.5 * block[:, column("vector_norm")]
+        rows.append(block)
+        labels.append(np.eye(12)[positive])
+        groups.append(np.full(12, group))
+        held.append(np.full(12, group % 3 == 0))
+        real.append(np.full(12, from_people))
+    return ranking.TrainingSet(
+        features=np.vstack(rows),
+        labels=np.concatenate(labels),
+        groups=np.concatenate(groups),
+        held_out=np.concatenate(held),
+        queries=generated_groups,
+        chunks=40,
+        kinds={"sentence": generated_groups},
+        signature="synthetic",
+        real=np.concatenate(real),
+        real_queries=real_groups,
+    )
+
+
+def test_a_lexical_scale_learned_from_peoples_questions_goes_live_when_it_beats_fusion_and_the_ranker(
+    tiny_base: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # people paraphrase here: fusion's BM25 share puts a decoy first; the generated queries (ten times as many)
+    # teach the logistic ranker the opposite, so only the one-number model fitted on people's questions helps
+    monkeypatch.setattr(ranking, "training_set", lambda *_, **__: _synthetic_set(real_groups=60, generated_groups=600))
+    monkeypatch.setattr(ranker, "MIN_REAL_VALIDATION", 10)
+    report = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk, force=True)
+
+    assert report["status"] == "activated" and report["kind"] == "fusion_scale"
+    assert report["lexical_scale"] < 1.0
+    assert report["fusion_scale_real_validation_mrr@10"] > report["fusion_real_validation_mrr@10"]
+    assert report["fusion_scale_real_validation_mrr@10"] > report["real_validation_mrr@10"]
+    model = ModelVersion.objects.get(purpose=Purpose.RETRIEVAL_RANKER, knowledge_base=tiny_base)
+    assert model.state == ModelState.ACTIVE and model.parameters["lexical_scale"] == report["lexical_scale"]
+    assert model.algorithm == ranker.FUSION_SCALE_ALGORITHM
+    trained = AuditEvent.objects.filter(action="ml.model_trained", object_id=str(model.pk)).get()
+    assert trained.details["kind"] == "fusion_scale"
+    # the live search asks the registry and gets the scale, from the file whose hash the registry checks
+    scorer = ranker.scorer_for(tiny_base.pk)
+    assert isinstance(scorer, ranking.FusionScaleScorer) and scorer.scale == report["lexical_scale"]
+
+
+def test_no_lexical_scale_goes_live_when_people_ask_as_fusion_already_ranks(
+    tiny_base: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _synthetic_set(real_groups=60, generated_groups=60)
+    data.real[:] = False  # no real questions: nothing to learn a scale from
+    data.real_queries = 0
+    monkeypatch.setattr(ranking, "training_set", lambda *_, **__: data)
+    report = ranker.retrieval_ranker_train(knowledge_base_id=tiny_base.pk, force=True)
+    assert report["kind"] == "logistic" and "lexical_scale" not in report
+
+
+def test_the_lexical_scale_fit_follows_the_leg_that_finds_the_useful_chunk() -> None:
+    data = _synthetic_set(real_groups=30, generated_groups=30)
+    people, generated = data.real, ~data.real
+    assert ranker._fusion_scale_fit(data.features, data.labels, data.groups, people) < 1.0
+    assert ranker._fusion_scale_fit(data.features, data.labels, data.groups, generated) > 1.0
+    # when every scale ranks the same, fusion stays as it is
+    flat = data.features.copy()
+    flat[:, ranking.FEATURE_NAMES.index("lexical_norm")] = flat[:, ranking.FEATURE_NAMES.index("vector_norm")]
+    assert ranker._fusion_scale_fit(flat, data.labels, data.groups, people) == 1.0
