@@ -253,41 +253,61 @@ async def _batches(
     """
     loop = asyncio.get_running_loop()
     pending: list[pipeline.AnswerEvent] = []
-    arrived = asyncio.Event()
-    send_now = asyncio.Event()  # an event other than a piece is waiting, or the pipeline has ended
     finished = False
+    urgent = False  # an event other than a piece is waiting, or the pipeline has ended: send without waiting
+    idle = False  # nothing is pending and the sender waits for the next event, whatever it is
+    waiter: asyncio.Future[None] | None = None
+
+    def wake() -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(timeout: float | None) -> None:
+        # a future and a timer, not asyncio.wait_for: no task and no cancellation for each line sent
+        nonlocal waiter
+        waiter = loop.create_future()
+        timer = loop.call_later(timeout, wake) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def pull() -> None:
-        nonlocal finished
+        nonlocal finished, urgent
         try:
             async for event in events:
                 pending.append(event)
                 if not isinstance(event, pipeline.AnswerDelta):
-                    send_now.set()
-                arrived.set()
+                    urgent = True
+                    wake()
+                elif idle:
+                    wake()
         finally:
-            finished = True
-            send_now.set()
-            arrived.set()
+            finished = urgent = True
+            wake()
 
     puller = asyncio.ensure_future(pull())
     next_send = 0.0
     try:
         while pending or not finished:
             if not pending:
-                await arrived.wait()
-                arrived.clear()
+                idle = True
+                try:
+                    await wait(None)
+                finally:
+                    idle = False
                 continue
-            wait = next_send - loop.time()
-            if wait > 0 and not send_now.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(send_now.wait(), wait)
-            if not finished:
-                send_now.clear()
+            delay = next_send - loop.time()
+            if delay > 0 and not urgent:
+                await wait(delay)
+            urgent = finished
             batch = pending[:]
             pending.clear()
             yield batch
-            next_send = loop.time() + interval
+            if any(isinstance(event, pipeline.AnswerDelta) for event in batch):
+                next_send = loop.time() + interval  # the question's line does not hold back the first piece
         await puller  # the pipeline's own error, if it raised one
     finally:
         if not puller.done():

@@ -141,13 +141,37 @@ def test_a_streaming_answer_arrives_as_sanitized_markdown_before_it_is_stored(
     assert "".join(event["text"] for event in deltas) == reply
 
 
-def test_pieces_that_come_close_together_go_out_as_one_line(sam: Any, conversation: Any, fake_model: Any):
-    # the fake provider sends its words as fast as it can: far more than one per flush interval
+def test_pieces_that_come_close_together_go_out_as_one_line(
+    sam: Any, conversation: Any, fake_model: Any, settings: Any
+):
+    settings.ASSISTANT_STREAM_FLUSH_MS = 60_000  # longer than the whole answer takes
     _, timed = post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"})
 
+    # the first piece at once (the question's line does not hold it back), the rest with the stored answer
+    kinds = [event["event"] for _, event in timed]
+    assert kinds[0] == "question" and kinds[-1] == "done" and set(kinds[1:-1]) == {"delta"}
+    assert len(kinds) - 2 <= 2 < len(DEFAULT_REPLY.split(" "))
     deltas = [event for _, event in timed if event["event"] == "delta"]
-    assert 1 <= len(deltas) < len(DEFAULT_REPLY.split(" "))
     assert "".join(event["text"] for event in deltas) == DEFAULT_REPLY
+
+
+def test_the_first_piece_goes_at_once_whatever_the_flush_interval(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, settings: Any
+):
+    settings.ASSISTANT_STREAM_FLUSH_MS = 60_000  # the question's line must not start this wait
+    fake_provider.hold_stream(after_words=3)
+    head = "".join(DEFAULT_REPLY.split(" ")[i] + " " for i in range(3))
+    seen_while_held: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "delta" and not seen_while_held:
+            fake_provider.wait_until_held()
+            seen_while_held.append(event["text"])
+            fake_provider.release()
+
+    post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"}, on_event)
+
+    assert seen_while_held and seen_while_held[0] and head.startswith(seen_while_held[0])
 
 
 def test_a_reader_who_goes_away_mid_stream_leaves_the_answer_stored_as_stopped(
