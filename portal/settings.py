@@ -495,6 +495,8 @@ CELERY_BEAT_SCHEDULE["workflows-approvals-expire"] = {"task": "workflows.approva
 # Database phases of streamed answers running at once per server process (each holds a connection only
 # for its phase, never for the whole stream), so many readers do not exhaust the database's connections.
 ASSISTANT_DB_CONCURRENCY = env_int("ASSISTANT_DB_CONCURRENCY", 8)
+# A streamed answer's pieces go to the reader at most every this many milliseconds, gathered (0: each alone)
+ASSISTANT_STREAM_FLUSH_MS = env_int("ASSISTANT_STREAM_FLUSH_MS", 100)
 KNOWLEDGE_CHUNK_ACROSS_PAGES = env_bool("KNOWLEDGE_CHUNK_ACROSS_PAGES", True)
 
 # --- Local models (portal/ml): registry, training in the worker, task router, sensitivity and injection

@@ -7,12 +7,15 @@ posts normally and gets the conversation page back once the answer is stored.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -235,12 +238,107 @@ def _question_html_and_title(request: HttpRequest, message: Message) -> tuple[st
     return _message_html(request, message), message.conversation.title
 
 
+async def _batches(
+    events: AsyncIterator[pipeline.AnswerEvent], *, interval: float
+) -> AsyncGenerator[list[pipeline.AnswerEvent], None]:
+    """The pipeline's events in order, in batches: answer pieces that come within `interval` seconds of the
+    last batch sent wait and go out with it, so a reader gets a few lines a second, not one per model chunk
+    (each line costs a JSON encoding, a pass through Django's response and a socket write). A piece after a
+    quiet spell goes at once; no piece waits longer than `interval`, whatever the model does meanwhile; any
+    other event goes at once with the pieces before it.
+
+    The pipeline runs in a task of its own that only appends to the batch; leaving (a closed stream, a reader
+    who went away) cancels that task and waits for it, so the pipeline stores what was shown as it does when
+    it is cancelled directly.
+    """
+    loop = asyncio.get_running_loop()
+    pending: list[pipeline.AnswerEvent] = []
+    finished = False
+    urgent = False  # an event other than a piece is waiting, or the pipeline has ended: send without waiting
+    idle = False  # nothing is pending and the sender waits for the next event, whatever it is
+    waiter: asyncio.Future[None] | None = None
+
+    def wake() -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(timeout: float | None) -> None:
+        # a future and a timer, not asyncio.wait_for: no task and no cancellation for each line sent
+        nonlocal waiter
+        waiter = loop.create_future()
+        timer = loop.call_later(timeout, wake) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def pull() -> None:
+        nonlocal finished, urgent
+        try:
+            async for event in events:
+                pending.append(event)
+                if not isinstance(event, pipeline.AnswerDelta):
+                    urgent = True
+                    wake()
+                elif idle:
+                    wake()
+        finally:
+            finished = urgent = True
+            wake()
+
+    puller = asyncio.ensure_future(pull())
+    next_send = 0.0
+    try:
+        while pending or not finished:
+            if not pending:
+                idle = True
+                try:
+                    await wait(None)
+                finally:
+                    idle = False
+                continue
+            delay = next_send - loop.time()
+            if delay > 0 and not urgent:
+                await wait(delay)
+            urgent = finished
+            batch = pending[:]
+            pending.clear()
+            yield batch
+            if any(isinstance(event, pipeline.AnswerDelta) for event in batch):
+                next_send = loop.time() + interval  # the question's line does not hold back the first piece
+        await puller  # the pipeline's own error, if it raised one
+    finally:
+        if not puller.done():
+            puller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await puller
+
+
+def _joined(batch: list[pipeline.AnswerEvent]) -> list[pipeline.AnswerEvent]:
+    """The batch with each run of answer pieces as one piece; a reset stays a line of its own, as it was."""
+    joined: list[pipeline.AnswerEvent] = []
+    for event in batch:
+        previous = joined[-1] if joined else None
+        if (
+            isinstance(event, pipeline.AnswerDelta)
+            and not event.reset
+            and isinstance(previous, pipeline.AnswerDelta)
+            and not previous.reset
+        ):
+            joined[-1] = pipeline.AnswerDelta(previous.text + event.text)
+        else:
+            joined.append(event)
+    return joined
+
+
 async def _stream_lines(
     request: HttpRequest, events: AsyncIterator[pipeline.AnswerEvent], *, received: float
 ) -> AsyncIterator[bytes]:
     """The stream's JSON lines; `received` is when the view began (perf_counter): the `done` event's timings
     carry `first_delta_ms`, the server's own time to the first answer piece (bench_chat compares it with
-    what the browser sees)."""
+    what the browser sees). Pieces that come close together go out as one `delta` line (`_batches`)."""
 
     def line(payload: dict[str, Any]) -> bytes:
         return (json.dumps(payload) + "\n").encode()
@@ -248,32 +346,36 @@ async def _stream_lines(
     first_delta_ms: float | None = None
     shown = ""
     rendered_length = 0
-    async for event in events:
-        if isinstance(event, pipeline.AnswerDelta):
-            if event.reset:
-                shown, rendered_length = "", 0
-            shown += event.text
-            payload: dict[str, Any] = {"event": "delta", "text": event.text, "reset": event.reset}
-            if shown and (len(shown) - rendered_length >= RENDER_EVERY_CHARS or "\n" in event.text):
-                # the whole answer so far, sanitized by the server; the page shows only this as HTML
-                payload["html"] = str(render_markdown_partial(shown))
-                rendered_length = len(shown)
-            encoded = line(payload)
-            if first_delta_ms is None:
-                first_delta_ms = (time.perf_counter() - received) * 1000
-            yield encoded
-        elif isinstance(event, pipeline.QuestionStored):
-            html, title = await sync_to_async(_question_html_and_title)(request, event.message)
-            yield line({"event": "question", "id": event.message.pk, "html": html, "title": title})
-        elif isinstance(event, pipeline.PreviewReady):
-            html = await sync_to_async(_message_html)(request, event.question)
-            yield line({"event": "preview", "id": event.question.pk, "html": html})
-        elif isinstance(event, pipeline.AnswerStored):
-            html = await sync_to_async(_message_html)(request, event.message)
-            timings = {name: round(value, 2) for name, value in event.timings.items()}
-            if first_delta_ms is not None:
-                timings["first_delta_ms"] = round(first_delta_ms, 2)
-            yield line({"event": "done", "id": event.message.pk, "html": html, "timings": timings})
+    interval = settings.ASSISTANT_STREAM_FLUSH_MS / 1000
+    async with contextlib.aclosing(_batches(events, interval=interval)) as batches:
+        async for batch in batches:
+            lines: list[bytes] = []
+            for event in _joined(batch):
+                if isinstance(event, pipeline.AnswerDelta):
+                    if event.reset:
+                        shown, rendered_length = "", 0
+                    shown += event.text
+                    payload: dict[str, Any] = {"event": "delta", "text": event.text, "reset": event.reset}
+                    if shown and (len(shown) - rendered_length >= RENDER_EVERY_CHARS or "\n" in event.text):
+                        # the whole answer so far, sanitized by the server; the page shows only this as HTML
+                        payload["html"] = str(render_markdown_partial(shown))
+                        rendered_length = len(shown)
+                    lines.append(line(payload))
+                    if first_delta_ms is None:
+                        first_delta_ms = (time.perf_counter() - received) * 1000
+                elif isinstance(event, pipeline.QuestionStored):
+                    html, title = await sync_to_async(_question_html_and_title)(request, event.message)
+                    lines.append(line({"event": "question", "id": event.message.pk, "html": html, "title": title}))
+                elif isinstance(event, pipeline.PreviewReady):
+                    html = await sync_to_async(_message_html)(request, event.question)
+                    lines.append(line({"event": "preview", "id": event.question.pk, "html": html}))
+                elif isinstance(event, pipeline.AnswerStored):
+                    html = await sync_to_async(_message_html)(request, event.message)
+                    timings = {name: round(value, 2) for name, value in event.timings.items()}
+                    if first_delta_ms is not None:
+                        timings["first_delta_ms"] = round(first_delta_ms, 2)
+                    lines.append(line({"event": "done", "id": event.message.pk, "html": html, "timings": timings}))
+            yield b"".join(lines)
 
 
 async def _respond(

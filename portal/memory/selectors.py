@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -69,23 +67,49 @@ def memories_in_scope(*, user: UserLike, customer_id: int | None = None) -> Quer
     return MemoryItem.objects.filter(in_scope)
 
 
-@functools.cache
-def _iterative_scan_supported() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    major, minor, *_ = (int(part) if part.isdigit() else 0 for part in str(row[0]).split("."))
-    return (major, minor) >= (0, 8)
-
-
 def _text_query(query: str) -> SearchQuery | None:
     words = [word.lower() for word in _WORD.findall(query)][:32]
     if not words:
         return None
     # any word may match (OR); ranking prefers memories that match more of them
     return SearchQuery(" | ".join(words), search_type="raw", config="english")
+
+
+def _leg(number: int) -> Value:
+    return Value(number, output_field=IntegerField())
+
+
+def _candidates(approved: QuerySet[MemoryItem], query: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """The nearest memories by vector and the best by full text, CANDIDATES each, in one statement.
+
+    The connection runs with pgvector's iterative scan (knowledge.search.session_settings: the HNSW walk goes
+    on past rows the scope filter drops) in relaxed order, so the vector leg is sorted here; a strict-order
+    scan needed a transaction of its own for its SET LOCAL, four round trips more per question.
+    """
+    min_similarity = float(parameter_value("memory_min_similarity"))
+    vector_leg = (
+        approved.exclude(embedding=None)
+        .annotate(
+            score=CosineDistance("embedding", embedding.embed_query(query)), leg=Value(0, output_field=IntegerField())
+        )
+        .filter(score__lte=1 - min_similarity)
+        .order_by("score")
+        .values_list("pk", "score", "leg")[:CANDIDATES]
+    )
+    text_query = _text_query(query)
+    legs = vector_leg
+    if text_query is not None:
+        text_leg = (
+            approved.filter(search_vector=text_query)
+            .annotate(score=SearchRank(F("search_vector"), text_query), leg=_leg(1))
+            .order_by("-score", "pk")
+            .values_list("pk", "score", "leg")[:CANDIDATES]
+        )
+        legs = vector_leg.union(text_leg, all=True)
+    rows = list(legs)
+    by_vector = sorted(((pk, float(score)) for pk, score, leg in rows if leg == 0), key=lambda row: (row[1], row[0]))
+    by_text = sorted(((pk, float(score)) for pk, score, leg in rows if leg == 1), key=lambda row: (-row[1], row[0]))
+    return by_vector, by_text
 
 
 def memory_retrieve(
@@ -99,29 +123,7 @@ def memory_retrieve(
     if not query.strip() or k <= 0:
         return []
     approved = memories_in_scope(user=user, customer_id=customer_id).filter(status=Status.APPROVED)
-    query_vector = embedding.embed_query(query)
-    min_similarity = float(parameter_value("memory_min_similarity"))
-    with transaction.atomic():
-        if _iterative_scan_supported():
-            with connection.cursor() as cursor:
-                # keep scanning the HNSW index until enough rows pass the scope filter (pgvector 0.8+)
-                cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        by_vector = list(
-            approved.exclude(embedding=None)
-            .annotate(distance=CosineDistance("embedding", query_vector))
-            .filter(distance__lte=1 - min_similarity)
-            .order_by("distance")
-            .values_list("pk", "distance")[:CANDIDATES]
-        )
-    by_text: list[tuple[int, float]] = []
-    text_query = _text_query(query)
-    if text_query is not None:
-        by_text = list(
-            approved.filter(search_vector=text_query)
-            .annotate(rank=SearchRank(F("search_vector"), text_query))
-            .order_by("-rank", "pk")
-            .values_list("pk", "rank")[:CANDIDATES]
-        )
+    by_vector, by_text = _candidates(approved, query)
     fused: dict[int, float] = {}
     similarity: dict[int, float] = {pk: 1 - float(distance) for pk, distance in by_vector}
     for ranking in (by_vector, by_text):

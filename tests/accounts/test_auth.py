@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from portal.accounts.backends import PasswordBackend
 from tests.accounts.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +69,16 @@ def test_weak_passwords_are_rejected_by_the_validators(alice: Any) -> None:
         validate_password("short1")
     with pytest.raises(ValidationError):
         validate_password("123456789012")
+
+
+def test_a_users_own_and_role_permissions_are_read_in_one_statement(sam: Any, django_assert_num_queries: Any) -> None:
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Permission, User
+
+    sam.user_permissions.add(Permission.objects.get(codename="view_user", content_type__app_label="auth"))
+    sam = User.objects.get(pk=sam.pk)
+    with django_assert_num_queries(1):
+        permissions = PasswordBackend().get_all_permissions(sam)
+        assert sam.has_perm("auth.view_user") and sam.has_perm("governance.use_assistant")
+    assert permissions == ModelBackend().get_all_permissions(User.objects.get(pk=sam.pk))
+    assert "auth.view_user" in permissions

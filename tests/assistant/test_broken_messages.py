@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
@@ -82,14 +81,14 @@ def test_a_message_that_cannot_be_rendered_is_replaced_by_a_notice(
 ):
     fine = MessageFactory.create(conversation=conversation, content="A question that renders.")
     broken = MessageFactory.create(conversation=conversation, content="A question whose template fails.")
-    original = render_to_string
+    original = presentation.render_message_template
 
-    def failing_for_one(template_name: str, context: dict[str, Any], request: Any = None) -> str:
+    def failing_for_one(context: dict[str, Any]) -> str:
         if context["message"].pk == broken.pk:
             raise ValueError("a row this version cannot show")
-        return original(template_name, context, request=request)
+        return original(context)
 
-    monkeypatch.setattr(presentation, "render_to_string", failing_for_one)
+    monkeypatch.setattr(presentation, "render_message_template", failing_for_one)
     response = _signed_in(sam).get(reverse("assistant:conversation", kwargs={"conversation_id": conversation.pk}))
 
     page = response.content.decode()

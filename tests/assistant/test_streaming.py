@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -72,7 +74,8 @@ def test_the_answer_streams_piece_by_piece_before_the_stored_answer_arrives(
     assert response.status_code == 200 and response["Content-Type"] == STREAM
     kinds = [event["event"] for _, event in timed]
     assert kinds[0] == "question" and kinds[-1] == "done"
-    assert kinds.count("delta") >= 5 and set(kinds[1:-1]) == {"delta"}
+    # the held head, then the rest (pieces that come within the flush interval share a line)
+    assert kinds.count("delta") >= 2 and set(kinds[1:-1]) == {"delta"}
     deltas = [event for _, event in timed if event["event"] == "delta"]
     assert "".join(event["text"] for event in deltas) == DEFAULT_REPLY
     answer = conversation.messages.get(role="assistant")
@@ -136,3 +139,74 @@ def test_a_streaming_answer_arrives_as_sanitized_markdown_before_it_is_stored(
     assert all("<script" not in html for html in rendered)
     assert "<pre><code>code" in rendered[-1]  # the open fence is shown as code while it streams
     assert "".join(event["text"] for event in deltas) == reply
+
+
+def test_pieces_that_come_close_together_go_out_as_one_line(
+    sam: Any, conversation: Any, fake_model: Any, settings: Any
+):
+    settings.ASSISTANT_STREAM_FLUSH_MS = 60_000  # longer than the whole answer takes
+    _, timed = post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"})
+
+    # the first piece at once (the question's line does not hold it back), the rest with the stored answer
+    kinds = [event["event"] for _, event in timed]
+    assert kinds[0] == "question" and kinds[-1] == "done" and set(kinds[1:-1]) == {"delta"}
+    assert len(kinds) - 2 <= 2 < len(DEFAULT_REPLY.split(" "))
+    deltas = [event for _, event in timed if event["event"] == "delta"]
+    assert "".join(event["text"] for event in deltas) == DEFAULT_REPLY
+
+
+def test_the_first_piece_goes_at_once_whatever_the_flush_interval(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any, settings: Any
+):
+    settings.ASSISTANT_STREAM_FLUSH_MS = 60_000  # the question's line must not start this wait
+    fake_provider.hold_stream(after_words=3)
+    head = "".join(DEFAULT_REPLY.split(" ")[i] + " " for i in range(3))
+    seen_while_held: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "delta" and not seen_while_held:
+            fake_provider.wait_until_held()
+            seen_while_held.append(event["text"])
+            fake_provider.release()
+
+    post_streaming(sam, ask_url(conversation), {"question": "When are refunds paid?"}, on_event)
+
+    assert seen_while_held and seen_while_held[0] and head.startswith(seen_while_held[0])
+
+
+def test_a_reader_who_goes_away_mid_stream_leaves_the_answer_stored_as_stopped(
+    sam: Any, conversation: Any, fake_model: Any, fake_provider: Any
+):
+    fake_provider.hold_stream(after_words=3)
+
+    async def read_until_held_then_leave() -> str:
+        client = AsyncClient()
+        await client.aforce_login(sam)
+        response = await client.post(ask_url(conversation), {"question": "When are refunds paid?"},
+                                     headers={"accept": STREAM})  # fmt: skip
+        seen: list[str] = []
+        first_piece = asyncio.Event()
+
+        async def read() -> None:
+            async for chunk in streaming(response):
+                for line in chunk.decode().splitlines():
+                    event = json.loads(line)
+                    if event["event"] == "delta":
+                        seen.append(event["text"])
+                        first_piece.set()
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.wait_for(first_piece.wait(), 30)
+        await asyncio.to_thread(fake_provider.wait_until_held)
+        reader.cancel()  # what the server does when the reader's connection closes
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        fake_provider.release()
+        return "".join(seen)
+
+    seen = async_to_sync(read_until_held_then_leave)()
+
+    answer = conversation.messages.get(role="assistant")
+    assert answer.status == MessageStatus.STOPPED
+    # what the reader saw, and at most the pieces still gathering for the next line
+    assert seen and answer.content.startswith(seen) and DEFAULT_REPLY.startswith(answer.content)
