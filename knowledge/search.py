@@ -24,6 +24,7 @@ from django.utils.html import escape
 
 from knowledge.models import KnowledgeBase
 from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
+from portal.core.config_cache import config_cached_item
 from portal.core.parameters import parameter_value
 
 BM25_K1 = 0.9
@@ -33,6 +34,8 @@ POSTINGS_PER_TERM = 1000
 RRF_K = 60
 MARK_START = "\x02"
 MARK_END = "\x03"
+# config_cached_item's key of a user's permission sets (acl_for)
+PERMISSION_SETS_KEY = "knowledge.search.permission_sets"
 
 
 @dataclass(frozen=True)
@@ -95,33 +98,44 @@ def acl_for(
     if user is None or not user.is_authenticated:
         scope = set()
     elif not getattr(user, "is_superuser", False):
-        view_sql, view_params = granted_knowledge_bases_sql(user.pk, "view_knowledgebase")
-        change_sql, change_params = granted_knowledge_bases_sql(user.pk, "change_knowledgebase")
-        # The knowledge bases the user reads, and the documents in them restricted to roles the user has
-        # none of (outside the knowledge bases the user edits), are resolved first and enter the search
-        # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table
-        # instead of scanning an array built by a subquery (which it cannot hash), a linear cost per row
-        # that grew with the number of restricted documents. The arrays are cast to bigint, the columns'
-        # type: psycopg sends a list of small numbers as integer[], and PostgreSQL hashes `= ANY` only for
-        # an operator of one type (bigint = integer has two hash functions), so it compared each row with
-        # every element: at a million chunks, 2,400 hidden documents made BM25's p50 32 ms instead of 5.5.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                WITH visible AS ({view_sql})
-                SELECT ARRAY(SELECT object_pk FROM visible ORDER BY 1),
-                       ARRAY(SELECT r.document_id FROM knowledge_document_restricted_to_roles r
-                               JOIN knowledge_document d ON d.id = r.document_id
-                              WHERE d.knowledge_base_id IN (SELECT object_pk FROM visible)
-                                AND d.knowledge_base_id NOT IN ({change_sql})
-                              GROUP BY r.document_id
-                             HAVING NOT bool_or(
-                                    r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
-                              ORDER BY 1)
-                """,  # noqa: S608 (literals of this function; values are parameters)
-                [*view_params, *change_params, user.pk],
-            )
-            visible_ids, hidden_document_ids = cursor.fetchone()
+        user_id = int(user.pk)
+
+        def permission_sets() -> tuple[tuple[int, ...], tuple[int, ...]]:
+            view_sql, view_params = granted_knowledge_bases_sql(user_id, "view_knowledgebase")
+            change_sql, change_params = granted_knowledge_bases_sql(user_id, "change_knowledgebase")
+            # The knowledge bases the user reads, and the documents in them restricted to roles the user has
+            # none of (outside the knowledge bases the user edits), are resolved first and enter the search
+            # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table
+            # instead of scanning an array built by a subquery (which it cannot hash), a linear cost per row
+            # that grew with the number of restricted documents. The arrays are cast to bigint, the columns'
+            # type: psycopg sends a list of small numbers as integer[], and PostgreSQL hashes `= ANY` only for
+            # an operator of one type (bigint = integer has two hash functions), so it compared each row with
+            # every element: at a million chunks, 2,400 hidden documents made BM25's p50 32 ms instead of 5.5.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    WITH visible AS ({view_sql})
+                    SELECT ARRAY(SELECT object_pk FROM visible ORDER BY 1),
+                           ARRAY(SELECT r.document_id FROM knowledge_document_restricted_to_roles r
+                                   JOIN knowledge_document d ON d.id = r.document_id
+                                  WHERE d.knowledge_base_id IN (SELECT object_pk FROM visible)
+                                    AND d.knowledge_base_id NOT IN ({change_sql})
+                                  GROUP BY r.document_id
+                                 HAVING NOT bool_or(
+                                        r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
+                                  ORDER BY 1)
+                    """,  # noqa: S608 (literals of this function; values are parameters)
+                    [*view_params, *change_params, user_id],
+                )
+                visible, hidden = cursor.fetchone()
+            return tuple(visible), tuple(hidden)
+
+        # Kept per user and process until a write to any table they are read from (grants, roles, role
+        # memberships, restrictions, a document's move) moves the configuration generation (the triggers of
+        # migration knowledge 0013); read unpinned, so a change committed anywhere applies at the next search.
+        visible_ids, hidden_document_ids = config_cached_item(
+            PERMISSION_SETS_KEY, user_id, permission_sets, unpinned=True
+        )
         scope = set(visible_ids) if scope is None else set(visible_ids) & scope
         if hidden_document_ids:
             conditions.append("NOT ({a}.document_id = ANY(%s::bigint[]))")
