@@ -8,7 +8,9 @@ query, and with `hnsw.iterative_scan` the scan continues past rows the filter dr
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -243,10 +245,72 @@ def session_settings() -> str:
     return f"SET hnsw.ef_search = {ef}; SET hnsw.iterative_scan = relaxed_order; SET jit = off"
 
 
+# The HNSW walk needs a wider beam (hnsw.ef_search) as the graph grows for the same recall: on the benchmark's
+# vectors, recall@50 with the permission filter was 0.99 at 100k chunks with ef_search 100, but 0.84 at a
+# million (README, "A million chunks"). So the configured ef_search holds up to EF_SEARCH_REFERENCE_CHUNKS
+# indexed chunks and grows beyond by (chunks / reference) ** EF_SEARCH_GROWTH, up to EF_SEARCH_MAX; and it is
+# never below the rows asked for. The permission filter's selectivity sets how far the iterative scan may go
+# (hnsw.max_scan_tuples): to find `limit` visible rows among those walked it needs about limit / share of them.
+EF_SEARCH_REFERENCE_CHUNKS = 100_000
+EF_SEARCH_GROWTH = 0.9
+EF_SEARCH_MAX = 1000
+MAX_SCAN_TUPLES_DEFAULT = 20_000  # pgvector's default
+MAX_SCAN_TUPLES_MAX = 200_000
+# The chunks per knowledge base are read at most this often per process (only the beam's width depends on them).
+CORPUS_SIZES_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    ef_search: int
+    max_scan_tuples: int
+
+
+def scan_settings_for(indexed_chunks: int, searched_chunks: int, limit: int, ef_search: int) -> ScanSettings:
+    """The vector leg's hnsw.ef_search and hnsw.max_scan_tuples for a graph of `indexed_chunks` of which the
+    search may return `searched_chunks` (the knowledge bases searched), `ef_search` the configured width."""
+    growth = max(1.0, indexed_chunks / EF_SEARCH_REFERENCE_CHUNKS) ** EF_SEARCH_GROWTH
+    ef = max(limit, min(max(ef_search, EF_SEARCH_MAX), round(ef_search * growth)))
+    share = min(1.0, max(searched_chunks, 1) / max(indexed_chunks, 1))
+    scan = min(MAX_SCAN_TUPLES_MAX, max(MAX_SCAN_TUPLES_DEFAULT, math.ceil(2 * max(ef, limit / share))))
+    return ScanSettings(ef, scan)
+
+
+_corpus_sizes: tuple[float, dict[int, int]] = (-math.inf, {})
+_corpus_sizes_lock = threading.Lock()
+
+
+def corpus_sizes() -> dict[int, int]:
+    """Active chunks per knowledge base (BM25's statistics), read again after CORPUS_SIZES_SECONDS."""
+    global _corpus_sizes
+    read_at, sizes = _corpus_sizes
+    if time.monotonic() - read_at < CORPUS_SIZES_SECONDS:
+        return sizes
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT knowledge_base_id, chunk_count FROM knowledge_lexicalstatistics")
+        sizes = {int(base_id): int(count) for base_id, count in cursor.fetchall()}
+    with _corpus_sizes_lock:
+        _corpus_sizes = (time.monotonic(), sizes)
+    return sizes
+
+
+def vector_scan_settings(acl: Acl, limit: int) -> ScanSettings:
+    sizes = corpus_sizes()
+    indexed = sum(sizes.values())
+    scope = acl.knowledge_base_ids
+    searched = indexed if scope is None else sum(sizes.get(int(pk), 0) for pk in scope)
+    return scan_settings_for(indexed, searched, limit, int(settings.KNOWLEDGE_HNSW_EF_SEARCH))
+
+
 def vector_search(
     query_vector: np.ndarray, acl: Acl, limit: int, ef_search: int | None = None
 ) -> list[tuple[int, float]]:
-    ef = max(int(ef_search or settings.KNOWLEDGE_HNSW_EF_SEARCH), limit)
+    """The `limit` nearest chunks the ACL lets through, by an HNSW walk as wide as scan settings say for the
+    corpus and the filter (vector_scan_settings), or exactly `ef_search` when given (the benchmarks)."""
+    if ef_search is None:
+        scan = vector_scan_settings(acl, limit)
+    else:
+        scan = ScanSettings(max(int(ef_search), limit), MAX_SCAN_TUPLES_DEFAULT)
     vector_text = "[" + ",".join(f"{value:.7g}" for value in np.asarray(query_vector, dtype=np.float32)) + "]"
     # The active generation as a join: estimated as the near-total share it is, whereas a correlated
     # subquery per row was estimated to keep 0.5% of the rows, which made the planner sort every
@@ -260,12 +324,13 @@ def vector_search(
          LIMIT %s
     """  # noqa: S608
     params = [vector_text, *acl.params, vector_text, limit]
-    # The connection already runs with the configured ef_search and iterative scans (session_settings);
-    # another ef_search needs a transaction to scope its SET LOCAL.
-    other_ef = ef != int(settings.KNOWLEDGE_HNSW_EF_SEARCH)
-    with transaction.atomic() if other_ef else nullcontext(), connection.cursor() as cursor:
-        if other_ef:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+    # The connection runs with the configured ef_search and iterative scans (session_settings); wider
+    # settings need a transaction to scope their SET LOCAL.
+    default = scan == ScanSettings(int(settings.KNOWLEDGE_HNSW_EF_SEARCH), MAX_SCAN_TUPLES_DEFAULT)
+    with nullcontext() if default else transaction.atomic(), connection.cursor() as cursor:
+        if not default:
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(scan.ef_search)}")
+            cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(scan.max_scan_tuples)}")
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     # relaxed_order may return neighbours slightly out of order: sort them exactly.
