@@ -387,7 +387,7 @@ def test_the_hnsw_beam_widens_with_the_corpus_and_the_scan_with_the_filter() -> 
     assert at_reference == search.ScanSettings(configured, search.MAX_SCAN_TUPLES_DEFAULT)  # as configured
     assert search.scan_settings_for(10_000, 10_000, 50, configured) == at_reference
     at_million = search.scan_settings_for(1_000_000, 450_000, 50, configured)
-    assert configured * 7 < at_million.ef_search <= search.EF_SEARCH_MAX
+    assert configured * 6 < at_million.ef_search <= search.EF_SEARCH_MAX
     assert search.scan_settings_for(10_000_000, 4_500_000, 50, configured).ef_search == search.EF_SEARCH_MAX
     assert search.scan_settings_for(1_000, 1_000, 200, configured).ef_search == 200  # never below the rows asked
     # one small base among a million chunks: walking 20,000 tuples would find about 20 of its rows
