@@ -8,7 +8,9 @@ query, and with `hnsw.iterative_scan` the scan continues past rows the filter dr
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -24,6 +26,7 @@ from django.utils.html import escape
 
 from knowledge.models import KnowledgeBase
 from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
+from portal.core.config_cache import config_cached_item
 from portal.core.parameters import parameter_value
 
 BM25_K1 = 0.9
@@ -33,6 +36,8 @@ POSTINGS_PER_TERM = 1000
 RRF_K = 60
 MARK_START = "\x02"
 MARK_END = "\x03"
+# config_cached_item's key of a user's permission sets (acl_for)
+PERMISSION_SETS_KEY = "knowledge.search.permission_sets"
 
 
 @dataclass(frozen=True)
@@ -95,33 +100,44 @@ def acl_for(
     if user is None or not user.is_authenticated:
         scope = set()
     elif not getattr(user, "is_superuser", False):
-        view_sql, view_params = granted_knowledge_bases_sql(user.pk, "view_knowledgebase")
-        change_sql, change_params = granted_knowledge_bases_sql(user.pk, "change_knowledgebase")
-        # The knowledge bases the user reads, and the documents in them restricted to roles the user has
-        # none of (outside the knowledge bases the user edits), are resolved first and enter the search
-        # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table
-        # instead of scanning an array built by a subquery (which it cannot hash), a linear cost per row
-        # that grew with the number of restricted documents. The arrays are cast to bigint, the columns'
-        # type: psycopg sends a list of small numbers as integer[], and PostgreSQL hashes `= ANY` only for
-        # an operator of one type (bigint = integer has two hash functions), so it compared each row with
-        # every element: at a million chunks, 2,400 hidden documents made BM25's p50 32 ms instead of 5.5.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                WITH visible AS ({view_sql})
-                SELECT ARRAY(SELECT object_pk FROM visible ORDER BY 1),
-                       ARRAY(SELECT r.document_id FROM knowledge_document_restricted_to_roles r
-                               JOIN knowledge_document d ON d.id = r.document_id
-                              WHERE d.knowledge_base_id IN (SELECT object_pk FROM visible)
-                                AND d.knowledge_base_id NOT IN ({change_sql})
-                              GROUP BY r.document_id
-                             HAVING NOT bool_or(
-                                    r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
-                              ORDER BY 1)
-                """,  # noqa: S608 (literals of this function; values are parameters)
-                [*view_params, *change_params, user.pk],
-            )
-            visible_ids, hidden_document_ids = cursor.fetchone()
+        user_id = int(user.pk)
+
+        def permission_sets() -> tuple[tuple[int, ...], tuple[int, ...]]:
+            view_sql, view_params = granted_knowledge_bases_sql(user_id, "view_knowledgebase")
+            change_sql, change_params = granted_knowledge_bases_sql(user_id, "change_knowledgebase")
+            # The knowledge bases the user reads, and the documents in them restricted to roles the user has
+            # none of (outside the knowledge bases the user edits), are resolved first and enter the search
+            # statements as constant arrays: PostgreSQL then tests each candidate row against a hash table
+            # instead of scanning an array built by a subquery (which it cannot hash), a linear cost per row
+            # that grew with the number of restricted documents. The arrays are cast to bigint, the columns'
+            # type: psycopg sends a list of small numbers as integer[], and PostgreSQL hashes `= ANY` only for
+            # an operator of one type (bigint = integer has two hash functions), so it compared each row with
+            # every element: at a million chunks, 2,400 hidden documents made BM25's p50 32 ms instead of 5.5.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    WITH visible AS ({view_sql})
+                    SELECT ARRAY(SELECT object_pk FROM visible ORDER BY 1),
+                           ARRAY(SELECT r.document_id FROM knowledge_document_restricted_to_roles r
+                                   JOIN knowledge_document d ON d.id = r.document_id
+                                  WHERE d.knowledge_base_id IN (SELECT object_pk FROM visible)
+                                    AND d.knowledge_base_id NOT IN ({change_sql})
+                                  GROUP BY r.document_id
+                                 HAVING NOT bool_or(
+                                        r.group_id IN (SELECT group_id FROM auth_user_groups WHERE user_id = %s))
+                                  ORDER BY 1)
+                    """,  # noqa: S608 (literals of this function; values are parameters)
+                    [*view_params, *change_params, user_id],
+                )
+                visible, hidden = cursor.fetchone()
+            return tuple(visible), tuple(hidden)
+
+        # Kept per user and process until a write to any table they are read from (grants, roles, role
+        # memberships, restrictions, a document's move) moves the configuration generation (the triggers of
+        # migration knowledge 0013); read unpinned, so a change committed anywhere applies at the next search.
+        visible_ids, hidden_document_ids = config_cached_item(
+            PERMISSION_SETS_KEY, user_id, permission_sets, unpinned=True
+        )
         scope = set(visible_ids) if scope is None else set(visible_ids) & scope
         if hidden_document_ids:
             conditions.append("NOT ({a}.document_id = ANY(%s::bigint[]))")
@@ -229,10 +245,73 @@ def session_settings() -> str:
     return f"SET hnsw.ef_search = {ef}; SET hnsw.iterative_scan = relaxed_order; SET jit = off"
 
 
+# The HNSW walk needs a wider beam (hnsw.ef_search) as the graph grows for the same recall: on the benchmark's
+# vectors, recall@50 with the permission filter was 0.95-0.99 at 100k chunks with ef_search 100, but 0.84 at a
+# million, where ef_search 400 / 600 / 800 / 1000 gave 0.908 / 0.960 / 0.965 / 0.967 (README, "A million
+# chunks"). So the configured ef_search holds up to EF_SEARCH_REFERENCE_CHUNKS indexed chunks and grows beyond
+# by (chunks / reference) ** EF_SEARCH_GROWTH (631 at a million), up to EF_SEARCH_MAX (pgvector's limit); it is
+# never below the rows asked for. The permission filter's selectivity sets how far the iterative scan may go
+# (hnsw.max_scan_tuples): to find `limit` visible rows among those walked it needs about limit / share of them.
+EF_SEARCH_REFERENCE_CHUNKS = 100_000
+EF_SEARCH_GROWTH = 0.8
+EF_SEARCH_MAX = 1000
+MAX_SCAN_TUPLES_DEFAULT = 20_000  # pgvector's default
+MAX_SCAN_TUPLES_MAX = 200_000
+# The chunks per knowledge base are read at most this often per process (only the beam's width depends on them).
+CORPUS_SIZES_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    ef_search: int
+    max_scan_tuples: int
+
+
+def scan_settings_for(indexed_chunks: int, searched_chunks: int, limit: int, ef_search: int) -> ScanSettings:
+    """The vector leg's hnsw.ef_search and hnsw.max_scan_tuples for a graph of `indexed_chunks` of which the
+    search may return `searched_chunks` (the knowledge bases searched), `ef_search` the configured width."""
+    growth = max(1.0, indexed_chunks / EF_SEARCH_REFERENCE_CHUNKS) ** EF_SEARCH_GROWTH
+    ef = max(limit, min(max(ef_search, EF_SEARCH_MAX), round(ef_search * growth)))
+    share = min(1.0, max(searched_chunks, 1) / max(indexed_chunks, 1))
+    scan = min(MAX_SCAN_TUPLES_MAX, max(MAX_SCAN_TUPLES_DEFAULT, math.ceil(2 * max(ef, limit / share))))
+    return ScanSettings(ef, scan)
+
+
+_corpus_sizes: tuple[float, dict[int, int]] = (-math.inf, {})
+_corpus_sizes_lock = threading.Lock()
+
+
+def corpus_sizes() -> dict[int, int]:
+    """Active chunks per knowledge base (BM25's statistics), read again after CORPUS_SIZES_SECONDS."""
+    global _corpus_sizes
+    read_at, sizes = _corpus_sizes
+    if time.monotonic() - read_at < CORPUS_SIZES_SECONDS:
+        return sizes
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT knowledge_base_id, chunk_count FROM knowledge_lexicalstatistics")
+        sizes = {int(base_id): int(count) for base_id, count in cursor.fetchall()}
+    with _corpus_sizes_lock:
+        _corpus_sizes = (time.monotonic(), sizes)
+    return sizes
+
+
+def vector_scan_settings(acl: Acl, limit: int) -> ScanSettings:
+    sizes = corpus_sizes()
+    indexed = sum(sizes.values())
+    scope = acl.knowledge_base_ids
+    searched = indexed if scope is None else sum(sizes.get(int(pk), 0) for pk in scope)
+    return scan_settings_for(indexed, searched, limit, int(settings.KNOWLEDGE_HNSW_EF_SEARCH))
+
+
 def vector_search(
     query_vector: np.ndarray, acl: Acl, limit: int, ef_search: int | None = None
 ) -> list[tuple[int, float]]:
-    ef = max(int(ef_search or settings.KNOWLEDGE_HNSW_EF_SEARCH), limit)
+    """The `limit` nearest chunks the ACL lets through, by an HNSW walk as wide as scan settings say for the
+    corpus and the filter (vector_scan_settings), or exactly `ef_search` when given (the benchmarks)."""
+    if ef_search is None:
+        scan = vector_scan_settings(acl, limit)
+    else:
+        scan = ScanSettings(max(int(ef_search), limit), MAX_SCAN_TUPLES_DEFAULT)
     vector_text = "[" + ",".join(f"{value:.7g}" for value in np.asarray(query_vector, dtype=np.float32)) + "]"
     # The active generation as a join: estimated as the near-total share it is, whereas a correlated
     # subquery per row was estimated to keep 0.5% of the rows, which made the planner sort every
@@ -246,12 +325,13 @@ def vector_search(
          LIMIT %s
     """  # noqa: S608
     params = [vector_text, *acl.params, vector_text, limit]
-    # The connection already runs with the configured ef_search and iterative scans (session_settings);
-    # another ef_search needs a transaction to scope its SET LOCAL.
-    other_ef = ef != int(settings.KNOWLEDGE_HNSW_EF_SEARCH)
-    with transaction.atomic() if other_ef else nullcontext(), connection.cursor() as cursor:
-        if other_ef:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+    # The connection runs with the configured ef_search and iterative scans (session_settings); wider
+    # settings need a transaction to scope their SET LOCAL.
+    default = scan == ScanSettings(int(settings.KNOWLEDGE_HNSW_EF_SEARCH), MAX_SCAN_TUPLES_DEFAULT)
+    with nullcontext() if default else transaction.atomic(), connection.cursor() as cursor:
+        if not default:
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(scan.ef_search)}")
+            cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(scan.max_scan_tuples)}")
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     # relaxed_order may return neighbours slightly out of order: sort them exactly.

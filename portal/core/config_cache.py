@@ -1,5 +1,5 @@
 """Configuration read once per process and kept until it changes anywhere: the egress policy in force, the
-model catalog, the task tiers.
+model catalog, the task tiers, and per user the search permission filter's sets (config_cached_item).
 
 Every write to a table registered here (through a service, the site admin, a migration or plain SQL, from
 any process) runs a statement trigger that sets the one row of `core_configgeneration` to a fresh value of
@@ -13,7 +13,8 @@ configuration would reuse.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -27,6 +28,9 @@ GENERATION_SEQUENCE = "core_config_generation_seq"
 GENERATION_FUNCTION = "core_config_generation_bump"
 
 _kept: dict[str, tuple[int, Any]] = {}
+# Values kept per item of a key (one per user, say), the ITEMS_KEPT used last; see config_cached_item.
+_kept_items: OrderedDict[tuple[str, Hashable], tuple[int, Any]] = OrderedDict()
+ITEMS_KEPT = 500  # at a million chunks a user's hidden documents are some 2,500 ids: about 100 KB each
 _lock = threading.Lock()
 # Inside config_generation_pinned(): the generation read first in the block, reused by the later reads.
 _pinned: ContextVar[list[int] | None] = ContextVar("config_generation_pinned", default=None)
@@ -43,8 +47,10 @@ def config_generation_pinned() -> Iterator[None]:
         _pinned.reset(token)
 
 
-def config_generation() -> int:
-    pinned = _pinned.get()
+def config_generation(*, unpinned: bool = False) -> int:
+    """The configuration generation: read now, or inside config_generation_pinned() the one read first in the
+    block; `unpinned` reads it now even there."""
+    pinned = None if unpinned else _pinned.get()
     if pinned:
         return pinned[0]
     with connection.cursor() as cursor:
@@ -74,10 +80,30 @@ def config_cached(key: str, load: Callable[[], T]) -> T:
     return value
 
 
+def config_cached_item(key: str, item: Hashable, load: Callable[[], T], *, unpinned: bool = False) -> T:
+    """config_cached for one of many values under `key` (`item`: a user's id, say), of which the ITEMS_KEPT
+    used last are kept. `unpinned`: the generation is read now even inside config_generation_pinned(), for
+    what must follow a change at once (permissions: the next search after a committed change applies it)."""
+    generation = config_generation(unpinned=unpinned)
+    with _lock:
+        kept = _kept_items.get((key, item))
+        if kept is not None and kept[0] == generation and generation >= 0:
+            _kept_items.move_to_end((key, item))
+            return kept[1]  # type: ignore[no-any-return]
+    value = load()
+    with _lock:
+        _kept_items[(key, item)] = (generation, value)
+        _kept_items.move_to_end((key, item))
+        while len(_kept_items) > ITEMS_KEPT:
+            _kept_items.popitem(last=False)
+    return value
+
+
 def config_forget() -> None:
     """Drop everything kept (the tests' fixtures; a change is seen without it)."""
     with _lock:
         _kept.clear()
+        _kept_items.clear()
 
 
 def trigger_sql(table: str) -> tuple[str, str]:
@@ -86,5 +112,16 @@ def trigger_sql(table: str) -> tuple[str, str]:
     forward = (
         f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {GENERATION_FUNCTION}()"
+    )
+    return forward, f"DROP TRIGGER IF EXISTS {name} ON {table}"
+
+
+def column_trigger_sql(table: str, column: str) -> tuple[str, str]:
+    """(forward, reverse) SQL of a row trigger that moves the generation when an UPDATE changes `column` of a
+    row (a document moved to another knowledge base), and not on the table's other, frequent writes."""
+    name = f"{table}_{column}_config_generation"
+    forward = (
+        f"CREATE TRIGGER {name} AFTER UPDATE OF {column} ON {table} FOR EACH ROW "
+        f"WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) EXECUTE FUNCTION {GENERATION_FUNCTION}()"
     )
     return forward, f"DROP TRIGGER IF EXISTS {name} ON {table}"

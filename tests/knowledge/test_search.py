@@ -379,3 +379,39 @@ def test_the_permission_arrays_have_the_columns_type_so_postgresql_can_hash_them
         plan = " ".join(row[0] for row in cursor.fetchall())
     assert "::bigint[]" in plan and "::integer[]" not in plan and "::smallint[]" not in plan
     assert search.vector_search(np.ones(384, dtype=np.float32) / np.sqrt(384), acl, 5)  # still a valid statement
+
+
+def test_the_hnsw_beam_widens_with_the_corpus_and_the_scan_with_the_filter() -> None:
+    configured = 100
+    at_reference = search.scan_settings_for(100_000, 45_000, 50, configured)
+    assert at_reference == search.ScanSettings(configured, search.MAX_SCAN_TUPLES_DEFAULT)  # as configured
+    assert search.scan_settings_for(10_000, 10_000, 50, configured) == at_reference
+    at_million = search.scan_settings_for(1_000_000, 450_000, 50, configured)
+    assert configured * 6 < at_million.ef_search <= search.EF_SEARCH_MAX
+    assert search.scan_settings_for(10_000_000, 4_500_000, 50, configured).ef_search == search.EF_SEARCH_MAX
+    assert search.scan_settings_for(1_000, 1_000, 200, configured).ef_search == 200  # never below the rows asked
+    # one small base among a million chunks: walking 20,000 tuples would find about 20 of its rows
+    selective = search.scan_settings_for(1_000_000, 1_000, 50, configured)
+    assert selective.max_scan_tuples >= 50 * 1_000_000 // 1_000
+    assert search.scan_settings_for(1_000_000, 1, 50, configured).max_scan_tuples == search.MAX_SCAN_TUPLES_MAX
+
+
+def test_the_vector_leg_sets_its_beam_for_the_corpus_in_its_own_transaction(
+    corpus: dict[str, Any], olivia: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    acl = search.acl_for(olivia)
+    query_vector = np.asarray(Chunk.objects.filter(document=corpus["docs"]["open"]).first().embedding)  # type: ignore[union-attr]
+    monkeypatch.setattr(search, "_corpus_sizes", (-math.inf, {}))
+    plain = search.vector_search(query_vector, acl, 3)
+    # the same corpus seen as if it were large: a wider beam, set with SET LOCAL around the leg's statement
+    monkeypatch.setattr(search, "EF_SEARCH_REFERENCE_CHUNKS", 1)
+    expected = search.vector_scan_settings(acl, 3)
+    assert expected.ef_search > 100
+    with CaptureQueriesContext(connection) as captured:
+        wide = search.vector_search(query_vector, acl, 3)
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert f"SET LOCAL hnsw.ef_search = {expected.ef_search}" in statements
+    assert f"SET LOCAL hnsw.max_scan_tuples = {expected.max_scan_tuples}" in statements
+    assert [chunk_id for chunk_id, _ in wide] == [chunk_id for chunk_id, _ in plain]
