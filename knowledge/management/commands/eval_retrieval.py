@@ -273,9 +273,9 @@ class Command(BaseCommand):
             ranking.unregister_signal_source(signal_source)
         query_vectors = {
             backend_name: (
-                _embed_cached([q for _, q in queries], backend_name, "queries")
+                _embed_cached([q for _, q in queries], backend_name, "queries", role="query")
                 if options["cache"]
-                else embeddings.embed_texts([q for _, q in queries], backend=backend_name)
+                else embeddings.embed_texts([q for _, q in queries], role="query", backend=backend_name)
             )
             for backend_name in vectors_by_backend
         }
@@ -479,12 +479,13 @@ def _covers(found: list[tuple[str, int | None, int | None]], name: str, page: in
     )
 
 
-def _embed_cached(texts: list[str], backend: str, label: str) -> np.ndarray:
-    """`_embed_all`, kept under var/eval_cache by a hash of the backend and the texts: a rerun of the same
-    set (another fusion, another ranker) does not embed it again. Only vectors are kept, never text."""
+def _embed_cached(texts: list[str], backend: str, label: str, *, role: embeddings.Role = "passage") -> np.ndarray:
+    """`_embed_all`, kept under var/eval_cache by a hash of the model, the role, the backend and the texts: a
+    rerun of the same set (another fusion, another ranker) does not embed it again, another model does. Only
+    vectors are kept, never text."""
     import hashlib
 
-    digest = hashlib.sha256(backend.encode())
+    digest = hashlib.sha256(f"{embeddings.model_name()}|{role}|{backend}".encode())
     for text in texts:
         digest.update(hashlib.sha256(text.encode("utf-8")).digest())
     path = Path(settings.VAR_DIR) / "eval_cache" / f"{digest.hexdigest()[:32]}.npy"
@@ -492,17 +493,17 @@ def _embed_cached(texts: list[str], backend: str, label: str) -> np.ndarray:
         cached: np.ndarray = np.load(path)
         if cached.shape[0] == len(texts):
             return cached
-    vectors = _embed_all(texts, backend, label)
+    vectors = _embed_all(texts, backend, label, role=role)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
 
 
-def _embed_all(texts: list[str], backend: str, label: str) -> np.ndarray:
+def _embed_all(texts: list[str], backend: str, label: str, *, role: embeddings.Role = "passage") -> np.ndarray:
     parts = []
     step = 256
     for start in tqdm(range(0, len(texts), step), desc=label, unit="batch"):
-        parts.append(embeddings.embed_texts(texts[start : start + step], backend=backend))
+        parts.append(embeddings.embed_texts(texts[start : start + step], role=role, backend=backend))
     return np.vstack(parts) if parts else np.zeros((0, embeddings.EMBEDDING_DIMENSION), dtype=np.float32)
 
 

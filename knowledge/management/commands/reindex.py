@@ -1,6 +1,6 @@
 """Re-embed every document with the configured embedding model and rebuild the BM25 statistics.
 
-Run it after changing KNOWLEDGE_EMBEDDING_MODEL_PATH / _NAME (a model with another dimension also needs
+Run it after changing KNOWLEDGE_EMBEDDING_MODEL / _PATH / _NAME (a model with another dimension also needs
 the vector column changed by a migration). Each document switches to its new chunks atomically.
 """
 
