@@ -17,7 +17,7 @@ TEST_DATABASE_SUPERUSER_URL (postgres://...; its database name is replaced by th
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -56,6 +56,36 @@ def portal_connect() -> psycopg.Connection[Any]:
     params = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"],
               "password": database["PASSWORD"], "dbname": database["NAME"]}  # fmt: skip
     return psycopg.connect(**{name: value for name, value in params.items() if value}, autocommit=True)
+
+
+def other_connection_sql(statement: str, params: Any = None) -> None:
+    """Write as another process would: the portal's role, a connection of its own, committed at once."""
+    with portal_connect() as conn:
+        conn.execute(statement, params)
+
+
+def in_another_thread(work: Callable[[], Any]) -> None:
+    """Run Django code on a connection of its own (another thread), committed when it returns; its exception,
+    if any, is raised here."""
+    import threading
+
+    from django.db import connections
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
 
 
 def superuser_sql(statement: str, params: Any = None) -> None:

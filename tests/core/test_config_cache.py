@@ -3,20 +3,19 @@ connection (another web process, the site admin, plain SQL) is seen at the very 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
-from django.db import connection, connections, transaction
+from django.db import transaction
 
 from governance.gate import EgressBlocked, egress_gate
 from governance.policy import default_document
 from governance.selectors import policy_in_force
 from portal.core.config_cache import config_forget, config_generation, config_generation_pinned
 from portal.routing.selectors import catalog_enabled, task_tiers
+from tests.database import in_another_thread, other_connection_sql
 from tests.governance.conftest import CLOUD
 from tests.routing.factories import CatalogModelFactory
 
@@ -30,41 +29,13 @@ def _nothing_kept() -> Iterator[None]:
     config_forget()
 
 
-def _other_connection_sql(statement: str, params: Any = None) -> None:
-    """Write as another process would: the portal's role, its own connection, committed at once."""
-    settings = connection.settings_dict
-    params_ = {"host": settings["HOST"], "port": settings["PORT"], "user": settings["USER"],
-               "password": settings["PASSWORD"], "dbname": settings["NAME"]}  # fmt: skip
-    with psycopg.connect(**{k: v for k, v in params_.items() if v}, autocommit=True) as conn:
-        conn.execute(statement, params)
-
-
-def _in_another_thread(work: Callable[[], Any]) -> None:
-    """Run Django code on a connection of its own (another thread), committed when it returns."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the test
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-
-
 def test_a_catalog_change_by_another_connection_is_seen_at_the_next_read() -> None:
     model = CatalogModelFactory.create(display_name="Kept model")
     assert [m.display_name for m in catalog_enabled()] == ["Kept model"]
-    _other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'Renamed elsewhere' WHERE id = %s",
+    other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'Renamed elsewhere' WHERE id = %s",
                           [model.pk])  # fmt: skip
     assert [m.display_name for m in catalog_enabled()] == ["Renamed elsewhere"]
-    _other_connection_sql("UPDATE routing_catalogmodel SET enabled = false WHERE id = %s", [model.pk])
+    other_connection_sql("UPDATE routing_catalogmodel SET enabled = false WHERE id = %s", [model.pk])
     assert catalog_enabled() == []
 
 
@@ -96,7 +67,7 @@ def test_a_task_tier_changed_in_another_process_applies_to_the_next_route() -> N
 
     before = task_tiers()["routine"]
     after = "premium" if before != "premium" else "standard"
-    _in_another_thread(lambda: TaskTier.objects.update_or_create(task_type="routine", defaults={"tier": after}))
+    in_another_thread(lambda: TaskTier.objects.update_or_create(task_type="routine", defaults={"tier": after}))
     assert task_tiers()["routine"] == after
 
 
@@ -108,7 +79,7 @@ def test_a_rolled_back_write_leaves_nothing_a_later_change_would_be_mistaken_for
         raise RuntimeError("roll back")
     assert [m.display_name for m in catalog_enabled()] == ["Committed"]
     # the next committed write gets a number the rolled-back one never had
-    _other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'Later' WHERE id = %s", [model.pk])
+    other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'Later' WHERE id = %s", [model.pk])
     assert [m.display_name for m in catalog_enabled()] == ["Later"]
 
 
@@ -120,7 +91,7 @@ def _update_name(pk: int, name: str) -> None:
 
 def test_every_write_moves_the_generation_even_plain_sql() -> None:
     before = config_generation()
-    _other_connection_sql("UPDATE routing_tasktier SET tier = tier")
+    other_connection_sql("UPDATE routing_tasktier SET tier = tier")
     assert config_generation() > before
 
 
@@ -135,7 +106,7 @@ def test_a_policy_published_in_another_process_is_applied_by_the_gate_at_the_nex
     for rules in document["roles"].values():
         rules["providers"]["blocked_providers"] = ["openai"]
     published: list[Any] = []
-    _in_another_thread(lambda: published.append(policy_publish(actor=None, reason="block openai", document=document)))
+    in_another_thread(lambda: published.append(policy_publish(actor=None, reason="block openai", document=document)))
 
     assert policy_in_force().pk == published[0].pk
     with pytest.raises(EgressBlocked, match="provider openai is blocked"):
@@ -153,7 +124,7 @@ def test_the_model_names_in_an_answers_details_follow_a_rename_elsewhere() -> No
 
     model = CatalogModelFactory.create(display_name="Before", enabled=False)  # disabled models keep their name
     assert model_display_names(keys=[model.key, "model:0", "offline"])[model.key] == "Before"
-    _other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'After' WHERE id = %s", [model.pk])
+    other_connection_sql("UPDATE routing_catalogmodel SET display_name = 'After' WHERE id = %s", [model.pk])
     names = model_display_names(keys=[model.key, "model:0"])
     assert names == {model.key: "After"}
 
@@ -165,7 +136,7 @@ def test_a_budget_set_in_another_process_applies_to_the_next_route(sam: Any, set
     settings.ROUTING_OFFLINE_FALLBACK = True
     CatalogModelFactory.create(tier="standard")
     assert route_decide(user=sam, task_type="draft", question="x").budget_note == ""
-    _in_another_thread(lambda: Budget.objects.create(user_id=sam.pk, limit=Decimal("0"), action=Budget.Action.REFUSE))
+    in_another_thread(lambda: Budget.objects.create(user_id=sam.pk, limit=Decimal("0"), action=Budget.Action.REFUSE))
     decision = route_decide(user=sam, task_type="draft", question="x")
     assert decision.reason.endswith("over budget")
 
@@ -183,5 +154,5 @@ def test_a_renamed_role_counts_the_spending_under_its_new_name(sam: Any) -> None
     Budget.objects.create(role=staff, limit=Decimal("1.00"), action=Budget.Action.DOWNGRADE)
     UsageFactory.create(roles=["Staff (renamed)"], cost=Decimal("2.00"))
     assert route_decide(user=sam, task_type="draft", question="x").budget_note == ""
-    _in_another_thread(lambda: Group.objects.filter(pk=staff.pk).update(name="Staff (renamed)"))
+    in_another_thread(lambda: Group.objects.filter(pk=staff.pk).update(name="Staff (renamed)"))
     assert route_decide(user=sam, task_type="draft", question="x").budget_note != ""

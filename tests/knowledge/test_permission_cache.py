@@ -4,20 +4,18 @@ a pinned phase of a question; unchanged, a search pays one small query for them.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, connections
 
 from knowledge import search, services
 from knowledge.models import Document, KnowledgeBase
 from portal.core import config_cache
 from portal.core.config_cache import config_forget, config_generation, config_generation_pinned
+from tests.database import in_another_thread, other_connection_sql
 from tests.knowledge.factories import KnowledgeBaseFactory, grant, ready_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,34 +45,6 @@ def bases(sam: Any) -> dict[str, Any]:
         ),
         "elsewhere": ready_document(unread, "elsewhere.md", b"Lighthouse keeper logbook of another harbour."),
     }
-
-
-def _other_connection_sql(statement: str, params: Any = None) -> None:
-    """Write as another process would: the portal's role, its own connection, committed at once."""
-    settings = connection.settings_dict
-    params_ = {"host": settings["HOST"], "port": settings["PORT"], "user": settings["USER"],
-               "password": settings["PASSWORD"], "dbname": settings["NAME"]}  # fmt: skip
-    with psycopg.connect(**{k: v for k, v in params_.items() if v}, autocommit=True) as conn:
-        conn.execute(statement, params)
-
-
-def _in_another_thread(work: Callable[[], Any]) -> None:
-    """Run Django code on a connection of its own (another thread), committed when it returns."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the test
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
 
 
 def _found(user: Any) -> set[int]:
@@ -111,7 +81,7 @@ def test_each_user_keeps_their_own_sets(bases: dict[str, Any], sam: Any, olivia:
 def test_a_role_grant_committed_elsewhere_applies_at_the_next_search(bases: dict[str, Any], sam: Any) -> None:
     assert _found(sam) == {bases["open"].pk}
     staff = Group.objects.get(name="Staff")
-    _other_connection_sql(
+    other_connection_sql(
         "INSERT INTO guardian_groupobjectpermission (object_pk, content_type_id, group_id, permission_id) "
         "VALUES (%s, %s, %s, %s)",
         [str(bases["unread"].pk), ContentType.objects.get_for_model(KnowledgeBase).pk, staff.pk,
@@ -123,27 +93,27 @@ def test_a_role_grant_committed_elsewhere_applies_at_the_next_search(bases: dict
 def test_a_user_grant_revoked_elsewhere_applies_at_the_next_search(bases: dict[str, Any], oscar: Any) -> None:
     grant(bases["unread"], "view", user=oscar)
     assert _found(oscar) == {bases["elsewhere"].pk}
-    _other_connection_sql("DELETE FROM guardian_userobjectpermission WHERE user_id = %s", [oscar.pk])
+    other_connection_sql("DELETE FROM guardian_userobjectpermission WHERE user_id = %s", [oscar.pk])
     assert _found(oscar) == set()
 
 
 def test_leaving_a_role_elsewhere_applies_at_the_next_search(bases: dict[str, Any], sam: Any) -> None:
     assert _found(sam) == {bases["open"].pk}
-    _other_connection_sql("DELETE FROM auth_user_groups WHERE user_id = %s", [sam.pk])
+    other_connection_sql("DELETE FROM auth_user_groups WHERE user_id = %s", [sam.pk])
     assert _found(sam) == set()
 
 
 def test_joining_the_restricting_role_elsewhere_applies_at_the_next_search(bases: dict[str, Any], sam: Any) -> None:
     assert _found(sam) == {bases["open"].pk}
     officers = Group.objects.get(name="Governance officer")
-    _other_connection_sql("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)", [sam.pk, officers.pk])
+    other_connection_sql("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)", [sam.pk, officers.pk])
     assert _found(sam) == {bases["open"].pk, bases["restricted"].pk}
 
 
 def test_a_restriction_set_elsewhere_applies_at_the_next_search(bases: dict[str, Any], sam: Any) -> None:
     assert _found(sam) == {bases["open"].pk}
     officers = Group.objects.get(name="Governance officer")
-    _in_another_thread(lambda: services.document_set_restriction(actor=None, document=bases["open"], roles=[officers]))
+    in_another_thread(lambda: services.document_set_restriction(actor=None, document=bases["open"], roles=[officers]))
     assert _found(sam) == set()
 
 
@@ -151,7 +121,7 @@ def test_a_restricted_document_moved_into_a_read_base_stays_hidden(bases: dict[s
     """The hidden documents are those of the bases the user reads: a move changes which those are."""
     secret = ready_document(bases["unread"], "secret.md", b"Lighthouse keeper logbook codes.", roles=["Auditor"])
     assert _found(sam) == {bases["open"].pk}
-    _in_another_thread(lambda: services.document_move(actor=None, document=secret, knowledge_base=bases["read"]))
+    in_another_thread(lambda: services.document_move(actor=None, document=secret, knowledge_base=bases["read"]))
     assert _found(sam) == {bases["open"].pk}
     assert secret.pk in search.acl_for(sam).params[1]
 
@@ -167,7 +137,7 @@ def test_a_document_written_without_a_move_keeps_the_sets(bases: dict[str, Any],
 
 def test_editing_rights_granted_elsewhere_show_the_restricted_documents(bases: dict[str, Any], sam: Any) -> None:
     assert _found(sam) == {bases["open"].pk}
-    _in_another_thread(lambda: grant(bases["read"], "change", role="Staff"))
+    in_another_thread(lambda: grant(bases["read"], "change", role="Staff"))
     assert _found(sam) == {bases["open"].pk, bases["restricted"].pk}
 
 
@@ -176,7 +146,7 @@ def test_inside_a_pinned_phase_a_permission_change_still_applies_at_the_next_sea
 ) -> None:
     with config_generation_pinned():
         assert _found(sam) == {bases["open"].pk}
-        _other_connection_sql("DELETE FROM auth_user_groups WHERE user_id = %s", [sam.pk])
+        other_connection_sql("DELETE FROM auth_user_groups WHERE user_id = %s", [sam.pk])
         assert _found(sam) == set()
 
 
