@@ -89,9 +89,7 @@ def _candidates(approved: QuerySet[MemoryItem], query: str) -> tuple[list[tuple[
     min_similarity = float(parameter_value("memory_min_similarity"))
     vector_leg = (
         approved.exclude(embedding=None)
-        .annotate(
-            score=CosineDistance("embedding", embedding.embed_query(query)), leg=Value(0, output_field=IntegerField())
-        )
+        .annotate(score=CosineDistance("embedding", embedding.embed_query(query)), leg=_leg(0))
         .filter(score__lte=1 - min_similarity)
         .order_by("score")
         .values_list("pk", "score", "leg")[:CANDIDATES]
