@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import re
 import threading
 import time
@@ -63,7 +64,9 @@ class _IndexState:
     """The process's dictionary and what decides when to rebuild it (read and changed under _lock)."""
 
     index: KnownEntityIndex | None = None
-    built_at: float = 0.0
+    # time.monotonic() of the last check; -inf: check at the next lookup (0 would not do: the monotonic
+    # clock may start near 0 at boot, so on a machine up for less than the TTL a 0 looked fresh)
+    built_at: float = -math.inf
     generation: int = 0
     fingerprint: object | None = None
 
@@ -148,8 +151,8 @@ class _ChangeListener(threading.Thread):
                     _check_soon()
                     while not self.stopping.is_set():
                         for _ in conn.notifies(timeout=LISTEN_TIMEOUT_SECONDS, stop_after=1):
+                            _check_soon()  # before counting: whoever sees the count finds the check due
                             self.notifications += 1
-                            _check_soon()
             except Exception:  # noqa: BLE001 - a lost connection only means the TTL applies until it is back
                 # (a database that stops with the portal drops it too: only a lasting loss is worth a warning)
                 logger.debug("known entities: the change listener has no connection", exc_info=True)
@@ -173,7 +176,7 @@ _listener: _ChangeListener | None = None
 def _check_soon() -> None:
     """The next lookup compares the sources' fingerprints (and rebuilds if they changed)."""
     with _lock:
-        _state.built_at = 0.0
+        _state.built_at = -math.inf
 
 
 def change_listener_start() -> _ChangeListener | None:

@@ -103,3 +103,28 @@ def test_without_the_listener_the_ttl_still_applies(settings: Any, other_process
     assert not known_entities.known_entity_findings(text)  # within the TTL, unheard: kept as it was
     settings.GOVERNANCE_KNOWN_ENTITIES_TTL = 0
     assert known_entities.known_entity_findings(text)  # the TTL's fingerprint check finds the change
+
+
+def test_a_check_asked_for_is_made_on_a_machine_up_for_less_than_the_ttl(settings: Any, monkeypatch) -> None:
+    """The monotonic clock may start near 0 at boot: a notification's "check at the next lookup" must not
+    read as a check made at second 0 (on a machine up for five seconds that looked fresh for an hour)."""
+    from types import SimpleNamespace
+
+    settings.GOVERNANCE_KNOWN_ENTITIES_TTL = 3600
+    settings.GOVERNANCE_KNOWN_ENTITIES_LISTEN = False
+    monkeypatch.setattr(known_entities, "time", SimpleNamespace(monotonic=lambda: 5.0))
+    known_entities.invalidate()
+    known_entities.current_index()  # built and checked, five seconds after boot
+    checks: list[int] = []
+    real = known_entities.sources_fingerprint
+
+    def counting() -> object | None:
+        checks.append(1)
+        return real()
+
+    monkeypatch.setattr(known_entities, "sources_fingerprint", counting)
+    known_entities.current_index()
+    assert checks == []  # within the TTL: kept without a check
+    known_entities._check_soon()  # what a notification from another process does
+    known_entities.current_index()
+    assert checks == [1]
