@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from knowledge import embeddings
@@ -83,3 +84,76 @@ def test_the_onnx_threads_sleep_after_a_query_unless_told_to_spin(settings, spin
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == expected
     assert options.get_session_config_entry("session.inter_op.allow_spinning") == expected
     assert len(model.encode(["refunds"])[0]) == 384
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["refund", "How many days of annual leave carry over to next year?", "word " * 600, "Ünïcödé façade 東京 😀", ""],
+)
+def test_one_text_takes_the_lean_path_and_gets_what_encode_gives(text):
+    """A query (one text) bypasses encode()'s per-step Python but must give the same vector, long texts cut
+    at the model's length and unusual characters included."""
+    model = embeddings.get_model()
+    assert embeddings._single_text_encoder(model) is not None
+    lean = embeddings.embed_texts([text], role="query")
+    assert lean.shape == (1, embeddings.EMBEDDING_DIMENSION) and lean.dtype == np.float32
+    full = model.encode(embeddings.with_prefix([text], "query"), normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(lean[0] - full[0]).max() < 1e-5
+    assert abs(float(np.linalg.norm(lean[0])) - 1.0) < 1e-5
+
+
+def test_a_model_of_another_layout_keeps_encode():
+    class Other:  # one module, not Transformer, Pooling, Normalize
+        def __iter__(self):
+            return iter([object()])
+
+    assert embeddings._single_text_encoder(Other()) is None
+
+
+def _counting_embed_texts(monkeypatch: pytest.MonkeyPatch, release: threading.Event | None = None) -> list[str]:
+    calls: list[str] = []
+    real = embeddings.embed_texts
+
+    def counting(texts, **kwargs):
+        calls.append(texts[0])
+        if release is not None:
+            assert release.wait(60)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed_texts", counting)
+    return calls
+
+
+def test_a_query_embedded_ahead_is_waited_for_and_embedded_once(monkeypatch):
+    release = threading.Event()
+    calls = _counting_embed_texts(monkeypatch, release)
+    text = f"parental leave rules {threading.get_ident()} {id(release)}"
+    embeddings.embed_query_ahead(text)
+    embeddings.embed_query_ahead(text)  # already on its way: nothing more starts
+    got: list[np.ndarray] = []
+    waiter = threading.Thread(target=lambda: got.append(embeddings.embed_query(text)))
+    waiter.start()  # asks while the ahead thread is still embedding
+    release.set()
+    waiter.join(60)
+    assert calls == [text] and len(got) == 1
+    expected = embeddings.embed_texts([text], role="query")[0]
+    assert np.abs(got[0] - expected).max() < 1e-6
+    assert embeddings.embed_query(text) is got[0]  # kept: no further embedding
+    assert calls == [text, text]  # the second is the `expected` computed just above
+
+
+def test_a_failed_embedding_ahead_is_the_waiting_callers_error(monkeypatch):
+    release = threading.Event()
+
+    def broken(texts, **kwargs):
+        assert release.wait(60)
+        raise RuntimeError("onnxruntime failed")
+
+    monkeypatch.setattr(embeddings, "embed_texts", broken)
+    text = f"expense limits {id(release)}"
+    embeddings.embed_query_ahead(text)
+    release.set()
+    with pytest.raises(RuntimeError, match="onnxruntime failed"):
+        embeddings.embed_query(text)
+    monkeypatch.undo()
+    assert embeddings.embed_query(text).shape == (embeddings.EMBEDDING_DIMENSION,)  # nothing bad was kept
