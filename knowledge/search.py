@@ -12,7 +12,6 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from django.utils.html import escape
 from knowledge.models import KnowledgeBase
 from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
 from portal.core.config_cache import config_cached_item
+from portal.core.parallel import submit_on_own_connection
 from portal.core.parameters import parameter_value
 
 BM25_K1 = 0.9
@@ -365,15 +365,11 @@ def hybrid_search(
         return lexical_search(query, acl, pool)[:limit]
     if mode == "vector":
         return vector_search(_query_vector(query, query_vector), acl, pool)[:limit]
-    if _legs_in_parallel():
-        # The vector leg (with the query's embedding) runs on a second pooled connection while this one
-        # runs BM25: two PostgreSQL backends on two cores, so the search takes the longer leg, not both.
-        future = _leg_executor().submit(_vector_leg_on_own_connection, query, query_vector, acl, pool)
-        lexical = lexical_leg(query, acl, pool)
-        vector = future.result()
-    else:
-        lexical = lexical_leg(query, acl, pool)
-        vector = vector_search(_query_vector(query, query_vector), acl, pool)
+    # The vector leg (with the query's embedding) runs on a second pooled connection while this one runs
+    # BM25: two PostgreSQL backends on two cores, so the search takes the longer leg, not both.
+    vector_soon = submit_on_own_connection(vector_search_for, query, query_vector, acl, pool)
+    lexical = lexical_leg(query, acl, pool)
+    vector = vector_search_for(query, query_vector, acl, pool) if vector_soon is None else vector_soon.result()
     fused = adaptive_fuse(lexical, vector)
     use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
     scorer = _ranker_for_results(fused.ranking, acl) if use_ranker else None
@@ -406,37 +402,9 @@ def _query_vector(query: str, query_vector: np.ndarray | None) -> np.ndarray:
     return embed_query(query)
 
 
-LEG_THREADS = 4  # vector legs running at once per process (each holds a pooled connection meanwhile)
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _leg_executor() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(max_workers=LEG_THREADS, thread_name_prefix="search-vector-leg")
-    return _executor
-
-
-def _legs_in_parallel() -> bool:
-    """Only with a connection pool (a second connection costs nothing to take) and outside a transaction:
-    the other connection could not see what this transaction has not committed."""
-    return (
-        bool(settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS)
-        and "pool" in connection.settings_dict.get("OPTIONS", {})
-        and not connection.in_atomic_block
-    )
-
-
-def _vector_leg_on_own_connection(
-    query: str, query_vector: np.ndarray | None, acl: Acl, pool: int
-) -> list[tuple[int, float]]:
-    try:
-        return vector_search(_query_vector(query, query_vector), acl, pool)
-    finally:
-        connection.close()  # this thread's connection goes back to the pool
+def vector_search_for(query: str, query_vector: np.ndarray | None, acl: Acl, pool: int) -> list[tuple[int, float]]:
+    """The vector leg of hybrid_search: with `query_vector`, else the query's (cached) embedding."""
+    return vector_search(_query_vector(query, query_vector), acl, pool)
 
 
 # ---- the page a citation points to ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from guardian.shortcuts import get_objects_for_user
 
 from audit.privacy import text_fingerprint
 from audit.services import audit
-from knowledge import search
+from knowledge import embeddings, search
 from knowledge.models import Chunk, Document, KnowledgeBase, pages_label
 from portal.core.access import not_visible
 
@@ -157,6 +157,18 @@ def document_url(document_id: int, page_number: int | None) -> str:
     return f"{url}#page-{page_number}" if page_number else url
 
 
+def search_query(query: str) -> str:
+    """The text a search runs with: stripped and cut to MAX_QUERY_LENGTH."""
+    return (query or "").strip()[:MAX_QUERY_LENGTH]
+
+
+def retrieve_ahead(query: str) -> None:
+    """A `retrieve(query=...)` follows soon: start embedding its query now, on another thread."""
+    query = search_query(query)
+    if query:
+        embeddings.embed_query_ahead(query)
+
+
 def retrieve(
     *,
     user: User | AnonymousUser,
@@ -168,7 +180,7 @@ def retrieve(
     snippets: bool = False,
 ) -> list[RetrievedChunk]:
     """The chunks best matching `query` among those the user may read (permission filter in SQL)."""
-    query = (query or "").strip()[:MAX_QUERY_LENGTH]
+    query = search_query(query)
     knowledge_base_ids = None if knowledge_bases is None else [kb.pk for kb in knowledge_bases]
     results: list[RetrievedChunk] = []
     if query and k > 0 and (knowledge_base_ids is None or knowledge_base_ids):

@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -39,11 +40,13 @@ from governance.gate import EgressBlocked, GatedPrompt, PromptPart
 from governance.selectors import labels_sent_to_cloud
 from knowledge.selectors import RetrievedChunk, knowledge_bases_for_user, knowledge_bases_readable_among
 from knowledge.selectors import retrieve as knowledge_retrieve
+from knowledge.selectors import retrieve_ahead as knowledge_retrieve_ahead
 from portal.assistant import selectors, services
 from portal.assistant.db import db_phase, release_connection
 from portal.assistant.models import AssistantProfile, Conversation, Message, MessageStatus
 from portal.assistant.selectors import ERROR_PROFILE_WITHDRAWN, profile_is_usable, require_assistant_use
 from portal.core.access import ObjectHidden
+from portal.core.parallel import submit_on_own_connection
 from portal.customers.selectors import CustomerContext, customer_context
 from portal.memory.selectors import RetrievedMemory, memory_retrieve
 from portal.ml.prompt import marks_for, passage_part
@@ -296,6 +299,9 @@ def prepare(
     has just computed it in the same request.
     """
     clock = StageClock()
+    if question:
+        # the question's embedding runs on the other core while it is authorized and stored
+        knowledge_retrieve_ahead(question)
     if authorization is None or authorization.profile.pk != conversation.profile_id:
         authorization = authorize(user=user, conversation=conversation)
     profile = authorization.profile
@@ -319,6 +325,9 @@ def prepare(
             decision = route(user=user, profile=profile, question=text)
             services.route_audit(actor=user, question=question_message, decision=decision)
             clock.lap("route")
+            read_history = partial(selectors.history_for, conversation=conversation, limit=HISTORY_MESSAGES,
+                                   before=question_message)  # fmt: skip
+            history_soon = submit_on_own_connection(read_history)  # beside the searches, where a pool allows
             context = retrieve(
                 user=user,
                 question=text,
@@ -327,7 +336,7 @@ def prepare(
                 customer_id=conversation.customer_id,
             )
             clock.lap("retrieve")
-            history = selectors.history_for(conversation=conversation, limit=HISTORY_MESSAGES, before=question_message)
+            history = history_soon.result() if history_soon is not None else read_history()
             parts = build(profile=profile, history=history, context=context, question=text)
             clock.lap("build")
             gated = egress(user=user, conversation=conversation, question=question_message, decision=decision,
@@ -433,9 +442,12 @@ def retrieve(
 ) -> RetrievedContext:
     """Permission-filtered search of the profile's knowledge bases, plus memory and customer context."""
     chunks: tuple[RetrievedChunk, ...] = ()
+    memory_search = partial(memory_retrieve, user=user, query=question, customer_id=customer_id, k=MEMORY_ITEMS)
+    # the memory search runs on a connection of its own beside the knowledge search, where a pool allows
+    memories_soon = submit_on_own_connection(memory_search) if knowledge_bases else None
     if knowledge_bases:
         chunks = tuple(knowledge_retrieve(user=user, query=question, knowledge_bases=knowledge_bases, k=passages))
-    memories = tuple(memory_retrieve(user=user, query=question, customer_id=customer_id, k=MEMORY_ITEMS))
+    memories = tuple(memories_soon.result() if memories_soon is not None else memory_search())
     customer: CustomerContext | None = None
     if customer_id is not None:
         try:

@@ -321,7 +321,7 @@ def test_hybrid_search_runs_the_vector_leg_on_a_second_connection(monkeypatch: A
     threads = _record_vector_threads(monkeypatch)
     query = "London hotel price per night"
     parallel = search.hybrid_search(query, search.acl_for(reader), 5)
-    assert threads and threads[-1].startswith("search-vector-leg")
+    assert threads and threads[-1].startswith("parallel-read")
     settings.KNOWLEDGE_SEARCH_PARALLEL_LEGS = False
     sequential = search.hybrid_search(query, search.acl_for(reader), 5)
     assert threads[-1] == "MainThread"

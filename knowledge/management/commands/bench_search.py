@@ -33,6 +33,7 @@ from tqdm import tqdm
 from knowledge import embeddings, ranking, search, services
 from knowledge.bench import evaluation
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from portal.core.parallel import parallel_reads_possible
 
 PREFIX = "bench: "
 KNOWLEDGE_BASES = 10
@@ -159,7 +160,7 @@ class Command(BaseCommand):
             del fused
         if not options["keep"] and not options["reuse"]:
             self._drop()
-        figures["parallel_legs"] = search._legs_in_parallel()
+        figures["parallel_legs"] = parallel_reads_possible()
         figures.update(_server_memory())
         figures["note"] = (
             "2-core machine shared with other work; hybrid_* include resolving the user's permissions, "

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from knowledge import embeddings, ranking, search, services
 from knowledge.bench import evaluation
 from knowledge.models import Chunk
+from portal.core.parallel import parallel_reads_possible
 from portal.core.parameters import parameter_value
 
 CANDIDATES = 200  # chunks per leg, enough for recall@100 over documents
@@ -466,7 +467,7 @@ def _live_latency(queries: list[str], acl: search.Acl, rounds: int = 2) -> dict[
         figures[f"live_{name}_p95_ms"] = round(evaluation.percentile(values, 95), 1)
     without = figures["live_without_ranker_p95_ms"]
     figures["live_p95_ratio_ranker"] = round(figures["live_with_ranker_p95_ms"] / without, 2) if without else 0.0
-    figures["live_parallel_legs"] = search._legs_in_parallel()
+    figures["live_parallel_legs"] = parallel_reads_possible()
     figures["live_candidates"] = int(parameter_value("search_candidates"))
     return figures
 
