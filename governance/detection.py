@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -546,8 +548,35 @@ PATTERN_FINDERS: tuple[Callable[[str], Iterator_], ...] = (
 )
 
 
+PATTERN_CACHE_SIZE = 2048  # texts whose pattern findings are kept per process (a few KB each)
+PATTERN_CACHE_MAX_CHARS = 20_000  # longer texts are scanned each time
+_pattern_cache: OrderedDict[tuple[str, tuple[str, ...]], tuple[Finding, ...]] = OrderedDict()
+_pattern_cache_lock = threading.Lock()
+
+
 def pattern_findings(text: str) -> list[Finding]:
-    """Every pattern match, found in the prepared text and placed on the original text."""
+    """Every pattern match, found in the prepared text and placed on the original text.
+
+    The patterns depend on the text and the phone regions alone, so the findings of recent texts are kept:
+    a prompt's instructions, and the passages many questions retrieve, are scanned once, not at each
+    question."""
+    if len(text) > PATTERN_CACHE_MAX_CHARS:
+        return _pattern_findings(text)
+    key = (text, _phone_regions())
+    with _pattern_cache_lock:
+        kept = _pattern_cache.get(key)
+        if kept is not None:
+            _pattern_cache.move_to_end(key)
+            return list(kept)
+    findings = _pattern_findings(text)
+    with _pattern_cache_lock:
+        _pattern_cache[key] = tuple(findings)
+        while len(_pattern_cache) > PATTERN_CACHE_SIZE:
+            _pattern_cache.popitem(last=False)
+    return findings
+
+
+def _pattern_findings(text: str) -> list[Finding]:
     prepared, offsets = prepare(text)
     findings = []
     for finder in PATTERN_FINDERS:

@@ -148,3 +148,32 @@ def test_years_fractions_and_dates_with_a_slash_are_not_phones(text: str) -> Non
     from governance.detection import pattern_findings
 
     assert dc.PHONE not in {finding.data_class for finding in pattern_findings(text)}
+
+
+def test_a_texts_pattern_findings_are_kept_per_phone_regions(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passages and instructions come back at every question: scanned once, then served from what was kept;
+    the phone regions are part of what decides, so changing them scans again."""
+    from governance import detection
+
+    scans: list[str] = []
+    real = detection._pattern_findings
+
+    def counting(text: str) -> list[Any]:
+        scans.append(text)
+        return real(text)
+
+    monkeypatch.setattr(detection, "_pattern_findings", counting)
+    text = f"Call the Munich office on 089 / 12 34 56 ({id(scans)}) or mail ops@example.org."
+    settings.GOVERNANCE_PHONE_REGIONS = ("GB",)
+    first = detection.pattern_findings(text)
+    again = detection.pattern_findings(text)
+    assert again == first and again is not first and len(scans) == 1
+    again.clear()  # a caller changing its list does not change what is kept
+    assert detection.pattern_findings(text) == first
+    settings.GOVERNANCE_PHONE_REGIONS = ("DE",)
+    german = detection.pattern_findings(text)
+    assert len(scans) == 2 and dc.EMAIL in {finding.data_class for finding in german}
+    long_text = "x " * (detection.PATTERN_CACHE_MAX_CHARS // 2 + 1)
+    detection.pattern_findings(long_text)
+    detection.pattern_findings(long_text)
+    assert len(scans) == 4  # too long to keep: scanned each time
