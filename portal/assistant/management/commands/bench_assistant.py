@@ -59,15 +59,12 @@ class Command(BaseCommand):
             if not options["skip_single"]:
                 with bench.paced_provider(0.0) as instant_url:
                     user, profile, _ = bench.actors_ensure(knowledge_base=knowledge_base, provider_url=instant_url)
-                    log("single user…")
-                    figures.update(bench.single_user(user=user, profile=profile, questions=options["questions"],
-                                                     warmup=options["warmup"]))  # fmt: skip
-                    log("the floor: embedding, search SQL and one audit write alone…")
-                    figures.update(bench.single_floor(user=user, profile=profile, questions=options["questions"],
-                                                      warmup=options["warmup"]))  # fmt: skip
-                    figures["single_overhead_p95_vs_floor"] = round(
-                        figures["single_overhead_p95_ms"] / max(figures["single_floor_p95_ms"], 1e-9), 2
+                    log(
+                        "single user, each question followed by a floor sample (embedding, search SQL and "
+                        "one audit write alone)…"
                     )
+                    figures.update(bench.single_user(user=user, profile=profile, questions=options["questions"],
+                                                     warmup=options["warmup"], floor=True))  # fmt: skip
             if options["users"]:
                 self._users(figures, knowledge_base, options)
             if not options["skip_concurrency"]:
