@@ -276,22 +276,21 @@ def question_store(
     message = Message(conversation=conversation, role=MessageRole.USER, content=text, edited_from=edited_from)
     # the conversation is the caller's loaded, authorized object: no query to re-check that it exists
     message.full_clean(exclude=["conversation"])
-    with transaction.atomic():  # the question, its conversation's order and the event: one commit
-        message.save()
-        if conversation.title == DEFAULT_TITLE:
-            conversation.title = _title_from(text)
-        conversation.save(update_fields=["title", "updated_at"])
-        audit(
-            actor=actor,
-            action="assistant.question_asked",
-            target=message,
-            details={
-                "conversation_id": conversation.pk,
-                "profile_id": conversation.profile_id,
-                "chars": len(text),
-                **({"edited_from_id": edited_from.pk} if edited_from is not None else {}),
-            },
-        )
+    message.save()
+    if conversation.title == DEFAULT_TITLE:
+        conversation.title = _title_from(text)
+    conversation.save(update_fields=["title", "updated_at"])
+    audit(
+        actor=actor,
+        action="assistant.question_asked",
+        target=message,
+        details={
+            "conversation_id": conversation.pk,
+            "profile_id": conversation.profile_id,
+            "chars": len(text),
+            **({"edited_from_id": edited_from.pk} if edited_from is not None else {}),
+        },
+    )
     return message
 
 
