@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -51,7 +51,8 @@ from portal.customers.selectors import CustomerContext, customer_context
 from portal.memory.selectors import RetrievedMemory, memory_retrieve
 from portal.ml.prompt import marks_for, passage_part
 from portal.ml.selectors import customer_prediction_fields
-from portal.routing.services import BudgetExceeded, model_stream, route_decide
+from portal.routing.router import Deployment
+from portal.routing.services import BudgetExceeded, deployments_enabled, model_stream, route_decide
 from portal.routing.types import CallOutcome, RouteDecision, StreamDelta
 
 if TYPE_CHECKING:
@@ -158,6 +159,8 @@ class Prepared:
     gated: GatedPrompt
     citations: tuple[Citation, ...]
     retrieval: RetrievalSummary
+    # the catalog's deployments, read in the database phase: the stream then starts without a read of its own
+    deployments: Mapping[str, Deployment] | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,7 @@ def prepare(
         gated=gated,
         citations=citations_for(context.chunks),
         retrieval=RetrievalSummary.of(authorization, context, conversation=conversation, stages_ms=clock.laps),
+        deployments=deployments_enabled(),
     )
 
 
@@ -586,6 +590,7 @@ def call(*, user: User, prepared: Prepared) -> AsyncIterator[StreamDelta | CallO
         assistant_profile_id=prepared.profile.pk,
         temperature=prepared.profile.temperature,
         max_tokens=prepared.profile.max_tokens,
+        deployments=prepared.deployments,
     )
 
 

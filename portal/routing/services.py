@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -219,7 +219,8 @@ def _manifest_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _load_deployments() -> dict[str, Deployment]:
+def deployments_enabled() -> dict[str, Deployment]:
+    """The enabled catalog models' deployments, by key (the catalog is read through the configuration cache)."""
     return {model.key: selectors.deployment_from(model) for model in selectors.catalog_enabled()}
 
 
@@ -302,7 +303,7 @@ class _Call:
     assistant_profile_id: int | None
     decision: RouteDecision
     gated: GatedPrompt
-    deployments: dict[str, Deployment]
+    deployments: Mapping[str, Deployment]
     router: Router
     temperature: float
     max_tokens: int
@@ -349,12 +350,15 @@ async def model_stream(
     assistant_profile_id: int | None = None,
     temperature: float = 0.2,
     max_tokens: int = 800,
+    deployments: Mapping[str, Deployment] | None = None,
 ) -> AsyncGenerator[StreamDelta | CallOutcome, None]:
     """Stream the first answer any cleared candidate gives; end with exactly one CallOutcome. Never raises
     for provider faults. If a model's stream is cut after some text, a `StreamDelta("", reset=True)` comes
-    before the next model's text."""
+    before the next model's text. `deployments`: deployments_enabled() as the caller read it just before
+    (the assistant does, in its database phase), else read here."""
     started = time.perf_counter()
-    deployments = await sync_to_async(_load_deployments)()
+    if deployments is None:
+        deployments = await sync_to_async(deployments_enabled)()
     router = router_cache.get(
         list(deployments.values()),
         num_retries=settings.ROUTING_NUM_RETRIES,
