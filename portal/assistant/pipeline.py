@@ -302,11 +302,13 @@ def prepare(
     has just computed it in the same request.
     """
     clock = StageClock()
-    if question:
-        # the question's embedding runs on the other core while it is authorized and stored
-        knowledge_retrieve_ahead(question)
     if authorization is None or authorization.profile.pk != conversation.profile_id:
         authorization = authorize(user=user, conversation=conversation)
+    if question:
+        # the question's embedding runs on the other core while it is stored and routed (after the check:
+        # no work for a question that may not be asked; started before it, it took as long again from
+        # the check's own statements, which then shared the cores and the GIL with it)
+        knowledge_retrieve_ahead(question)
     profile = authorization.profile
     clock.lap("authorize")
     if confirm_question_id is not None:

@@ -110,6 +110,19 @@ def test_authorize_hides_other_peoples_conversations(alice: Any, conversation: A
         pipeline.authorize(user=alice, conversation=conversation)
 
 
+def test_a_question_is_embedded_ahead_only_once_it_may_be_asked(
+    sam: Any, oscar: Any, profile: Any, conversation: Any, monkeypatch: pytest.MonkeyPatch
+):
+    ahead: list[str] = []
+    monkeypatch.setattr(pipeline, "knowledge_retrieve_ahead", ahead.append)
+    refused = ConversationFactory.create(owner=oscar, profile=profile)  # oscar may not use the assistant
+    with pytest.raises(PermissionDenied):
+        pipeline.prepare(user=oscar, conversation=refused, question="When are refunds paid?")
+    assert ahead == []  # no work for a question that may not be asked
+    pipeline.prepare(user=sam, conversation=conversation, question="When are refunds paid?")
+    assert ahead == ["When are refunds paid?"]
+
+
 # ---- route
 def test_route_uses_the_profiles_task_type(sam: Any, profile: Any):
     profile.task_type = "analyze"
