@@ -12,11 +12,10 @@ Findings carry offsets only. Nothing here logs or stores a value.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -550,8 +549,6 @@ PATTERN_FINDERS: tuple[Callable[[str], Iterator_], ...] = (
 
 PATTERN_CACHE_SIZE = 2048  # texts whose pattern findings are kept per process (a few KB each)
 PATTERN_CACHE_MAX_CHARS = 20_000  # longer texts are scanned each time
-_pattern_cache: OrderedDict[tuple[str, tuple[str, ...]], tuple[Finding, ...]] = OrderedDict()
-_pattern_cache_lock = threading.Lock()
 
 
 def pattern_findings(text: str) -> list[Finding]:
@@ -562,18 +559,12 @@ def pattern_findings(text: str) -> list[Finding]:
     question."""
     if len(text) > PATTERN_CACHE_MAX_CHARS:
         return _pattern_findings(text)
-    key = (text, _phone_regions())
-    with _pattern_cache_lock:
-        kept = _pattern_cache.get(key)
-        if kept is not None:
-            _pattern_cache.move_to_end(key)
-            return list(kept)
-    findings = _pattern_findings(text)
-    with _pattern_cache_lock:
-        _pattern_cache[key] = tuple(findings)
-        while len(_pattern_cache) > PATTERN_CACHE_SIZE:
-            _pattern_cache.popitem(last=False)
-    return findings
+    return list(_pattern_findings_kept(text, _phone_regions()))
+
+
+@functools.lru_cache(maxsize=PATTERN_CACHE_SIZE)
+def _pattern_findings_kept(text: str, phone_regions: tuple[str, ...]) -> tuple[Finding, ...]:
+    return tuple(_pattern_findings(text))  # the regions are part of the key: _pattern_findings reads them
 
 
 def _pattern_findings(text: str) -> list[Finding]:
