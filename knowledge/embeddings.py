@@ -327,6 +327,27 @@ def tokenizer() -> Any:
     return get_model().tokenizer
 
 
+_dictionaries: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def dictionary_words() -> frozenset[str]:
+    """The whole words of the model's tokenizer vocabulary, lower-cased: WordPiece entries that are not a
+    word's continuation ("##ing"), or SentencePiece entries that start a word ("▁care"). The search's
+    spelling tolerance corrects only words outside it: "servises" and "helth" are not entries, "vaccine"
+    is, so a real word the documents happen not to use is never read as another one."""
+    tokens = tokenizer()
+    words = _dictionaries.get(tokens)
+    if words is None:
+        vocabulary = tokens.get_vocab()
+        words = frozenset(
+            piece[1:].lower() if piece.startswith("▁") else piece.lower()
+            for piece in vocabulary
+            if not piece.startswith("##") and (piece.startswith("▁") or "▁" not in piece)
+        )
+        _dictionaries[tokens] = words
+    return words
+
+
 def token_count(text: str) -> int:
     return len(tokenizer()(text, add_special_tokens=False, truncation=False)["input_ids"])
 

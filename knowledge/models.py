@@ -253,6 +253,8 @@ class TermStatistic(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["term", "knowledge_base"], name="knowledge_termstatistic_term_base")
         ]
+        # the spelling tolerance's prefix lookups (term LIKE 'he%') in any database collation
+        indexes = [models.Index(fields=["term"], name="knowledge_term_prefix", opclasses=["text_pattern_ops"])]
 
     def __str__(self) -> str:
         return f"{self.term}: {self.document_frequency}"

@@ -61,6 +61,8 @@ class LexicalLeg:
     ranking: list[tuple[int, float]]
     # The query's total BM25 term weight (sum of idf times query-term count); 0 when no term is indexed.
     query_weight: float = 0.0
+    # Query terms no searched base holds, and the base's terms they were searched as (search.spelling_corrections)
+    corrections: dict[str, str] = field(default_factory=dict)
 
     @property
     def coverage(self) -> float:

@@ -9,6 +9,7 @@ query, and with `hnsw.iterative_scan` the scan continues past rows the filter dr
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.utils.html import escape
+from rapidfuzz.distance import OSA
 
 from knowledge.models import KnowledgeBase
 from knowledge.ranking import LexicalLeg, adaptive_fuse, has_ranker_providers, ranker_for, rerank
@@ -34,6 +36,18 @@ BM25_B = 0.4
 # Visible postings scored per query term (see lexical_search); rare terms have fewer and are exact.
 POSTINGS_PER_TERM = 1000
 RRF_K = 60
+# Spelling tolerance of the lexical leg (spelling_corrections): terms of at least SPELLING_MIN_LENGTH letters
+# are corrected (one edit; two from SPELLING_LONG_TERM letters; or up to SPELLING_ENDING letters more than a
+# term they start with) to a term sharing their first SPELLING_PREFIX letters, which then counts at
+# SPELLING_WEIGHT of a query term; at most SPELLING_MAX_TERMS per query.
+SPELLING_MIN_LENGTH = 4
+SPELLING_LONG_TERM = 9
+SPELLING_ENDING = 2
+SPELLING_PREFIX = 2
+SPELLING_WEIGHT = 1.0
+SPELLING_MAX_TERMS = 8
+SPELLING_FORM_CHUNKS = 10  # best lexical hits whose words give a corrected word its written form
+WORD_RE = re.compile(r"\w+")
 MARK_START = "\x02"
 MARK_END = "\x03"
 # config_cached_item's key of a user's permission sets (acl_for)
@@ -187,7 +201,34 @@ def lexical_leg(query: str, acl: Acl, limit: int) -> LexicalLeg:
     loses its small contribution to chunks outside its top list. The work per query stays bounded however
     large the corpus grows, and the index alone answers it (an index-only scan: the posting carries the
     knowledge base, document and chunk length).
+
+    A query word the searched knowledge bases do not hold ("servises", "helth") is searched as the base's
+    own nearest term as well (spelling_corrections): a second statement, only for such queries.
     """
+    leg, unknown = _bm25(query, acl, limit, {})
+    if not unknown or not getattr(settings, "KNOWLEDGE_SPELLING_CORRECTION", True):
+        return leg
+    corrections = spelling_corrections(query, unknown, acl)
+    if not corrections:
+        return leg
+    corrected, _ = _bm25(query, acl, limit, corrections)
+    return LexicalLeg(corrected.ranking, corrected.query_weight, corrections)
+
+
+def _bm25(query: str, acl: Acl, limit: int, corrections: dict[str, str]) -> tuple[LexicalLeg, list[str]]:
+    """The BM25 ranking of `query` (its words plus the corrections' terms, which stand in for the words
+    they correct at SPELLING_WEIGHT of the weight) and the query's terms no searched base holds."""
+    query_terms_sql = (
+        "SELECT lexeme AS term, COALESCE(array_length(positions, 1), 1)::float8 AS count "
+        "FROM unnest(to_tsvector('english', %s))"
+    )
+    query_params: list[Any] = [query[:10_000]]
+    if corrections:  # a correction's term may also be in the query as typed: one row per term
+        query_terms_sql = (
+            f"SELECT term, SUM(count) AS count FROM ({query_terms_sql} UNION ALL "
+            "SELECT extra, %s::float8 FROM unnest(%s::text[]) AS extra) typed GROUP BY term"
+        )
+        query_params += [SPELLING_WEIGHT, list(corrections.values())]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -196,19 +237,22 @@ def lexical_leg(query: str, acl: Acl, limit: int) -> LexicalLeg:
                   FROM knowledge_lexicalstatistics
                  WHERE %s::bigint[] IS NULL OR knowledge_base_id = ANY(%s::bigint[])
                 HAVING SUM(chunk_count) > 0
-            ), q AS (
-                SELECT t.lexeme AS term, s.average_length,
-                       COALESCE(array_length(t.positions, 1), 1)
-                         * ln(1 + (s.n - f.df + 0.5) / (f.df + 0.5)) AS weight
-                  FROM unnest(to_tsvector('english', %s)) t
-                 CROSS JOIN stats s
+            ), terms AS (
+                SELECT t.term, t.count, f.df
+                  FROM ({query_terms_sql}) t
                  CROSS JOIN LATERAL (
                        SELECT SUM(ts.document_frequency)::float8 AS df FROM knowledge_termstatistic ts
-                        WHERE ts.term = t.lexeme AND (%s::bigint[] IS NULL OR ts.knowledge_base_id = ANY(%s::bigint[]))
+                        WHERE ts.term = t.term AND (%s::bigint[] IS NULL OR ts.knowledge_base_id = ANY(%s::bigint[]))
                        ) f
-                 WHERE length(t.lexeme) <= 100 AND f.df > 0
+                 WHERE length(t.term) <= 100
+            ), q AS (
+                SELECT terms.term, s.average_length,
+                       terms.count * ln(1 + (s.n - terms.df + 0.5) / (terms.df + 0.5)) AS weight
+                  FROM terms CROSS JOIN stats s
+                 WHERE terms.df > 0
             )
-            SELECT top.chunk_id, SUM(top.contribution) AS score, (SELECT SUM(weight) FROM q) AS query_weight
+            SELECT top.chunk_id, SUM(top.contribution) AS score, (SELECT SUM(weight) FROM q) AS query_weight,
+                   (SELECT array_agg(term ORDER BY term) FROM terms WHERE df IS NULL) AS unknown
               FROM q CROSS JOIN LATERAL (
                     SELECT p.chunk_id,
                            q.weight * p.tf * (%s + 1)
@@ -221,17 +265,158 @@ def lexical_leg(query: str, acl: Acl, limit: int) -> LexicalLeg:
              GROUP BY top.chunk_id
              ORDER BY score DESC, top.chunk_id
              LIMIT %s
-            """,  # noqa: S608 (acl.posting_sql is built from literals; values are parameters)
+            """,  # noqa: S608 (acl.posting_sql and query_terms_sql are literals; values are parameters)
             [
-                *(acl.knowledge_base_ids, acl.knowledge_base_ids, query[:10_000]),
+                *(acl.knowledge_base_ids, acl.knowledge_base_ids, *query_params),
                 *(acl.knowledge_base_ids, acl.knowledge_base_ids),
                 *(BM25_K1, BM25_K1, BM25_B, BM25_B, *acl.params, POSTINGS_PER_TERM, limit),
             ],
         )
         rows = cursor.fetchall()
-    return LexicalLeg(
-        [(int(chunk_id), float(score)) for chunk_id, score, _ in rows], float(rows[0][2]) if rows else 0.0
+        if rows:
+            unknown = list(rows[0][3] or [])
+        else:  # nothing matched: every term may be unknown (the statement's rows carry them otherwise)
+            cursor.execute(
+                """
+                SELECT t.lexeme FROM unnest(to_tsvector('english', %s)) t
+                 WHERE length(t.lexeme) <= 100 AND NOT EXISTS (
+                       SELECT 1 FROM knowledge_termstatistic ts
+                        WHERE ts.term = t.lexeme AND (%s::bigint[] IS NULL OR ts.knowledge_base_id = ANY(%s::bigint[])))
+                 ORDER BY t.lexeme
+                """,
+                [query[:10_000], acl.knowledge_base_ids, acl.knowledge_base_ids],
+            )
+            unknown = [lexeme for (lexeme,) in cursor.fetchall()]
+    leg = LexicalLeg(
+        [(int(chunk_id), float(score)) for chunk_id, score, *_ in rows], float(rows[0][2]) if rows else 0.0
     )
+    return leg, [term for term in unknown if term not in corrections]
+
+
+# ---- spelling --------------------------------------------------------------------------------------
+def allowed_distance(term: str) -> int:
+    """Edits a query term may be away from the base's term it is read as: none for short or non-alphabetic
+    terms (codes, numbers and three-letter words have too many neighbours), one up to SPELLING_LONG_TERM
+    letters, two from there."""
+    if len(term) < SPELLING_MIN_LENGTH or not term.isalpha():
+        return 0
+    return 2 if len(term) >= SPELLING_LONG_TERM else 1
+
+
+def choose_corrections(unknown: Sequence[str], vocabulary: dict[str, float]) -> dict[str, str]:
+    """For each unknown term, the vocabulary's nearest term (Damerau-Levenshtein distance, the optimal
+    string alignment: a swapped pair of letters is one edit) within allowed_distance, or a term it starts
+    with and exceeds by up to SPELLING_ENDING letters (a misspelt inflection the stemmer could not strip:
+    "hearin" is "hear" and an ending); among equally near terms the one in most chunks, then the first in
+    alphabetical order. Terms with no such neighbour are left out."""
+    chosen: dict[str, str] = {}
+    for term in unknown:
+        limit = allowed_distance(term)
+        if not limit:
+            continue
+        best: tuple[int, float, str] | None = None
+        for candidate, frequency in vocabulary.items():
+            if candidate[:SPELLING_PREFIX] != term[:SPELLING_PREFIX]:
+                continue
+            ending = term.startswith(candidate) and len(term) - len(candidate) <= SPELLING_ENDING
+            if abs(len(candidate) - len(term)) > limit and not ending:
+                continue
+            distance = OSA.distance(term, candidate)
+            if (distance <= limit or ending) and (best is None or (distance, -frequency, candidate) < best):
+                best = (distance, -frequency, candidate)
+        if best is not None:
+            chosen[term] = best[2]
+    return chosen
+
+
+def spelling_corrections(query: str, unknown: Sequence[str], acl: Acl) -> dict[str, str]:
+    """Corrections of the query terms no searched knowledge base holds, to terms the bases do hold.
+
+    Only a term typed as a word outside the dictionary (embeddings.dictionary_words) is corrected: a real
+    word the documents do not use ("vaccine" in a base that never says it) stays itself, and so does an
+    acronym or symbol (a capital after its first letter). Candidates share
+    the term's first SPELLING_PREFIX letters (a misspelling rarely starts wrong, and the prefix lets the
+    term index find them): one statement for all of a query's unknown terms, none when every word is in
+    the dictionary."""
+    from knowledge.embeddings import dictionary_words
+
+    dictionary = dictionary_words()
+    # a capital after the first letter marks an acronym or a symbol ("DLNs", "PtdIns"), not a misspelling
+    words = {match.group(0) for match in WORD_RE.finditer(query)}
+    typed = sorted({word.lower() for word in words if word[1:] == word[1:].lower()} - dictionary)
+    candidates = [term for term in unknown if allowed_distance(term)][:SPELLING_MAX_TERMS]
+    if not typed or not candidates:
+        return {}
+    conditions: list[str] = []
+    params: list[Any] = []
+    for term in candidates:
+        limit = allowed_distance(term)
+        conditions.append("(ts.term LIKE %s AND length(ts.term) BETWEEN %s AND %s)")
+        params += [_like_prefix(term[:SPELLING_PREFIX]), len(term) - max(limit, SPELLING_ENDING), len(term) + limit]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT 'typed', (SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', w.word))), 0
+              FROM unnest(%s::text[]) AS w(word)
+            UNION ALL
+            SELECT 'term', ts.term, SUM(ts.document_frequency)::float8 FROM knowledge_termstatistic ts
+             WHERE ({" OR ".join(conditions)})
+               AND ts.document_frequency > 0
+               AND (%s::bigint[] IS NULL OR ts.knowledge_base_id = ANY(%s::bigint[]))
+             GROUP BY ts.term
+            """,  # noqa: S608 (the conditions are literals; values are parameters)
+            [typed, *params, acl.knowledge_base_ids, acl.knowledge_base_ids],
+        )
+        rows = cursor.fetchall()
+    misspelt = {lexeme for kind, lexeme, _ in rows if kind == "typed" and lexeme}
+    vocabulary = {term: float(frequency) for kind, term, frequency in rows if kind == "term"}
+    return choose_corrections([term for term in candidates if term in misspelt], vocabulary)
+
+
+def corrected_query(query: str, lexical: LexicalLeg) -> str | None:
+    """The query with its corrected words written as the knowledge base writes them, for the vector leg
+    (an embedding of "hearin servises" is far from one of "hearing services"), or None when nothing changes.
+
+    Each corrected word becomes the form, among the words of the lexical leg's best hits that stem to its
+    correction, nearest to the word as typed ("servises" -> "services", not "service"); one statement."""
+    if not lexical.corrections or not lexical.ranking:
+        return None
+    words = sorted({match.group(0).lower() for match in WORD_RE.finditer(query)})
+    prefixes = sorted({term[: SPELLING_PREFIX + 1] for term in lexical.corrections.values()})
+    pattern = r"\m((?:" + "|".join(re.escape(prefix) for prefix in prefixes) + r")\w*)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH forms AS (
+                SELECT DISTINCT lower(m[1]) AS word FROM knowledge_chunk c
+                 CROSS JOIN LATERAL regexp_matches(c.text, %s, 'gi') m
+                 WHERE c.id = ANY(%s::bigint[])
+            )
+            SELECT 'typed', w.word, (SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', w.word)))
+              FROM unnest(%s::text[]) AS w(word)
+            UNION ALL
+            SELECT 'form', f.word, (SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', f.word)))
+              FROM forms f
+            """,
+            [pattern, [chunk_id for chunk_id, _ in lexical.ranking[:SPELLING_FORM_CHUNKS]], words],
+        )
+        rows = cursor.fetchall()
+    forms: dict[str, list[str]] = {}
+    for kind, word, lexeme in rows:
+        if kind == "form" and lexeme:
+            forms.setdefault(lexeme, []).append(word)
+    replacements: dict[str, str] = {}
+    for kind, word, lexeme in rows:
+        target = lexical.corrections.get(lexeme or "") if kind == "typed" else None
+        if target and forms.get(target):
+            replacements[word] = min(forms[target], key=lambda form: (OSA.distance(word, form), form))
+    if not replacements:
+        return None
+    return WORD_RE.sub(lambda match: replacements.get(match.group(0).lower(), match.group(0)), query)
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 # ---- vector ----------------------------------------------------------------------------------------
@@ -370,6 +555,9 @@ def hybrid_search(
     vector_soon = submit_on_own_connection(vector_search_for, query, query_vector, acl, pool)
     lexical = lexical_leg(query, acl, pool)
     vector = vector_search_for(query, query_vector, acl, pool) if vector_soon is None else vector_soon.result()
+    rewritten = corrected_query(query, lexical)
+    if rewritten is not None:  # misspelt words: the vector leg again, with the words spelt as the base does
+        vector = vector_search_for(rewritten, None, acl, pool)
     fused = adaptive_fuse(lexical, vector)
     use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
     scorer = _ranker_for_results(fused.ranking, acl) if use_ranker else None

@@ -421,6 +421,8 @@ KNOWLEDGE_SEARCH_PARALLEL_LEGS = env_bool("KNOWLEDGE_SEARCH_PARALLEL_LEGS", True
 # Re-score the fused candidates with the knowledge base's ranker (trained on queries generated from its own
 # chunks) when it has an active one. Off by default: on the evaluation sets the ranker does not beat fusion.
 KNOWLEDGE_RANKER_ENABLED = env_bool("KNOWLEDGE_RANKER_ENABLED", False)
+# Search a query word no searched base holds ("servises") as the base's nearest term too (knowledge.search).
+KNOWLEDGE_SPELLING_CORRECTION = env_bool("KNOWLEDGE_SPELLING_CORRECTION", True)
 # How often the worker checks whether a base's ranker should learn from new helpful-answer questions.
 RANKER_REFRESH_SECONDS = env_int("RANKER_REFRESH_SECONDS", 6 * 60 * 60)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)

@@ -61,6 +61,9 @@ def rankings_by_mode(
     candidates (enough for recall@100); the live fusion takes the top `search_candidates` of each leg, as
     `search.hybrid_search` does, so `hybrid` and `ranker` measure what a user gets."""
     lexical = search.lexical_leg(text, acl, pool)
+    rewritten = search.corrected_query(text, lexical)  # misspelt words, spelt as the base does (as live)
+    if rewritten is not None:
+        vector = embeddings.embed_query(rewritten)
     vectorial = search.vector_search(vector, acl, pool, ef_search=max(pool, 100))
     live = min(pool, int(parameter_value("search_candidates")))
     fused = ranking.adaptive_fuse(ranking.LexicalLeg(lexical.ranking[:live], lexical.query_weight), vectorial[:live])
