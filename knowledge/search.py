@@ -412,7 +412,15 @@ def corrected_query(query: str, lexical: LexicalLeg) -> str | None:
             replacements[word] = min(forms[target], key=lambda form: (OSA.distance(word, form), form))
     if not replacements:
         return None
-    return WORD_RE.sub(lambda match: replacements.get(match.group(0).lower(), match.group(0)), query)
+
+    def written(match: re.Match[str]) -> str:
+        typed = match.group(0)
+        form = replacements.get(typed.lower())
+        if form is None:
+            return typed
+        return form[:1].upper() + form[1:] if typed[:1].isupper() else form  # "Lodnon" -> "London"
+
+    return WORD_RE.sub(written, query)
 
 
 def _like_prefix(prefix: str) -> str:
@@ -541,10 +549,13 @@ def hybrid_search(
     query_vector: np.ndarray | None = None,
     candidates: int | None = None,
     ranker: bool | None = None,
+    searched_as: list[str] | None = None,
 ) -> list[tuple[int, float]]:
     """The live search: both legs (in parallel where a pool allows), query-adaptive fusion, then the
     knowledge base's ranker when one is active and rankers are used (`ranker`, by default the setting
-    KNOWLEDGE_RANKER_ENABLED; see knowledge.ranking); `mode` runs one leg alone."""
+    KNOWLEDGE_RANKER_ENABLED; see knowledge.ranking); `mode` runs one leg alone. When the query's misspelt
+    words were searched as the documents write them (corrected_query), that text is appended to
+    `searched_as`: its words come from chunks the searcher reads, so snippets may mark them."""
     pool = max(limit, int(candidates or parameter_value("search_candidates")))
     if mode == "lexical":
         return lexical_search(query, acl, pool)[:limit]
@@ -558,6 +569,8 @@ def hybrid_search(
     rewritten = corrected_query(query, lexical)
     if rewritten is not None:  # misspelt words: the vector leg again, with the words spelt as the base does
         vector = vector_search_for(rewritten, None, acl, pool)
+        if searched_as is not None:
+            searched_as.append(rewritten)
     fused = adaptive_fuse(lexical, vector)
     use_ranker = bool(getattr(settings, "KNOWLEDGE_RANKER_ENABLED", False)) if ranker is None else ranker
     scorer = _ranker_for_results(fused.ranking, acl) if use_ranker else None

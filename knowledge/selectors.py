@@ -178,15 +178,21 @@ def retrieve(
     audit_event: bool = True,
     mode: str = "hybrid",
     snippets: bool = False,
+    searched_as: list[str] | None = None,
 ) -> list[RetrievedChunk]:
-    """The chunks best matching `query` among those the user may read (permission filter in SQL)."""
+    """The chunks best matching `query` among those the user may read (permission filter in SQL). When its
+    misspelt words were searched as the documents write them, that text is appended to `searched_as`."""
     query = search_query(query)
     knowledge_base_ids = None if knowledge_bases is None else [kb.pk for kb in knowledge_bases]
     results: list[RetrievedChunk] = []
     if query and k > 0 and (knowledge_base_ids is None or knowledge_base_ids):
         acl = search.acl_for(user, knowledge_base_ids)
-        ranked = search.hybrid_search(query, acl, k, mode=mode)
-        results = _hydrate(ranked, query if snippets else "", query)
+        rewritten: list[str] = []
+        ranked = search.hybrid_search(query, acl, k, mode=mode, searched_as=rewritten)
+        spelt = rewritten[0] if rewritten else query  # misspelt words as the documents write them
+        if searched_as is not None:
+            searched_as.extend(rewritten)
+        results = _hydrate(ranked, spelt if snippets else "", spelt)
     if audit_event:
         audit(
             actor=user,

@@ -297,6 +297,7 @@ def search(request: PortalRequest) -> HttpResponse:
     form = SearchForm(request.GET or None, knowledge_bases=knowledge_bases)
     results: list[selectors.RetrievedChunk] = []
     query = ""
+    searched_as: list[str] = []
     status = 200
     if request.GET:
         if form.is_valid():
@@ -310,6 +311,7 @@ def search(request: PortalRequest) -> HttpResponse:
                     k=SEARCH_RESULTS,
                     mode=form.cleaned_data["mode"] or "hybrid",
                     snippets=True,
+                    searched_as=searched_as,
                 )
         else:
             status = 400
@@ -317,6 +319,12 @@ def search(request: PortalRequest) -> HttpResponse:
     return render(
         request,
         template,
-        {"form": form, "results": results, "query": query, "has_knowledge_bases": knowledge_bases.exists()},
+        {
+            "form": form,
+            "results": results,
+            "query": query,
+            "searched_as": searched_as[0] if searched_as else "",
+            "has_knowledge_bases": knowledge_bases.exists(),
+        },
         status=status,
     )

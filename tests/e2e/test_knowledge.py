@@ -81,6 +81,16 @@ def test_upload_a_pdf_search_it_and_open_the_cited_page(page: Any, tmp_path: Pat
     expect(page.locator("#page-2")).to_be_visible()
     expect(page.get_by_text("Hotels in London are reimbursed up to 220 EUR per night.")).to_be_visible()
 
+    # misspelt, it finds the same passage, its snippet marks the words as the document writes them, and
+    # the link still goes to the page they are on
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Search").click()
+    page.get_by_label("Search").fill("Lodnon hotl limit")
+    expect(page.locator("#search-results")).to_contain_text("Also searched as “London hotels limit”.")
+    result = page.locator(".search-result").first
+    expect(result.locator("mark", has_text="London")).to_be_visible()
+    expect(result.locator("mark", has_text="Hotels")).to_be_visible()
+    expect(result.get_by_role("link")).to_have_attribute("href", re.compile(r"#page-2$"))
+
 
 def test_a_reader_sees_who_reads_the_base_and_that_no_assistant_uses_it_yet(page: Any) -> None:
     from tests.assistant.factories import AssistantProfileFactory

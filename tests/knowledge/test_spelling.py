@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from knowledge import search, selectors
 from tests.accounts.factories import UserFactory
@@ -57,11 +58,13 @@ class TestSearchingMisspeltWords:
     def bases(self) -> dict[str, Any]:
         staff = KnowledgeBaseFactory.create(name="Staff handbook")
         grant(staff, "view", role="Staff")
+        grant(staff, "view", role="Governance officer")
         ready_document(
             staff, "hearing.md", b"Hearing care services: hearing aids and yearly hearing tests are covered."
         )
         ready_document(staff, "dental.md", b"Dental care: two cleanings a year are covered by the plan.")
         ready_document(staff, "vision.md", b"Vision care: glasses every second year.")
+        ready_document(staff, "bonus.md", b"Quarterly bonuses are paid in Zorbleton.", roles=["Governance officer"])
         secret = KnowledgeBaseFactory.create(name="Board minutes")
         ready_document(secret, "merger.md", b"The merger with Fabrikam closes in March.")
         return {"staff": staff, "secret": secret}
@@ -74,8 +77,12 @@ class TestSearchingMisspeltWords:
         assert wrong.corrections == {"hearin": "hear", "servis": "servic"}
         assert [chunk_id for chunk_id, _ in wrong.ranking] == [chunk_id for chunk_id, _ in right.ranking]
         assert wrong.query_weight == pytest.approx(right.query_weight)
-        found = selectors.retrieve(user=sam, query="what hearin servises are coverd", k=3, audit_event=False)
+        found = selectors.retrieve(
+            user=sam, query="what hearin servises are coverd", k=3, audit_event=False, snippets=True
+        )
         assert found and found[0].document_title == "hearing"
+        # the snippet marks the words as the document writes them
+        assert "<mark>services</mark>" in found[0].snippet_html and "<mark>Hearing</mark>" in found[0].snippet_html
 
     def test_the_setting_turns_it_off(self, bases: dict[str, Any], sam: Any) -> None:
         with override_settings(KNOWLEDGE_SPELLING_CORRECTION=False):
@@ -136,3 +143,20 @@ class TestSearchingMisspeltWords:
         assert search.lexical_leg("Dentl plan", acl, 10).corrections == {"dentl": "dental"}
         assert search.lexical_leg("DENTL plan", acl, 10).corrections == {}
         assert search.lexical_leg("DentL plan", acl, 10).corrections == {}
+
+    def test_the_search_page_says_what_it_also_searched_for_from_words_the_searcher_may_read(
+        self, bases: dict[str, Any], sam: Any, olivia: Any
+    ) -> None:
+        client = Client()
+        client.force_login(sam)
+        url = reverse("knowledge:search")
+        page = client.get(url, {"q": "hearin & servises"}).content.decode()
+        assert "Also searched as “hearing &amp; services”." in page
+        assert "<mark>services</mark>" in page
+        # "Zorbletom" is one edit from a word of a document only officers read: Sam's search gets neither the
+        # word nor its document
+        page = client.get(url, {"q": "Zorbletom bonuses"}).content.decode()
+        assert "Also searched as" not in page and "Zorbleton" not in page
+        client.force_login(olivia)
+        page = client.get(url, {"q": "Zorbletom bonuses"}).content.decode()
+        assert "Also searched as “Zorbleton bonuses”." in page
