@@ -558,7 +558,11 @@ def hybrid_search(
     `searched_as`: its words come from chunks the searcher reads, so snippets may mark them."""
     pool = max(limit, int(candidates or parameter_value("search_candidates")))
     if mode == "lexical":
-        return lexical_search(query, acl, pool)[:limit]
+        lexical = lexical_leg(query, acl, pool)
+        rewritten = corrected_query(query, lexical) if searched_as is not None else None
+        if rewritten is not None and searched_as is not None:
+            searched_as.append(rewritten)
+        return lexical.ranking[:limit]
     if mode == "vector":
         return vector_search(_query_vector(query, query_vector), acl, pool)[:limit]
     # The vector leg (with the query's embedding) runs on a second pooled connection while this one runs
