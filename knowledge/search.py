@@ -344,8 +344,13 @@ def spelling_corrections(query: str, unknown: Sequence[str], acl: Acl) -> dict[s
     # a capital after the first letter marks an acronym or a symbol ("DLNs", "PtdIns"), not a misspelling
     words = {match.group(0) for match in WORD_RE.finditer(query)}
     typed = sorted({word.lower() for word in words if word[1:] == word[1:].lower()} - dictionary)
-    candidates = [term for term in unknown if allowed_distance(term)][:SPELLING_MAX_TERMS]
-    if not typed or not candidates:
+    # a term can only come from a typed word that starts as it does (the stemmer changes endings)
+    candidates = [
+        term
+        for term in unknown
+        if allowed_distance(term) and any(word.startswith(term[:SPELLING_PREFIX]) for word in typed)
+    ][:SPELLING_MAX_TERMS]
+    if not candidates:
         return {}
     conditions: list[str] = []
     params: list[Any] = []

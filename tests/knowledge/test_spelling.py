@@ -130,7 +130,7 @@ class TestSearchingMisspeltWords:
         assert searched[-1] == "hearing services" and searched_as == ["hearing services"]
 
     def test_a_real_word_the_base_does_not_use_stays_itself(
-        self, bases: dict[str, Any], sam: Any, django_assert_num_queries: Any
+        self, bases: dict[str, Any], sam: Any, olivia: Any, django_assert_num_queries: Any
     ) -> None:
         acl = search.acl_for(sam)
         # "heating" stems to "heat", one edit from the base's "hear"; being a dictionary word, it is never
@@ -138,6 +138,10 @@ class TestSearchingMisspeltWords:
         with django_assert_num_queries(1):
             leg = search.lexical_leg("heating dental", acl, 10)
         assert leg.corrections == {}
+        # nor for one beside a word outside the dictionary that the base holds ("Zorbleton")
+        officer = search.acl_for(olivia)
+        with django_assert_num_queries(1):
+            assert search.lexical_leg("heating Zorbleton", officer, 10).corrections == {}
         assert search.lexical_leg("hearng dental", acl, 10).corrections == {"hearng": "hear"}
 
     def test_acronyms_and_symbols_are_left_as_typed(self, bases: dict[str, Any], sam: Any) -> None:
