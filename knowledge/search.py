@@ -205,8 +205,9 @@ def lexical_leg(query: str, acl: Acl, limit: int) -> LexicalLeg:
     A query word the searched knowledge bases do not hold ("servises", "helth") is searched as the base's
     own nearest term as well (spelling_corrections): a second statement, only for such queries.
     """
-    leg, unknown = _bm25(query, acl, limit, {})
-    if not unknown or not getattr(settings, "KNOWLEDGE_SPELLING_CORRECTION", True):
+    tolerant = bool(getattr(settings, "KNOWLEDGE_SPELLING_CORRECTION", True))
+    leg, unknown = _bm25(query, acl, limit, {}, unknown_wanted=tolerant)
+    if not unknown or not tolerant:
         return leg
     corrections = spelling_corrections(query, unknown, acl)
     if not corrections:
@@ -215,9 +216,12 @@ def lexical_leg(query: str, acl: Acl, limit: int) -> LexicalLeg:
     return LexicalLeg(corrected.ranking, corrected.query_weight, corrections)
 
 
-def _bm25(query: str, acl: Acl, limit: int, corrections: dict[str, str]) -> tuple[LexicalLeg, list[str]]:
+def _bm25(
+    query: str, acl: Acl, limit: int, corrections: dict[str, str], *, unknown_wanted: bool = False
+) -> tuple[LexicalLeg, list[str]]:
     """The BM25 ranking of `query` (its words plus the corrections' terms, which stand in for the words
-    they correct at SPELLING_WEIGHT of the weight) and the query's terms no searched base holds."""
+    they correct at SPELLING_WEIGHT of the weight) and the query's terms no searched base holds (read by a
+    second statement when nothing matched, only if `unknown_wanted`)."""
     query_terms_sql = (
         "SELECT lexeme AS term, COALESCE(array_length(positions, 1), 1)::float8 AS count "
         "FROM unnest(to_tsvector('english', %s))"
@@ -273,9 +277,10 @@ def _bm25(query: str, acl: Acl, limit: int, corrections: dict[str, str]) -> tupl
             ],
         )
         rows = cursor.fetchall()
+        unknown: list[str] = []
         if rows:
             unknown = list(rows[0][3] or [])
-        else:  # nothing matched: every term may be unknown (the statement's rows carry them otherwise)
+        elif unknown_wanted:  # nothing matched: every term may be unknown (the statement's rows carry them otherwise)
             cursor.execute(
                 """
                 SELECT t.lexeme FROM unnest(to_tsvector('english', %s)) t

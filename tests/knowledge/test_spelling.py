@@ -86,9 +86,10 @@ class TestSearchingMisspeltWords:
         # the snippet marks the words as the document writes them
         assert "<mark>services</mark>" in found[0].snippet_html and "<mark>Hearing</mark>" in found[0].snippet_html
 
-    def test_the_setting_turns_it_off(self, bases: dict[str, Any], sam: Any) -> None:
-        with override_settings(KNOWLEDGE_SPELLING_CORRECTION=False):
-            leg = search.lexical_leg("hearin servises", search.acl_for(sam), 10)
+    def test_the_setting_turns_it_off(self, bases: dict[str, Any], sam: Any, django_assert_num_queries: Any) -> None:
+        acl = search.acl_for(sam)
+        with override_settings(KNOWLEDGE_SPELLING_CORRECTION=False), django_assert_num_queries(1):
+            leg = search.lexical_leg("hearin servises", acl, 10)
         assert leg.ranking == [] and leg.corrections == {}
 
     def test_words_are_corrected_only_to_terms_of_bases_the_searcher_reads(
