@@ -48,6 +48,8 @@ SPELLING_WEIGHT = 1.0
 SPELLING_MAX_TERMS = 8
 SPELLING_FORM_CHUNKS = 10  # best lexical hits whose words give a corrected word its written form
 WORD_RE = re.compile(r"\w+")
+# SQL: the english lexemes of one word (a column or parameter in place of {}), space-separated
+WORD_LEXEMES_SQL = "(SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', {})))"
 MARK_START = "\x02"
 MARK_END = "\x03"
 # config_cached_item's key of a user's permission sets (acl_for)
@@ -366,7 +368,7 @@ def spelling_corrections(query: str, unknown: Sequence[str], acl: Acl) -> dict[s
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT 'typed', (SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', w.word))), 0
+            SELECT 'typed', {WORD_LEXEMES_SQL.format("w.word")}, 0
               FROM unnest(%s::text[]) AS w(word)
             UNION ALL
             SELECT 'term', ts.term, SUM(ts.document_frequency)::float8 FROM knowledge_termstatistic ts
@@ -396,18 +398,16 @@ def corrected_query(query: str, lexical: LexicalLeg) -> str | None:
     pattern = r"\m((?:" + "|".join(re.escape(prefix) for prefix in prefixes) + r")\w*)"
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             WITH forms AS (
                 SELECT DISTINCT lower(m[1]) AS word FROM knowledge_chunk c
                  CROSS JOIN LATERAL regexp_matches(c.text, %s, 'gi') m
                  WHERE c.id = ANY(%s::bigint[])
             )
-            SELECT 'typed', w.word, (SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', w.word)))
-              FROM unnest(%s::text[]) AS w(word)
+            SELECT 'typed', w.word, {WORD_LEXEMES_SQL.format("w.word")} FROM unnest(%s::text[]) AS w(word)
             UNION ALL
-            SELECT 'form', f.word, (SELECT string_agg(lexeme, ' ') FROM unnest(to_tsvector('english', f.word)))
-              FROM forms f
-            """,
+            SELECT 'form', f.word, {WORD_LEXEMES_SQL.format("f.word")} FROM forms f
+            """,  # noqa: S608 (WORD_LEXEMES_SQL is a literal; values are parameters)
             [pattern, [chunk_id for chunk_id, _ in lexical.ranking[:SPELLING_FORM_CHUNKS]], words],
         )
         rows = cursor.fetchall()
@@ -569,8 +569,7 @@ def hybrid_search(
     pool = max(limit, int(candidates or parameter_value("search_candidates")))
     if mode == "lexical":
         lexical = lexical_leg(query, acl, pool)
-        rewritten = corrected_query(query, lexical) if searched_as is not None else None
-        if rewritten is not None and searched_as is not None:
+        if searched_as is not None and (rewritten := corrected_query(query, lexical)) is not None:
             searched_as.append(rewritten)
         return lexical.ranking[:limit]
     if mode == "vector":
